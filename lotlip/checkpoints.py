@@ -1,0 +1,239 @@
+"""Checkpoint I/O: official open_clip-format ``.pt`` files and our own folder format.
+
+Official files are read with ``torch.load(weights_only=True)`` (a pickle that would run code is
+refused), unwrapped from ``{"state_dict": ...}`` and ``module.`` prefixes, converted from timm
+to transformers ViT names, and loaded **strictly**: every tensor must be used and none may be
+missing, unlike the reference's ``strict=False`` that hides mistakes (LOTLIP.md §8).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
+from .model import LoTLIP
+from .tokenizer import LoTLIPTokenizer
+from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
+
+log = logging.getLogger(__name__)
+
+FORMAT = "lotlip-search/1"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded; the message says what is wrong."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickle that would execute code on load; refused."""
+
+
+# -- official open_clip checkpoints --------------------------------------------------------------
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read an official ``.pt`` safely and return its bare, prefix-free state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{path.name} contains Python objects beyond plain tensors and was refused: loading "
+            "it could run arbitrary code. Only load checkpoints from sources you trust, and "
+            f"prefer safetensors. ({str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint: {exc}") from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{path.name} does not hold a state dict of tensors")
+    return {
+        _strip_module(k): v for k, v in obj.items() if _strip_module(k) not in IGNORED_OFFICIAL_KEYS
+    }
+
+
+def _strip_module(key: str) -> str:
+    return key[len("module.") :] if key.startswith("module.") else key
+
+
+def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) -> LoTLIPConfig:
+    """Derive the architecture from tensor shapes; name it after the official config it equals."""
+    try:
+        width = sd[TIMM_PREFIX + "cls_token"].shape[-1]
+        patch = sd[TIMM_PREFIX + "patch_embed.proj.weight"].shape[-1]
+        positions = sd[TIMM_PREFIX + "pos_embed"].shape[1]
+        vis_layers = _count_layers(sd, TIMM_PREFIX + "blocks.")
+        mlp = sd[TIMM_PREFIX + "blocks.0.mlp.fc1.weight"].shape[0]
+        words = sd["text.transformer.embeddings.word_embeddings.weight"]
+        text_positions = sd["text.transformer.embeddings.position_embeddings.weight"].shape[0]
+        types = sd["text.transformer.embeddings.token_type_embeddings.weight"].shape[0]
+        text_layers = _count_layers(sd, "text.transformer.encoder.layer.")
+        text_mlp = sd["text.transformer.encoder.layer.0.intermediate.dense.weight"].shape[0]
+        embed_dim = sd["text.proj.weight"].shape[0]
+    except KeyError as exc:
+        raise CheckpointError(f"not a LoTLIP checkpoint: tensor {exc} is missing") from exc
+    grid = round((positions - 1) ** 0.5)
+    corners = words.shape[0] - BERT_BASE_VOCAB
+    if corners < 1:
+        raise CheckpointError(
+            f"the word embedding has {words.shape[0]} rows; a LoTLIP checkpoint has "
+            f"{BERT_BASE_VOCAB} + corner tokens"
+        )
+    config = LoTLIPConfig(
+        name=name or "lotlip-custom",
+        vision=VisionConfig(
+            image_size=grid * patch,
+            patch_size=patch,
+            width=width,
+            layers=vis_layers,
+            heads=max(1, width // 64),
+            mlp_dim=mlp,
+        ),
+        text=TextConfig(
+            vocab_size=BERT_BASE_VOCAB,
+            num_corner_tokens=corners,
+            width=words.shape[1],
+            layers=text_layers,
+            heads=max(1, words.shape[1] // 64),
+            mlp_dim=text_mlp,
+            max_positions=text_positions,
+            type_vocab_size=types,
+        ),
+        embed_dim=embed_dim,
+    )
+    for official in OFFICIAL_CONFIGS.values():
+        if _same_architecture(official, config):
+            return official if name is None else _renamed(official, name)
+    return config
+
+
+def _renamed(config: LoTLIPConfig, name: str) -> LoTLIPConfig:
+    return LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+
+
+def _same_architecture(a: LoTLIPConfig, b: LoTLIPConfig) -> bool:
+    return a.vision == b.vision and a.text == b.text and a.embed_dim == b.embed_dim
+
+
+def _count_layers(sd: dict[str, torch.Tensor], prefix: str) -> int:
+    return len({k[len(prefix) :].split(".")[0] for k in sd if k.startswith(prefix)})
+
+
+def official_to_ours(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official key layout -> our module's state dict (only the vision tower is renamed)."""
+    vision = {k: v for k, v in sd.items() if k.startswith(TIMM_PREFIX)}
+    rest = {k: v for k, v in sd.items() if not k.startswith(TIMM_PREFIX)}
+    return {**timm_to_vit_state_dict(vision), **rest}
+
+
+def ours_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict -> the official key layout (for exporting to open_clip users)."""
+    vision = {k: v for k, v in sd.items() if k.startswith("visual.vit.")}
+    rest = {k: v for k, v in sd.items() if not k.startswith("visual.vit.")}
+    return {**vit_to_timm_state_dict(vision), **rest}
+
+
+def load_state_strict(model: LoTLIP, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load every tensor of ``state`` into ``model``; anything missing or extra is an error."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        details = []
+        if missing:
+            details.append(f"missing {len(missing)} tensors (e.g. {missing[:3]})")
+        if unexpected:
+            details.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+        if wrong:
+            k = wrong[0]
+            details.append(
+                f"{len(wrong)} shape mismatches (e.g. {k}: {tuple(state[k].shape)} vs "
+                f"{tuple(expected[k].shape)})"
+            )
+        raise CheckpointError(f"{source} does not match the model: " + "; ".join(details))
+    model.load_state_dict(state, strict=True)
+
+
+def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None = None) -> LoTLIP:
+    """Build a model from an official open_clip ``.pt`` and its BERT tokenizer (float32, CPU)."""
+    sd = read_state_dict(path)
+    config = infer_official_config(sd, name)
+    tokenizer = LoTLIPTokenizer(
+        tokenizer.vocab,
+        num_corner_tokens=config.text.num_corner_tokens,
+        context_length=config.text.context_length,
+    )
+    model = LoTLIP(config, tokenizer)
+    load_state_strict(model, official_to_ours(sd), Path(path).name)
+    model.metadata = {"source": str(path), "format": "open_clip"}
+    return model.eval()
+
+
+# -- our own format ------------------------------------------------------------------------------
+def save_pretrained(
+    model: LoTLIP, folder: str | Path, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``model`` as a folder: model.safetensors, config.json and vocab.txt."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(folder / WEIGHTS_FILE)
+    meta = {**model.metadata, **(metadata or {})}
+    document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
+    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    model.tokenizer.save(folder)
+    return folder
+
+
+def is_pretrained_folder(path: str | Path) -> bool:
+    """True when ``path`` is a folder in our format."""
+    path = Path(path)
+    return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
+
+
+def read_folder_config(folder: str | Path) -> tuple[LoTLIPConfig, dict[str, Any]]:
+    """The config and metadata of a model folder, without loading its weights."""
+    folder = Path(folder)
+    try:
+        document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is unreadable: {exc}") from exc
+    if document.get("format") != FORMAT:
+        raise CheckpointError(f"{folder} is not a {FORMAT} model folder")
+    return LoTLIPConfig.from_dict(document["config"]), document.get("metadata", {})
+
+
+def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:
+    """Load a model folder written by :func:`save_pretrained` (weights via safetensors)."""
+    folder = Path(folder)
+    config, metadata = read_folder_config(folder)
+    tokenizer = LoTLIPTokenizer.from_folder(
+        folder,
+        num_corner_tokens=config.text.num_corner_tokens,
+        context_length=config.text.context_length,
+    )
+    model = LoTLIP(config, tokenizer)
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is unreadable: {exc}") from exc
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    load_state_strict(model, state, str(folder))
+    model.metadata = {**metadata, "path": str(folder)}
+    if dtype is not None:
+        model.to(dtype=dtype)
+    return model.eval()

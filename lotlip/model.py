@@ -1,0 +1,153 @@
+"""The LoTLIP dual encoder and its convenience API (PIL images / strings -> numpy vectors)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .config import LoTLIPConfig
+from .devices import default_dtype, resolve_device
+from .text import TextTower
+from .tokenizer import LoTLIPTokenizer
+from .transforms import Preprocess
+from .vision import VisionTower
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class LoTLIP(nn.Module):
+    """Image tower + text tower with corner tokens + a learnable temperature.
+
+    ``encode_*`` are the tensor-level forwards (not normalized); ``embed_*`` take PIL images or
+    strings and return L2-normalized float32 numpy arrays, batched on the model's device.
+    """
+
+    def __init__(self, config: LoTLIPConfig, tokenizer: LoTLIPTokenizer) -> None:
+        super().__init__()
+        if tokenizer.vocab_size != config.text.vocab_size:
+            raise ValueError(
+                f"tokenizer has {tokenizer.vocab_size} tokens but the model expects "
+                f"{config.text.vocab_size}"
+            )
+        if tokenizer.num_corner_tokens != config.text.num_corner_tokens:
+            raise ValueError("tokenizer and model disagree on the number of corner tokens")
+        self.config = config
+        self.tokenizer = tokenizer
+        self.preprocess = Preprocess(config.vision.image_size)
+        self.visual = VisionTower(config.vision)
+        self.text = TextTower(config.text, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(config.init_logit_scale))
+        self.metadata: dict[str, Any] = {}
+
+    # -- identity ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The model's name (registry name, or the name given when it was saved)."""
+        return self.config.name
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the joint embedding space."""
+        return self.config.embed_dim
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.logit_scale.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype of the towers (float16 on GPUs, float32 on CPU)."""
+        return self.text.proj.weight.dtype
+
+    # -- tensor level --------------------------------------------------------------------------
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] preprocessed pixels -> [B, D] image features (not normalized)."""
+        return self.visual(pixels.to(self.device, self.dtype))
+
+    def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[B, L] token ids -> [B, D] text features of the [CLS] slot (not normalized)."""
+        return self.text(input_ids.to(self.device))
+
+    def encode_text_slots(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[B, L] token ids -> [B, K+1, D]: [CLS] then each corner token (for training)."""
+        return self.text.forward_slots(input_ids.to(self.device))
+
+    def forward(
+        self, pixels: torch.Tensor, input_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalized image and [CLS] text features plus the exponentiated logit scale."""
+        img = nn.functional.normalize(self.encode_image(pixels), dim=-1)
+        txt = nn.functional.normalize(self.encode_text(input_ids), dim=-1)
+        return img, txt, self.logit_scale.exp()
+
+    # -- convenience -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+        """PIL images -> L2-normalized float32 array [N, D]."""
+        chunks = [
+            self.embed_pixels(self.preprocess.batch(images[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
+        return _concat(chunks, self.embed_dim)
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """Preprocessed [B, 3, S, S] pixels -> L2-normalized float32 array [B, D]."""
+        return _normalized_numpy(self.encode_image(pixels))
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Strings -> L2-normalized float32 array [N, D].
+
+        Texts are batched by length and padded only to the longest in their batch: trailing
+        padding is masked, so this equals padding to 128 tokens and is much faster for queries.
+        """
+        if isinstance(texts, str):
+            raise TypeError("embed_texts takes a list of strings")
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.embed_dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.tokenizer([texts[i] for i in idx])
+            out[idx] = _normalized_numpy(self.encode_text(batch.input_ids))
+        return out
+
+    def to_device(self, device: str | torch.device = "auto") -> LoTLIP:
+        """Move to ``device`` (``auto`` = CUDA, MPS, CPU) in its default dtype; eval mode."""
+        target = resolve_device(device)
+        self.to(device=target, dtype=default_dtype(target))
+        return self.eval()
+
+    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
+        """Write this model in our format (safetensors + config.json + vocab.txt)."""
+        from .checkpoints import save_pretrained
+
+        save_pretrained(self, folder, metadata=metadata)
+
+    def parameter_count(self) -> int:
+        """Number of parameters (for model cards and listings)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def temperature(self) -> float:
+        """1 / exp(logit_scale)."""
+        return 1.0 / math.exp(float(self.logit_scale))
+
+
+def _normalized_numpy(features: torch.Tensor) -> np.ndarray:
+    features = features.float()
+    features = nn.functional.normalize(features, dim=-1)
+    return features.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _concat(chunks: list[np.ndarray], dim: int) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate(chunks, axis=0)
