@@ -1,0 +1,267 @@
+"""``python -m training``: pretrain, fine-tune and evaluate LoTLIP models.
+
+python -m training pretrain --recipe tiny --out runs/tiny --steps 1500
+python -m training finetune --base lotlip-tiny --data my_photos/ --out my-model
+python -m training evaluate --model runs/tiny/model --synthetic 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from .train import CAPTION_MODES, TrainConfig, TrainResult
+
+if TYPE_CHECKING:
+    from lotlip.model import LoTLIP
+
+log = logging.getLogger("training")
+
+FINETUNE_MODES = {"text": "text", "last-n": "last-n", "full": "none"}
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, model/")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per process and step")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=0.2)
+    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps before cosine")
+    p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="mixed precision on CUDA (auto = bf16); the CPU always trains in float32",
+    )
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
+    p.add_argument("--log-every", type=int, default=10, help="metrics.jsonl line every N steps")
+    p.add_argument(
+        "--captions",
+        choices=CAPTION_MODES,
+        default="long+short",
+        help="which captions train: both (LoTLIP), only short, or only long",
+    )
+    p.add_argument("--num-long", type=int, default=1, help="long sub-captions per image and step")
+    p.add_argument(
+        "--sentences",
+        type=int,
+        default=3,
+        help="consecutive sentences per long sub-caption (0 = whole caption)",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop cleanly with a checkpoint after this long; run again to resume",
+    )
+    p.add_argument("--eval-scenes", type=int, default=300, help="held-out scenes to evaluate on")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to render --help in docs)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description="Pretrain, fine-tune and evaluate LoTLIP models. Runs alone or under "
+        "`torchrun --nproc-per-node N python -m training ...` (DDP); the same command scales out.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pre = sub.add_parser(
+        "pretrain",
+        help="train a model from scratch, an official checkpoint or one of ours",
+        description="Contrastive pretraining on image + short + long captions. Data: "
+        "--data (folder with sidecar captions, JSONL/CSV manifest, or tar shards) or "
+        "--synthetic N procedural scenes rendered on the fly. Interrupted runs resume from "
+        "<out>/checkpoints/last.pt when started again with the same command.",
+    )
+    _add_common(pre)
+    source = pre.add_mutually_exclusive_group()
+    source.add_argument("--data", help="folder, .jsonl/.csv manifest, or .tar shard(s)")
+    source.add_argument("--synthetic", type=int, default=None, help="number of synthetic scenes")
+    pre.add_argument("--init", help="start from this model (name, official .pt or our folder)")
+    pre.add_argument(
+        "--recipe",
+        choices=("tiny",),
+        default="tiny",
+        help="architecture + vocabulary when starting from scratch (default: tiny)",
+    )
+    pre.add_argument("--corners", type=int, default=2, help="corner tokens (0 disables them)")
+    pre.add_argument("--name", default=None, help="name stored in the saved model")
+
+    fine = sub.add_parser(
+        "finetune",
+        help="adapt a model to your own captioned photos",
+        description="Fine-tune on personal captions. Modes: text (default; the image tower is "
+        "frozen, so an existing photo index stays valid), last-n (last N blocks of both towers) "
+        "and full. The result in --out/model is a model lotlip.load accepts.",
+    )
+    _add_common(fine)
+    fine.add_argument("--base", required=True, help="model to start from")
+    fine.add_argument("--data", required=True, help="folder, .jsonl/.csv manifest, or .tar shards")
+    fine.add_argument("--mode", choices=tuple(FINETUNE_MODES), default="text")
+    fine.add_argument("--last-n", type=int, default=2, help="blocks to unfreeze in last-n mode")
+    fine.add_argument("--name", default=None, help="name of the new model")
+    fine.set_defaults(steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="retrieval recall@1/5/10 and zero-shot accuracy",
+        description="Long- and short-text retrieval R@1/5/10 in both directions, on a manifest "
+        "or on held-out synthetic scenes, plus zero-shot accuracy of the salient object.",
+    )
+    ev.add_argument("--model", required=True, help="model name, official .pt or our folder")
+    source = ev.add_mutually_exclusive_group()
+    source.add_argument("--data", help="manifest/folder/shards with short and long captions")
+    source.add_argument("--synthetic", type=int, default=500, help="held-out synthetic scenes")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _train_config(args: argparse.Namespace, freeze: str) -> TrainConfig:
+    return TrainConfig(
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        accum=args.accum,
+        precision=args.precision,
+        grad_clip=args.grad_clip,
+        save_every=args.save_every,
+        log_every=args.log_every,
+        captions=args.captions,
+        num_long=args.num_long,
+        freeze=freeze,
+        last_n=getattr(args, "last_n", 2),
+        seed=args.seed,
+        workers=args.workers,
+        device=args.device,
+        max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+        extra={"sentences": args.sentences},
+    )
+
+
+def _synthetic_evaluator(count: int, image_size: int) -> Callable[[LoTLIP], dict] | None:
+    from .evaluate import evaluate, synthetic_eval_set
+
+    data = synthetic_eval_set(count, size=image_size) if count > 0 else None
+    return (lambda model: evaluate(model, data)) if data else None
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pretrain and save ``<out>/model``."""
+    from .data import SyntheticDataset
+    from .recipes import new_tiny_model
+    from .train import load_initial_model, train
+
+    if args.init:
+        model = load_initial_model(args.init)
+    else:
+        model = new_tiny_model(
+            seed=args.seed, corners=args.corners, name=args.name or "lotlip-tiny"
+        )
+    size = model.config.vision.image_size
+    if args.data:
+        from .data import open_training_dataset
+
+        dataset = open_training_dataset(
+            args.data,
+            model.preprocess,
+            num_long=args.num_long,
+            sentences=args.sentences,
+            seed=args.seed,
+        )
+        data_desc = {"data": str(args.data), "samples": len(dataset)}
+    else:
+        count = args.synthetic or 100_000
+        dataset = SyntheticDataset(
+            0,
+            count,
+            model.preprocess,
+            image_size=size,
+            num_long=args.num_long,
+            sentences_per_caption=args.sentences or None,
+            seed=args.seed,
+        )
+        data_desc = {"data": f"synthetic scenes, seeds 0..{count - 1}", "samples": count}
+    result = train(
+        _train_config(args, "none"),
+        model,
+        dataset,
+        metadata={"kind": "pretrained", "base_model": args.init or "scratch", **data_desc},
+        evaluate=_synthetic_evaluator(args.eval_scenes, size),
+    )
+    return _report(result)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
+    from .finetune import finetune
+
+    result = finetune(
+        base=args.base,
+        data=args.data,
+        config=_train_config(args, FINETUNE_MODES[args.mode]),
+        name=args.name,
+    )
+    return _report(result.train)
+
+
+def _report(result: TrainResult) -> int:
+    if result.stopped_early:
+        print(
+            f"stopped at step {result.steps_done}; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 3
+    print(
+        f"model saved to {result.model_dir} (steps {result.steps_done}, "
+        f"final loss {result.final_loss:.4f})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Print retrieval and zero-shot metrics."""
+    import lotlip
+
+    from .evaluate import evaluate, format_table, synthetic_eval_set, to_json
+
+    model = lotlip.load(args.model, device=args.device)
+    if args.data:
+        from .data import SkipStats
+        from .finetune import eval_set_from_records, read_caption_records
+
+        data = eval_set_from_records(read_caption_records(args.data, SkipStats("evaluation")))
+    else:
+        data = synthetic_eval_set(args.synthetic, size=max(224, model.config.vision.image_size))
+    metrics = evaluate(model, data)
+    print(to_json(metrics) if args.json else format_table(metrics))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m training``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handlers = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "evaluate": cmd_evaluate}
+    try:
+        return handlers[args.command](args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

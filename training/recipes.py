@@ -1,0 +1,45 @@
+"""The recipe of the small model we ship (``lotlip-tiny``) and of the ablation runs.
+
+Everything here is deterministic from seeds: the WordPiece vocabulary is learned from synthetic
+captions; the training data are procedural scenes rendered on the fly
+(:class:`training.data.SyntheticDataset`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lotlip.config import LoTLIPConfig, small_config
+from lotlip.model import LoTLIP
+from lotlip.tokenizer import LoTLIPTokenizer
+
+from .synthetic import caption_corpus, zero_shot_prompts
+from .vocab import build_wordpiece_vocab
+
+TINY_NAME = "lotlip-tiny"
+TINY_VOCAB_SIZE = 1024
+TINY_ARCH = {"width": 128, "layers": 4, "heads": 4, "image_size": 96, "patch_size": 12}
+
+
+def tiny_vocab() -> list[str]:
+    """The bundled model's vocabulary, learned from synthetic captions (deterministic)."""
+    corpus = caption_corpus(3000) + zero_shot_prompts()
+    return build_wordpiece_vocab(corpus, TINY_VOCAB_SIZE)
+
+
+def tiny_config(vocab_size: int, name: str = TINY_NAME, corners: int = 2) -> LoTLIPConfig:
+    """The bundled model's architecture (about 1.8 M parameters, 7 MB in float32)."""
+    config = small_config(name, vocab_size=vocab_size, **TINY_ARCH)
+    if corners != config.text.num_corner_tokens:
+        from dataclasses import replace
+
+        config = replace(config, text=replace(config.text, num_corner_tokens=corners))
+    return config
+
+
+def new_tiny_model(seed: int = 0, corners: int = 2, name: str = TINY_NAME) -> LoTLIP:
+    """A randomly initialised tiny model with the tiny vocabulary."""
+    vocab = tiny_vocab()
+    torch.manual_seed(seed)
+    tokenizer = LoTLIPTokenizer(vocab, num_corner_tokens=corners)
+    return LoTLIP(tiny_config(len(vocab), name=name, corners=corners), tokenizer)

@@ -1,0 +1,521 @@
+"""The training loop: pretraining and fine-tuning LoTLIP, alone or under torchrun (DDP).
+
+Readable top to bottom: build the model and data, then for each optimizer step draw
+``accum`` micro-batches, encode images and every caption's [CLS] + corner slots, apply the
+LoTLIP loss (features gathered across ranks), clip, step AdamW and the warmup + cosine
+schedule, and now and then write a checkpoint that resumes exactly (model, optimizer,
+scheduler, RNG, data position).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+
+import lotlip
+from lotlip.devices import resolve_device
+from lotlip.model import LoTLIP
+
+from .distributed import DistInfo, barrier, init_distributed, local_device
+from .loss import lotlip_loss, select_text_slots
+
+log = logging.getLogger(__name__)
+
+CAPTION_MODES = ("long+short", "short", "long")
+FREEZE_MODES = ("none", "text", "last-n")
+MAX_LOGIT_SCALE = math.log(100.0)
+CHECKPOINT_NAME = "last.pt"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved with each checkpoint so a resume uses the same settings."""
+
+    out: str
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.2
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    warmup: int = 100
+    min_lr_ratio: float = 0.0
+    accum: int = 1
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (mixed precision only on CUDA)
+    grad_clip: float = 1.0
+    save_every: int = 200
+    log_every: int = 10
+    captions: str = "long+short"
+    num_long: int = 2
+    short_weight: float = 1.0
+    long_weight: float = 1.0
+    freeze: str = "none"
+    last_n: int = 2
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    max_seconds: float | None = None  # stop cleanly (with a checkpoint) after this long
+    model_subdir: str = "model"  # where the final model goes inside ``out`` ("" = out itself)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.captions not in CAPTION_MODES:
+            raise ValueError(f"captions must be one of {CAPTION_MODES}")
+        if self.freeze not in FREEZE_MODES:
+            raise ValueError(f"freeze must be one of {FREEZE_MODES}")
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+
+
+@dataclass
+class StepReport:
+    """What a progress callback receives after every optimizer step."""
+
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    samples_per_second: float
+
+
+@dataclass
+class TrainResult:
+    """Where a finished (or stopped) run left its things."""
+
+    model_dir: Path | None
+    steps_done: int
+    final_loss: float
+    stopped_early: bool
+    history: list[dict[str, float]]
+
+
+# -- model set-up ---------------------------------------------------------------------------------
+def apply_freeze(model: LoTLIP, mode: str, last_n: int = 2) -> None:
+    """Choose what trains: ``none`` (everything), ``text`` (image tower frozen) or ``last-n``."""
+    if mode == "none":
+        model.requires_grad_(True)
+        return
+    model.requires_grad_(False)
+    model.logit_scale.requires_grad_(True)
+    if mode == "text":
+        model.text.requires_grad_(True)
+        return
+    for block in model.visual.blocks()[-last_n:] + model.text.blocks()[-last_n:]:
+        block.requires_grad_(True)
+    model.visual.vit.layernorm.requires_grad_(True)
+    model.text.transformer.pooler.requires_grad_(True)
+    model.text.proj.requires_grad_(True)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on gains, biases, embeddings of rank < 2 and logit_scale."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "logit_scale" in name else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def warmup_cosine(warmup: int, total: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1, then cosine decay to ``min_ratio`` at ``total``."""
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class _Encoder(nn.Module):
+    """Wraps the two forwards in one ``forward`` so DDP can hook them."""
+
+    def __init__(self, model: LoTLIP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model.encode_image(pixels), self.model.encode_text_slots(input_ids)
+
+
+# -- data order -----------------------------------------------------------------------------------
+class StepSampler(Sampler[list[int]]):
+    """Batches of dataset indices for steps ``start..``, same order whatever the resume point.
+
+    Each epoch is a permutation seeded by ``(seed, epoch)``; each global batch of
+    ``batch_size * world_size`` indices is split by rank. Yields this rank's index lists.
+    """
+
+    def __init__(
+        self, length: int, batch_size: int, info: DistInfo, seed: int, start_batch: int = 0
+    ) -> None:
+        self.length = length
+        self.batch_size = batch_size
+        self.info = info
+        self.seed = seed
+        self.start_batch = start_batch
+        self.global_batch = batch_size * info.world_size
+        self.per_epoch = length // self.global_batch
+        if self.per_epoch == 0:
+            raise ValueError(
+                f"the dataset has {length} samples, fewer than one global batch "
+                f"({self.global_batch}); lower --batch-size"
+            )
+
+    def batch_indices(self, batch: int) -> tuple[int, list[int]]:
+        """(epoch, this rank's indices) of global batch number ``batch``."""
+        epoch, offset = divmod(batch, self.per_epoch)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(self.length, generator=generator)
+        start = offset * self.global_batch + self.info.rank * self.batch_size
+        return epoch, perm[start : start + self.batch_size].tolist()
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch = self.start_batch
+        while True:
+            yield self.batch_indices(batch)[1]
+            batch += 1
+
+    def __len__(self) -> int:  # an endless sampler; DataLoader only needs this for display
+        return self.per_epoch
+
+
+def collate(batch: list[tuple[torch.Tensor, str, list[str]]]) -> tuple[torch.Tensor, list, list]:
+    """Stack pixels; keep captions as lists of strings (tokenized in the loop)."""
+    pixels = torch.stack([b[0] for b in batch])
+    return pixels, [b[1] for b in batch], [list(b[2]) for b in batch]
+
+
+def caption_texts(shorts: list[str], longs: list[list[str]], mode: str, num_long: int) -> list[str]:
+    """Flatten captions per sample in slot order: [short?, long_0..long_{n-1}]."""
+    texts: list[str] = []
+    for short, captions in zip(shorts, longs, strict=True):
+        picked = [captions[i % len(captions)] for i in range(num_long)] if captions else []
+        if mode == "short":
+            texts.append(short)
+        elif mode == "long":
+            texts.extend(picked or [short] * num_long)
+        else:
+            texts.extend([short, *(picked or [short] * num_long)])
+    return texts
+
+
+def training_slots(slots: torch.Tensor, mode: str) -> torch.Tensor:
+    """[B, N, K+1, D] caption outputs -> [B, T, D] loss slots for a caption mode."""
+    if mode == "short":
+        return slots[:, 0, :1]
+    return select_text_slots(slots, has_short=mode == "long+short")
+
+
+def captions_per_sample(mode: str, num_long: int) -> int:
+    """How many captions each sample contributes in a caption mode."""
+    return {"short": 1, "long": num_long, "long+short": 1 + num_long}[mode]
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically (a crash mid-write leaves the previous checkpoint intact)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The saved training state, or None when there is none (safe: weights_only)."""
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# -- the loop -------------------------------------------------------------------------------------
+def train(
+    cfg: TrainConfig,
+    model: LoTLIP,
+    dataset: Dataset | IterableDataset,
+    *,
+    progress: Callable[[StepReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    metadata: dict[str, Any] | None = None,
+    evaluate: Callable[[LoTLIP], dict[str, float]] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``dataset`` per ``cfg``; resume from ``cfg.out`` if it has a checkpoint.
+
+    ``dataset`` yields ``(pixels, short_caption, [long_caption, ...])``; a map-style dataset may
+    expose ``set_epoch(epoch)`` to vary its caption sampling per epoch. The final model is saved
+    in our format to ``<out>/model``; ``evaluate`` (if given) runs at the end and its metrics
+    are stored in the model's metadata.
+    """
+    out = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    info = init_distributed(device)
+    device = local_device(device, info)
+    _seed_everything(cfg.seed + info.rank)
+    model = model.to(device=device, dtype=torch.float32)
+    model.train()
+    apply_freeze(model, cfg.freeze, cfg.last_n)
+    if cfg.freeze == "text":
+        model.visual.eval()
+    encoder: nn.Module = _Encoder(model)
+    if info.enabled:
+        encoder = DistributedDataParallel(
+            encoder, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio)
+    )
+    amp_dtype = _amp_dtype(cfg.precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+
+    ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
+    start_step, history = 0, []
+    state = load_checkpoint(ckpt_path)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_step, history = state["step"], state["history"]
+        _restore_rng(state["rng"])
+        if isinstance(dataset, IterableDataset) and hasattr(dataset, "load_state_dict"):
+            dataset.load_state_dict(state["data"])
+        log.info("resumed %s at step %d", out, start_step)
+
+    batches = _batches(cfg, dataset, info, start_step)
+    mode, num_long = cfg.captions, cfg.num_long
+    has_short = mode != "long"
+    per_sample = captions_per_sample(mode, num_long)
+    bar = _progress_bar(info, cfg.steps, start_step)
+    metrics_file = out / "metrics.jsonl"
+    started = time.monotonic()
+    stopped_early = False
+    loss_value = float("nan")
+    step = start_step
+    while step < cfg.steps:
+        step_started = time.monotonic()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum, slot_sum, seen = 0.0, None, 0
+        for micro in range(cfg.accum):
+            pixels, shorts, longs = next(batches)
+            texts = caption_texts(shorts, longs, mode, num_long)
+            ids = model.tokenizer(texts).input_ids.to(device)
+            sync = micro == cfg.accum - 1 or not info.enabled
+            context = contextlib.nullcontext() if sync else encoder.no_sync()  # type: ignore[operator]
+            with context:
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    image, slots = encoder(pixels.to(device), ids)
+                slots = slots.reshape(pixels.shape[0], per_sample, *slots.shape[1:])
+                text = training_slots(slots, mode)
+                loss, per_slot = lotlip_loss(
+                    image,
+                    text,
+                    model.logit_scale,
+                    has_short=has_short,
+                    short_weight=cfg.short_weight,
+                    long_weight=cfg.long_weight,
+                )
+                # DDP averages gradients over ranks while every rank already computed the loss
+                # of the global batch: scaling by world size gives the full-batch gradient.
+                scaler.scale(loss * info.world_size / cfg.accum).backward()
+            loss_sum += float(loss.detach()) / cfg.accum
+            slot_sum = per_slot if slot_sum is None else slot_sum + per_slot
+            seen += pixels.shape[0]
+        scaler.unscale_(optimizer)
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in model.parameters() if p.requires_grad], cfg.grad_clip
+            )
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        step += 1
+        loss_value = loss_sum
+        rate = seen * info.world_size / max(1e-9, time.monotonic() - step_started)
+        lr = scheduler.get_last_lr()[0]
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            record = {
+                "step": step,
+                "loss": round(loss_value, 5),
+                "lr": lr,
+                "logit_scale": round(float(model.logit_scale.exp()), 3),
+                "samples_per_s": round(rate, 1),
+                "slot_losses": [round(float(x) / cfg.accum, 4) for x in slot_sum],
+                "elapsed_s": round(time.monotonic() - started, 1),
+            }
+            history.append(record)
+            if info.is_main:
+                metrics_file.parent.mkdir(parents=True, exist_ok=True)
+                with metrics_file.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}")
+        if progress is not None and info.is_main:
+            progress(StepReport(step, cfg.steps, loss_value, lr, rate))
+        out_of_time = cfg.max_seconds is not None and time.monotonic() - started > cfg.max_seconds
+        stop_now = bool(should_stop and should_stop()) or out_of_time
+        if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
+            if info.is_main:
+                save_checkpoint(
+                    ckpt_path,
+                    _training_state(
+                        cfg, step, model, optimizer, scheduler, scaler, history, dataset
+                    ),
+                )
+            barrier()
+        if stop_now and step < cfg.steps:
+            stopped_early = True
+            break
+    if bar is not None:
+        bar.close()
+
+    model_dir = None
+    if not stopped_early and info.is_main:
+        model.eval()
+        metrics = evaluate(model) if evaluate is not None else {}
+        model_dir = out / cfg.model_subdir if cfg.model_subdir else out
+        meta = {
+            **(metadata or {}),
+            "steps": step,
+            "final_loss": round(loss_value, 5),
+            "train_config": _jsonable(asdict(cfg)),
+            "metrics": metrics,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        model.save(model_dir, metadata=meta)
+    barrier()
+    return TrainResult(model_dir, step, loss_value, stopped_early, history)
+
+
+def _batches(
+    cfg: TrainConfig, dataset: Dataset | IterableDataset, info: DistInfo, start_step: int
+) -> Iterator[tuple[torch.Tensor, list[str], list[list[str]]]]:
+    """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful)."""
+    if isinstance(dataset, IterableDataset):
+        while True:
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate)
+            yield from loader
+    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
+    batch = start_step * cfg.accum
+    while True:
+        epoch, _ = sampler.batch_indices(batch)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        # One loader per epoch, so workers see the epoch's caption sampling.
+        remaining = sampler.per_epoch - batch % sampler.per_epoch
+        epoch_sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=_FirstBatches(epoch_sampler, remaining),
+            collate_fn=collate,
+            num_workers=cfg.workers,
+            persistent_workers=False,
+        )
+        yield from loader
+        batch += remaining
+
+
+class _FirstBatches(Sampler[list[int]]):
+    """The first ``count`` batches of a sampler."""
+
+    def __init__(self, sampler: StepSampler, count: int) -> None:
+        self.sampler, self.count = sampler, count
+
+    def __iter__(self) -> Iterator[list[int]]:
+        iterator = iter(self.sampler)
+        for _ in range(self.count):
+            yield next(iterator)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _training_state(
+    cfg: TrainConfig,
+    step: int,
+    model: LoTLIP,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    history: list,
+    dataset: Any,
+) -> dict[str, Any]:
+    data_state = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
+    return {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "rng": _rng_state(),
+        "history": history,
+        "config": _jsonable(asdict(cfg)),
+        "data": data_state,
+    }
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "fp16":
+        return torch.float16
+    return torch.bfloat16  # auto / bf16
+
+
+def _progress_bar(info: DistInfo, total: int, initial: int) -> Any:
+    if not info.is_main:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="training", unit="step", dynamic_ncols=True)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def load_initial_model(spec: str) -> LoTLIP:
+    """A model to start from: registry name, official .pt or our folder (float32, CPU)."""
+    return lotlip.load(spec, device="cpu").float()
