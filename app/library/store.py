@@ -1,0 +1,1075 @@
+"""The library's SQLite database: folders, images, embeddings, failures, models, captions.
+
+SQLite is the source of truth; HNSW files (:mod:`app.library.ann`) are caches rebuilt from it.
+
+Connection setup: WAL journal, ``synchronous=NORMAL``, a busy timeout (30 s by default) and
+``foreign_keys=ON``. One process may write while others read (readers see the last committed
+state, writers wait for each other up to the timeout). Writes run in ``BEGIN IMMEDIATE``
+transactions, one per public call (e.g. one per batch in
+:meth:`Store.upsert_images_with_embeddings`). A :class:`Store` may be shared by threads (calls
+are serialised by a lock), but a thread that reads while another indexes is better served by
+its own :class:`Store`.
+
+Schema changes are numbered steps in :data:`MIGRATIONS`; ``PRAGMA user_version`` records how
+many have run. Each step runs in its own transaction together with the version bump.
+
+Paths are text as produced by ``os.fsdecode``. Paths that are not valid UTF-8 (lone
+surrogates after ``surrogateescape``) cannot be bound as Python ``str``, so the store always
+binds ``os.fsencode(path)`` as ``CAST(? AS TEXT)`` and decodes TEXT read back with
+``os.fsdecode`` when it is not valid UTF-8: the original bytes round-trip.
+
+Generations: the meta key ``_generation:<model>`` is an integer bumped in the same
+transaction as every change to that model's embeddings (insert, replace, delete, cascades from
+removing images, folders or the model). An ANN index saved at generation *g* is current exactly
+when the store is still at *g*; :class:`app.library.ann.AnnIndex` checks this on open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from app.library.scanner import KnownFile
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 30.0
+_CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
+CAPTION_KINDS = ("short", "long", "user")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the core tables
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE folders (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            excludes TEXT NOT NULL DEFAULT '[]',
+            added_at TEXT NOT NULL)""",
+        """CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            hash TEXT,
+            width INTEGER,
+            height INTEGER,
+            taken_at TEXT,
+            indexed_at TEXT NOT NULL)""",
+        "CREATE INDEX images_folder ON images(folder_id)",
+        "CREATE INDEX images_hash ON images(hash)",
+        """CREATE TABLE models (
+            name TEXT PRIMARY KEY,
+            source TEXT,
+            dim INTEGER NOT NULL CHECK (dim > 0),
+            path TEXT,
+            added_at TEXT NOT NULL,
+            metadata TEXT NOT NULL DEFAULT '{}')""",
+        """CREATE TABLE embeddings (
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            model TEXT NOT NULL REFERENCES models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+            vector BLOB NOT NULL,
+            PRIMARY KEY (image_id, model))""",
+        "CREATE INDEX embeddings_model ON embeddings(model, image_id)",
+        """CREATE TABLE failures (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+            reason TEXT NOT NULL,
+            size INTEGER,
+            mtime_ns INTEGER,
+            failed_at TEXT NOT NULL)""",
+        "CREATE INDEX failures_folder ON failures(folder_id)",
+    ),
+    # 2: captions for fine-tuning, date filter index
+    (
+        """CREATE TABLE captions (
+            id INTEGER PRIMARY KEY,
+            image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('short', 'long', 'user')),
+            created_at TEXT NOT NULL)""",
+        "CREATE INDEX captions_image ON captions(image_id)",
+        "CREATE INDEX images_taken_at ON images(taken_at)",
+    ),
+)
+"""Schema steps; step *i* (0-based) takes the database from version *i* to *i + 1*."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StoreError(Exception):
+    """A library database problem (wrong use, newer schema, corrupt rows)."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer version of the app."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A root folder of the library (``excludes``: fnmatch patterns, see the scanner)."""
+
+    id: int
+    path: str
+    excludes: tuple[str, ...]
+    added_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """What the indexer knows about a decoded image, input to ``upsert_images_with_embeddings``.
+
+    ``taken_at``: EXIF DateTimeOriginal as ISO text, or ``None``.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
+    folder_id: int | None = None
+    hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    """An image as stored, with its folder's path (``folder``) for display and filters."""
+
+    id: int
+    path: str
+    folder_id: int | None
+    folder: str | None
+    size: int
+    mtime_ns: int
+    hash: str | None
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    indexed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A file that could not be indexed; retried only once its size or mtime changes."""
+
+    path: str
+    reason: str
+    folder_id: int | None
+    size: int | None
+    mtime_ns: int | None
+    failed_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A model registered in the library (``metadata`` is free-form JSON)."""
+
+    name: str
+    dim: int
+    source: str | None
+    path: str | None
+    added_at: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A caption attached to an image; ``kind`` is ``short``, ``long`` or ``user``."""
+
+    id: int
+    image_id: int
+    text: str
+    kind: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """Row counts for a status display; ``embeddings`` maps model name to vector count."""
+
+    folders: int
+    images: int
+    failures: int
+    captions: int
+    models: int
+    embeddings: dict[str, int]
+
+
+FolderRef = int | str | Folder
+"""A folder by id, by path, or as returned by the store."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _decode_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return os.fsdecode(raw)  # a path that is not valid UTF-8
+
+
+def _enc(path: str | os.PathLike[str]) -> bytes:
+    """Bytes for binding a path as ``CAST(? AS TEXT)``."""
+    return os.fsencode(path)
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _gen_key(model: str) -> str:
+    return f"_generation:{model}"
+
+
+def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
+    if isinstance(row, ImageRecord):
+        return row
+    names = {f.name for f in fields(ImageRecord)}
+    return ImageRecord(**{k: v for k, v in row.items() if k in names})
+
+
+def _as_ids(ids: Iterable[int] | np.ndarray) -> list[int]:
+    arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids), dtype=np.int64)
+    return [int(i) for i in arr.reshape(-1)]
+
+
+def _vectors(vectors: Any, n: int) -> np.ndarray:
+    arr = np.asarray(vectors, dtype="<f4")
+    if arr.ndim != 2 or arr.shape[0] != n or arr.shape[1] == 0:
+        raise ValueError(f"expected vectors of shape ({n}, dim), got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("vectors contain NaN or infinity")
+    return np.ascontiguousarray(arr)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database file."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Run the pending :data:`MIGRATIONS` steps up to ``target`` (default: all); return the version.
+
+    Each step and its ``user_version`` bump commit together, under ``BEGIN IMMEDIATE``, so two
+    processes opening the same new library cannot both run a step. Raises
+    :class:`SchemaTooNewError` for a database newer than this code.
+    """
+    target = SCHEMA_VERSION if target is None else target
+    if not 0 <= target <= SCHEMA_VERSION:
+        raise ValueError(f"no schema version {target}")
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = user_version(conn)
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNewError(
+                    f"library schema version {current} is newer than this app supports "
+                    f"({SCHEMA_VERSION}); please update LoTLIP Search"
+                )
+            if current >= target:
+                conn.execute("COMMIT")
+                return current
+            for statement in MIGRATIONS[current]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {current + 1}")
+            conn.execute("COMMIT")
+            logger.info("library schema migrated to version %d", current + 1)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def connect(path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT_S) -> sqlite3.Connection:
+    """Open a raw connection with the library's settings (WAL, busy timeout, foreign keys)."""
+    conn = sqlite3.connect(os.fspath(path), timeout=timeout, check_same_thread=False)
+    conn.text_factory = _decode_text
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        logger.warning("could not switch %s to WAL (journal_mode=%s)", path, mode)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class Store:
+    """The library database. Create with :meth:`Store.open`; close with :meth:`close`.
+
+    Usable as a context manager. Every public method is atomic on its own; use
+    :meth:`snapshot` to read several things from one consistent state.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        """Wrap an already migrated connection; use :meth:`open` instead."""
+        self.path = path
+        self.conn = conn
+        self.db = Database(conn, execute_plugins=False)
+        self._lock = threading.RLock()
+        self._txn: str | None = None
+        self.library_id = self._ensure_library_id()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> Store:
+        """Open (creating if needed) the database at ``path``; migrate it to the latest schema."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path, timeout)
+        try:
+            apply_migrations(conn)
+            return cls(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (safe to call twice)."""
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database."""
+        with self._lock:
+            return user_version(self.conn)
+
+    # -- transactions ----------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._txn == "write":
+                yield self.conn
+                return
+            if self._txn == "read":
+                raise StoreError("cannot write inside Store.snapshot()")
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._txn = "write"
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._txn = None
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Read from one consistent state of the database for the duration of the block.
+
+        Holds a read transaction (writers in other processes continue; this Store's other
+        threads wait). Writing through this Store inside the block raises :class:`StoreError`.
+        """
+        with self._lock:
+            if self._txn is not None:
+                yield self
+                return
+            self.conn.execute("BEGIN")
+            self._txn = "read"
+            try:
+                self.conn.execute("SELECT count(*) FROM meta").fetchone()  # pin the snapshot
+                yield self
+            finally:
+                self._txn = None
+                if self.conn.in_transaction:
+                    self.conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            row = self.conn.execute(sql, params).fetchone()
+            return None if row is None else row[0]
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    def _bump(self, conn: sqlite3.Connection, models: Iterable[str]) -> None:
+        for model in sorted(set(models)):
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, '1') "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                (_gen_key(model),),
+            )
+
+    def _ensure_library_id(self) -> str:
+        value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
+        if value is None:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('_library_id', ?)",
+                    (uuid.uuid4().hex,),
+                )
+            value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
+        return str(value)
+
+    # -- settings --------------------------------------------------------------------
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        """A JSON setting from the meta table, or ``default``."""
+        value = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if value is None else json.loads(value)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable setting (keys starting with ``_`` are reserved)."""
+        if key.startswith("_"):
+            raise ValueError("setting keys starting with '_' are reserved")
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def delete_setting(self, key: str) -> None:
+        """Forget a setting."""
+        if key.startswith("_"):
+            raise ValueError("setting keys starting with '_' are reserved")
+        with self._write() as conn:
+            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- folders ---------------------------------------------------------------------
+
+    @staticmethod
+    def _folder(row: Mapping[str, Any]) -> Folder:
+        return Folder(row["id"], row["path"], tuple(json.loads(row["excludes"])), row["added_at"])
+
+    def add_folder(self, path: str | os.PathLike[str], excludes: Iterable[str] = ()) -> Folder:
+        """Add a root folder (made absolute), or replace the excludes of an existing one."""
+        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO folders(path, excludes, added_at) VALUES (CAST(? AS TEXT), ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET excludes = excluded.excludes",
+                (_enc(text), json.dumps(list(excludes)), _now()),
+            )
+        folder = self.get_folder(text)
+        assert folder is not None
+        return folder
+
+    def get_folder(self, folder: FolderRef) -> Folder | None:
+        """A folder by id, path or record; ``None`` if unknown."""
+        if isinstance(folder, Folder):
+            folder = folder.id
+        if isinstance(folder, int):
+            rows = self._all("SELECT * FROM folders WHERE id = ?", (folder,))
+        else:
+            text = os.path.abspath(os.fsdecode(os.fspath(folder)))
+            rows = self._all("SELECT * FROM folders WHERE path = CAST(? AS TEXT)", (_enc(text),))
+        return self._folder(rows[0]) if rows else None
+
+    def folders(self) -> list[Folder]:
+        """All root folders, by path."""
+        return [self._folder(r) for r in self._all("SELECT * FROM folders ORDER BY path")]
+
+    def _folder_id(self, folder: FolderRef) -> int:
+        found = self.get_folder(folder)
+        if found is None:
+            raise KeyError(f"unknown folder: {folder!r}")
+        return found.id
+
+    def remove_folder(self, folder: FolderRef) -> np.ndarray:
+        """Remove a folder with its images, embeddings, captions and failures.
+
+        Returns the removed image ids (int64), e.g. to delete them from ANN indexes. Bumps the
+        generation of every model that lost vectors.
+        """
+        with self._write() as conn:
+            folder_id = self._folder_id(folder)
+            ids = np.fromiter(
+                (
+                    r[0]
+                    for r in conn.execute("SELECT id FROM images WHERE folder_id = ?", (folder_id,))
+                ),
+                dtype=np.int64,
+            )
+            models = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT e.model FROM embeddings e JOIN images i ON i.id = e.image_id "
+                    "WHERE i.folder_id = ?",
+                    (folder_id,),
+                )
+            ]
+            conn.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
+            self._bump(conn, models)
+        return ids
+
+    # -- images ----------------------------------------------------------------------
+
+    def known_files(
+        self, folder: FolderRef | None = None, model: str | None = None
+    ) -> dict[str, KnownFile]:
+        """path -> :class:`KnownFile` for all images (or one folder's).
+
+        With ``model``, ``KnownFile.embedded`` tells whether the image has a vector of that
+        model; without it, ``embedded`` is true.
+        """
+        folder_id = None if folder is None else self._folder_id(folder)
+        sql = (
+            "SELECT i.id, i.path, i.size, i.mtime_ns, i.hash, i.folder_id, "
+            + ("e.image_id IS NOT NULL" if model is not None else "1")
+            + " FROM images i "
+            + ("LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ? " if model else "")
+            + ("WHERE i.folder_id = ?" if folder_id is not None else "")
+        )
+        params: list[Any] = ([model] if model is not None else []) + (
+            [folder_id] if folder_id is not None else []
+        )
+        with self._lock:
+            return {
+                r[1]: KnownFile(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
+                for r in self.conn.execute(sql, params)
+            }
+
+    def upsert_images_with_embeddings(
+        self,
+        rows: Sequence[ImageRecord | Mapping[str, Any]],
+        model: str,
+        vectors: Any,
+    ) -> list[int]:
+        """Insert or update images (by path) and their ``model`` vectors in one transaction.
+
+        ``rows`` are :class:`ImageRecord` or mappings with its field names; ``vectors`` is an
+        ``[len(rows), dim]`` float array (stored as little-endian float32). An image keeps its
+        id when its path is already known (and its folder when ``folder_id`` is ``None``).
+        If its size, mtime or hash changed, vectors of *other* models are dropped (they
+        describe the old content). The model is registered with this ``dim`` if unknown
+        (``ValueError`` if it is registered with another dim). Failure records for these
+        paths are cleared. Returns the image ids in row order.
+        """
+        records = [_as_record(r) for r in rows]
+        arr = _vectors(vectors, len(records))
+        if not records:
+            return []
+        now = _now()
+        with self._write() as conn:
+            self._ensure_model(conn, model, arr.shape[1])
+            stale: list[int] = []
+            for rec in records:
+                old = conn.execute(
+                    "SELECT id, size, mtime_ns, hash FROM images WHERE path = CAST(? AS TEXT)",
+                    (_enc(rec.path),),
+                ).fetchone()
+                if old is not None and (
+                    old[1] != rec.size
+                    or old[2] != rec.mtime_ns
+                    or (old[3] and rec.hash and old[3] != rec.hash)
+                ):
+                    stale.append(old[0])
+            if stale:
+                self._drop_other_models(conn, stale, model)
+            conn.executemany(
+                "INSERT INTO images(path, folder_id, size, mtime_ns, hash, width, height, "
+                "taken_at, indexed_at) VALUES (CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET "
+                "folder_id = COALESCE(excluded.folder_id, folder_id), "
+                "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, "
+                "width = excluded.width, height = excluded.height, "
+                "taken_at = excluded.taken_at, indexed_at = excluded.indexed_at",
+                [
+                    (_enc(r.path), r.folder_id, r.size, r.mtime_ns, r.hash, r.width, r.height,
+                     r.taken_at, now)
+                    for r in records
+                ],
+            )  # fmt: skip
+            ids = [
+                int(
+                    conn.execute(
+                        "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(r.path),)
+                    ).fetchone()[0]
+                )
+                for r in records
+            ]
+            conn.executemany(
+                "INSERT INTO embeddings(image_id, model, vector) VALUES (?, ?, ?) "
+                "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
+                [(i, model, arr[n].tobytes()) for n, i in enumerate(ids)],
+            )
+            conn.executemany(
+                "DELETE FROM failures WHERE path = CAST(? AS TEXT)",
+                [(_enc(r.path),) for r in records],
+            )
+            self._bump(conn, [model])
+        return ids
+
+    def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
+        for chunk in _chunks(ids):
+            marks = _marks(len(chunk))
+            models = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks}) "
+                    "AND model != ?",
+                    (*chunk, model),
+                )
+            ]
+            if models:
+                conn.execute(
+                    f"DELETE FROM embeddings WHERE image_id IN ({marks}) AND model != ?",
+                    (*chunk, model),
+                )
+                self._bump(conn, models)
+
+    def move_image(
+        self,
+        old_path: str,
+        new_path: str,
+        *,
+        folder_id: int | None = None,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+        hash: str | None = None,
+    ) -> int:
+        """Give an image a new path (and optionally folder/size/mtime/hash); keep id and vectors.
+
+        Returns the image id. ``KeyError`` if ``old_path`` is unknown, ``ValueError`` if
+        ``new_path`` already belongs to another image. A failure record for ``new_path`` is
+        cleared. No generation changes: the vectors and ids stay the same.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(old_path),)
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"unknown image: {old_path!r}")
+            taken = conn.execute(
+                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(new_path),)
+            ).fetchone()
+            if taken is not None and taken[0] != row[0]:
+                raise ValueError(f"another image already has path {new_path!r}")
+            conn.execute(
+                "UPDATE images SET path = CAST(? AS TEXT), folder_id = COALESCE(?, folder_id), "
+                "size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns), "
+                "hash = COALESCE(?, hash) WHERE id = ?",
+                (_enc(new_path), folder_id, size, mtime_ns, hash, row[0]),
+            )
+            conn.execute("DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(new_path),))
+            return int(row[0])
+
+    def touch_images(self, items: Iterable[tuple[int, int, int]]) -> None:
+        """Record new ``(image_id, size, mtime_ns)`` for files whose content did not change."""
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE images SET size = ?, mtime_ns = ? WHERE id = ?",
+                [(size, mtime, image_id) for image_id, size, mtime in items],
+            )
+
+    def remove_images(self, ids: Iterable[int] | np.ndarray) -> int:
+        """Delete images (and their vectors, captions) by id; unknown ids are ignored.
+
+        Bumps the generation of each model that lost vectors. Returns how many were deleted.
+        """
+        id_list = _as_ids(ids)
+        removed = 0
+        with self._write() as conn:
+            for chunk in _chunks(id_list):
+                marks = _marks(len(chunk))
+                models = [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks})", chunk
+                    )
+                ]
+                removed += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
+                self._bump(conn, models)
+        return removed
+
+    def image_id(self, path: str) -> int | None:
+        """The id of the image at ``path``, or ``None``."""
+        value = self._one("SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(path),))
+        return None if value is None else int(value)
+
+    def image_ids(
+        self,
+        folders: FolderRef | Sequence[FolderRef] | None = None,
+        *,
+        model: str | None = None,
+        taken_from: str | None = None,
+        taken_to: str | None = None,
+    ) -> np.ndarray:
+        """Sorted int64 ids of images matching all the given filters (e.g. for search).
+
+        ``folders``: one folder or several; ``model``: only images with a vector of that
+        model; ``taken_from``/``taken_to``: inclusive bounds compared as ISO text against
+        ``taken_at`` (``"2020"`` .. ``"2020-12-31T23:59:59"``); images without a date are left
+        out when a date bound is given.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if folders is not None:
+            refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
+            folder_ids = [self._folder_id(f) for f in refs]
+            where.append(f"i.folder_id IN ({_marks(len(folder_ids))})")
+            params += folder_ids
+        if model is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?)"
+            )
+            params.append(model)
+        if taken_from is not None:
+            where.append("i.taken_at >= ?")
+            params.append(taken_from)
+        if taken_to is not None:
+            where.append("i.taken_at <= ?")
+            params.append(taken_to)
+        sql = "SELECT i.id FROM images i" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self.conn.execute(sql + " ORDER BY i.id", params)
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def rows_for(self, ids: Iterable[int] | np.ndarray) -> list[ImageRow]:
+        """Image rows for ``ids``, in the same order; unknown ids are skipped."""
+        id_list = _as_ids(ids)
+        found: dict[int, ImageRow] = {}
+        with self._lock:
+            for chunk in _chunks(sorted(set(id_list))):
+                for r in self.db.query(
+                    "SELECT i.id, i.path, i.folder_id, f.path AS folder, i.size, i.mtime_ns, "
+                    "i.hash, i.width, i.height, i.taken_at, i.indexed_at FROM images i "
+                    "LEFT JOIN folders f ON f.id = i.folder_id "
+                    f"WHERE i.id IN ({_marks(len(chunk))})",
+                    list(chunk),
+                ):
+                    found[r["id"]] = ImageRow(**r)
+        return [found[i] for i in id_list if i in found]
+
+    # -- failures --------------------------------------------------------------------
+
+    def record_failure(
+        self,
+        path: str,
+        reason: str,
+        *,
+        folder_id: int | None = None,
+        size: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Remember that ``path`` could not be indexed (replacing an older record for it)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO failures(path, folder_id, reason, size, mtime_ns, failed_at) "
+                "VALUES (CAST(? AS TEXT), ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET "
+                "folder_id = excluded.folder_id, reason = excluded.reason, size = excluded.size, "
+                "mtime_ns = excluded.mtime_ns, failed_at = excluded.failed_at",
+                (_enc(path), folder_id, reason, size, mtime_ns, _now()),
+            )
+
+    def failures(self, folder: FolderRef | None = None) -> list[Failure]:
+        """Failure records (all, or one folder's), by path."""
+        if folder is None:
+            rows = self._all("SELECT * FROM failures ORDER BY path")
+        else:
+            rows = self._all(
+                "SELECT * FROM failures WHERE folder_id = ? ORDER BY path",
+                (self._folder_id(folder),),
+            )
+        return [
+            Failure(
+                r["path"], r["reason"], r["folder_id"], r["size"], r["mtime_ns"], r["failed_at"]
+            )
+            for r in rows
+        ]
+
+    def clear_failure(self, path: str) -> bool:
+        """Forget the failure record of ``path``; true if there was one."""
+        return self.clear_failures([path]) > 0
+
+    def clear_failures(self, paths: Iterable[str]) -> int:
+        """Forget the failure records of ``paths``; returns how many were removed."""
+        with self._write() as conn:
+            return sum(
+                conn.execute(
+                    "DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(p),)
+                ).rowcount
+                for p in paths
+            )
+
+    # -- models ----------------------------------------------------------------------
+
+    def _ensure_model(self, conn: sqlite3.Connection, model: str, dim: int) -> None:
+        conn.execute(
+            "INSERT INTO models(name, dim, added_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+            (model, dim, _now()),
+        )
+        known = conn.execute("SELECT dim FROM models WHERE name = ?", (model,)).fetchone()[0]
+        if known != dim:
+            raise ValueError(f"model {model!r} has dimension {known}, got vectors of {dim}")
+
+    @staticmethod
+    def _model(row: Mapping[str, Any]) -> ModelRecord:
+        return ModelRecord(
+            row["name"], row["dim"], row["source"], row["path"], row["added_at"],
+            json.loads(row["metadata"] or "{}"),
+        )  # fmt: skip
+
+    def add_model(
+        self,
+        name: str,
+        dim: int,
+        *,
+        source: str | None = None,
+        path: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ModelRecord:
+        """Register a model or update its source/path/metadata.
+
+        Changing ``dim`` of a model that already has vectors raises ``ValueError``.
+        """
+        with self._write():
+            old = self.get_model(name)
+            if old is not None and old.dim != dim and self.embedding_count(name):
+                raise ValueError(f"model {name!r} already has vectors of dimension {old.dim}")
+            self.db["models"].upsert(
+                {
+                    "name": name,
+                    "dim": dim,
+                    "source": source,
+                    "path": path,
+                    "added_at": old.added_at if old else _now(),
+                    "metadata": json.dumps(dict(metadata or {})),
+                },
+                pk="name",
+            )
+        record = self.get_model(name)
+        assert record is not None
+        return record
+
+    def get_model(self, name: str) -> ModelRecord | None:
+        """A registered model, or ``None``."""
+        rows = self._all("SELECT * FROM models WHERE name = ?", (name,))
+        return self._model(rows[0]) if rows else None
+
+    def models(self) -> list[ModelRecord]:
+        """All registered models, by name."""
+        return [self._model(r) for r in self._all("SELECT * FROM models ORDER BY name")]
+
+    def remove_model(self, name: str) -> int:
+        """Unregister a model and delete its vectors; returns how many vectors went."""
+        with self._write() as conn:
+            count = conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (name,))
+            n = int(count.fetchone()[0])
+            if conn.execute("DELETE FROM models WHERE name = ?", (name,)).rowcount:
+                self._bump(conn, [name])
+        return n
+
+    # -- embeddings ------------------------------------------------------------------
+
+    def generation(self, model: str) -> int:
+        """The model's embedding generation (0 before its first vector)."""
+        value = self._one("SELECT value FROM meta WHERE key = ?", (_gen_key(model),))
+        return 0 if value is None else int(value)
+
+    def model_dim(self, model: str) -> int | None:
+        """The registered dimension of ``model``, or ``None``."""
+        value = self._one("SELECT dim FROM models WHERE name = ?", (model,))
+        return None if value is None else int(value)
+
+    def embedding_count(self, model: str) -> int:
+        """How many images have a ``model`` vector."""
+        return int(self._one("SELECT count(*) FROM embeddings WHERE model = ?", (model,)))
+
+    def embedding_ids(self, model: str) -> np.ndarray:
+        """Sorted int64 ids of the images with a ``model`` vector."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT image_id FROM embeddings WHERE model = ? ORDER BY image_id", (model,)
+            )
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def _unpack(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        if any(len(b) != dim * 4 for b in blobs):
+            raise StoreError(f"embedding of the wrong size (expected {dim} float32 values)")
+        return (
+            np.frombuffer(b"".join(blobs), dtype="<f4")
+            .reshape(len(blobs), dim)
+            .astype(np.float32, copy=False)
+        )
+
+    def iter_embeddings(
+        self, model: str, chunk_size: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(ids int64 [n], vectors float32 [n, dim])`` chunks in id order.
+
+        Each chunk is read separately; wrap the loop in :meth:`snapshot` for a consistent view
+        (and read :meth:`generation` inside the same block).
+        """
+        dim = self.model_dim(model)
+        if dim is None:
+            return
+        last = -(2**63)
+        while True:
+            with self._lock:
+                rows = self.conn.execute(
+                    "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id > ? "
+                    "ORDER BY image_id LIMIT ?",
+                    (model, last, chunk_size),
+                ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, self._unpack([r[1] for r in rows], dim)
+            last = int(ids[-1])
+
+    def embedding_matrix(self, model: str, chunk_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """All ``model`` vectors as ``(ids int64 [n], vectors float32 [n, dim])``, id order.
+
+        Read in chunks inside one snapshot. ``dim`` is 0 for an unknown model.
+        """
+        with self.snapshot():
+            dim = self.model_dim(model) or 0
+            parts = list(self.iter_embeddings(model, chunk_size))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def vectors_for(
+        self, ids: Iterable[int] | np.ndarray, model: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(found_ids, vectors)`` for those of ``ids`` that have a ``model`` vector, in order."""
+        id_list = _as_ids(ids)
+        dim = self.model_dim(model) or 0
+        blobs: dict[int, bytes] = {}
+        with self._lock:
+            for chunk in _chunks(sorted(set(id_list))):
+                for image_id, blob in self.conn.execute(
+                    f"SELECT image_id, vector FROM embeddings WHERE model = ? "
+                    f"AND image_id IN ({_marks(len(chunk))})",
+                    (model, *chunk),
+                ):
+                    blobs[image_id] = blob
+        found = [i for i in id_list if i in blobs]
+        vecs = (
+            self._unpack([blobs[i] for i in found], dim)
+            if found
+            else np.zeros((0, dim), np.float32)
+        )
+        return np.asarray(found, dtype=np.int64), vecs
+
+    # -- captions --------------------------------------------------------------------
+
+    def add_caption(self, image_id: int, text: str, kind: str = "user") -> int:
+        """Attach a caption to an image; returns the caption id."""
+        if kind not in CAPTION_KINDS:
+            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
+        with self._write():
+            table = self.db["captions"]
+            table.insert({"image_id": image_id, "text": text, "kind": kind, "created_at": _now()})
+            return int(table.last_rowid)  # type: ignore[union-attr]
+
+    def captions(self, image_id: int | None = None, kind: str | None = None) -> list[Caption]:
+        """Captions, optionally of one image and/or one kind, by id."""
+        where, params = [], []
+        if image_id is not None:
+            where.append("image_id = ?")
+            params.append(image_id)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        sql = "SELECT * FROM captions" + (" WHERE " + " AND ".join(where) if where else "")
+        return [Caption(**r) for r in self._all(sql + " ORDER BY id", params)]
+
+    def update_caption(
+        self, caption_id: int, text: str | None = None, kind: str | None = None
+    ) -> bool:
+        """Change a caption's text and/or kind; true if it exists."""
+        if kind is not None and kind not in CAPTION_KINDS:
+            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
+        with self._write() as conn:
+            return (
+                conn.execute(
+                    "UPDATE captions SET text = COALESCE(?, text), kind = COALESCE(?, kind) "
+                    "WHERE id = ?",
+                    (text, kind, caption_id),
+                ).rowcount
+                > 0
+            )
+
+    def delete_caption(self, caption_id: int) -> bool:
+        """Delete a caption; true if it existed."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,)).rowcount > 0
+
+    # -- status ----------------------------------------------------------------------
+
+    def counts(self) -> StoreCounts:
+        """Row counts for a status line, from one snapshot."""
+        with self.snapshot():
+
+            def count(table: str) -> int:
+                return int(self._one(f"SELECT count(*) FROM {table}"))
+
+            per_model = {
+                r["model"]: r["n"]
+                for r in self._all(
+                    "SELECT model, count(*) AS n FROM embeddings GROUP BY model ORDER BY model"
+                )
+            }
+            return StoreCounts(
+                folders=count("folders"),
+                images=count("images"),
+                failures=count("failures"),
+                captions=count("captions"),
+                models=count("models"),
+                embeddings=per_model,
+            )
+
+    def integrity_check(self, *, quick: bool = False) -> list[str]:
+        """Problems found by SQLite's integrity and foreign-key checks and vector sizes.
+
+        An empty list means healthy. ``quick`` uses ``PRAGMA quick_check`` (faster, skips
+        index-content checks).
+        """
+        problems: list[str] = []
+        with self.snapshot():
+            pragma = "quick_check" if quick else "integrity_check"
+            for (message,) in self.conn.execute(f"PRAGMA {pragma}"):
+                if message != "ok":
+                    problems.append(f"{pragma}: {message}")
+            for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check"):
+                problems.append(f"foreign key: {table} row {rowid} points to a missing {parent}")
+            for model, n in self.conn.execute(
+                "SELECT e.model, count(*) FROM embeddings e JOIN models m ON m.name = e.model "
+                "WHERE length(e.vector) != m.dim * 4 GROUP BY e.model"
+            ):
+                problems.append(f"{n} vectors of model {model!r} have the wrong size")
+        return problems

@@ -1,0 +1,294 @@
+"""ANN index: recall against exact search, add/delete/replace, filters, persistence, rebuilds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.library.ann import AnnIndex, AnnParams, ann_path, sidecar_path
+from app.library.store import ImageRecord, Store
+
+DIM = 32
+MODEL = "lotlip-tiny"
+
+
+def clustered(n: int, seed: int = 0, clusters: int = 20, spread: float = 0.35) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((clusters, DIM))
+    points = centers[rng.integers(0, clusters, n)] + spread * rng.standard_normal((n, DIM))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32)
+
+
+def exact_top(ids: np.ndarray, matrix: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
+    q = query / np.linalg.norm(query)
+    return ids[np.argsort(-(matrix @ q), kind="stable")[:k]]
+
+
+def fill(store: Store, vectors: np.ndarray, start: int = 0) -> np.ndarray:
+    ids: list[int] = []
+    for lo in range(0, len(vectors), 500):
+        batch = vectors[lo : lo + 500]
+        rows = [ImageRecord(f"/p/{start + lo + i}.jpg", 1, 1) for i in range(len(batch))]
+        ids += store.upsert_images_with_embeddings(rows, MODEL, batch)
+    return np.asarray(ids, dtype=np.int64)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = Store.open(tmp_path / "library.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def filled(store: Store):
+    vectors = clustered(3000)
+    ids = fill(store, vectors)
+    return store, ids, vectors
+
+
+def recall(index: AnnIndex, ids: np.ndarray, matrix: np.ndarray, queries: np.ndarray, k: int):
+    hits = 0
+    for q in queries:
+        got, scores = index.search(q, k)
+        truth = exact_top(ids, matrix, q, k)
+        hits += len(set(got.tolist()) & set(truth.tolist()))
+        assert np.all(np.diff(scores) <= 1e-6), "scores must be sorted best first"
+    return hits / (k * len(queries))
+
+
+# --------------------------------------------------------------------------- build, search
+
+
+def test_build_search_recall_and_reopen(filled, tmp_path: Path) -> None:
+    store, ids, vectors = filled
+    path = ann_path(tmp_path, MODEL)
+    built = []
+    index = AnnIndex.open_or_build(path, store, MODEL, progress=lambda d, t: built.append((d, t)))
+    assert index.rebuild_reason is not None and built[-1] == (3000, 3000)
+    assert path.exists() and sidecar_path(path).exists()
+    assert len(index) == 3000 and index.labels() == set(ids.tolist())
+    queries = clustered(60, seed=1)
+    assert recall(index, ids, vectors, queries, 10) >= 0.95
+
+    got, scores = index.search(vectors[17], 5)
+    assert got[0] == ids[17] and scores[0] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(scores, vectors[np.searchsorted(ids, got)] @ vectors[17], atol=1e-4)
+
+    again = AnnIndex.open_or_build(path, store, MODEL)
+    assert again.rebuild_reason is None  # the file was trusted, not rebuilt
+    assert again.labels() == set(ids.tolist()) and again.generation == store.generation(MODEL)
+    np.testing.assert_array_equal(again.search(queries[0], 10)[0], index.search(queries[0], 10)[0])
+
+
+def test_small_index_is_exact(store: Store, tmp_path: Path) -> None:
+    vectors = clustered(200, seed=4)
+    ids = fill(store, vectors)
+    index = AnnIndex.open_or_build(tmp_path / "small.hnsw", store, MODEL)
+    for q in clustered(10, seed=5):
+        np.testing.assert_array_equal(index.search(q, 15)[0], exact_top(ids, vectors, q, 15))
+    assert len(index.search(vectors[0], 500)[0]) == 200  # k larger than the index
+
+
+def test_empty_index(store: Store, tmp_path: Path) -> None:
+    store.add_model(MODEL, DIM)
+    index = AnnIndex.open_or_build(tmp_path / "e.hnsw", store, MODEL)
+    got, scores = index.search(np.ones(DIM), 10)
+    assert len(got) == 0 and len(scores) == 0 and len(index) == 0
+    assert AnnIndex.open_or_build(tmp_path / "e.hnsw", store, MODEL).rebuild_reason is None
+
+
+def test_add_grows_delete_replace(tmp_path: Path) -> None:
+    vectors = clustered(2500, seed=2)
+    ids = np.arange(10, 2510, dtype=np.int64)
+    index = AnnIndex(tmp_path / "x.hnsw", MODEL, DIM, capacity=16)
+    for lo in range(0, 2500, 300):
+        assert index.add(ids[lo : lo + 300], vectors[lo : lo + 300]) == len(ids[lo : lo + 300])
+    assert len(index) == 2500 and index.capacity >= 2500
+    assert recall(index, ids, vectors, clustered(30, seed=3), 10) >= 0.95
+
+    gone = ids[::3]
+    assert index.delete(np.concatenate([gone, [999_999, 1]])) == len(gone)  # unknown ignored
+    assert index.delete(gone[:5]) == 0  # already deleted: ignored
+    keep = np.setdiff1d(ids, gone)
+    kept_vectors = vectors[np.isin(ids, keep)]
+    for q in clustered(30, seed=6):
+        got = index.search(q, 20)[0]
+        assert not set(got.tolist()) & set(gone.tolist())
+    assert recall(index, keep, kept_vectors, clustered(30, seed=7), 10) >= 0.95
+    assert index.labels() == set(keep.tolist()) and index.deleted_count == len(gone)
+
+    # reviving a deleted id and replacing a live one's vector
+    target = np.linspace(-1, 1, DIM).astype(np.float32)
+    assert index.add([gone[0]], [target * 3]) == 0  # revived, not new
+    assert index.replace([keep[0]], [-target]) == 0
+    got, scores = index.search(target, 3)
+    assert got[0] == gone[0] and scores[0] == pytest.approx(1.0, abs=1e-4)
+    assert keep[0] not in index.search(target, 50)[0]
+    assert index.search(-target, 1)[0][0] == keep[0]
+    assert gone[0] in index and index.deleted_count == len(gone) - 1
+    np.testing.assert_allclose(
+        index.vectors([gone[0]])[0], target / np.linalg.norm(target), atol=1e-6
+    )
+
+
+def test_add_rejects_bad_input(tmp_path: Path) -> None:
+    index = AnnIndex(tmp_path / "x.hnsw", MODEL, DIM)
+    with pytest.raises(ValueError):
+        index.add([1, 2], np.ones((3, DIM)))
+    with pytest.raises(ValueError):
+        index.add([1], np.ones((1, DIM + 1)))
+    with pytest.raises(ValueError):
+        index.add([-1], np.ones((1, DIM)))
+    assert index.add([], np.zeros((0, DIM))) == 0
+    assert index.add([5, 5], [np.ones(DIM), -np.ones(DIM)]) == 1  # last one wins
+    assert index.search(-np.ones(DIM), 1)[1][0] == pytest.approx(1.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_filtered_search(filled, tmp_path: Path) -> None:
+    store, ids, vectors = filled
+    index = AnnIndex.open_or_build(tmp_path / "f.hnsw", store, MODEL)
+    rng = np.random.default_rng(11)
+    queries = clustered(20, seed=12)
+
+    small = rng.choice(ids, 300, replace=False)  # below exact_below: exact over the subset
+    large = rng.choice(ids, 1800, replace=False)  # HNSW with hnswlib's filter, wider ef
+    for allowed in (small, large):
+        sub = np.sort(allowed)
+        sub_vectors = vectors[np.searchsorted(ids, sub)]
+        hits = 0
+        for q in queries:
+            got, _ = index.search(q, 10, filter=set(allowed.tolist()))
+            assert set(got.tolist()) <= set(allowed.tolist()) and len(got) == 10
+            hits += len(set(got.tolist()) & set(exact_top(sub, sub_vectors, q, 10).tolist()))
+        assert hits / 200 >= (1.0 if allowed is small else 0.9)
+
+    even = index.search(queries[0], 10, filter=lambda i: i % 2 == 0)[0]
+    assert len(even) == 10 and all(i % 2 == 0 for i in even.tolist())
+    few = ids[[5, 500, 2500]]
+    assert sorted(index.search(queries[0], 10, filter=few)[0].tolist()) == sorted(few.tolist())
+    pick = {int(ids[7]), int(ids[8])}  # a predicate matching fewer than k: exact fallback
+    assert set(index.search(queries[0], 10, filter=lambda i: i in pick)[0].tolist()) == pick
+    assert len(index.search(queries[0], 10, filter=[123456789])[0]) == 0
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+def test_rebuild_when_missing_truncated_or_corrupt(filled, tmp_path: Path) -> None:
+    store, ids, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    AnnIndex.open_or_build(path, store, MODEL)
+
+    path.unlink()
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "missing" in index.rebuild_reason and index.labels() == set(ids.tolist())
+
+    with open(path, "r+b") as fh:
+        fh.truncate(os.path.getsize(path) // 2)
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "bytes" in index.rebuild_reason and index.labels() == set(ids.tolist())
+
+    # truncated and the sidecar "agrees" on the size: hnswlib's own load check must catch it
+    with open(path, "r+b") as fh:
+        fh.truncate(os.path.getsize(path) - 4096)
+    meta = json.loads(sidecar_path(path).read_text())
+    meta["file_size"] = os.path.getsize(path)
+    sidecar_path(path).write_text(json.dumps(meta))
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "corrupt" in index.rebuild_reason and len(index) == len(ids)
+
+    sidecar_path(path).write_text("{not json")
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "sidecar" in index.rebuild_reason
+    assert AnnIndex.open_or_build(path, store, MODEL).rebuild_reason is None
+
+
+def test_rebuild_when_stale(filled, tmp_path: Path) -> None:
+    store, ids, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    AnnIndex.open_or_build(path, store, MODEL)
+
+    more = fill(store, clustered(50, seed=9), start=10_000)  # written behind the index's back
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "stale" in index.rebuild_reason
+    assert index.labels() == set(store.embedding_ids(MODEL).tolist()) == set(ids) | set(more)
+
+    # same count, different vectors: only the generation can tell
+    store.upsert_images_with_embeddings([ImageRecord("/p/0.jpg", 1, 1)], MODEL, -clustered(1))
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    assert "generation" in index.rebuild_reason
+    assert index.search(-clustered(1)[0], 1)[0][0] == store.image_id("/p/0.jpg")
+
+    # saving an index that missed a change made by another process marks the file stale
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    store.remove_images(ids[:3])
+    index.save()
+    assert "stale" in AnnIndex.open_or_build(path, store, MODEL).rebuild_reason
+
+    # an index file from another library is never trusted
+    with Store.open(tmp_path / "other.db") as other:
+        fill(other, clustered(3000))
+        assert "library_id" in AnnIndex.open_or_build(path, other, MODEL).rebuild_reason
+
+
+def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> None:
+    store, ids, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    # the indexer's pattern: write the store, apply the same change to the index, save
+    new_vectors = clustered(40, seed=21)
+    new_ids = fill(store, new_vectors, start=50_000)
+    index.add(new_ids, new_vectors)
+    removed = ids[:100]
+    store.remove_images(removed)
+    index.delete(removed)
+    index.save()
+
+    reopened = AnnIndex.open_or_build(path, store, MODEL)
+    assert reopened.rebuild_reason is None
+    assert reopened.labels() == set(store.embedding_ids(MODEL).tolist())
+    assert reopened.deleted_count == 100
+    assert not set(reopened.search(clustered(1, seed=3)[0], 50)[0].tolist()) & set(removed.tolist())
+    got = reopened.search(new_vectors[3], 1)[0]
+    assert got[0] == new_ids[3]
+
+    # deleting past compact_ratio compacts on save; the reloaded file has no deleted slots
+    compacting = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(compact_ratio=0.1))
+    more_removed = ids[100:700]
+    store.remove_images(more_removed)
+    compacting.delete(more_removed)
+    compacting.save()
+    assert compacting.deleted_count == 0
+    final = AnnIndex.open_or_build(path, store, MODEL)
+    assert final.rebuild_reason is None and final.deleted_count == 0
+    assert final.labels() == set(store.embedding_ids(MODEL).tolist())
+
+
+def test_params_and_dim_checks(filled, tmp_path: Path) -> None:
+    store, _, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    AnnIndex.open_or_build(path, store, MODEL)
+    rebuilt = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(m=8))
+    assert "M" in rebuilt.rebuild_reason
+    with pytest.raises(ValueError):
+        AnnIndex.open_or_build(path, store, MODEL, dim=DIM + 1)
+    with pytest.raises(ValueError):
+        AnnIndex.open_or_build(tmp_path / "u.hnsw", store, "unknown-model")
+    with pytest.raises(ValueError):
+        AnnIndex(tmp_path / "l2.hnsw", MODEL, DIM, AnnParams(space="l2"))
+
+
+def test_ann_path_is_safe() -> None:
+    assert ann_path("/lib", "lotlip-vit-b16") == Path("/lib/ann/lotlip-vit-b16.hnsw")
+    odd = ann_path("/lib", "../my model/v2")
+    assert odd.parent == Path("/lib/ann") and "/" not in odd.name and not odd.name.startswith(".")
+    assert ann_path("/lib", "a/b") != ann_path("/lib", "a_b")
