@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ FORMAT = "lotlip-search/1"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
 
 
 class CheckpointError(Exception):
@@ -47,13 +49,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # The restricted unpickler refused the file; nothing was executed. Only call it unsafe
+        # when the pickle asked for Python objects (a GLOBAL), not when it is merely garbage.
+        found = _UNSAFE_GLOBAL.search(str(exc))
+        if found is None and "Can only " not in str(exc):
+            raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint") from exc
+        what = f" (it asks for {found.group(1)})" if found else ""
         raise UnsafeCheckpointError(
-            f"{path.name} contains Python objects beyond plain tensors and was refused: loading "
-            "it could run arbitrary code. Only load checkpoints from sources you trust, and "
-            f"prefer safetensors. ({str(exc).splitlines()[0]})"
+            f"{path.name} contains Python objects beyond plain tensors{what} and was refused: "
+            "loading it could run arbitrary code. Only load checkpoints from sources you trust, "
+            "and prefer safetensors."
         ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint: {exc}") from exc
+    except (RuntimeError, EOFError, OSError, KeyError, ValueError, TypeError) as exc:
+        # (a torch.load of a non-checkpoint file can fail with any of these, e.g. KeyError)
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint: {exc!r}") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -175,8 +184,12 @@ def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None
         num_corner_tokens=config.text.num_corner_tokens,
         context_length=config.text.context_length,
     )
+    try:
+        ours = official_to_ours(sd)
+    except KeyError as exc:  # a visual.trunk.* tensor the ViT conversion does not know
+        raise CheckpointError(f"{Path(path).name} does not match the model: {exc}") from exc
     model = LoTLIP(config, tokenizer)
-    load_state_strict(model, official_to_ours(sd), Path(path).name)
+    load_state_strict(model, ours, Path(path).name)
     model.metadata = {"source": str(path), "format": "open_clip"}
     return model.eval()
 

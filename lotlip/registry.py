@@ -172,35 +172,105 @@ def download(
     Interrupted downloads resume where they stopped on the next call. Returns the local
     (checkpoint, vocab) paths. Raises :class:`DownloadError` with instructions when offline.
     """
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
     if name not in OFFICIAL_MODELS:
         raise ModelNotFoundError(f"{name} is not an official model ({', '.join(OFFICIAL_MODELS)})")
     info = OFFICIAL_MODELS[name]
+    tqdm_class = None if progress else _SilentTqdm
     paths = []
     for repo, filename in ((info.repo_id, info.filename), (info.tokenizer_repo, VOCAB_FILE)):
         log.info("downloading %s from %s", filename, repo)
-        try:
-            kwargs = {} if progress else {"tqdm_class": _SilentTqdm}
-            paths.append(
-                Path(
-                    hf_hub_download(
-                        repo, filename, cache_dir=cache_dir, endpoint=endpoint, **kwargs
-                    )
-                )
-            )
-        except LocalEntryNotFoundError as exc:
-            raise DownloadError(
-                f"Could not reach the Hugging Face hub to download {name}.\n"
-                + offline_instructions(name)
-            ) from exc
-        except (HfHubHTTPError, OSError) as exc:
-            raise DownloadError(
-                f"Downloading {filename} for {name} failed: {exc}\nRun the same command again "
-                "to resume.\n" + offline_instructions(name)
-            ) from exc
+        paths.append(_fetch(name, repo, filename, cache_dir, endpoint, tqdm_class))
     return paths[0], paths[1]
+
+
+def _fetch(
+    name: str,
+    repo_id: str,
+    filename: str,
+    cache_dir: str | Path | None,
+    endpoint: str | None,
+    tqdm_class: type | None,
+) -> Path:
+    """Download one hub file into the standard Hugging Face cache layout, resumably.
+
+    ``hf_hub_download`` (huggingface_hub >= 1.x) deletes its partial file when a download fails,
+    so the next call would start from zero. Here the partial file is kept as
+    ``blobs/<etag>.incomplete`` and continued with a ``Range`` request by the next call.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.file_download import http_get, repo_folder_name
+    from huggingface_hub.utils import WeakFileLock
+
+    try:
+        from httpx2 import HTTPError as TransportError  # huggingface_hub >= 2
+    except ImportError:  # older huggingface_hub: httpx, or requests (its errors are OSErrors)
+        try:
+            from httpx import HTTPError as TransportError
+        except ImportError:
+            TransportError = OSError
+
+    url = hf_hub_url(repo_id, filename, endpoint=endpoint)
+    try:
+        meta = get_hf_file_metadata(url)
+    except HfHubHTTPError as exc:
+        raise DownloadError(
+            f"Downloading {filename} for {name} failed: {exc}\n" + offline_instructions(name)
+        ) from exc
+    except (TransportError, OSError) as exc:
+        cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+        if isinstance(cached, str):
+            return Path(cached)
+        raise DownloadError(
+            f"Could not reach the Hugging Face hub to download {name}.\n"
+            + offline_instructions(name)
+        ) from exc
+    if not meta.commit_hash or not meta.etag:
+        raise DownloadError(
+            f"{url} did not answer like the Hugging Face hub (no commit hash or ETag).\n"
+            + offline_instructions(name)
+        )
+    cache = Path(cache_dir or constants.HF_HUB_CACHE)
+    storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
+    blob = storage / "blobs" / meta.etag
+    pointer = storage / "snapshots" / meta.commit_hash / filename
+    if not blob.is_file():
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        lock = cache / ".locks" / storage.name / f"{meta.etag}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with WeakFileLock(str(lock)):
+            partial = blob.with_name(blob.name + ".incomplete")
+            done = partial.stat().st_size if partial.is_file() else 0
+            if meta.size is not None and done > meta.size:
+                partial.unlink()
+                done = 0
+            try:
+                if not blob.is_file():  # another process may have finished it meanwhile
+                    with partial.open("ab") as out:
+                        http_get(
+                            meta.location,
+                            out,
+                            resume_size=done,
+                            expected_size=meta.size,
+                            displayed_filename=filename,
+                            tqdm_class=tqdm_class,
+                        )
+                    partial.replace(blob)
+            except (TransportError, OSError) as exc:
+                raise DownloadError(
+                    f"Downloading {filename} for {name} failed: {exc}\nRun the same command "
+                    "again to resume.\n" + offline_instructions(name)
+                ) from exc
+    ref = storage / "refs" / "main"
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(meta.commit_hash)
+    if not pointer.exists():
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pointer.symlink_to(os.path.relpath(blob, pointer.parent))
+        except OSError:
+            shutil.copyfile(blob, pointer)
+    return pointer
 
 
 class _SilentTqdm:

@@ -1,0 +1,64 @@
+"""Device selection: ``auto`` falls back to the CPU; a missing accelerator is a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lotlip import devices
+from lotlip.devices import DeviceUnavailableError, default_dtype, resolve_device
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend this machine has neither CUDA nor MPS (true on the CI box; forced elsewhere)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+
+
+def test_auto_is_what_this_machine_has() -> None:
+    if torch.cuda.is_available():
+        expected = "cuda"
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    else:
+        expected = "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.usefixtures("no_accelerator")
+def test_auto_falls_back_to_cpu() -> None:
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(" AUTO ") == torch.device("cpu")
+
+
+@pytest.mark.usefixtures("no_accelerator")
+@pytest.mark.parametrize("name", ["cuda", "cuda:0", "CUDA", "mps"])
+def test_missing_accelerator_raises(name: str) -> None:
+    with pytest.raises(DeviceUnavailableError, match=r"(?i)cpu|metal"):
+        resolve_device(name)
+
+
+def test_cpu_and_explicit_devices() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(RuntimeError):
+        resolve_device("tpu-please")
+
+
+def test_dtypes() -> None:
+    assert default_dtype(torch.device("cpu")) == torch.float32
+    assert default_dtype(torch.device("cuda")) == torch.float16
+    assert default_dtype(torch.device("mps")) == torch.float16
+
+
+@pytest.mark.usefixtures("no_accelerator")
+def test_model_on_cpu_is_float32(make_tiny_model) -> None:
+    model = make_tiny_model().to(torch.float64)
+    model.to_device("auto")
+    assert model.device == torch.device("cpu")
+    assert model.dtype == torch.float32
+    assert model.visual.vit.embeddings.cls_token.dtype == torch.float32
+    assert not model.training
+    with pytest.raises(DeviceUnavailableError):
+        model.to_device("cuda")
