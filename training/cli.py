@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .recipes import RECIPES
 from .train import CAPTION_MODES, TrainConfig, TrainResult
 
 if TYPE_CHECKING:
@@ -90,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--init", help="start from this model (name, official .pt or our folder)")
     pre.add_argument(
         "--recipe",
-        choices=("tiny",),
+        choices=tuple(RECIPES),
         default="tiny",
-        help="architecture + vocabulary when starting from scratch (default: tiny)",
+        help="architecture + vocabulary when starting from scratch (default: tiny; "
+        "micro is a 32-wide, 32 px model for tests and smoke runs only)",
     )
     pre.add_argument("--corners", type=int, default=2, help="corner tokens (0 disables them)")
     pre.add_argument("--name", default=None, help="name stored in the saved model")
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="adapt a model to your own captioned photos",
         description="Fine-tune on personal captions. Modes: text (default; the image tower is "
         "frozen, so an existing photo index stays valid), last-n (last N blocks of both towers) "
-        "and full. The result in --out/model is a model lotlip.load accepts.",
+        "and full. --out becomes the model folder, which lotlip.load accepts.",
     )
     _add_common(fine)
     fine.add_argument("--base", required=True, help="model to start from")
@@ -169,20 +171,28 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         model = load_initial_model(args.init)
     else:
         model = new_tiny_model(
-            seed=args.seed, corners=args.corners, name=args.name or "lotlip-tiny"
+            seed=args.seed,
+            corners=args.corners,
+            name=args.name or f"lotlip-{args.recipe}",
+            recipe=args.recipe,
         )
     size = model.config.vision.image_size
     if args.data:
-        from .data import open_training_dataset
+        from torch.utils.data import IterableDataset
 
-        dataset = open_training_dataset(
+        from .data import open_dataset
+
+        dataset = open_dataset(
             args.data,
             model.preprocess,
             num_long=args.num_long,
-            sentences=args.sentences,
+            sentences_per_caption=args.sentences or None,
             seed=args.seed,
+            synthetic_size=size,
         )
-        data_desc = {"data": str(args.data), "samples": len(dataset)}
+        data_desc = {"data": str(args.data)}
+        if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
+            data_desc["samples"] = len(dataset)
     else:
         count = args.synthetic or 100_000
         dataset = SyntheticDataset(
@@ -265,3 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from .distributed import cleanup
+
+        cleanup()

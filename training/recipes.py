@@ -19,6 +19,10 @@ from .vocab import build_wordpiece_vocab
 TINY_NAME = "lotlip-tiny"
 TINY_VOCAB_SIZE = 1024
 TINY_ARCH = {"width": 128, "layers": 4, "heads": 4, "image_size": 96, "patch_size": 12}
+# For tests and smoke runs only (``pretrain --recipe micro``): trains in seconds on a CPU and
+# learns next to nothing. Same vocabulary as tiny.
+MICRO_ARCH = {"width": 32, "layers": 2, "heads": 2, "image_size": 32, "patch_size": 8}
+RECIPES = {"tiny": TINY_ARCH, "micro": MICRO_ARCH}
 
 
 def tiny_vocab() -> list[str]:
@@ -27,9 +31,14 @@ def tiny_vocab() -> list[str]:
     return build_wordpiece_vocab(corpus, TINY_VOCAB_SIZE)
 
 
-def tiny_config(vocab_size: int, name: str = TINY_NAME, corners: int = 2) -> LoTLIPConfig:
-    """The bundled model's architecture (about 1.8 M parameters, 7 MB in float32)."""
-    config = small_config(name, vocab_size=vocab_size, **TINY_ARCH)
+def tiny_config(
+    vocab_size: int, name: str = TINY_NAME, corners: int = 2, recipe: str = "tiny"
+) -> LoTLIPConfig:
+    """The bundled model's architecture (about 1.8 M parameters, 7 MB in float32).
+
+    ``recipe="micro"`` gives the test/smoke-run architecture of :data:`MICRO_ARCH` instead.
+    """
+    config = small_config(name, vocab_size=vocab_size, **RECIPES[recipe])
     if corners != config.text.num_corner_tokens:
         from dataclasses import replace
 
@@ -37,9 +46,11 @@ def tiny_config(vocab_size: int, name: str = TINY_NAME, corners: int = 2) -> LoT
     return config
 
 
-def new_tiny_model(seed: int = 0, corners: int = 2, name: str = TINY_NAME) -> LoTLIP:
-    """A randomly initialised tiny model with the tiny vocabulary."""
+def new_tiny_model(
+    seed: int = 0, corners: int = 2, name: str = TINY_NAME, recipe: str = "tiny"
+) -> LoTLIP:
+    """A randomly initialised model of ``recipe`` (see :data:`RECIPES`), tiny vocabulary."""
     vocab = tiny_vocab()
     torch.manual_seed(seed)
     tokenizer = LoTLIPTokenizer(vocab, num_corner_tokens=corners)
-    return LoTLIP(tiny_config(len(vocab), name=name, corners=corners), tokenizer)
+    return LoTLIP(tiny_config(len(vocab), name=name, corners=corners, recipe=recipe), tokenizer)

@@ -112,8 +112,10 @@ def apply_freeze(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     if mode == "text":
         model.text.requires_grad_(True)
         return
-    for block in model.visual.blocks()[-last_n:] + model.text.blocks()[-last_n:]:
-        block.requires_grad_(True)
+    for blocks in (model.visual.blocks(), model.text.blocks()):
+        # not blocks[-last_n:]: with last_n = 0 that slice is every block
+        for block in blocks[max(0, len(blocks) - last_n) :]:
+            block.requires_grad_(True)
     model.visual.vit.layernorm.requires_grad_(True)
     model.text.transformer.pooler.requires_grad_(True)
     model.text.proj.requires_grad_(True)
@@ -307,9 +309,14 @@ def train(
     per_sample = captions_per_sample(mode, num_long)
     bar = _progress_bar(info, cfg.steps, start_step)
     metrics_file = out / "metrics.jsonl"
+    if info.is_main and state is not None:
+        # Lines logged after the last checkpoint of a crashed run are logged again on resume.
+        lines = "".join(json.dumps(record) + "\n" for record in history)
+        metrics_file.write_text(lines, encoding="utf-8")
     started = time.monotonic()
     stopped_early = False
-    loss_value = float("nan")
+    # a finished run started again trains no step: report its last logged loss, not NaN
+    loss_value = float(history[-1]["loss"]) if history else float("nan")
     step = start_step
     while step < cfg.steps:
         step_started = time.monotonic()
@@ -340,6 +347,11 @@ def train(
             loss_sum += float(loss.detach()) / cfg.accum
             slot_sum = per_slot if slot_sum is None else slot_sum + per_slot
             seen += pixels.shape[0]
+        if info.enabled and model.logit_scale.grad is not None:
+            # logit_scale multiplies the gathered (global) logits on every rank, so each rank
+            # already holds its full gradient: DDP's average of the world-size-scaled copies
+            # is world_size times too large. Undo that factor for this one parameter.
+            model.logit_scale.grad.div_(info.world_size)
         scaler.unscale_(optimizer)
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(
@@ -359,7 +371,7 @@ def train(
                 "step": step,
                 "loss": round(loss_value, 5),
                 "lr": lr,
-                "logit_scale": round(float(model.logit_scale.exp()), 3),
+                "logit_scale": round(float(model.logit_scale.detach().exp()), 3),
                 "samples_per_s": round(rate, 1),
                 "slot_losses": [round(float(x) / cfg.accum, 4) for x in slot_sum],
                 "elapsed_s": round(time.monotonic() - started, 1),
