@@ -153,6 +153,14 @@ def ours_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {**vit_to_timm_state_dict(vision), **rest}
 
 
+def _uninitialized_model(config: LoTLIPConfig, tokenizer: LoTLIPTokenizer) -> LoTLIP:
+    """A model whose weights are about to be overwritten: skip random init (20 s for B/16)."""
+    from transformers.initialization import no_init_weights
+
+    with no_init_weights():
+        return LoTLIP(config, tokenizer)
+
+
 def load_state_strict(model: LoTLIP, state: dict[str, torch.Tensor], source: str) -> None:
     """Load every tensor of ``state`` into ``model``; anything missing or extra is an error."""
     expected = model.state_dict()
@@ -188,7 +196,7 @@ def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None
         ours = official_to_ours(sd)
     except KeyError as exc:  # a visual.trunk.* tensor the ViT conversion does not know
         raise CheckpointError(f"{Path(path).name} does not match the model: {exc}") from exc
-    model = LoTLIP(config, tokenizer)
+    model = _uninitialized_model(config, tokenizer)
     load_state_strict(model, ours, Path(path).name)
     model.metadata = {"source": str(path), "format": "open_clip"}
     return model.eval()
@@ -239,7 +247,7 @@ def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoT
         num_corner_tokens=config.text.num_corner_tokens,
         context_length=config.text.context_length,
     )
-    model = LoTLIP(config, tokenizer)
+    model = _uninitialized_model(config, tokenizer)
     try:
         state = load_file(str(folder / WEIGHTS_FILE))
     except Exception as exc:  # safetensors raises its own error types
