@@ -100,6 +100,7 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
 ErrorCallback = Callable[[str, OSError], None]
+RejectCallback = Callable[["FileInfo", str], None]
 
 
 # --------------------------------------------------------------------------- records
@@ -294,6 +295,10 @@ class Scanner:
             e.g. leave out ``heic`` when no HEIF decoder is installed.
         skip_paths: folders never entered (compared by real path), e.g. the library folder.
         on_error: called with ``(path, OSError)`` for unreadable folders and files.
+        on_rejected: called with ``(FileInfo, reason)`` for a file whose *name* says image
+            (:data:`IMAGE_EXTENSIONS`) but whose content is not one (empty, too short, a text
+            file named ``.jpg``, a format left out by ``formats``), so that it can be reported
+            instead of silently skipped. ``FileInfo.format`` is the sniffed format or ``""``.
         cancel: polled for every directory entry; when it returns true the walk stops and
             :attr:`stats` ``.cancelled`` is set.
 
@@ -315,6 +320,7 @@ class Scanner:
         skip_paths: Iterable[str | os.PathLike[str]] = (),
         on_error: ErrorCallback | None = None,
         cancel: Callable[[], bool] | None = None,
+        on_rejected: RejectCallback | None = None,
     ) -> None:
         self.roots: list[ScanRoot] = [_as_root(r) for r in roots]
         self.excludes = tuple(excludes)
@@ -324,6 +330,7 @@ class Scanner:
         self.formats = frozenset(formats) if formats is not None else IMAGE_FORMATS
         self.skip_paths = [os.fsencode(os.path.realpath(p)) for p in skip_paths]
         self.on_error = on_error
+        self.on_rejected = on_rejected
         self.cancel = cancel
         self.stats = ScanStats()
         self._incomplete: list[str] = []
@@ -508,6 +515,13 @@ class Scanner:
             return None
         if not stat.S_ISREG(st.st_mode) or st.st_size < 8:
             self.stats.skipped_not_image += 1  # FIFOs, devices, empty files
+            if stat.S_ISREG(st.st_mode) and ext in IMAGE_EXTENSIONS:
+                reason = (
+                    "empty file (0 bytes)"
+                    if st.st_size == 0
+                    else f"not an image: only {st.st_size} bytes long"
+                )
+                self._reject(path, st, root, "", reason)
             return None
         if linked or st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
@@ -522,9 +536,24 @@ class Scanner:
             return None
         if fmt is None or fmt not in self.formats:
             self.stats.skipped_not_image += 1
+            if ext in IMAGE_EXTENSIONS:
+                reason = (
+                    f"not an image: its content is not a known picture format despite the "
+                    f"{ext} name"
+                    if fmt is None
+                    else f"{fmt.upper()} pictures are not supported here"
+                )
+                self._reject(path, st, root, fmt or "", reason)
             return None
         self.stats.images += 1
         return FileInfo(os.fsdecode(path), st.st_size, st.st_mtime_ns, root.path, fmt)
+
+    def _reject(
+        self, path: bytes, st: os.stat_result, root: ScanRoot, fmt: str, reason: str
+    ) -> None:
+        if self.on_rejected is not None:
+            info = FileInfo(os.fsdecode(path), st.st_size, st.st_mtime_ns, root.path, fmt)
+            self.on_rejected(info, reason)
 
 
 def scan(

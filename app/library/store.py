@@ -726,16 +726,31 @@ class Store:
         model: str | None = None,
         taken_from: str | None = None,
         taken_to: str | None = None,
+        under: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
     ) -> np.ndarray:
         """Sorted int64 ids of images matching all the given filters (e.g. for search).
 
         ``folders``: one folder or several; ``model``: only images with a vector of that
         model; ``taken_from``/``taken_to``: inclusive bounds compared as ISO text against
         ``taken_at`` (``"2020"`` .. ``"2020-12-31T23:59:59"``); images without a date are left
-        out when a date bound is given.
+        out when a date bound is given; ``under``: one path or several (made absolute): only
+        images at or below one of them (any folder, not only a root; an index range scan).
         """
         where: list[str] = []
         params: list[Any] = []
+        if under is not None:
+            prefixes = [under] if isinstance(under, (str, os.PathLike)) else list(under)
+            ors: list[str] = []
+            for prefix in prefixes:
+                text = os.path.abspath(os.fsdecode(os.fspath(prefix)))
+                below = text.rstrip(os.sep) + os.sep
+                # paths below ``text`` sort between "text/" and "text0" ("0" follows "/")
+                ors.append(
+                    "i.path = CAST(? AS TEXT) OR "
+                    "(i.path >= CAST(? AS TEXT) AND i.path < CAST(? AS TEXT))"
+                )
+                params += [_enc(text), _enc(below), _enc(below[:-1] + chr(ord(os.sep) + 1))]
+            where.append("(" + " OR ".join(f"({o})" for o in ors) + ")" if ors else "0")
         if folders is not None:
             refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
             folder_ids = [self._folder_id(f) for f in refs]

@@ -1,12 +1,19 @@
-"""Shared fixtures for the app/library tests: real image files drawn with Pillow."""
+"""Shared fixtures for the app tests: real image files drawn with Pillow, real small models,
+the CLI run in this process or in a child process."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import random
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,3 +47,180 @@ def draw_image(
 def draw():
     """The :func:`draw_image` helper."""
     return draw_image
+
+
+# --------------------------------------------------------------------------- models and CLI
+# The real bundled model is not needed: tiny random models are built here, saved in our
+# format under a session-wide LOTLIP_MODELS_DIR, and loaded by name like any installed model.
+# Torch runs on one thread: the test machine has few cores and is often busy.
+
+torch.set_num_threads(1)
+
+RANDOM_MODEL = "micro-random"
+OTHER_MODEL = "micro-random-b"  # same dimension, other weights
+TRAINED_MODEL = "micro-trained"
+GALLERY_SCENES = 10  # held-out scenes the trained micro model memorises (its test gallery)
+
+
+def _vocab() -> list[str]:
+    from training.synthetic import caption_corpus
+    from training.vocab import build_wordpiece_vocab
+
+    return build_wordpiece_vocab(caption_corpus(200), 300)
+
+
+def build_micro_model(name: str, seed: int, vocab: list[str]):
+    """A random LoTLIP small enough to run in milliseconds (width 32, one layer)."""
+    from lotlip.config import small_config
+    from lotlip.model import LoTLIP
+    from lotlip.tokenizer import LoTLIPTokenizer
+
+    torch.manual_seed(seed)
+    config = small_config(
+        name, vocab_size=len(vocab), width=32, layers=1, heads=2, image_size=32, patch_size=8
+    )
+    return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A models folder with the random micro models, set as ``LOTLIP_MODELS_DIR``."""
+    folder = tmp_path_factory.mktemp("models")
+    vocab = _vocab()
+    build_micro_model(RANDOM_MODEL, 0, vocab).save(folder / RANDOM_MODEL)
+    build_micro_model(OTHER_MODEL, 1, vocab).save(folder / OTHER_MODEL)
+    old = os.environ.get("LOTLIP_MODELS_DIR")
+    os.environ["LOTLIP_MODELS_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("LOTLIP_MODELS_DIR", None)
+    else:
+        os.environ["LOTLIP_MODELS_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def micro_model(models_dir: Path):
+    """The random micro model, loaded (the same object the app's model cache hands out)."""
+    from app.library.models import load_model
+
+    return load_model(RANDOM_MODEL, "cpu")
+
+
+class _Gallery(torch.utils.data.Dataset):
+    """The gallery scenes, rendered once, each with a randomly chosen long caption."""
+
+    def __init__(self, seeds: list[int], preprocess) -> None:
+        from training.synthetic import make_scene
+
+        self.scenes = [make_scene(s) for s in seeds]
+        self.pixels = [preprocess(s.render(64)) for s in self.scenes]
+        self.rng = random.Random(0)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, i: int):
+        scene = self.scenes[i]
+        return self.pixels[i], scene.short_caption, [self.rng.choice(scene.long_captions)]
+
+
+@pytest.fixture(scope="session")
+def ranking_model(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A model that really ranks scenes: the bundled ``lotlip-tiny`` when it is installed,
+    else a micro model trained here (~20 s) until it has memorised the held-out gallery
+    (the first :data:`GALLERY_SCENES` held-out scenes, which the ranking tests search)."""
+    from lotlip import registry
+
+    if registry.is_installed(registry.BUNDLED_MODEL):
+        return registry.BUNDLED_MODEL
+    from training.synthetic import heldout_seeds
+    from training.train import TrainConfig, train
+
+    model = build_micro_model(TRAINED_MODEL, 0, _vocab())
+    data = _Gallery(list(heldout_seeds(GALLERY_SCENES)), model.preprocess)
+    config = TrainConfig(
+        out=str(tmp_path_factory.mktemp("micro-run")),
+        steps=600,
+        batch_size=GALLERY_SCENES,
+        lr=2e-3,
+        warmup=20,
+        weight_decay=0.0,
+        captions="long",
+        save_every=10**9,
+        log_every=10**9,
+        device="cpu",
+    )
+    torch.manual_seed(0)
+    with contextlib.redirect_stderr(io.StringIO()):  # no progress bar in the test log
+        train(config, model, data)
+    torch.set_num_threads(1)
+    model.eval().save(models_dir / TRAINED_MODEL)
+    return TRAINED_MODEL
+
+
+@pytest.fixture
+def library(tmp_path: Path, models_dir: Path):
+    """A fresh library in a temporary folder."""
+    from app.library.library import Library
+
+    lib = Library.open(tmp_path / "library")
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, models_dir: Path):
+    """Run ``lotlip-search`` in this process: ``cli(*args) -> (status, stdout, stderr)``.
+
+    ``--library`` (a temporary folder) and ``--model`` (the random micro model) are added
+    unless given.
+    """
+    from app.cli import main
+
+    def run(*args: str, library: Path | None = None, model: str | None = RANDOM_MODEL):
+        argv = ["--library", str(library or tmp_path / "library")]
+        if model:
+            argv += ["--model", model]
+        capsys.readouterr()
+        status = main([*argv, *args])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
+
+
+def subprocess_env(models_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for running the CLI in a child process (one torch thread, test models)."""
+    env = dict(os.environ)
+    env.update(
+        LOTLIP_MODELS_DIR=str(models_dir),
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        **extra,
+    )
+    return env
+
+
+def start_cli(args: list[str], models_dir: Path, **popen: object) -> subprocess.Popen:
+    """Start ``python -m app.cli ARGS`` in a child process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        env=subprocess_env(models_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
+def draw_folder(
+    folder: Path, count: int, size: tuple[int, int] = (48, 32), start: int = 0
+) -> list[Path]:
+    """``count`` small JPEGs in ``folder`` (``img_0000.jpg`` ...), drawn with seeds ``start``,
+    ``start + 1``, ... (different seeds, different pictures)."""
+    paths = []
+    for i in range(count):
+        path = folder / f"img_{i:04d}.jpg"
+        draw_image(path, "jpeg", size, seed=start + i)
+        paths.append(path)
+    return paths

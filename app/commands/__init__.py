@@ -1,0 +1,1 @@
+"""The ``lotlip-search`` sub-commands (parsed and dispatched by :mod:`app.cli`)."""

@@ -1,0 +1,117 @@
+"""``lotlip-search index PATH...``: add folders and bring their index up to date."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from app.commands.common import (
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    EXIT_OK,
+    Context,
+    ProgressBars,
+    UsageError,
+    graceful_interrupts,
+    print_json,
+    say,
+    show_path,
+)
+
+if TYPE_CHECKING:
+    from app.library.indexer import IndexReport
+
+HELP = "index folders of photos (new, changed, moved and removed files)"
+DESCRIPTION = """\
+Add folders to the library and index them: new and changed photos are embedded with the
+model, moved photos keep their vectors, deleted ones are removed, unreadable files are listed
+by `lotlip-search errors`. Without PATH, every folder already in the library is re-indexed
+(handy in a cron job). Interrupt with Ctrl-C at any time: the next run resumes."""
+
+
+def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
+    """Register the ``index`` command."""
+    p = sub.add_parser("index", help=HELP, description=DESCRIPTION, **common)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add and index")
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files/folders matching GLOB (name or path relative to the folder; repeatable; "
+        "remembered for the folder)",
+    )
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch")
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="decoding threads (default: auto)"
+    )
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="save the search index every N batches (default: every 50, at most once a minute)",
+    )
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Index the given folders (or all of them)."""
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    for path in args.paths:
+        if not os.path.isdir(path):
+            say(f"error: not a folder: {show_path(path)}", file=sys.stderr)
+            return EXIT_ERROR
+    lib = ctx.lib
+    if args.paths:
+        folders = [lib.add_folder(p, args.exclude) for p in args.paths]
+    else:
+        folders = lib.folders()
+        if not folders:
+            raise UsageError(
+                "nothing to index yet: give a folder, e.g. lotlip-search index ~/Pictures"
+            )
+        if args.exclude:
+            folders = [lib.add_folder(f.path, args.exclude) for f in folders]
+    choice = ctx.choose_model()
+    from app.library.indexer import Indexer
+
+    options: dict[str, Any] = {}
+    if args.save_every is not None:
+        if args.save_every < 1:
+            raise UsageError("--save-every must be at least 1")
+        options = {"save_every": args.save_every, "save_interval_s": 0.0}
+    indexer = Indexer(
+        lib, choice.model, batch_size=args.batch_size, workers=args.workers, **options
+    )
+    with graceful_interrupts() as stop, ProgressBars() as bars:
+        report = indexer.run(folders, progress=bars, cancel=stop.is_set)
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        say(summary(report))
+    if report.cancelled:
+        say("interrupted: run the same command again to continue", file=sys.stderr)
+        return EXIT_CANCELLED
+    return EXIT_OK
+
+
+def summary(report: IndexReport) -> str:
+    """One friendly line about an index run."""
+    parts = [f"{report.added} added"]
+    for name in ("updated", "moved", "removed", "touched"):
+        value = getattr(report, name)
+        if value:
+            parts.append(f"{value} {name}")
+    parts.append(f"{report.unchanged} unchanged")
+    text = f"{report.model}: " + ", ".join(parts)
+    if report.failed:
+        text += f"; {report.failed} could not be read (see `lotlip-search errors`)"
+    text += f" in {report.elapsed_s:.1f} s"
+    if report.embedded and report.elapsed_s > 0:
+        text += f" ({report.embedded / report.elapsed_s:.1f} images/s)"
+    return text

@@ -1,0 +1,117 @@
+"""``lotlip-search status`` and ``lotlip-search errors``: what the library holds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from app.commands.common import EXIT_OK, Context, print_json, say
+
+
+def add_parsers(sub: argparse._SubParsersAction, **common: object) -> None:
+    """Register ``status`` and ``errors``."""
+    p = sub.add_parser(
+        "status",
+        help="what the library holds: folders, photos, models",
+        description="Show the library folder, its folders and photo counts, the vectors per "
+        "model, failures, and which model searches would use.",
+        **common,
+    )
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(run=run_status)
+    p = sub.add_parser(
+        "errors",
+        help="files that could not be indexed, with the reason",
+        description="List the files that could not be indexed and why. They are retried "
+        "automatically once they change (size or modification time).",
+        **common,
+    )
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(run=run_errors)
+
+
+def status_data(ctx: Context) -> dict[str, object]:
+    """Everything ``status`` shows, as a dictionary."""
+    from app.library.models import resolve_model_spec
+
+    lib = ctx.lib
+    store = lib.store
+    counts = store.counts()
+    spec, source = resolve_model_spec(lib, ctx.model)
+    db = lib.dir / "library.db"
+    folders = []
+    for folder in lib.folders():
+        folders.append(
+            {
+                "path": folder.path,
+                "images": len(store.image_ids(folder)),
+                "failures": len(store.failures(folder)),
+                "excludes": list(folder.excludes),
+                "exists": os.path.isdir(folder.path),
+            }
+        )
+    return {
+        "library": str(lib.dir),
+        "database_bytes": db.stat().st_size if db.exists() else 0,
+        "model": spec,
+        "model_source": source,
+        "folders": folders,
+        "images": counts.images,
+        "failures": counts.failures,
+        "captions": counts.captions,
+        "embeddings": counts.embeddings,
+    }
+
+
+def run_status(args: argparse.Namespace, ctx: Context) -> int:
+    """Print the library's status."""
+    data = status_data(ctx)
+    if args.json:
+        print_json(data)
+        return EXIT_OK
+    say(f"Library:  {data['library']}")
+    note = (
+        " (the small bundled model: simple shapes only)"
+        if data["model_source"] == "bundled"
+        else ""
+    )
+    say(f"Model:    {data['model']} ({data['model_source']}){note}")
+    folders = data["folders"]
+    assert isinstance(folders, list)
+    if not folders:
+        say("Folders:  none yet (add one with `lotlip-search index FOLDER`)")
+    else:
+        say(f"Folders:  {len(folders)}")
+        for f in folders:
+            missing = "" if f["exists"] else "  [not found: unplugged drive?]"
+            failed = f", {f['failures']} failed" if f["failures"] else ""
+            say(f"  {f['path']}  {f['images']} photos{failed}{missing}")
+    say(f"Photos:   {data['images']}")
+    embeddings = data["embeddings"]
+    assert isinstance(embeddings, dict)
+    if embeddings:
+        listed = ", ".join(f"{name}: {n}" for name, n in sorted(embeddings.items()))
+        say(f"Vectors:  {listed}")
+    if data["failures"]:
+        say(f"Failed:   {data['failures']} (see `lotlip-search errors`)")
+    return EXIT_OK
+
+
+def run_errors(args: argparse.Namespace, ctx: Context) -> int:
+    """List failed files."""
+    failures = ctx.lib.store.failures()
+    if args.json:
+        print_json(
+            [
+                {"path": f.path, "reason": f.reason, "size": f.size, "failed_at": f.failed_at}
+                for f in failures
+            ]
+        )
+        return EXIT_OK
+    if not failures:
+        say("No failed files.")
+        return EXIT_OK
+    for f in failures:
+        say(f"{f.path}\n    {f.reason}")
+    say(f"{len(failures)} file(s) could not be indexed; they are retried once they change.")
+    return EXIT_OK

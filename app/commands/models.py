@@ -1,0 +1,323 @@
+"""``lotlip-search model ...``: list, download, import, choose and remove models."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from app.commands.common import (
+    EXIT_ERROR,
+    EXIT_NO_MODEL,
+    EXIT_OK,
+    Context,
+    UsageError,
+    print_json,
+    say,
+)
+
+GENERIC_STEMS = frozenset(
+    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
+)
+
+DOWNLOAD_EPILOG = """\
+Without internet access on this machine, fetch the two files on another one:
+  https://huggingface.co/weiwu-ww/LoTLIP-ViT-B-16-100M/resolve/main/model.pt
+  https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt
+copy them over and run:
+  lotlip-search model import model.pt --vocab vocab.txt --name lotlip-vit-b16
+The environment variable HF_ENDPOINT selects a Hugging Face mirror."""
+
+
+def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
+    """Register ``model`` and its sub-commands."""
+    epilog = str(common.pop("epilog", ""))
+    formatter = common.get("formatter_class")
+    model = sub.add_parser(
+        "model",
+        help="list, download, import and choose models",
+        description="Manage the models the library can use. The official LoTLIP models find "
+        "real photos; the small bundled lotlip-tiny only knows simple coloured shapes.",
+        epilog=epilog,
+        **common,
+    )
+    actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    p = actions.add_parser(
+        "list", help="installed and available models", epilog=epilog, formatter_class=formatter
+    )
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(run=run_list)
+
+    p = actions.add_parser(
+        "download",
+        help="download an official model from the Hugging Face hub",
+        description="Download an official LoTLIP checkpoint and the BERT vocabulary (with a "
+        "progress bar; an interrupted download resumes) and install it.",
+        epilog=DOWNLOAD_EPILOG + "\n\n" + epilog,
+        formatter_class=formatter,
+    )
+    p.add_argument("name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32")
+    p.set_defaults(run=run_download)
+
+    p = actions.add_parser(
+        "import",
+        help="install an official-format checkpoint (.pt) from a file",
+        description="Convert an open_clip-format LoTLIP checkpoint into the app's format and "
+        "install it. The file is read safely (tensors only; pickles that would run code are "
+        "refused).",
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    p.add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
+    p.add_argument(
+        "--vocab",
+        metavar="FILE",
+        help="the bert-base-uncased vocab.txt (default: next to FILE or in the HF cache)",
+    )
+    p.add_argument("--name", metavar="NAME", help="name to install it under")
+    p.add_argument("--replace", action="store_true", help="replace a model of the same name")
+    p.set_defaults(run=run_import)
+
+    p = actions.add_parser(
+        "use",
+        help="choose the model this library uses",
+        description="Remember NAME (a model name or folder) as this library's model. "
+        "`auto` goes back to the default: the best installed official model, else the bundled "
+        "one.",
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    p.add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
+    p.set_defaults(run=run_use)
+
+    p = actions.add_parser(
+        "remove",
+        help="delete an installed model's files",
+        description="Delete an imported, downloaded or fine-tuned model from the models "
+        "folder. The library keeps its vectors (they are used again if it comes back).",
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    p.add_argument("name", metavar="NAME", help="the model to remove")
+    p.set_defaults(run=run_remove)
+
+
+def model_rows(ctx: Context) -> list[dict[str, object]]:
+    """Installed models, then official ones not installed yet, with library vector counts."""
+    from app.library.models import resolve_model_spec
+    from lotlip import registry
+
+    vectors = ctx.lib.store.counts().embeddings
+    in_use, _ = resolve_model_spec(ctx.lib, ctx.model)
+    rows: list[dict[str, object]] = []
+    for m in registry.installed_models():
+        rows.append(
+            {
+                "name": m.name,
+                "kind": m.kind,
+                "installed": True,
+                "path": str(m.path),
+                "size_mb": round(m.size_bytes / 1e6, 1),
+                "vectors": vectors.get(m.name, 0),
+                "in_use": m.name == in_use,
+            }
+        )
+    names = {r["name"] for r in rows}
+    for name, info in registry.OFFICIAL_MODELS.items():
+        if name not in names:
+            rows.append(
+                {
+                    "name": name,
+                    "kind": "official",
+                    "installed": False,
+                    "path": None,
+                    "size_mb": info.approx_mb,
+                    "vectors": vectors.get(name, 0),
+                    "in_use": name == in_use,
+                }
+            )
+    return rows
+
+
+def run_list(args: argparse.Namespace, ctx: Context) -> int:
+    """Print the models."""
+    rows = model_rows(ctx)
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    for r in rows:
+        mark = "*" if r["in_use"] else " "
+        state = (
+            f"{r['size_mb']} MB"
+            if r["installed"]
+            else f"not installed (lotlip-search model download {r['name']})"
+        )
+        vectors = f", {r['vectors']} photos indexed" if r["vectors"] else ""
+        say(f"{mark} {r['name']:<20} {r['kind']:<10} {state}{vectors}")
+    say("(* = used by this library)")
+    return EXIT_OK
+
+
+def run_download(args: argparse.Namespace, ctx: Context) -> int:
+    """Download and install an official model."""
+    from app.library.models import clear_model_cache
+    from lotlip import registry
+
+    if args.name not in registry.OFFICIAL_MODELS:
+        raise UsageError(
+            f"{args.name} is not an official model; choose one of "
+            + ", ".join(registry.OFFICIAL_MODELS)
+        )
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    try:
+        checkpoint, vocab = registry.download(
+            args.name, endpoint=endpoint, progress=sys.stderr.isatty()
+        )
+    except registry.DownloadError as exc:
+        say(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    say(f"converting {args.name} ...", file=sys.stderr)
+    target = registry.import_official(checkpoint, vocab=vocab, name=args.name, replace=True)
+    clear_model_cache()
+    say(f"installed {args.name} in {target}")
+    say("it is used automatically when no other model is chosen (`lotlip-search model use`)")
+    return EXIT_OK
+
+
+def find_vocab(checkpoint: Path) -> Path | None:
+    """``vocab.txt`` next to the checkpoint, or bert-base-uncased's in the HF cache."""
+    beside = checkpoint.with_name("vocab.txt")
+    if beside.is_file():
+        return beside
+    from huggingface_hub import try_to_load_from_cache
+
+    from lotlip import registry
+
+    cached = try_to_load_from_cache(registry.BERT_TOKENIZER_REPO, "vocab.txt")
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def guess_name(checkpoint: Path) -> str:
+    """A name for an imported checkpoint: the official name its architecture matches, else the
+    file name (or its folder's, for generic file names like ``model.pt``)."""
+    import torch
+
+    from lotlip.checkpoints import infer_official_config
+    from lotlip.registry import OFFICIAL_MODELS
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        name = infer_official_config(state).name
+        if name in OFFICIAL_MODELS:
+            return name
+    except Exception:  # the import itself reports what is wrong with the file
+        pass
+    stem = checkpoint.stem
+    if stem.lower() in GENERIC_STEMS and checkpoint.parent.name:
+        stem = checkpoint.resolve().parent.name
+    return stem
+
+
+def run_import(args: argparse.Namespace, ctx: Context) -> int:
+    """Install a checkpoint from a file."""
+    from app.library.models import clear_model_cache
+    from lotlip import registry
+    from lotlip.checkpoints import CheckpointError
+
+    checkpoint = Path(args.file).expanduser()
+    if not checkpoint.is_file():
+        say(f"error: no such file: {checkpoint}", file=sys.stderr)
+        return EXIT_ERROR
+    vocab = Path(args.vocab).expanduser() if args.vocab else find_vocab(checkpoint)
+    if vocab is None or not vocab.is_file():
+        say(
+            "error: the checkpoint needs the bert-base-uncased vocabulary: pass --vocab "
+            "vocab.txt (from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/"
+            "vocab.txt) or put vocab.txt next to it",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    name = args.name or guess_name(checkpoint)
+    try:
+        target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
+    except FileExistsError:
+        say(
+            f"error: a model named {name} is already installed; pass --replace to overwrite "
+            "it or --name to choose another name",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except (CheckpointError, ValueError, OSError) as exc:
+        say(f"error: cannot import {checkpoint}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # torch.load of a damaged file can fail in many ways
+        say(
+            f"error: cannot import {checkpoint}: not a readable checkpoint "
+            f"({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    clear_model_cache()
+    say(f"installed {name} in {target}")
+    say(f"use it with: lotlip-search model use {name}")
+    return EXIT_OK
+
+
+def is_available(name: str) -> bool:
+    """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
+    from lotlip import registry
+    from lotlip.checkpoints import is_pretrained_folder
+
+    path = Path(name).expanduser()
+    if path.is_file() or is_pretrained_folder(path):
+        return True
+    return registry.resolve_folder(name) is not None or registry.is_installed(name)
+
+
+def run_use(args: argparse.Namespace, ctx: Context) -> int:
+    """Remember the library's model."""
+    from app.library.models import MODEL_SETTING
+
+    store = ctx.lib.store
+    if args.name == "auto":
+        store.delete_setting(MODEL_SETTING)
+        say("this library now uses the best installed model")
+        return EXIT_OK
+    if not is_available(args.name):
+        say(
+            f"error: model {args.name} is not installed (see `lotlip-search model list`)",
+            file=sys.stderr,
+        )
+        return EXIT_NO_MODEL
+    path = Path(args.name).expanduser()
+    value = str(path.resolve()) if path.exists() else args.name
+    store.set_setting(MODEL_SETTING, value)
+    say(f"this library now uses {value}")
+    return EXIT_OK
+
+
+def run_remove(args: argparse.Namespace, ctx: Context) -> int:
+    """Delete an installed model."""
+    from app.library.models import MODEL_SETTING, clear_model_cache
+    from lotlip import registry
+
+    try:
+        registry.remove_model(args.name)
+    except registry.ModelNotFoundError as exc:
+        say(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    except ValueError as exc:
+        say(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    clear_model_cache()
+    store = ctx.lib.store
+    if store.get_setting(MODEL_SETTING) == args.name:
+        store.delete_setting(MODEL_SETTING)
+    kept = store.counts().embeddings.get(args.name, 0)
+    say(f"removed {args.name}" + (f" (the library keeps its {kept} vectors)" if kept else ""))
+    return EXIT_OK

@@ -1,0 +1,481 @@
+"""The indexing pipeline: scan -> apply changes -> decode (parallel) -> embed -> store -> ANN.
+
+One :class:`Indexer` run:
+
+1. **Scan** the library's root folders (:class:`~app.library.scanner.Scanner`) and compare with
+   the store (:func:`~app.library.scanner.plan_changes`).
+2. **Apply** what needs no model: moves keep their id and vectors, touched files get their new
+   mtime, removed files leave the store and the ANN index.
+3. **Embed** new, changed and not-yet-embedded files. Decode threads (Pillow releases the GIL)
+   read, decode and preprocess files ahead of the main thread, at most ``lookahead`` batches
+   plus one file per thread in flight, so memory stays flat however large the folder. While
+   the main thread runs the image tower on batch *i*, the threads decode batch *i + 1*. Each
+   batch is written to SQLite in **one transaction** (images + vectors), then added to the
+   ANN index, which is saved every ``save_every`` batches (at most once per
+   ``save_interval_s``) and at the end. A file that cannot be decoded is recorded in the
+   store's failures with its reason and skipped until its size or mtime changes.
+
+Crash safety: SQLite is the truth and each batch commits atomically, so a run killed at any
+moment (SIGKILL, power loss) leaves complete batches and nothing else; the next run's plan
+sees exactly which files still need a vector (no duplicates: paths are unique; no holes:
+unfinished files are still "new"). The ANN file is a cache written atomically and stamped with
+the store's generation; if it is behind, it is rebuilt from the store when opened. Cancelling
+(the ``cancel`` callback, Ctrl-C in the CLI) stops after the current batch and saves the index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from app.library.decode import Decoded, DecodeFailure, decode_file
+from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, plan_changes
+from app.library.store import Failure, Folder
+
+if TYPE_CHECKING:
+    from app.library.ann import AnnIndex
+    from app.library.library import Library
+    from lotlip.model import LoTLIP
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[["IndexProgress"], None]
+CancelCallback = Callable[[], bool]
+
+PHASES = ("opening", "scanning", "updating", "embedding", "saving", "done")
+"""The phases an :class:`IndexProgress` reports, in order."""
+
+
+@dataclass(frozen=True)
+class IndexProgress:
+    """A progress report, sent from the indexing thread.
+
+    ``phase``: one of :data:`PHASES`; ``done``/``total``: files handled and to handle in this
+    phase (``total`` is 0 while unknown, e.g. during the scan); ``current``: the file just
+    handled; ``rate``: files per second in the embedding phase; ``eta_s``: seconds left;
+    ``failed``: files that could not be indexed so far.
+    """
+
+    phase: str
+    done: int
+    total: int
+    current: str | None = None
+    rate: float = 0.0
+    eta_s: float | None = None
+    failed: int = 0
+
+
+@dataclass
+class IndexReport:
+    """What a run did. ``embedded`` = added + updated (vectors computed in this run)."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: int = 0
+    touched: int = 0
+    cancelled: bool = False
+    elapsed_s: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    embedded: int = 0
+    model: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready counts (the ``index --json`` shape); failures as ``{path, reason}``."""
+        data = asdict(self)
+        data["elapsed_s"] = round(self.elapsed_s, 3)
+        data["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
+        return data
+
+
+@dataclass
+class _Plan:
+    """What a scan found: the changes, the known failures, and files named like pictures that
+    are not pictures (with the reason)."""
+
+    changes: ChangeSet
+    failures: dict[str, Failure]
+    rejected: list[tuple[FileInfo, str]]
+
+
+def default_workers() -> int:
+    """Decode threads: one per CPU, at most 8.
+
+    With a small model decoding is the bottleneck and every core helps; with a large one the
+    threads fill the look-ahead window and then wait, so they do not compete for long.
+    """
+    return max(1, min(8, os.cpu_count() or 2))
+
+
+class _Ticker:
+    """Rate-limits progress callbacks (every call at most every ``interval`` seconds)."""
+
+    def __init__(self, callback: ProgressCallback | None, interval: float = 0.1) -> None:
+        self.callback = callback
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, progress: IndexProgress, *, force: bool = False) -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            self.callback(progress)
+
+
+class Indexer:
+    """Indexes a library's folders with one model. See the module docstring.
+
+    Args:
+        lib: the library.
+        model: a loaded ``lotlip`` model; its ``name`` keys the vectors in the store.
+        batch_size: images per forward pass and per store transaction.
+        workers: decode threads (default :func:`default_workers`).
+        save_every: save the ANN index after this many batches ...
+        save_interval_s: ... but not more often than this.
+        lookahead: batches decoded ahead of the model.
+    """
+
+    def __init__(
+        self,
+        lib: Library,
+        model: LoTLIP,
+        batch_size: int = 32,
+        workers: int | None = None,
+        *,
+        save_every: int = 50,
+        save_interval_s: float = 60.0,
+        lookahead: int = 2,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.lib = lib
+        self.model = model
+        self.batch_size = batch_size
+        self.workers = workers if workers and workers > 0 else default_workers()
+        self.save_every = max(1, save_every)
+        self.save_interval_s = save_interval_s
+        self.lookahead = max(1, lookahead)
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(
+        self,
+        folders: Sequence[Folder | str | os.PathLike[str]] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCallback | None = None,
+    ) -> IndexReport:
+        """Bring the index of ``folders`` (default: all root folders) up to date.
+
+        Paths not yet in the library are added as root folders. Raises
+        :class:`~app.library.library.LibraryBusyError` while another process indexes.
+        """
+        started = time.monotonic()
+        report = IndexReport(model=self.model.name)
+        tick = _Ticker(progress)
+        stop = cancel or (lambda: False)
+        with self.lib.writing():
+            tick(IndexProgress("opening", 0, 0), force=True)
+            self.lib.register_model(self.model)
+            ann = self.lib.ann(self.model.name, self.model.embed_dim)
+            roots = self._roots(folders)
+            try:
+                self._index(roots, ann, report, tick, stop)
+            finally:
+                tick(IndexProgress("saving", 0, 0), force=True)
+                self._save(ann)
+        report.elapsed_s = time.monotonic() - started
+        tick(
+            IndexProgress("done", report.embedded, report.embedded, failed=report.failed),
+            force=True,
+        )
+        logger.info("index run: %s", {k: v for k, v in report.as_dict().items() if k != "failures"})
+        return report
+
+    def _roots(self, folders: Sequence[Folder | str | os.PathLike[str]] | None) -> list[Folder]:
+        if folders is None:
+            return self.lib.folders()
+        chosen: dict[str, Folder] = {}
+        for item in folders:
+            folder = item if isinstance(item, Folder) else self.lib.store.get_folder(item)
+            if folder is None:
+                folder = self.lib.add_folder(item)  # type: ignore[arg-type]
+            chosen[folder.path] = folder
+        # registered roots nested in a chosen one are scanned with it, as their own roots
+        for folder in self.lib.folders():
+            if any(folder.path.startswith(p.rstrip(os.sep) + os.sep) for p in chosen):
+                chosen[folder.path] = folder
+        return sorted(chosen.values(), key=lambda f: f.path)
+
+    def _index(
+        self,
+        roots: list[Folder],
+        ann: AnnIndex,
+        report: IndexReport,
+        tick: _Ticker,
+        stop: CancelCallback,
+    ) -> None:
+        plan = self._plan(roots, tick, stop)
+        if plan is None:
+            report.cancelled = True
+            return
+        folder_ids = {r.path: r.id for r in roots}
+        tick(IndexProgress("updating", 0, 0), force=True)
+        self._record_rejections(plan, folder_ids, report)
+        embed_moves = self._apply(plan.changes, folder_ids, ann, report)
+        changes = plan.changes
+        report.unchanged = changes.unchanged
+        report.failed += len(changes.failed)
+        report.failures += [
+            (info.path, plan.failures[info.path].reason)
+            for info in changes.failed
+            if info.path in plan.failures
+        ]
+        if stop():
+            report.cancelled = True
+            return
+        replaced = {info.path: old.id for info, old in changes.changed}
+        todo = changes.to_embed() + embed_moves
+        self._embed_all(todo, changes.hashes, folder_ids, replaced, ann, report, tick, stop)
+
+    def _plan(self, roots: list[Folder], tick: _Ticker, stop: CancelCallback) -> _Plan | None:
+        """Scan the roots and compare with the store; ``None`` when cancelled."""
+        store = self.lib.store
+        rejected: list[tuple[FileInfo, str]] = []
+        scanner = Scanner(
+            roots,
+            skip_paths=[self.lib.ann_dir, self.lib.thumbnails_dir],
+            cancel=stop,
+            on_rejected=lambda info, reason: rejected.append((info, reason)),
+        )
+        files: list[FileInfo] = []
+        tick(IndexProgress("scanning", 0, 0), force=True)
+        for info in scanner:
+            files.append(info)
+            tick(IndexProgress("scanning", len(files), 0, current=info.path))
+        tick(IndexProgress("scanning", len(files), len(files)), force=True)
+        if scanner.stats.cancelled:
+            return None
+        known: dict[str, KnownFile] = {}
+        failures: dict[str, Failure] = {}
+        for root in roots:
+            known.update(store.known_files(root, model=self.model.name))
+            failures.update((f.path, f) for f in store.failures(root))
+        changes = plan_changes(files, known, failures=failures, incomplete=scanner.incomplete_paths)
+        logger.info("plan: %s", changes.summary())
+        return _Plan(changes, failures, rejected)
+
+    def _record_rejections(
+        self, plan: _Plan, folder_ids: dict[str, int], report: IndexReport
+    ) -> None:
+        """Failure records for files named like pictures that are not (kept up to date)."""
+        store = self.lib.store
+        rejected_paths = {info.path for info, _ in plan.rejected}
+        stale = [p for p in plan.changes.stale_failures if p not in rejected_paths]
+        if stale:
+            store.clear_failures(stale)
+        for info, reason in plan.rejected:
+            old = plan.failures.get(info.path)
+            if old is None or (old.size, old.mtime_ns, old.reason) != (
+                info.size,
+                info.mtime_ns,
+                reason,
+            ):
+                store.record_failure(
+                    info.path,
+                    reason,
+                    folder_id=folder_ids.get(info.root),
+                    size=info.size,
+                    mtime_ns=info.mtime_ns,
+                )
+            report.failures.append((info.path, reason))
+        report.failed += len(plan.rejected)
+
+    def _apply(
+        self, changes: ChangeSet, folder_ids: dict[str, int], ann: AnnIndex, report: IndexReport
+    ) -> list[FileInfo]:
+        """Touches, moves and removals (no model needed); returns moves that need a vector."""
+        store = self.lib.store
+        if changes.touched:
+            store.touch_images((old.id, info.size, info.mtime_ns) for info, old in changes.touched)
+            report.touched = len(changes.touched)
+        unrecorded: list[FileInfo] = []
+        for move in changes.moved:
+            try:
+                store.move_image(
+                    move.old.path,
+                    move.new.path,
+                    folder_id=folder_ids.get(move.new.root),
+                    size=move.new.size,
+                    mtime_ns=move.new.mtime_ns,
+                    hash=changes.hashes.get(move.new.path),
+                )
+            except (KeyError, ValueError) as exc:
+                logger.warning("could not record the move of %s: %s", move.old.path, exc)
+                unrecorded.append(move.new)
+                continue
+            report.moved += 1
+        if changes.removed:
+            gone = [k.id for k in changes.removed]
+            report.removed = store.remove_images(gone)
+            ann.delete(gone)
+        return unrecorded
+
+    # -- embedding -------------------------------------------------------------------------
+
+    def _decoded(
+        self,
+        todo: list[FileInfo],
+        hashes: dict[str, str],
+        folder_ids: dict[str, int],
+        stop: CancelCallback,
+    ) -> Iterator[Decoded | DecodeFailure]:
+        """Decode ``todo`` in the thread pool, in order, at most ``window`` files ahead."""
+        size = self.model.config.vision.image_size
+        preprocess = self.model.preprocess
+        window = self.batch_size * self.lookahead + self.workers
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="lotlip-decode")
+        pending: deque[Future[Decoded | DecodeFailure]] = deque()
+        files = iter(todo)
+
+        def submit(info: FileInfo) -> None:
+            pending.append(
+                pool.submit(
+                    decode_file,
+                    info,
+                    size=size,
+                    preprocess=preprocess,
+                    folder_id=folder_ids.get(info.root),
+                    known_hash=hashes.get(info.path),
+                )
+            )
+
+        try:
+            for info in files:
+                submit(info)
+                if len(pending) >= window:
+                    break
+            while pending and not stop():
+                result = pending.popleft().result()
+                following = next(files, None)
+                if following is not None:
+                    submit(following)
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _embed_all(
+        self,
+        todo: list[FileInfo],
+        hashes: dict[str, str],
+        folder_ids: dict[str, int],
+        replaced: dict[str, int],
+        ann: AnnIndex,
+        report: IndexReport,
+        tick: _Ticker,
+        stop: CancelCallback,
+    ) -> None:
+        total = len(todo)
+        done = 0
+        started = time.monotonic()
+        batches_since_save = 0
+        last_save = time.monotonic()
+        batch: list[Decoded] = []
+
+        def emit(current: str | None, force: bool = False) -> None:
+            elapsed = max(1e-6, time.monotonic() - started)
+            rate = done / elapsed
+            eta = (total - done) / rate if rate > 0 else None
+            progress = IndexProgress("embedding", done, total, current, rate, eta, report.failed)
+            tick(progress, force=force)
+
+        emit(None, force=True)
+        with contextlib.closing(self._decoded(todo, hashes, folder_ids, stop)) as items:
+            for item in items:
+                if isinstance(item, DecodeFailure):
+                    self._record_failure(item, folder_ids, replaced, ann, report)
+                    done += 1
+                    emit(item.info.path)
+                    continue
+                batch.append(item)
+                if len(batch) < self.batch_size:
+                    continue
+                self._commit(batch, replaced, ann, report)
+                done += len(batch)
+                emit(batch[-1].info.path, force=True)
+                batch = []
+                batches_since_save += 1
+                if (
+                    batches_since_save >= self.save_every
+                    and time.monotonic() - last_save >= self.save_interval_s
+                ):
+                    self._save(ann)
+                    batches_since_save, last_save = 0, time.monotonic()
+        if stop():
+            report.cancelled = True
+            logger.info("indexing cancelled; %d decoded files were not committed", len(batch))
+            return
+        if batch:
+            self._commit(batch, replaced, ann, report)
+            done += len(batch)
+            emit(batch[-1].info.path, force=True)
+
+    def _commit(
+        self, batch: list[Decoded], replaced: dict[str, int], ann: AnnIndex, report: IndexReport
+    ) -> None:
+        """Embed one batch, write it in one transaction, then add it to the ANN index."""
+        pixels = torch.stack([d.pixels for d in batch])
+        vectors = self.model.embed_pixels(pixels)
+        ids = self.lib.store.upsert_images_with_embeddings(
+            [d.record for d in batch], self.model.name, vectors
+        )
+        ann.add(np.asarray(ids, dtype=np.int64), vectors)
+        for d in batch:
+            if d.info.path in replaced:
+                report.updated += 1
+            else:
+                report.added += 1
+        report.embedded += len(batch)
+
+    def _record_failure(
+        self,
+        failure: DecodeFailure,
+        folder_ids: dict[str, int],
+        replaced: dict[str, int],
+        ann: AnnIndex,
+        report: IndexReport,
+    ) -> None:
+        path = failure.info.path
+        logger.info("cannot index %s: %s", path, failure.reason)
+        old_id = replaced.get(path)
+        if old_id is not None:  # its content changed into something unreadable
+            self.lib.store.remove_images([old_id])
+            ann.delete([old_id])
+        self.lib.store.record_failure(
+            path,
+            failure.reason,
+            folder_id=folder_ids.get(failure.info.root),
+            size=failure.size,
+            mtime_ns=failure.mtime_ns,
+        )
+        report.failed += 1
+        report.failures.append((path, failure.reason))
+
+    def _save(self, ann: AnnIndex) -> None:
+        try:
+            ann.save()
+        except OSError as exc:  # the index is a cache: the next open rebuilds it
+            logger.warning("could not save the ANN index: %s", exc)

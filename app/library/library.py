@@ -1,0 +1,361 @@
+"""The photo library on disk: a folder with the database, the ANN indexes and a write lock.
+
+Layout of a library folder (default :func:`default_library_dir`)::
+
+    library.db      SQLite (source of truth, see app.library.store)
+    ann/<model>.hnsw  one HNSW index per model (caches, see app.library.ann)
+    write.lock      held by the one process that writes (indexing, forgetting)
+    demo/           scenes written by ``lotlip-search demo``
+
+:class:`Library` ties these together for the indexer, the searcher, the CLI and the GUI:
+folders, forgetting paths, one cached :class:`~app.library.ann.AnnIndex` per model, and the
+write lock. Writers (the indexer, :meth:`Library.forget`) run inside :meth:`Library.writing`;
+readers never block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import platformdirs
+
+from app.library.ann import AnnIndex, AnnIndexError, AnnParams, Progress, ann_path
+from app.library.locking import FileLock, LockBusyError
+from app.library.scanner import content_hash
+from app.library.store import Folder, Store
+
+if TYPE_CHECKING:
+    from lotlip.model import LoTLIP
+
+logger = logging.getLogger(__name__)
+
+LIBRARY_ENV = "LOTLIP_SEARCH_LIBRARY"
+"""Environment variable that picks the library folder (``--library`` wins over it)."""
+
+DB_FILE = "library.db"
+LOCK_FILE = "write.lock"
+FINGERPRINT_KEY = "fingerprint"
+_fingerprints: dict[tuple[str, int, int], str] = {}  # (file, size, mtime) -> content hash
+
+
+class LibraryBusyError(RuntimeError):
+    """Another process is writing to the library (indexing or forgetting)."""
+
+
+def default_library_dir() -> Path:
+    """``$LOTLIP_SEARCH_LIBRARY``, else the platformdirs user data dir ``lotlip-search/library``."""
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir("lotlip-search", appauthor=False)) / "library"
+
+
+def is_under(path: str, parent: str) -> bool:
+    """True when ``path`` is ``parent`` or lies below it (both absolute, same spelling)."""
+    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def glob_escape(text: str) -> str:
+    """Escape fnmatch's special characters so ``text`` matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def model_fingerprint(model: LoTLIP) -> str | None:
+    """A cheap fingerprint of the weights file a model was loaded from (``None`` if in memory).
+
+    Vectors made by other weights under the same name (an updated bundled model, a re-run
+    fine-tune) must never be compared with this model's queries; the fingerprint tells them
+    apart. It hashes the file, not the tensors, so it is the same on every device and dtype.
+    """
+    meta = getattr(model, "metadata", {}) or {}
+    candidates = []
+    if meta.get("path"):
+        candidates.append(Path(meta["path"]) / "model.safetensors")
+    if meta.get("source"):
+        candidates.append(Path(meta["source"]))
+    for candidate in candidates:
+        try:
+            st = candidate.stat()
+        except OSError:
+            continue
+        key = (str(candidate), st.st_size, st.st_mtime_ns)
+        cached = _fingerprints.get(key)
+        if cached is None:
+            try:
+                cached = _fingerprints[key] = content_hash(candidate, st.st_size)
+            except OSError:
+                continue
+        return cached
+    return None
+
+
+class Library:
+    """An open library folder. Create with :meth:`open`; close with :meth:`close`.
+
+    Thread-safe: the store serialises its calls, the ANN cache has a lock, each index has its
+    own. The GUI may search from one thread while an :class:`~app.library.indexer.Indexer` runs
+    in another; they share the same in-memory index.
+    """
+
+    def __init__(self, directory: Path, store: Store, ann_params: AnnParams | None = None) -> None:
+        """Wrap an open store; use :meth:`open` instead."""
+        self.dir = directory
+        self.store = store
+        self.ann_params = ann_params or AnnParams()
+        self._anns: dict[str, AnnIndex] = {}
+        self._anns_lock = threading.RLock()
+        self._write_lock = FileLock(directory / LOCK_FILE)
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, ann_params: AnnParams | None = None
+    ) -> Library:
+        """Open (creating if needed) the library at ``path`` (default: the default folder)."""
+        directory = Path(os.path.abspath(Path(path or default_library_dir()).expanduser()))
+        directory.mkdir(parents=True, exist_ok=True)
+        store = Store.open(directory / DB_FILE)
+        logger.debug("opened library %s", directory)
+        return cls(directory, store, ann_params)
+
+    def close(self) -> None:
+        """Save nothing, drop the caches and close the database (safe to call twice)."""
+        with self._anns_lock:
+            self._anns.clear()
+        self.store.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- places --------------------------------------------------------------------------
+
+    @property
+    def ann_dir(self) -> Path:
+        """Folder of the HNSW index files."""
+        return self.dir / "ann"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        """Folder for thumbnails (written by the GUI)."""
+        return self.dir / "thumbnails"
+
+    @property
+    def demo_dir(self) -> Path:
+        """Where ``lotlip-search demo`` writes its scenes."""
+        return self.dir / "demo"
+
+    # -- folders -------------------------------------------------------------------------
+
+    def add_folder(self, path: str | os.PathLike[str], excludes: Iterable[str] = ()) -> Folder:
+        """Add a root folder; for a known one, add ``excludes`` to the patterns it already has."""
+        existing = self.store.get_folder(path)
+        patterns = list(existing.excludes) if existing is not None else []
+        patterns += [p for p in excludes if p not in patterns]
+        return self.store.add_folder(path, patterns)
+
+    def folders(self) -> list[Folder]:
+        """All root folders, by path."""
+        return self.store.folders()
+
+    def folder_for(self, path: str | os.PathLike[str]) -> Folder | None:
+        """The innermost root folder that holds ``path`` (or is it), or ``None``."""
+        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        best: Folder | None = None
+        for folder in self.folders():
+            if is_under(text, folder.path) and (best is None or len(folder.path) > len(best.path)):
+                best = folder
+        return best
+
+    def forget(self, path: str | os.PathLike[str]) -> int:
+        """Remove the images at or below ``path`` from the store and every ANN index.
+
+        Root folders at or below ``path`` are removed altogether. For a path inside a root, its
+        images and failure records go and an exclude pattern is added to the root, so the next
+        index run does not bring them back. Returns how many images were removed. Raises
+        :class:`LibraryBusyError` while another process indexes.
+        """
+        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        removed: list[np.ndarray] = []
+        with self.writing():
+            for folder in self.folders():
+                if is_under(folder.path, text):
+                    removed.append(self.store.remove_folder(folder))
+            root = self.folder_for(text)
+            if root is not None and root.path != text:
+                known = self.store.known_files(root)
+                ids = [k.id for p, k in known.items() if is_under(p, text)]
+                self.store.remove_images(ids)
+                removed.append(np.asarray(ids, dtype=np.int64))
+                failed = [f.path for f in self.store.failures(root) if is_under(f.path, text)]
+                self.store.clear_failures(failed)
+                rel = os.path.relpath(text, root.path).replace(os.sep, "/")
+                self.add_folder(root.path, [glob_escape(rel)])
+            gone = np.concatenate(removed) if removed else np.zeros(0, np.int64)
+            if len(gone):
+                for record in self.store.models():
+                    index = self.ann(record.name, record.dim)
+                    index.delete(gone)
+                    index.save()
+        logger.info("forgot %d images under %s", len(gone), text)
+        return len(gone)
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Library]:
+        """Hold the library's write lock for the block (re-entrant within this process).
+
+        Raises :class:`LibraryBusyError` when another process writes. On the way in, cached
+        indexes made stale by other processes are dropped; on the way out every cached index
+        that changed is saved (or dropped, if it no longer matches the store).
+        """
+        outermost = not self._write_lock.held
+        try:
+            self._write_lock.acquire()
+        except LockBusyError:
+            pid = self._write_lock.holder_pid()
+            who = f" (process {pid})" if pid else ""
+            raise LibraryBusyError(
+                f"another LoTLIP Search process{who} is indexing this library ({self.dir}); "
+                "wait for it to finish"
+            ) from None
+        try:
+            if outermost:
+                self._drop_stale_anns()
+            yield self
+        finally:
+            try:
+                if outermost:
+                    self._settle_anns()
+            finally:
+                self._write_lock.release()
+
+    @property
+    def is_writing(self) -> bool:
+        """True while this process holds the write lock."""
+        return self._write_lock.held
+
+    def _drop_stale_anns(self) -> None:
+        with self._anns_lock:
+            for name, index in list(self._anns.items()):
+                if index.generation != self.store.generation(name):
+                    del self._anns[name]
+
+    def _settle_anns(self) -> None:
+        with self._anns_lock:
+            for name, index in list(self._anns.items()):
+                if index.generation == self.store.generation(name):
+                    continue
+                try:
+                    index.save()
+                except OSError as exc:
+                    logger.warning("could not save the %s index: %s", name, exc)
+                if index.generation != self.store.generation(name):
+                    del self._anns[name]
+
+    # -- models and indexes ----------------------------------------------------------------
+
+    def register_model(self, model: LoTLIP) -> bool:
+        """Record ``model`` in the store; drop its old vectors if they came from other weights.
+
+        Returns true when vectors were dropped (they will be re-embedded by the next index run).
+        Call inside :meth:`writing`.
+        """
+        name, dim = model.name, model.embed_dim
+        fingerprint = model_fingerprint(model)
+        old = self.store.get_model(name)
+        dropped = False
+        if old is not None:
+            before = old.metadata.get(FINGERPRINT_KEY)
+            if old.dim != dim or (fingerprint and before and before != fingerprint):
+                n = self.store.remove_model(name)
+                self.drop_ann(name, delete_file=True)
+                logger.warning(
+                    "model %s changed since this library was indexed; its %d old vectors were "
+                    "dropped and will be made again",
+                    name,
+                    n,
+                )
+                dropped = n > 0
+        meta = dict(old.metadata) if old is not None and not dropped else {}
+        if fingerprint:
+            meta[FINGERPRINT_KEY] = fingerprint
+        source = model.metadata.get("kind") or model.metadata.get("format")
+        path = model.metadata.get("path") or model.metadata.get("source")
+        self.store.add_model(name, dim, source=source, path=path, metadata=meta)
+        return dropped
+
+    def model_is_current(self, model: LoTLIP) -> bool:
+        """False when the library's vectors of ``model.name`` were made by other weights."""
+        record = self.store.get_model(model.name)
+        if record is None:
+            return True
+        if record.dim != model.embed_dim:
+            return False
+        before, now = record.metadata.get(FINGERPRINT_KEY), model_fingerprint(model)
+        return not (before and now and before != now)
+
+    def ann(
+        self,
+        model_name: str,
+        dim: int | None = None,
+        *,
+        refresh: bool = False,
+        progress: Progress | None = None,
+    ) -> AnnIndex:
+        """The ANN index of ``model_name``, opened (or rebuilt from the store) once and cached.
+
+        ``refresh``: reopen a cached index that is behind the store because another process
+        wrote to it (searchers pass this; inside :meth:`writing` the cached index is the live
+        one and is returned as is). A rebuilt index is saved only when no other process holds
+        the write lock (the writer will save its own).
+        """
+        with self._anns_lock:
+            index = self._anns.get(model_name)
+            if index is not None:
+                if not refresh or self.is_writing:
+                    return index
+                if index.generation == self.store.generation(model_name):
+                    return index
+                logger.debug("index %s is behind the store; reopening", model_name)
+            index = self._open_ann(model_name, dim, progress)
+            self._anns[model_name] = index
+            return index
+
+    def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
+        path = ann_path(self.dir, model_name)
+        try:
+            return AnnIndex.load(path, self.store, model_name, dim, params=self.ann_params)
+        except AnnIndexError as exc:
+            reason = str(exc)
+        logger.info("building the %s index from the library: %s", model_name, reason)
+        index = AnnIndex.build(
+            path, self.store, model_name, dim, params=self.ann_params, progress=progress, save=False
+        )
+        index.rebuild_reason = reason
+        if self._write_lock.try_acquire():
+            try:
+                index.save(index.generation)
+            except OSError as exc:
+                logger.warning("could not save the %s index: %s", model_name, exc)
+            finally:
+                self._write_lock.release()
+        return index
+
+    def drop_ann(self, model_name: str, *, delete_file: bool = False) -> None:
+        """Forget the cached index of ``model_name`` (and delete its files if asked)."""
+        with self._anns_lock:
+            self._anns.pop(model_name, None)
+        if delete_file:
+            path = ann_path(self.dir, model_name)
+            for file in (path, path.with_name(path.name + ".json")):
+                file.unlink(missing_ok=True)

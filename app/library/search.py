@@ -1,0 +1,269 @@
+"""Search a library: a paragraph (or an example image) -> embedding -> ANN k-NN -> rows.
+
+Only the query model's own index is ever searched, so vectors of different models are never
+compared. The text is embedded with ``model.embed_texts`` (padded only to its own length, so
+a short query does not pay for 128 tokens); the ANN index (cosine) returns ids, the store
+returns the rows. Options:
+
+* ``like``: an example image (a path or a PIL image). A path already in the library reuses its
+  stored vector. With text as well, the two query vectors are averaged.
+* ``not_text``: a phrase to steer away from; its embedding is subtracted with weight
+  :attr:`Searcher.not_weight` and the query renormalised.
+* ``folders`` (paths at or below which results must lie), ``date_from``/``date_to`` (EXIF
+  capture date, inclusive; ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or full ISO), ``threshold``
+  (least cosine score).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from lotlip.transforms import load_image
+
+if TYPE_CHECKING:
+    from app.library.library import Library
+    from app.library.store import Folder
+    from lotlip.model import LoTLIP
+    from lotlip.tokenizer import TokenCount
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NOT_WEIGHT = 0.5
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
+_UPPER_PAD = "0000-12-31T23:59:59"
+
+
+def normalize_date(text: str, *, upper: bool = False) -> str:
+    """Check a date bound and return it as ISO text; an upper bound is padded to its end.
+
+    ``"2020"`` -> ``"2020"`` (lower) or ``"2020-12-31T23:59:59"`` (upper); ``"2020-06-01"``
+    (upper) -> ``"2020-06-01T23:59:59"``. Raises ``ValueError`` for other shapes.
+    """
+    value = text.strip().replace(" ", "T")
+    if not _DATE.match(value):
+        raise ValueError(
+            f"not a date: {text!r} (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
+        )
+    if upper and len(value) < len(_UPPER_PAD):
+        value += _UPPER_PAD[len(value) :]
+    return value
+
+
+def truncation_warning(tokens: TokenCount) -> str:
+    """The message shown when a description is longer than the model reads."""
+    return (
+        f"your description has {tokens.word_pieces} word pieces; the model reads the first "
+        f"{tokens.capacity}"
+    )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One hit: the image row and its cosine ``score`` (higher is closer)."""
+
+    id: int
+    path: str
+    score: float
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    folder: str | None
+    size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (``path`` first)."""
+        data = asdict(self)
+        data["score"] = round(float(self.score), 6)
+        return {"path": data.pop("path"), "score": data.pop("score"), **data}
+
+
+@dataclass
+class SearchResponse:
+    """Results of one query with what is needed to explain them."""
+
+    query: str
+    model: str
+    tokens: TokenCount | None
+    results: list[SearchResult]
+    elapsed_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    like: str | None = None
+    not_text: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """True when the text was longer than the model reads."""
+        return bool(self.tokens and self.tokens.truncated)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``search --json`` shape: query, model, tokens, truncated, results, ..."""
+        return {
+            "query": self.query,
+            "model": self.model,
+            "tokens": self.tokens.word_pieces if self.tokens else 0,
+            "token_capacity": self.tokens.capacity if self.tokens else None,
+            "truncated": self.truncated,
+            "like": self.like,
+            "not": self.not_text,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "warnings": list(self.warnings),
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+class Searcher:
+    """Answers queries against one library with one model (thread-safe for reads)."""
+
+    def __init__(
+        self, lib: Library, model: LoTLIP, *, not_weight: float = DEFAULT_NOT_WEIGHT
+    ) -> None:
+        self.lib = lib
+        self.model = model
+        self.not_weight = not_weight
+
+    # -- query vectors -------------------------------------------------------------------
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """The normalised embedding of ``text`` (padded only to its own length)."""
+        return self.model.embed_texts([text])[0]
+
+    def image_vector(self, like: str | os.PathLike[str] | Image.Image) -> np.ndarray:
+        """The normalised embedding of an example image (stored vector reused when indexed)."""
+        if isinstance(like, Image.Image):
+            return self.model.embed_images([like])[0]
+        path = os.path.abspath(os.fspath(like))
+        image_id = self.lib.store.image_id(path)
+        if image_id is not None:
+            found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
+            if len(found) and self.lib.model_is_current(self.model):
+                return _unit(vectors[0])
+        image = load_image(path, self.model.config.vision.image_size)
+        return self.model.embed_images([image])[0]
+
+    # -- searching -----------------------------------------------------------------------
+
+    def search(
+        self,
+        text: str | None,
+        top: int = 20,
+        threshold: float | None = None,
+        folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+        like: str | os.PathLike[str] | Image.Image | None = None,
+        not_text: str | None = None,
+    ) -> SearchResponse:
+        """Find the ``top`` images closest to ``text`` and/or ``like`` (see the module doc).
+
+        Raises ``ValueError`` without text or example image, or for a malformed date;
+        ``lotlip.ImageLoadError`` when ``like`` cannot be read.
+        """
+        started = time.perf_counter()
+        text = (text or "").strip()
+        if not text and like is None:
+            raise ValueError("give a description, an example image, or both")
+        warnings: list[str] = []
+        tokens = None
+        parts: list[np.ndarray] = []
+        if text:
+            tokens = self.model.tokenizer.count(text)
+            if tokens.truncated:
+                warnings.append(truncation_warning(tokens))
+            parts.append(self.text_vector(text))
+        if like is not None:
+            parts.append(self.image_vector(like))
+        query = _unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
+        if not_text and not_text.strip():
+            query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
+        like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
+        response = self._run(
+            query, top, threshold, folders, date_from, date_to, warnings, exclude=None
+        )
+        response.query, response.tokens, response.like, response.not_text = (
+            text,
+            tokens,
+            like_text,
+            not_text,
+        )
+        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return response
+
+    def similar(self, image_id: int, top: int = 20) -> SearchResponse:
+        """Images most like the indexed image ``image_id`` (itself left out)."""
+        started = time.perf_counter()
+        found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
+        if not len(found):
+            raise KeyError(f"image {image_id} has no {self.model.name} vector")
+        response = self._run(_unit(vectors[0]), top, None, None, None, None, [], exclude=image_id)
+        rows = self.lib.store.rows_for([image_id])
+        response.like = rows[0].path if rows else None
+        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return response
+
+    def _run(
+        self,
+        query: np.ndarray,
+        top: int,
+        threshold: float | None,
+        folders: Sequence[str | os.PathLike[str] | Folder] | None,
+        date_from: str | None,
+        date_to: str | None,
+        warnings: list[str],
+        exclude: int | None,
+    ) -> SearchResponse:
+        name = self.model.name
+        store = self.lib.store
+        if not self.lib.model_is_current(self.model):
+            warnings.append(
+                f"the library's {name} vectors were made by different weights of that model; "
+                "run `lotlip-search index` to bring them up to date"
+            )
+        index = self.lib.ann(name, self.model.embed_dim, refresh=True)
+        allowed = None
+        if folders or date_from or date_to:
+            under = [f.path if hasattr(f, "path") else os.fspath(f) for f in folders or ()]
+            allowed = store.image_ids(
+                model=name,
+                under=under or None,
+                taken_from=normalize_date(date_from) if date_from else None,
+                taken_to=normalize_date(date_to, upper=True) if date_to else None,
+            )
+        k = max(0, int(top)) + (1 if exclude is not None else 0)
+        ids, scores = index.search(query, k, filter=allowed)
+        keep = [
+            (int(i), float(s))
+            for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
+            if i != exclude and (threshold is None or s >= threshold)
+        ][: max(0, int(top))]
+        rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
+        results = [
+            SearchResult(i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size)
+            for i, s in keep
+            if (r := rows.get(i)) is not None
+        ]
+        if len(index) == 0:
+            warnings.append(self._empty_hint())
+        return SearchResponse("", name, None, results, warnings=warnings)
+
+    def _empty_hint(self) -> str:
+        name = self.model.name
+        others = {m: n for m, n in self.lib.store.counts().embeddings.items() if m != name and n}
+        hint = f"nothing in this library is indexed with {name} yet"
+        if others:
+            listed = ", ".join(f"{n} with {m}" for m, n in sorted(others.items()))
+            return f"{hint} ({listed}): use --model, or run `lotlip-search index` with {name}"
+        return f"{hint}: run `lotlip-search index FOLDER` first"

@@ -1,0 +1,233 @@
+"""Search speed and ANN quality at 100k and 1M photos.
+
+For each library size, printed with p50/p95:
+
+* **text encoding alone** (``model.embed_texts``, BERT-base text tower of a ViT-B/16 LoTLIP
+  with random weights) for a 16-token and a 128-token query: short queries must not pay for
+  128 tokens;
+* **end-to-end search** (``Searcher.search``: tokenize, encode, HNSW k-NN, SQLite rows) for
+  the same queries, and its ratio to the encoding alone (target: <= 1.2x);
+* **ANN recall@10** against exact search (target: >= 0.98) at a few ``ef`` values.
+
+The library's vectors are shaped like real ones, not uniform noise (which defeats every graph
+index and proves nothing): generated scenes are embedded by a small LoTLIP (the bundled model
+when installed, else a random small one), lifted into 768 dimensions by a random orthonormal
+map, and each library vector is a mix of two scene embeddings plus a little noise. The result
+is clustered with a low intrinsic dimension. Held-out mixes serve as recall queries.
+
+    python bench/bench_search.py                    # 100k and 1M (long: builds 1M-vector HNSW)
+    python bench/bench_search.py --sizes 100000     # 100k only
+    python bench/bench_search.py --quick            # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import header, official_random_model, percentiles, small_random_model
+
+from app.library.ann import AnnIndex, AnnParams, ann_path
+from app.library.library import Library
+from app.library.search import Searcher
+from app.library.store import ImageRecord
+from lotlip.model import LoTLIP
+from training import synthetic
+
+CHUNK = 20_000
+
+
+# -- data ------------------------------------------------------------------------------------
+
+
+def scene_embeddings(count: int) -> np.ndarray:
+    """Embeddings of ``count`` generated scenes by a small model (bundled if installed)."""
+    from lotlip import registry
+
+    if registry.is_installed(registry.BUNDLED_MODEL):
+        import lotlip
+
+        model = lotlip.load(registry.BUNDLED_MODEL, device="cpu")
+    else:
+        model = small_random_model()
+    size = model.config.vision.image_size
+    images = [synthetic.make_scene(seed).render(size) for seed in range(count)]
+    print(f"   base: {count} scenes embedded by {model.name} ({model.embed_dim}-d)")
+    return model.embed_images(images, batch_size=64)
+
+
+class Generator:
+    """Deterministic chunks of library vectors: mixes of two scene embeddings plus noise."""
+
+    def __init__(self, base: np.ndarray, dim: int, noise: float = 0.15, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        lift, _ = np.linalg.qr(rng.standard_normal((dim, base.shape[1])))
+        self.base = (base @ lift.T).astype(np.float32)  # orthonormal: norms and angles kept
+        self.dim, self.noise, self.seed = dim, noise, seed
+
+    def chunk(self, index: int, size: int = CHUNK, salt: int = 0) -> np.ndarray:
+        """Chunk ``index`` of the library (``salt`` != 0: held-out query vectors)."""
+        rng = np.random.default_rng((self.seed, salt, index))
+        n = len(self.base)
+        a, b = rng.integers(0, n, size), rng.integers(0, n, size)
+        mix = rng.uniform(0.55, 1.0, (size, 1)).astype(np.float32)
+        vectors = mix * self.base[a] + (1 - mix) * self.base[b]
+        vectors += rng.standard_normal((size, self.dim)).astype(np.float32) * (
+            self.noise / np.sqrt(self.dim)
+        )
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def chunks(self, total: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(start, vectors) covering ``total`` library vectors."""
+        for index, start in enumerate(range(0, total, CHUNK)):
+            yield start, self.chunk(index, min(CHUNK, total - start))
+
+
+def exact_top(gen: Generator, total: int, queries: np.ndarray, k: int) -> np.ndarray:
+    """Row numbers (0-based) of the exact top-``k`` of each query, streaming the chunks."""
+    best_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+    best_rows = np.zeros((len(queries), k), dtype=np.int64)
+    for start, vectors in gen.chunks(total):
+        scores = queries @ vectors.T
+        rows = np.broadcast_to(np.arange(start, start + len(vectors)), scores.shape)
+        all_scores = np.concatenate([best_scores, scores], axis=1)
+        all_rows = np.concatenate([best_rows, rows], axis=1)
+        top = np.argpartition(-all_scores, k - 1, axis=1)[:, :k]
+        best_scores = np.take_along_axis(all_scores, top, axis=1)
+        best_rows = np.take_along_axis(all_rows, top, axis=1)
+    return best_rows
+
+
+def fill_library(lib: Library, model_name: str, gen: Generator, total: int) -> np.ndarray:
+    """Write ``total`` vectors into the store; returns image ids by row number."""
+    ids = np.zeros(total, dtype=np.int64)
+    started = time.perf_counter()
+    for start, vectors in gen.chunks(total):
+        rows = [ImageRecord(f"/bench/{start + i:08d}.jpg", 1, 1) for i in range(len(vectors))]
+        ids[start : start + len(vectors)] = lib.store.upsert_images_with_embeddings(
+            rows, model_name, vectors
+        )
+    print(f"   store: {total:,} vectors written in {time.perf_counter() - started:.1f} s")
+    return ids
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def text_of_length(model: LoTLIP, tokens: int, seed: int) -> str:
+    """A query that tokenizes to exactly ``tokens`` ids (incl. [CLS], corners and [SEP])."""
+    from common import WORDS
+
+    rng = np.random.default_rng(seed)
+    words: list[str] = []
+    while True:
+        candidate = " ".join([*words, str(rng.choice(WORDS))])
+        length = model.tokenizer([candidate]).input_ids.shape[1]
+        if length > tokens:
+            return " ".join(words)
+        words = candidate.split(" ")
+        if length == tokens:
+            return candidate
+
+
+def latency(fn: Callable[[str], object], texts: list[str]) -> list[float]:
+    """Milliseconds of ``fn(text)`` for each text (after one warm-up call)."""
+    fn(texts[0])
+    samples = []
+    for text in texts:
+        started = time.perf_counter()
+        fn(text)
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return samples
+
+
+def show(label: str, samples: list[float]) -> float:
+    """Print p50/p95 of ``samples``; returns p50."""
+    p50, p95 = percentiles(samples)
+    print(f"   {label:<34} p50 {p50:8.2f} ms   p95 {p95:8.2f} ms")
+    return p50
+
+
+# -- one library size ------------------------------------------------------------------------
+
+
+def run_size(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int) -> None:
+    """Build a library of ``total`` vectors and measure search on it."""
+    header(f"search at {total:,} photos ({gen.dim}-d vectors, model {model.name})")
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp, Library.open(tmp) as lib:
+        ids = fill_library(lib, model.name, gen, total)
+        started = time.perf_counter()
+        index = lib.ann(model.name, gen.dim)
+        print(f"   HNSW: built in {time.perf_counter() - started:.1f} s ({index.rebuild_reason})")
+
+        searcher = Searcher(lib, model)
+        ratios = {}
+        for tokens in (16, 128):
+            texts = [text_of_length(model, tokens, seed) for seed in range(args.queries)]
+            assert model.tokenizer(texts[:1]).input_ids.shape[1] == tokens
+            encode = show(
+                f"text encoding, {tokens} tokens", latency(lambda t: model.embed_texts([t]), texts)
+            )
+            full = show(
+                f"end-to-end search, {tokens} tokens",
+                latency(lambda t: searcher.search(t, top=20), texts),
+            )
+            ratios[tokens] = full / encode
+        print(f"   ratio end-to-end / encoding: 16 tokens {ratios[16]:.3f}x, "
+              f"128 tokens {ratios[128]:.3f}x   (target <= 1.2x)")  # fmt: skip
+
+        queries = gen.chunk(0, args.recall_queries, salt=1)
+        truth = ids[exact_top(gen, total, queries, 10)]
+        path = ann_path(lib.dir, model.name)
+        for ef in (64, 128, 256):
+            params = AnnParams(ef_search=ef)
+            probe = AnnIndex.load(path, lib.store, model.name, params=params)
+            found, times = [], []
+            for q in queries:
+                started = time.perf_counter()
+                got, _ = probe.search(q, 10)
+                times.append((time.perf_counter() - started) * 1000.0)
+                found.append(got)
+            hits = sum(
+                len(set(g.tolist()) & set(t.tolist())) for g, t in zip(found, truth, strict=True)
+            )
+            recall = hits / (10 * len(queries))
+            p50, p95 = percentiles(times)
+            default = " (default)" if ef == AnnParams().ef_search else ""
+            print(
+                f"   recall@10 ef={ef:<4}{recall:.4f}   "
+                f"ANN p50 {p50:.2f} ms p95 {p95:.2f} ms{default}"
+            )
+
+
+def main() -> None:
+    """Parse the options and run every size."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="seconds-long smoke run")
+    parser.add_argument("--sizes", default="100000,1000000", help="library sizes, comma-separated")
+    parser.add_argument("--queries", type=int, default=50, help="timed queries per length")
+    parser.add_argument("--recall-queries", type=int, default=200)
+    parser.add_argument("--scenes", type=int, default=1000, help="base scene embeddings")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the temp library")
+    args = parser.parse_args()
+    if args.quick:
+        model = small_random_model(name="bench-small")
+        sizes, args.queries, args.recall_queries, args.scenes = [3000], 8, 50, 150
+    else:
+        model = official_random_model(16, name="bench-b16")
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+    gen = Generator(scene_embeddings(args.scenes), model.embed_dim)
+    for total in sizes:
+        run_size(args, model, gen, total)
+    if args.quick:
+        print("(quick mode only checks that the script works: too small to judge speed)")
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()

@@ -1,0 +1,164 @@
+"""Shared helpers for the benchmark scripts (not tests): models, photos, timing, printing."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
+
+from lotlip.config import LoTLIPConfig, official_config, small_config  # noqa: E402
+from lotlip.model import LoTLIP  # noqa: E402
+from lotlip.tokenizer import LoTLIPTokenizer  # noqa: E402
+
+BERT_VOCAB_SIZE = 30522
+WORDS = [
+    "a",
+    "the",
+    "of",
+    "and",
+    "in",
+    "on",
+    "at",
+    "with",
+    "to",
+    "photo",
+    "picture",
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "white",
+    "black",
+    "large",
+    "small",
+    "dog",
+    "cat",
+    "child",
+    "children",
+    "man",
+    "woman",
+    "beach",
+    "sea",
+    "sky",
+    "cloud",
+    "clouds",
+    "tree",
+    "trees",
+    "house",
+    "street",
+    "car",
+    "kite",
+    "flying",
+    "windy",
+    "grey",
+    "sunset",
+    "mountain",
+    "snow",
+    "river",
+    "boat",
+    "sitting",
+    "standing",
+    "next",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "centre",
+    "behind",
+    "front",
+    "holding",
+    "wearing",
+    "old",
+    "young",
+    "two",
+    "three",
+    ".",
+    ",",
+]
+
+
+def bert_like_vocab() -> list[str]:
+    """30522 unique tokens with BERT's special tokens at their real ids and some real words."""
+    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += list(dict.fromkeys(WORDS))
+    vocab += [f"tok{i}" for i in range(BERT_VOCAB_SIZE - len(vocab))]
+    return vocab
+
+
+def official_random_model(patch_size: int = 16, name: str | None = None) -> LoTLIP:
+    """A ViT-B/{16,32} LoTLIP with random weights (same compute as the real one)."""
+    config = official_config(patch_size)
+    if name:
+        config = LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+    torch.manual_seed(0)
+    return LoTLIP(config, LoTLIPTokenizer(bert_like_vocab())).eval()
+
+
+def small_random_model(name: str = "bench-small", width: int = 128, image_size: int = 96) -> LoTLIP:
+    """A small LoTLIP (the bundled model's size) with random weights."""
+    from training.recipes import TINY_ARCH, tiny_vocab
+
+    vocab = tiny_vocab()
+    arch = {**TINY_ARCH, "width": width, "image_size": image_size}
+    torch.manual_seed(0)
+    return LoTLIP(small_config(name, vocab_size=len(vocab), **arch), LoTLIPTokenizer(vocab)).eval()
+
+
+def photo(size: tuple[int, int], seed: int) -> Image.Image:
+    """A photo-like picture: soft gradients, shapes and grain (JPEG-compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8), "RGB")
+    image = small.resize(size, Image.Resampling.BICUBIC)
+    pen = ImageDraw.Draw(image)
+    w, h = size
+    for _ in range(6):
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        r = int(rng.integers(w // 20, w // 5))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        pen.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    image = image.filter(ImageFilter.GaussianBlur(2))
+    grain = rng.normal(0, 6, (h, w, 3))
+    return Image.fromarray(np.clip(np.asarray(image) + grain, 0, 255).astype(np.uint8), "RGB")
+
+
+def write_photos(folder: Path, count: int, size: tuple[int, int], quality: int = 90) -> list[Path]:
+    """``count`` JPEG photos of ``size`` in ``folder`` (reused when already there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"photo_{size[0]}x{size[1]}_{i:05d}.jpg"
+        if not path.exists():
+            photo(size, i).save(path, "JPEG", quality=quality)
+        paths.append(path)
+    return paths
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn()`` took."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def percentiles(samples_ms: list[float]) -> tuple[float, float]:
+    """(p50, p95) of a list of milliseconds."""
+    ordered = sorted(samples_ms)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+def header(title: str) -> None:
+    """Print a section title with the machine it runs on."""
+    print(f"\n== {title}")
+    print(f"   torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
