@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
 
     session = Session()
+    session.set_setting("model", model)
     session.set_setting("device", "cpu")
     window = MainWindow(session, GuiSettings())
     window.resize(*SIZE)
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     dialog.resize(780, 760)
     wait(dialog.start_button.isEnabled)
     dialog.epochs.setValue(10)
+    dialog.lr.setCurrentText("1e-4")
     dialog.start(steps=args.steps)
     wait(lambda: dialog.task is None, timeout=1800, settle=0.3)
     shot(dialog, "finetune")

@@ -1,0 +1,601 @@
+"""Fine-tune a model on the user's own captions, with a live loss curve and a before/after.
+
+The dialog collects the choices, then runs :func:`training.finetune.finetune` in a worker thread
+(:func:`run_finetune`); progress arrives as throttled batches of ``StepReport``. The new model is
+written to ``lotlip.registry.models_home()/<name>``; at the end the dialog shows retrieval
+before and after on held-out captions and offers to switch the library to the new model.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.captions_io import caption_records, captioned_count
+from app.gui.formatting import count_text, human_duration
+from app.gui.icons import app_icon
+from app.gui.loss_curve import LossCurve
+from app.gui.models_panel import NAME_RE, list_models
+from app.gui.session import Session
+from app.gui.tasks import Task, TaskCancelled, bound
+from app.gui.theme import WARNING
+
+MODES = (
+    (
+        "text",
+        "Text tower only (recommended)",
+        "Learns your words; the image side stays frozen, so how photos are seen does not "
+        "change. Safe on small sets.",
+    ),
+    (
+        "last-n",
+        "Last blocks of both towers",
+        "Also adapts how photos are seen: every photo is indexed again with the new model.",
+    ),
+    (
+        "none",
+        "Whole model",
+        "Slowest, and easy to overfit on a few hundred photos. Every photo is indexed again.",
+    ),
+)
+LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3")
+METRIC_ROWS = (
+    ("Long caption → photo, top 1", "long_t2i_r1"),
+    ("Long caption → photo, top 5", "long_t2i_r5"),
+    ("Short caption → photo, top 1", "short_t2i_r1"),
+    ("Photo → long caption, top 1", "long_i2t_r1"),
+)
+
+
+@dataclass(frozen=True)
+class FinetunePlan:
+    """Everything a run needs (decided in the dialog)."""
+
+    base: str
+    name: str
+    mode: str
+    epochs: int
+    batch_size: int
+    lr: float
+    device: str
+    source: Path | None = None  # None: the library's captions
+    steps: int | None = None  # overrides epochs (tests, advanced use)
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    """First progress report of a run: its size."""
+
+    steps: int
+    train_pairs: int
+    heldout_pairs: int
+
+
+def steps_for(pairs: int, epochs: int, batch_size: int) -> int:
+    """Optimizer steps for ``epochs`` passes over ``pairs`` training pairs."""
+    batch = max(2, min(batch_size, pairs))
+    return max(1, epochs * math.ceil(pairs / batch))
+
+
+def default_name(base: str, taken: set[str]) -> str:
+    """``<base>-mine-<yyyymmdd>`` (with a counter if taken)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{base}-mine-{date.today():%Y%m%d}")
+    name, n = stem, 2
+    while name in taken:
+        name, n = f"{stem}-{n}", n + 1
+    return name
+
+
+def run_finetune(
+    plan: FinetunePlan, store: Any, report: Callable[[Any], None], cancelled: Callable[[], bool]
+) -> Any:
+    """Fine-tune per ``plan`` (worker thread); returns ``training.finetune.FinetuneResult``."""
+    from lotlip import registry
+    from training.data import SkipStats
+    from training.finetune import finetune as finetune_model
+    from training.finetune import read_caption_records, split_heldout
+    from training.train import TrainConfig
+
+    if plan.source is None:
+        records = caption_records(store)
+    else:
+        records = read_caption_records(plan.source, SkipStats("fine-tune data"))
+    if len(records) < 2:
+        raise ValueError(
+            f"Fine-tuning needs at least 2 captioned photos; found {len(records)}. Write captions "
+            "for your photos (Photo ▸ Edit captions) or import a caption file."
+        )
+    seed = 0
+    train_records, heldout = split_heldout(records, 0.2, seed)
+    steps = plan.steps or steps_for(len(train_records), plan.epochs, plan.batch_size)
+    report(PlanReport(steps, len(train_records), len(heldout)))
+    out = registry.models_home() / plan.name
+    if (out / "config.json").exists():
+        raise FileExistsError(f"A model named {plan.name} already exists; choose another name.")
+    config = TrainConfig(
+        out=str(out),
+        steps=steps,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        weight_decay=0.1,
+        warmup=max(1, steps // 10),
+        save_every=max(steps, 1),
+        log_every=max(1, steps // 100),
+        freeze=plan.mode,
+        device=plan.device,
+        seed=seed,
+        workers=0,
+    )
+    try:
+        result = finetune_model(
+            plan.base,
+            records,
+            config,
+            name=plan.name,
+            progress=report,
+            should_stop=cancelled,
+        )
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    if result.model_dir is None:
+        shutil.rmtree(out, ignore_errors=True)
+        raise TaskCancelled()
+    return result
+
+
+def metric_rows(before: dict[str, float], after: dict[str, float], heldout: bool) -> list[tuple]:
+    """``(label, before %, after %)`` for the result table."""
+    split = "heldout" if heldout else "train"
+    rows = []
+    for label, key in METRIC_ROWS:
+        full = f"{split}_{key}"
+        if full in before or full in after:
+            rows.append((label, before.get(full), after.get(full)))
+    return rows
+
+
+class FinetuneDialog(QDialog):
+    """Choose base model, data, mode and length; run; compare; switch."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.task: Task | None = None
+        self.result: Any = None
+        self.plan: FinetunePlan | None = None
+        self.installed: set[str] = set()
+        self.library_pairs = 0
+        self.confirm_close = True
+        self.setObjectName("finetuneDialog")
+        self.setWindowTitle("Fine-tune on your captions")
+        self.setWindowIcon(app_icon())
+        self.resize(760, 720)
+        self._build()
+        self._load_choices()
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        intro = QLabel(
+            "Teach the model your own words: it learns from photos you have described "
+            "(Photo ▸ Edit captions, or Library ▸ Import captions). A fifth of them is held out "
+            "to measure whether searching got better.",
+            self,
+        )
+        intro.setWordWrap(True)
+
+        self.use_library = QRadioButton("Captions in the library", self)
+        self.use_library.setObjectName("useLibraryCaptions")
+        self.use_library.setChecked(True)
+        self.use_file = QRadioButton("A caption file or folder:", self)
+        self.source_edit = QLineEdit(self)
+        self.source_edit.setPlaceholderText("manifest.jsonl, captions.csv or a folder of sidecars")
+        self.source_edit.textChanged.connect(lambda _t: self.use_file.setChecked(True))
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse_source)
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.use_file)
+        source_row.addWidget(self.source_edit, 1)
+        source_row.addWidget(browse)
+        data_box = QGroupBox("Data", self)
+        data_layout = QVBoxLayout(data_box)
+        data_layout.addWidget(self.use_library)
+        data_layout.addLayout(source_row)
+
+        self.base = QComboBox(self)
+        self.base.setObjectName("baseModel")
+        self.base.currentIndexChanged.connect(self._base_changed)
+        self.name = QLineEdit(self)
+        self.name.setObjectName("newModelName")
+        self.epochs = QSpinBox(self)
+        self.epochs.setObjectName("epochs")
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(10)
+        self.epochs.valueChanged.connect(self._update_plan_text)
+        self.batch = QSpinBox(self)
+        self.batch.setRange(2, 256)
+        self.batch.setValue(16)
+        self.batch.valueChanged.connect(self._update_plan_text)
+        self.lr = QComboBox(self)
+        self.lr.addItems(LEARNING_RATES)
+        self.lr.setCurrentText("5e-5")
+        self.plan_text = QLabel(self)
+        self.plan_text.setObjectName("mutedLabel")
+        form = QFormLayout()
+        form.addRow("Start from:", self.base)
+        form.addRow("New model name:", self.name)
+        length = QHBoxLayout()
+        length.addWidget(self.epochs)
+        length.addWidget(QLabel("epochs, batch", self))
+        length.addWidget(self.batch)
+        length.addWidget(QLabel("learning rate", self))
+        length.addWidget(self.lr)
+        length.addStretch(1)
+        form.addRow("Training:", length)
+        form.addRow("", self.plan_text)
+
+        mode_box = QGroupBox("What to train", self)
+        mode_layout = QVBoxLayout(mode_box)
+        self.modes = QButtonGroup(self)
+        self.mode_buttons: dict[str, QRadioButton] = {}
+        for key, label, help_text in MODES:
+            button = QRadioButton(label, self)
+            button.setObjectName(f"mode_{key}")
+            button.setToolTip(help_text)
+            self.modes.addButton(button)
+            self.mode_buttons[key] = button
+            note = QLabel(help_text, self)
+            note.setObjectName("mutedLabel")
+            note.setIndent(22)
+            note.setWordWrap(True)
+            mode_layout.addWidget(button)
+            mode_layout.addWidget(note)
+        self.mode_buttons["text"].setChecked(True)
+        self.modes.buttonToggled.connect(self._mode_changed)
+        self.reindex_warning = QLabel(
+            "⚠ This mode changes how photos are seen: after switching to the new model, all "
+            "photos are indexed again.",
+            self,
+        )
+        self.reindex_warning.setStyleSheet(f"color: {WARNING};")
+        self.reindex_warning.setWordWrap(True)
+        self.reindex_warning.hide()
+        mode_layout.addWidget(self.reindex_warning)
+
+        self.progress = QProgressBar(self)
+        self.progress.setObjectName("finetuneProgress")
+        self.progress.setFormat("%v / %m steps")
+        self.progress.setValue(0)
+        self.status = QLabel("", self)
+        self.status.setObjectName("finetuneStatus")
+        self.status.setWordWrap(True)
+        self.curve = LossCurve(self)
+
+        self.results = QTableWidget(0, 3, self)
+        self.results.setObjectName("finetuneResults")
+        self.results.setHorizontalHeaderLabels(["Retrieval", "Before", "After"])
+        self.results.verticalHeader().hide()
+        self.results.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.results.horizontalHeader().setDefaultAlignment(
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        )
+        self.results.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.results.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.results.hide()
+        self.result_note = QLabel(self)
+        self.result_note.setWordWrap(True)
+        self.result_note.hide()
+
+        self.start_button = QPushButton("Start fine-tuning", self)
+        self.start_button.setObjectName("startFinetune")
+        self.start_button.setDefault(True)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setObjectName("stopFinetune")
+        self.stop_button.clicked.connect(self.stop)
+        self.stop_button.hide()
+        self.switch_button = QPushButton("Use the new model", self)
+        self.switch_button.setObjectName("switchModel")
+        self.switch_button.clicked.connect(self.switch_model)
+        self.switch_button.hide()
+        self.close_button = QPushButton("Close", self)
+        self.close_button.clicked.connect(self.close)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.switch_button)
+        buttons.addWidget(self.close_button)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(data_box)
+        layout.addLayout(form)
+        layout.addWidget(mode_box)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.curve, 1)
+        layout.addWidget(self.results)
+        layout.addWidget(self.result_note)
+        layout.addLayout(buttons)
+
+    def _load_choices(self) -> None:
+        self.base.addItem("Looking for models…")
+        self.base.setEnabled(False)
+        self.start_button.setEnabled(False)
+        store = self.session.library.store
+
+        def work(_r: Any, _c: Any) -> tuple[list[Any], int]:
+            entries, _devices = list_models()
+            return [e for e in entries if e.installed], captioned_count(store)
+
+        task = Task(work, name="finetune-choices")
+        task.succeeded.connect(self._choices_loaded)
+        task.failed.connect(
+            bound(self, lambda message: self.status.setText(f"Cannot list models: {message}"))
+        )
+        self.session.tasks.start(task)
+
+    def _choices_loaded(self, result: tuple[list[Any], int]) -> None:
+        entries, self.library_pairs = result
+        self.installed = {e.name for e in entries}
+        self.base.clear()
+        self.base.setEnabled(True)
+        current = self.session.choice.name if self.session.choice is not None else None
+        for entry in entries:
+            self.base.addItem(f"{entry.name}  ({entry.kind})", entry.name)
+        index = self.base.findData(current)
+        self.base.setCurrentIndex(max(0, index))
+        self.use_library.setText(
+            f"Captions in the library ({count_text(self.library_pairs, 'captioned photo')})"
+        )
+        self.start_button.setEnabled(bool(entries))
+        self._update_plan_text()
+
+    # -- choices --------------------------------------------------------------------------------
+    def _browse_source(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Caption file", str(Path.home()), "Caption manifests (*.jsonl *.csv);;All (*)"
+        )
+        if path:
+            self.source_edit.setText(path)
+
+    def _base_changed(self, _index: int) -> None:
+        base = self.base.currentData()
+        if base:
+            self.name.setText(default_name(str(base), self.installed))
+
+    def _mode_changed(self, *_args: object) -> None:
+        self.reindex_warning.setVisible(self.mode() != "text")
+
+    def mode(self) -> str:
+        """The chosen training mode (``text``, ``last-n`` or ``none``)."""
+        return next(k for k, b in self.mode_buttons.items() if b.isChecked())
+
+    def _update_plan_text(self) -> None:
+        pairs = self.library_pairs
+        if self.use_library.isChecked() and pairs:
+            train = pairs - (int(pairs * 0.2) if pairs >= 25 else 0)
+            steps = steps_for(train, self.epochs.value(), self.batch.value())
+            self.plan_text.setText(f"≈ {steps} steps over {count_text(train, 'photo')}")
+        else:
+            self.plan_text.setText("")
+
+    def current_plan(self, steps: int | None = None) -> FinetunePlan:
+        """The run the dialog describes."""
+        source = None
+        if self.use_file.isChecked() and self.source_edit.text().strip():
+            source = Path(self.source_edit.text().strip())
+        return FinetunePlan(
+            base=str(self.base.currentData()),
+            name=self.name.text().strip(),
+            mode=self.mode(),
+            epochs=self.epochs.value(),
+            batch_size=self.batch.value(),
+            lr=float(self.lr.currentText()),
+            device=self.session.device,
+            source=source,
+            steps=steps,
+        )
+
+    def _check(self, plan: FinetunePlan) -> str | None:
+        if not plan.base or plan.base == "None":
+            return "Choose a model to start from."
+        if not NAME_RE.match(plan.name):
+            return "Name the new model with letters, digits, '.', '-' or '_'."
+        if plan.name in self.installed:
+            return f"A model named {plan.name} already exists."
+        if plan.source is None and self.library_pairs < 2:
+            return (
+                "There are not enough captioned photos in the library yet. Describe some photos "
+                "(Photo ▸ Edit captions) or import a caption file."
+            )
+        if plan.source is not None and not plan.source.exists():
+            return f"{plan.source} does not exist."
+        return None
+
+    # -- running --------------------------------------------------------------------------------
+    def start(self, *, steps: int | None = None) -> Task | None:
+        """Start the run (``steps`` overrides the epochs)."""
+        plan = self.current_plan(steps)
+        problem = self._check(plan)
+        if problem:
+            QMessageBox.warning(self, "Fine-tune", problem)
+            return None
+        self.plan = plan
+        self.result = None
+        store = self.session.library.store
+        task = Task(
+            lambda report, cancelled: run_finetune(plan, store, report, cancelled), name="finetune"
+        )
+        task.progressed.connect(self._progress)
+        task.succeeded.connect(self._done)
+        task.failed.connect(self._failed)
+        task.cancelled_.connect(self._stopped)
+        self.task = task
+        self.curve.clear()
+        self.progress.setRange(0, 0)
+        self.status.setText("Preparing: loading the model and measuring it before training…")
+        self.results.hide()
+        self.result_note.hide()
+        self.switch_button.hide()
+        self.start_button.hide()
+        self.stop_button.show()
+        self.stop_button.setEnabled(True)
+        self._set_inputs_enabled(False)
+        return self.session.tasks.start(task)
+
+    def _set_inputs_enabled(self, enabled: bool) -> None:
+        for widget in (self.base, self.name, self.epochs, self.batch, self.lr, self.source_edit):
+            widget.setEnabled(enabled)
+        for button in (*self.mode_buttons.values(), self.use_library, self.use_file):
+            button.setEnabled(enabled)
+
+    def _progress(self, reports: list[Any]) -> None:
+        points = []
+        for item in reports:
+            if isinstance(item, PlanReport):
+                self.progress.setRange(0, item.steps)
+                self.curve.clear(item.steps)
+                held = (
+                    f"{count_text(item.heldout_pairs, 'photo')} held out"
+                    if item.heldout_pairs
+                    else "too few to hold any out (measured on the training photos)"
+                )
+                self.status.setText(f"Training on {count_text(item.train_pairs, 'photo')}; {held}.")
+            elif hasattr(item, "loss"):
+                points.append((item.step, item.loss))
+        if points:
+            last = reports[-1]
+            self.progress.setRange(0, getattr(last, "steps", self.progress.maximum()))
+            self.progress.setValue(points[-1][0])
+            self.curve.add_points(points)
+            rate = getattr(last, "samples_per_second", 0.0)
+            remaining = (last.steps - last.step) * (self.plan.batch_size if self.plan else 1)
+            eta = remaining / rate if rate else None
+            text = f"Step {last.step} of {last.steps} · loss {last.loss:.3f}"
+            if eta is not None and last.step < last.steps:
+                text += f" · about {human_duration(eta)} left"
+            if last.step >= last.steps:
+                text = "Measuring the new model and saving it…"
+            self.status.setText(text)
+
+    def _done(self, result: Any) -> None:
+        self.result = result
+        self.task = None
+        self.stop_button.hide()
+        self.start_button.show()
+        self.start_button.setText("Fine-tune again")
+        self._set_inputs_enabled(True)
+        self.progress.setValue(self.progress.maximum())
+        name = self.plan.name if self.plan else ""
+        self.installed.add(name)
+        self.status.setText(f"Done: saved as {name}.")
+        rows = metric_rows(result.before, result.after, bool(result.heldout_pairs))
+        self.results.setRowCount(len(rows))
+        for r, (label, before, after) in enumerate(rows):
+            self.results.setItem(r, 0, QTableWidgetItem(label))
+            for c, value in ((1, before), (2, after)):
+                cell = QTableWidgetItem("—" if value is None else f"{100 * value:.1f} %")
+                cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if c == 2 and before is not None and after is not None and after != before:
+                    cell.setForeground(QColor("#1a7f37" if after > before else WARNING))
+                self.results.setItem(r, c, cell)
+        header = self.results.horizontalHeader().height()
+        rows_height = sum(self.results.rowHeight(r) for r in range(len(rows)))
+        self.results.setFixedHeight(header + rows_height + 2 * self.results.frameWidth() + 2)
+        self.results.show()
+        where = (
+            f"on {count_text(result.heldout_pairs, 'held-out photo')} not used for training"
+            if result.heldout_pairs
+            else "on the training photos themselves (too few captions to hold any out)"
+        )
+        note = f"Measured {where}."
+        if self.plan and self.plan.mode != "text":
+            note += " Switching indexes every photo again with the new model."
+        else:
+            note += " Switching brings the index up to date for it in the background."
+        self.result_note.setText(note)
+        self.result_note.show()
+        self.switch_button.show()
+        self.switch_button.setEnabled(True)
+
+    def _failed(self, message: str) -> None:
+        self.task = None
+        self._reset_after_run()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText(f"Fine-tuning failed: {message}")
+
+    def _stopped(self, _result: Any) -> None:
+        self.task = None
+        self._reset_after_run()
+        self.status.setText("Stopped. Nothing was saved.")
+
+    def _reset_after_run(self) -> None:
+        self.stop_button.hide()
+        self.start_button.show()
+        self._set_inputs_enabled(True)
+
+    def stop(self) -> None:
+        """Stop after the current step (nothing is saved)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.stop_button.setEnabled(False)
+            self.status.setText("Stopping after the current step…")
+
+    def switch_model(self) -> None:
+        """Make the new model the library's model and bring the index up to date for it."""
+        if self.plan is None or self.result is None:
+            return
+        name = self.plan.name
+        self.session.set_setting("model", name)
+        # The indexer gives every photo a vector of the new model (it skips what is done), and
+        # the run hands its model to the session, so searches switch as soon as it is loaded.
+        self.session.start_indexing(None, model=name)
+        self.switch_button.setEnabled(False)
+        self.status.setText(f"Now using {name}; the index is updated for it in the background.")
+
+    def closeEvent(self, event: Any) -> None:
+        """Closing stops a run (after the current step)."""
+        if self.task is not None and self.task.isRunning():
+            if self.confirm_close:
+                answer = QMessageBox.question(
+                    self, "Fine-tune", "Stop fine-tuning? Nothing will be saved."
+                )
+                if answer != QMessageBox.StandardButton.Yes:
+                    event.ignore()
+                    return
+            self.task.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,871 @@
+"""The main window: query box, filters, the thumbnail grid, the preview pane and the status bar.
+
+The window holds no search or indexing logic. It turns user actions into
+:class:`~app.gui.requests.SearchRequest` objects and session calls, and shows what the session
+reports. Layout::
+
+    [ bundled-model banner                                              ]
+    [ query box (multi-line)                        ] [Search]
+    [ folder / date filters          ] [example chip]  87 / 124 word pieces
+    [ summary · sort · size ][                                          ]
+    [ results grid (or welcome page)          ][ preview pane           ]
+    [ status: counts · model · indexing progress                        ]
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import desktop
+from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
+from app.gui.filters import FilterBar
+from app.gui.formatting import count_text
+from app.gui.icons import app_icon
+from app.gui.panels import EmptyState, ModelBanner, WelcomePage
+from app.gui.preview import PreviewPane
+from app.gui.query import QueryEdit, WordPieceCounter
+from app.gui.requests import Filters, SearchOutcome, SearchRequest
+from app.gui.results import ResultItem, ResultsModel, local_image_paths
+from app.gui.results_view import ResultsView
+from app.gui.session import IndexingRun, LibraryInfo, Session
+from app.gui.status import IndexingStatus, counts_line
+from app.gui.thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+SORT_LABELS = {
+    "relevance": "Best match",
+    "newest": "Newest first",
+    "oldest": "Oldest first",
+    "name": "File name",
+}
+PAGE_WELCOME, PAGE_RESULTS, PAGE_EMPTY = 0, 1, 2
+MODEL_LOAD_DELAY_MS = 120
+LIVE_BROWSE_LIMIT = 200
+
+
+class ExampleChip(QFrame):
+    """ "Photos like IMG_0042.jpg  ✕" while searching by example. Signal ``cleared()``."""
+
+    cleared = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("exampleChip")
+        self.label = QLabel(self)
+        clear = QPushButton("✕", self)
+        clear.setFlat(True)
+        clear.setFixedWidth(24)
+        clear.setToolTip("Stop searching by example")
+        clear.clicked.connect(self.cleared)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 2, 2, 2)
+        layout.addWidget(self.label)
+        layout.addWidget(clear)
+        self.hide()
+
+    def show_for(self, text: str) -> None:
+        """Show ``text`` (e.g. "Photos like x.jpg")."""
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """The search window (see the module docstring)."""
+
+    def __init__(self, session: Session, settings: GuiSettings | None = None) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings or GuiSettings()
+        self.setWindowTitle("LoTLIP Search")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.request: SearchRequest | None = None
+        self.outcome: SearchOutcome | None = None
+        self._pending_request: SearchRequest | None = None
+        self._closing = False
+        self._welcome_dismissed = False
+        self._dialogs: dict[str, QWidget] = {}
+
+        self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
+        self.results = ResultsModel(self)
+        self.results.set_items([], self.settings.sort_order)
+        self._build_widgets()
+        self._build_menus()
+        self._connect_session()
+        self._restore_layout()
+
+        self._show_page(PAGE_EMPTY)
+        self._show_empty("Opening the library…")
+        self._shown_once = False
+        session.refresh_info()
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.banner = ModelBanner(self)
+        self.banner.hide()
+        self.banner.getOfficialRequested.connect(lambda: self.open_models(download=True))
+
+        self.query = QueryEdit(self)
+        self.query.submitted.connect(self.search_text)
+        self.query.imageDropped.connect(self.search_like)
+        self.counter = WordPieceCounter(self.query, self)
+        self.counter.levelChanged.connect(self._counter_level)
+        self.search_button = QPushButton("Search", self)
+        self.search_button.setObjectName("searchButton")
+        self.search_button.setDefault(True)
+        self.search_button.setToolTip("Search (Enter)")
+        self.search_button.clicked.connect(lambda: self.search_text(self.query.text()))
+        self.filters = FilterBar(self)
+        self.filters.changed.connect(self._filters_changed)
+        self.example = ExampleChip(self)
+        self.example.cleared.connect(self._clear_example)
+
+        self.query_bar = QWidget(self)
+        query_row = QHBoxLayout(self.query_bar)
+        query_row.setContentsMargins(0, 0, 0, 0)
+        query_row.setSpacing(8)
+        query_row.addWidget(self.query, 1)
+        button_column = QVBoxLayout()
+        button_column.addWidget(self.search_button)
+        button_column.addStretch(1)
+        query_row.addLayout(button_column)
+        self.filter_bar = QWidget(self)
+        filter_row = QHBoxLayout(self.filter_bar)
+        filter_row.setContentsMargins(0, 0, 0, 0)
+        filter_row.addWidget(self.filters, 1)
+        filter_row.addWidget(self.example)
+        filter_row.addWidget(self.counter)
+
+        self.summary = QLabel(self)
+        self.summary.setObjectName("resultsSummary")
+        self.sort = QComboBox(self)
+        self.sort.setObjectName("sortOrder")
+        for key in SORT_ORDERS:
+            self.sort.addItem(SORT_LABELS[key], key)
+        self.sort.setCurrentIndex(SORT_ORDERS.index(self.settings.sort_order))
+        self.sort.currentIndexChanged.connect(self._sort_changed)
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.size_slider.setObjectName("thumbSize")
+        self.size_slider.setRange(THUMB_MIN, THUMB_MAX)
+        self.size_slider.setSingleStep(16)
+        self.size_slider.setPageStep(32)
+        self.size_slider.setValue(self.settings.thumb_size)
+        self.size_slider.setFixedWidth(120)
+        self.size_slider.setToolTip("Thumbnail size (Ctrl+= / Ctrl+-)")
+        self.size_slider.valueChanged.connect(self._size_changed)
+        self.results_header = QWidget(self)
+        header = QHBoxLayout(self.results_header)
+        header.setContentsMargins(2, 0, 2, 0)
+        header.addWidget(self.summary, 1)
+        header.addWidget(QLabel("Sort:", self))
+        header.addWidget(self.sort)
+        header.addSpacing(10)
+        header.addWidget(QLabel("Size:", self))
+        header.addWidget(self.size_slider)
+
+        self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
+        self.view.setModel(self.results)
+        self.view.currentItemChanged.connect(self._current_changed)
+        self.view.openRequested.connect(self.open_item)
+        self.view.previewRequested.connect(self._preview_item)
+        self.view.escapePressed.connect(self.focus_query)
+        self.empty = EmptyState(self)
+        self.welcome = WelcomePage(self)
+        self.welcome.chooseFoldersRequested.connect(self.open_wizard)
+        self.welcome.demoRequested.connect(self.start_demo)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.empty)
+
+        results_panel = QWidget(self)
+        results_layout = QVBoxLayout(results_panel)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.setSpacing(4)
+        results_layout.addWidget(self.results_header)
+        results_layout.addWidget(self.stack, 1)
+
+        self.preview = PreviewPane(self.session.tasks, self)
+        self.preview.openRequested.connect(self.open_item)
+        self.preview.revealRequested.connect(lambda item: desktop.reveal_in_file_manager(item.path))
+        self.preview.copyRequested.connect(lambda item: self.copy_paths([item]))
+        self.preview.similarRequested.connect(self.search_similar)
+        self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(results_panel)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([820, 340])
+        self.preview.setVisible(self.settings.preview_visible)
+
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(10, 8, 10, 4)
+        layout.setSpacing(6)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.query_bar)
+        layout.addWidget(self.filter_bar)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        self.counts_label = QLabel(self)
+        self.counts_label.setObjectName("countsLabel")
+        self.model_label = QLabel("Loading model…", self)
+        self.model_label.setObjectName("modelLabel")
+        self.indexing_status = IndexingStatus(self)
+        self.indexing_status.stopRequested.connect(self.stop_indexing)
+        self.indexing_status.detailsRequested.connect(self.open_wizard)
+        bar = self.statusBar()
+        bar.addWidget(self.counts_label)
+        bar.addPermanentWidget(self.indexing_status)
+        bar.addPermanentWidget(self.model_label)
+
+    def _action(
+        self, text: str, slot: Any, shortcut: QKeySequence | str | None = None, tip: str = ""
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&Library")
+        self.index_action = self._action(
+            "&Add photo folders…", self.open_wizard, "Ctrl+I", "Choose folders and index them"
+        )
+        file_menu.addAction(self.index_action)
+        file_menu.addAction(
+            self._action("&Update index", self.update_index, "F5", "Index new and changed photos")
+        )
+        file_menu.addAction(
+            self._action("Import &captions…", self.import_captions, tip="Caption file or folder")
+        )
+        file_menu.addSeparator()
+        file_menu.addAction(
+            self._action("&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
+        )
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+
+        search_menu = menu.addMenu("&Search")
+        search_menu.addAction(self._action("&Focus query", self.focus_query, "Ctrl+L"))
+        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
+        search_menu.addAction(
+            self._action("Search by &example image…", self.choose_example, "Ctrl+E")
+        )
+        search_menu.addAction(
+            self._action("Find &similar", self._similar_current, "Ctrl+M", "More like this one")
+        )
+        search_menu.addAction(
+            self._action("Show &all photos", self.browse, "Ctrl+Shift+A", "Browse the library")
+        )
+        search_menu.addSeparator()
+        self.recent_menu = search_menu.addMenu("&Recent descriptions")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+
+        photo_menu = menu.addMenu("&Photo")
+        photo_menu.addAction(self._action("&Open", self._open_current, "Ctrl+O"))
+        photo_menu.addAction(self._action("Show in &folder", self._reveal_current, "Ctrl+Shift+O"))
+        photo_menu.addAction(self._action("&Copy path", self._copy_selected, "Ctrl+Shift+C"))
+        photo_menu.addSeparator()
+        photo_menu.addAction(
+            self._action("Edit c&aptions…", lambda: self.open_captions(None), "Ctrl+Shift+E")
+        )
+
+        view_menu = menu.addMenu("&View")
+        self.preview_action = self._action("&Preview pane", self._toggle_preview, "F9")
+        self.preview_action.setCheckable(True)
+        self.preview_action.setChecked(self.settings.preview_visible)
+        view_menu.addAction(self.preview_action)
+        view_menu.addAction(
+            self._action("&Larger thumbnails", lambda: self._step_size(+32), "Ctrl+=")
+        )
+        view_menu.addAction(
+            self._action("&Smaller thumbnails", lambda: self._step_size(-32), "Ctrl+-")
+        )
+
+        tools_menu = menu.addMenu("&Tools")
+        tools_menu.addAction(self._action("&Models…", lambda: self.open_models(False)))
+        tools_menu.addAction(
+            self._action("&Fine-tune on my captions…", self.open_finetune, "Ctrl+Shift+T")
+        )
+
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, "F1"))
+        help_menu.addAction(self._action("&About LoTLIP Search", self.show_about))
+
+    def _connect_session(self) -> None:
+        s = self.session
+        s.modelLoading.connect(self._model_loading)
+        s.modelReady.connect(self._model_ready)
+        s.modelFailed.connect(self._model_failed)
+        s.libraryInfo.connect(self._library_info)
+        s.indexingStarted.connect(self._indexing_started)
+        s.indexingDone.connect(self._indexing_done)
+        s.searchDone.connect(self._search_done)
+        s.searchFailed.connect(self._search_failed)
+        if s.choice is not None:
+            self._model_ready(s.choice)
+        if s.indexing is not None and s.indexing.running:
+            self._indexing_started(s.indexing)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.resize(1180, 760)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.settings.splitter_state()
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+
+    # -- session events -------------------------------------------------------------------------
+    def _model_loading(self, name: str) -> None:
+        self.model_label.setText(f"Loading model {name}…" if name else "Loading model…")
+        self.statusBar().showMessage("Loading model…", 3000)
+
+    def _model_ready(self, choice: Any) -> None:
+        model = choice.model
+        if self.statusBar().currentMessage().startswith("Loading model"):
+            self.statusBar().clearMessage()
+        tag = " (bundled demo)" if choice.is_bundled else ""
+        self.model_label.setText(f"Model: {choice.name}{tag} on {model.device.type}")
+        self.model_label.setToolTip(choice.warning or "")
+        self.counter.set_counter(model.tokenizer.count)
+        if choice.is_bundled:
+            self.banner.set_model(choice.name, choice.warning)
+            self.banner.show()
+        else:
+            self.banner.hide()
+        if self._pending_request is not None:
+            request, self._pending_request = self._pending_request, None
+            self.run_request(request)
+        resume = self.session.pending_resume()
+        if resume is not None and not self.session.busy():
+            self.statusBar().showMessage("Resuming the indexing interrupted last time…", 5000)
+            self.session.start_indexing(resume.folders, model=resume.model, device=resume.device)
+
+    def _model_failed(self, message: str) -> None:
+        self.model_label.setText("No model")
+        self.model_label.setToolTip(message)
+        self._pending_request = None
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "The model could not be loaded",
+            "Searching needs a model. Open Tools ▸ Models to download or import one.",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setDetailedText(message)
+        open_models = box.addButton("Open Models…", QMessageBox.ButtonRole.ActionRole)
+        box.exec()
+        if box.clickedButton() is open_models:
+            self.open_models(False)
+
+    def _library_info(self, info: LibraryInfo) -> None:
+        self.counts_label.setText(counts_line(info))
+        self.filters.set_folders(info.folders)
+        if info.empty and not self.session.busy() and not self._welcome_dismissed:
+            self._show_page(PAGE_WELCOME)
+            return
+        if self.stack.currentIndex() == PAGE_WELCOME or self.request is None:
+            self.browse()
+        elif (
+            self.request.mode == "browse"
+            and self.session.busy()
+            and self.results.rowCount() < LIVE_BROWSE_LIMIT
+        ):
+            self.browse()  # new photos appear while indexing (until the grid is well filled)
+
+    def _indexing_started(self, run: IndexingRun) -> None:
+        self.indexing_status.show_starting()
+        run.progress.connect(self.indexing_status.show_progress)
+        if self.stack.currentIndex() == PAGE_WELCOME:
+            self._show_empty("Indexing your photos… they appear here as soon as they are ready.")
+
+    def _indexing_done(self, run: IndexingRun) -> None:
+        self.indexing_status.hide()
+        report = run.report
+        if run.error:
+            self.statusBar().showMessage(f"Indexing failed: {run.error}", 15000)
+        elif report is not None:
+            added = getattr(report, "added", 0) + getattr(report, "updated", 0)
+            failed = getattr(report, "failed", 0)
+            verb = "Stopped" if getattr(report, "cancelled", False) else "Indexed"
+            text = f"{verb}: {count_text(added, 'new photo')}"
+            if failed:
+                text += f", {failed} could not be read"
+            self.statusBar().showMessage(text, 15000)
+        if self._closing:
+            self.close()
+            return
+        if self.request is None or self.request.mode == "browse":
+            self.browse()
+
+    # -- searching ------------------------------------------------------------------------------
+    def search_text(self, text: str) -> None:
+        """Search for a paragraph (an empty query shows the whole library)."""
+        self.example.hide()
+        self.settings.add_recent_query(text)
+        self.run_request(
+            SearchRequest(text=text, filters=self.filters.filters(), top=self.session.result_count)
+        )
+
+    def search_like(self, path: Path | str) -> None:
+        """Search for photos that look like the image at ``path``."""
+        path = Path(path)
+        self.example.show_for(f"Photos like {path.name}")
+        self.example.setToolTip(str(path))
+        self.run_request(
+            SearchRequest(like=path, filters=self.filters.filters(), top=self.session.result_count)
+        )
+
+    def search_similar(self, item: ResultItem) -> None:
+        """Photos similar to a library photo."""
+        self.example.show_for(f"Photos like {item.name}")
+        self.example.setToolTip(item.path)
+        self.run_request(
+            SearchRequest(
+                similar_to=item.id,
+                similar_name=item.name,
+                filters=self.filters.filters(),
+                top=self.session.result_count,
+            )
+        )
+
+    def browse(self) -> None:
+        """Show the library's photos (no query), newest first."""
+        self.run_request(SearchRequest(filters=self.filters.filters()), quiet=True)
+
+    def run_request(self, request: SearchRequest, *, quiet: bool = False) -> None:
+        """Send ``request`` to the session (queued until the model is ready if needed)."""
+        self.request = request
+        if request.mode != "browse" and self.session.searcher is None:
+            self._pending_request = request
+            if self.session.model_error:
+                self._search_failed(self.session.model_error)
+            else:
+                self.summary.setText("Waiting for the model to load…")
+            return
+        if not quiet:
+            self.summary.setText("Searching…")
+        self.session.search(request)
+
+    def _search_done(self, outcome: SearchOutcome) -> None:
+        request = outcome.request
+        previous = self.outcome
+        self.outcome = outcome
+        keep = self.view.current_item() if previous and previous.request == request else None
+        self.thumbnails.cancel_pending()
+        order = self.sort.currentData()
+        if request.mode == "browse" and order == "relevance":
+            order = "newest"
+        self.results.set_items(outcome.items, order)
+        n = len(outcome.items)
+        if request.mode == "browse":
+            text = f"{count_text(n, 'photo')} in the library"
+            if request.filters.active:
+                text = f"{count_text(n, 'photo')} match the filters"
+        else:
+            text = (
+                f"{count_text(n, 'photo')} for {request.describe()} · {outcome.elapsed_ms:.0f} ms"
+            )
+            if outcome.truncated:
+                text += " · description cut to what the model reads"
+        self.summary.setText(text)
+        warnings = [w for w in outcome.warnings if "word pieces" not in w]  # the counter says it
+        if warnings:
+            message = "; ".join(warnings)
+            self.statusBar().showMessage(message[:1].upper() + message[1:], 15000)
+        if n:
+            self._show_page(PAGE_RESULTS)
+            row = self.results.row_of(keep.path) if keep is not None else -1
+            if row >= 0:  # the same search again (e.g. while indexing): stay where the user is
+                self.view.setCurrentIndex(self.results.index(row))
+            else:
+                self.view.setCurrentIndex(self.results.index(0))
+                self.view.scrollToTop()
+        elif request.mode == "browse":
+            if self.session.info.empty and not self._welcome_dismissed and not self.session.busy():
+                self._show_page(PAGE_WELCOME)
+            else:
+                self._show_empty(
+                    "No photos here yet."
+                    if not request.filters.active
+                    else "No photos match the filters."
+                )
+        else:
+            self._show_empty(
+                "No photos found. Try describing it differently, or widen the filters."
+            )
+
+    def _search_failed(self, message: str) -> None:
+        self.summary.setText("Search failed")
+        self.statusBar().showMessage(message, 10000)
+
+    def _show_empty(self, text: str) -> None:
+        self.empty.setText(text)
+        if self.stack.currentIndex() != PAGE_WELCOME or self.session.busy():
+            self._show_page(PAGE_EMPTY)
+
+    def _show_page(self, page: int) -> None:
+        """Switch the central page; the welcome page hides the search controls."""
+        self.stack.setCurrentIndex(page)
+        searching = page != PAGE_WELCOME
+        for widget in (self.query_bar, self.filter_bar, self.results_header):
+            widget.setVisible(searching)
+        self.preview.setVisible(searching and self.settings.preview_visible)
+
+    def _filters_changed(self, _filters: Filters) -> None:
+        if self.request is not None:
+            self.run_request(
+                SearchRequest(
+                    text=self.request.text,
+                    like=self.request.like,
+                    similar_to=self.request.similar_to,
+                    similar_name=self.request.similar_name,
+                    filters=self.filters.filters(),
+                    top=self.request.top,
+                ),
+                quiet=self.request.mode == "browse",
+            )
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        queries = self.settings.recent_queries()
+        for text in queries[:15]:
+            label = " ".join(text.split())
+            label = label[:70] + "…" if len(label) > 70 else label
+            action = self.recent_menu.addAction(label.replace("&", "&&"))
+            action.triggered.connect(lambda _checked=False, t=text: self._run_recent(t))
+        if not queries:
+            self.recent_menu.addAction("No searches yet").setEnabled(False)
+
+    def _run_recent(self, text: str) -> None:
+        self.query.set_text(text)
+        self.search_text(text)
+
+    def _clear_example(self) -> None:
+        self.example.hide()
+        self.search_text(self.query.text())
+
+    def _counter_level(self, level: str) -> None:
+        self.query.setProperty("level", level)
+        self.query.style().unpolish(self.query)
+        self.query.style().polish(self.query)
+
+    # -- results --------------------------------------------------------------------------------
+    def _current_changed(self, item: ResultItem | None) -> None:
+        self.preview.set_item(item)
+
+    def _preview_item(self, item: ResultItem) -> None:
+        if not self.preview.isVisible():
+            self._toggle_preview(True)
+        self.preview.set_item(item)
+
+    def _sort_changed(self, _index: int) -> None:
+        order = self.sort.currentData()
+        self.settings.sort_order = order
+        self.results.set_order(order)
+
+    def _size_changed(self, value: int) -> None:
+        self.view.set_edge(value)
+        self.settings.thumb_size = value
+
+    def _step_size(self, step: int) -> None:
+        self.size_slider.setValue(self.size_slider.value() + step)
+
+    def _toggle_preview(self, visible: bool | None = None) -> None:
+        show = not self.preview.isVisible() if visible is None else bool(visible)
+        self.preview.setVisible(show)
+        self.preview_action.setChecked(show)
+        self.settings.preview_visible = show
+
+    def selected_items(self) -> list[ResultItem]:
+        """Selected results, or the current one."""
+        items = self.view.selected_items()
+        current = self.view.current_item()
+        return items or ([current] if current is not None else [])
+
+    def open_item(self, item: ResultItem) -> None:
+        """Open a photo in the default application."""
+        if not desktop.open_file(item.path):
+            self.statusBar().showMessage(f"No application could open {item.name}", 8000)
+
+    def copy_paths(self, items: list[ResultItem]) -> None:
+        """Copy paths of ``items`` to the clipboard."""
+        desktop.copy_paths([i.path for i in items])
+        self.statusBar().showMessage(f"Copied {count_text(len(items), 'path')}", 3000)
+
+    def _open_current(self) -> None:
+        item = self.view.current_item()
+        if item is not None:
+            self.open_item(item)
+
+    def _reveal_current(self) -> None:
+        item = self.view.current_item()
+        if item is not None:
+            desktop.reveal_in_file_manager(item.path)
+
+    def _copy_selected(self) -> None:
+        items = self.selected_items()
+        if items:
+            self.copy_paths(items)
+
+    def _similar_current(self) -> None:
+        item = self.view.current_item()
+        if item is not None:
+            self.search_similar(item)
+
+    def focus_query(self) -> None:
+        """Put the cursor in the query box with its text selected (Ctrl+L, Ctrl+F)."""
+        self.query.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.query.selectAll()
+
+    def choose_example(self) -> None:
+        """Pick an image file to search by example."""
+        from PySide6.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Search by example image",
+            str(Path.home()),
+            "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic);;All files (*)",
+        )
+        if path:
+            self.search_like(path)
+
+    # -- drag and drop --------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept image files dragged from elsewhere (not our own results)."""
+        if event.source() is None and local_image_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        """Keep accepting while the drag moves over the window."""
+        if event.source() is None and local_image_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """A dropped image searches by example."""
+        paths = local_image_paths(event.mimeData())
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.search_like(paths[0])
+
+    # -- indexing -------------------------------------------------------------------------------
+    def update_index(self) -> None:
+        """Index new and changed photos in every library folder."""
+        if not self.session.info.folders:
+            self.open_wizard()
+            return
+        self.session.start_indexing()
+
+    def stop_indexing(self) -> None:
+        """Stop the running indexing after the current batch."""
+        if self.session.indexing is not None:
+            self.session.indexing.cancel()
+            self.indexing_status.stop.setEnabled(False)
+            self.indexing_status.label.setText("Stopping after the current batch…")
+
+    def start_demo(self) -> None:
+        """Draw demo scenes into the library folder and index them (first-run option)."""
+        from app.gui.demo import start_demo
+
+        self._welcome_dismissed = True
+        self._show_empty("Drawing demo scenes…")
+        start_demo(self.session, self)
+
+    # -- dialogs --------------------------------------------------------------------------------
+    def _dialog(self, key: str, factory: Any) -> Any:
+        dialog = self._dialogs.get(key)
+        if dialog is None:
+            dialog = factory()
+            dialog.finished.connect(lambda _code, k=key: self._dialog_closed(k))
+            self._dialogs[key] = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def _dialog_closed(self, key: str) -> None:
+        dialog = self._dialogs.pop(key, None)
+        if dialog is not None:
+            dialog.deleteLater()  # the next one starts fresh; nothing keeps the old alive
+
+    def open_wizard(self) -> Any:
+        """The folder indexing wizard (shows the running indexing when there is one)."""
+        from app.gui.wizard import IndexWizard
+
+        return self._dialog("wizard", lambda: IndexWizard(self.session, self))
+
+    def open_models(self, download: bool = False) -> Any:
+        """The models dialog (``download``: start on the official download)."""
+        from app.gui.models_dialog import ModelsDialog
+
+        dialog = self._dialog("models", lambda: ModelsDialog(self.session, self))
+        if download:
+            dialog.focus_download()
+        return dialog
+
+    def open_settings(self) -> Any:
+        """The settings dialog."""
+        from app.gui.settings_dialog import SettingsDialog
+
+        return self._dialog("settings", lambda: SettingsDialog(self.session, self.settings, self))
+
+    def open_captions(self, items: list[ResultItem] | None) -> Any:
+        """Caption editor for ``items`` (None: the selection)."""
+        from app.gui.captions import CaptionEditor
+
+        items = items if items is not None else self.selected_items()
+        if not items:
+            self.statusBar().showMessage("Select one or more photos to caption", 5000)
+            return None
+        self._dialogs.pop("captions", None)
+        return self._dialog("captions", lambda: CaptionEditor(self.session, items, self))
+
+    def import_captions(self) -> Any:
+        """Import a caption file (JSONL/CSV manifest) or a folder of sidecar captions."""
+        from app.gui.captions import import_captions_interactively
+
+        return import_captions_interactively(self.session, self)
+
+    def open_finetune(self) -> Any:
+        """The fine-tune dialog."""
+        from app.gui.finetune_dialog import FinetuneDialog
+
+        return self._dialog("finetune", lambda: FinetuneDialog(self.session, self))
+
+    def show_shortcuts(self) -> None:
+        """A table of keyboard shortcuts."""
+        rows = [
+            ("Ctrl+L, Ctrl+F", "Type a description"),
+            ("Enter / Shift+Enter", "Search / new line in the description"),
+            ("Arrow keys", "Move through the results"),
+            ("Enter, double-click", "Open the photo"),
+            ("Space", "Show it in the preview pane"),
+            ("Escape", "Back to the description"),
+            ("Ctrl+M", "Find similar photos"),
+            ("Ctrl+E", "Search by an example image (or drop one on the window)"),
+            ("Ctrl+Shift+C", "Copy the paths of the selected photos"),
+            ("Ctrl+Shift+O", "Show in the file manager"),
+            ("Ctrl+= / Ctrl+-", "Larger / smaller thumbnails"),
+            ("F9", "Show or hide the preview"),
+            ("Ctrl+I / F5", "Add folders / update the index"),
+        ]
+        html = (
+            "<table cellspacing=6>"
+            + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
+            + "</table>"
+        )
+        QMessageBox.information(self, "Keyboard shortcuts", html)
+
+    def show_about(self) -> None:
+        """Version and a line about the model."""
+        from app.gui import __version__
+
+        QMessageBox.about(
+            self,
+            "About LoTLIP Search",
+            f"<h3>LoTLIP Search {__version__}</h3>"
+            "<p>Finds photos from paragraph-long descriptions with LoTLIP, a CLIP-style model "
+            "trained for long texts (corner tokens). Everything runs locally.</p>",
+        )
+
+    # -- showing and closing ------------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:
+        """Start loading the model once the window is on screen.
+
+        Importing torch holds the GIL for a few hundred milliseconds in its C extension; the
+        short delay lets the first frame paint before that happens.
+        """
+        super().showEvent(event)
+        if not self._shown_once:
+            self._shown_once = True
+            QTimer.singleShot(MODEL_LOAD_DELAY_MS, self._load_model_if_needed)
+
+    def _load_model_if_needed(self) -> None:
+        if self.session.choice is None and not self.session.model_loading and not self._closing:
+            self.session.load_model()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Follow palette changes (dark mode switches)."""
+        if event.type() == QEvent.Type.PaletteChange:
+            from PySide6.QtWidgets import QApplication
+
+            from app.gui.theme import apply_theme
+
+            app = QApplication.instance()
+            if isinstance(app, QApplication):
+                QTimer.singleShot(0, lambda: apply_theme(app))
+        super().changeEvent(event)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop indexing safely (it resumes next start), remember the layout, shut down."""
+        finetune = self._dialogs.get("finetune")
+        if finetune is not None and getattr(finetune, "task", None) is not None:
+            answer = QMessageBox.question(
+                self, "Quit", "A fine-tune is running. Stop it and quit? Nothing will be saved."
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            finetune.confirm_close = False
+        if self.session.busy() and not self._closing:
+            self._closing = True
+            run = self.session.indexing
+            assert run is not None
+            run.task.cancel()  # not a user cancel: the resume note stays in the library
+            self.indexing_status.label.setText("Finishing the current batch before quitting…")
+            self.indexing_status.stop.setEnabled(False)
+            self.setEnabled(False)
+            event.ignore()
+            return
+        self.settings.save_window(self.saveGeometry(), self.saveState(), self.splitter.saveState())
+        for dialog in list(self._dialogs.values()):
+            dialog.close()
+        self.thumbnails.shutdown()
+        self.session.shutdown()
+        event.accept()

@@ -1,0 +1,161 @@
+"""Tools ▸ Models: installed models with their kind, source and size; download, import, remove,
+and make one the library's model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.icons import app_icon
+from app.gui.models_panel import ModelPanel
+from app.gui.session import Session
+from app.gui.tasks import Task, bound
+
+
+def remove_installed_model(name: str) -> None:
+    """Delete an imported or fine-tuned model (worker thread)."""
+    from app.library.models import clear_model_cache
+    from lotlip import registry
+
+    registry.remove_model(name)
+    clear_model_cache()
+
+
+class ModelsDialog(QDialog):
+    """The model manager."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.setObjectName("modelsDialog")
+        self.setWindowTitle("Models")
+        self.setWindowIcon(app_icon())
+        self.resize(820, 420)
+        intro = QLabel(
+            "The official LoTLIP models read real photos well; the bundled demo model only knows "
+            "simple generated scenes. Fine-tuned models are made by Tools ▸ Fine-tune.",
+            self,
+        )
+        intro.setWordWrap(True)
+        self.panel = ModelPanel(session.tasks, self, show_indexed=True)
+        self.panel.selectionChanged.connect(lambda _name: self._update_buttons())
+        self.panel.busyChanged.connect(lambda _busy: self._update_buttons())
+        self.use_button = QPushButton("Use for this library", self)
+        self.use_button.setObjectName("useModel")
+        self.use_button.clicked.connect(self.use_selected)
+        self.remove_button = QPushButton("Remove…", self)
+        self.remove_button.setObjectName("removeModel")
+        self.remove_button.clicked.connect(self.remove_selected)
+        actions = QHBoxLayout()
+        actions.addWidget(self.use_button)
+        actions.addWidget(self.remove_button)
+        actions.addStretch(1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(intro)
+        layout.addWidget(self.panel, 1)
+        layout.addLayout(actions)
+        layout.addWidget(buttons)
+        self.panel.reload(current=self._current(), indexed=session.info.embeddings)
+        self.panel.changed.connect(self._update_buttons)
+        session.libraryInfo.connect(self._info_changed)
+        session.modelReady.connect(self._model_changed)
+        session.refresh_info()
+        self._update_buttons()
+
+    def _current(self) -> str | None:
+        choice = self.session.choice
+        return choice.name if choice is not None else self.session.setting("model")
+
+    def _info_changed(self, info: Any) -> None:
+        self.panel.set_indexed(info.embeddings)
+
+    def _model_changed(self, _choice: Any = None) -> None:
+        self.panel.current = self._current()
+        self.panel.set_indexed(self.session.info.embeddings)
+        self._update_buttons()
+
+    def focus_download(self) -> None:
+        """Select the first official model that is not downloaded yet."""
+        if self.panel.loaded:
+            self.panel.focus_download()
+        else:
+            self.panel.changed.connect(self.panel.focus_download)
+
+    def _update_buttons(self) -> None:
+        entry = self.panel.selected()
+        busy = self.panel.busy()
+        self.use_button.setEnabled(
+            not busy and entry is not None and entry.installed and entry.name != self._current()
+        )
+        self.remove_button.setEnabled(
+            not busy
+            and entry is not None
+            and entry.kind in ("imported", "fine-tuned", "official")
+            and entry.path is not None
+            and "models" in entry.path
+        )
+
+    def use_selected(self) -> None:
+        """Make the selected model the library's model (indexing photos it has not seen)."""
+        entry = self.panel.selected()
+        if entry is None or not entry.installed:
+            return
+        indexed = self.session.info.embeddings.get(entry.name, 0)
+        self.session.set_setting("model", entry.name)
+        if indexed < self.session.info.images:
+            answer = QMessageBox.question(
+                self,
+                "Index with this model?",
+                f"{entry.name} has indexed {indexed:,} of {self.session.info.images:,} photos. "
+                "Index the rest now (in the background)?",
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.session.start_indexing(None, model=entry.name)
+                self.panel.reload(current=entry.name)
+                return
+        self.session.load_model(entry.name)
+        self.panel.reload(current=entry.name)
+
+    def remove_selected(self) -> Task | None:
+        """Delete the selected model from disk (after asking)."""
+        entry = self.panel.selected()
+        if entry is None:
+            return None
+        warning = ""
+        if entry.name == self._current():
+            warning = "\n\nIt is the model this library uses; the bundled model takes over."
+        answer = QMessageBox.question(
+            self, "Remove model", f"Delete {entry.name} from this computer?{warning}"
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return None
+        name = entry.name
+        task = Task(lambda _r, _c: remove_installed_model(name), name="remove-model")
+        task.succeeded.connect(bound(self, lambda _r: self._removed(name)))
+        task.failed.connect(
+            bound(self, lambda message: QMessageBox.warning(self, "Remove model", message))
+        )
+        return self.session.tasks.start(task)
+
+    def _removed(self, name: str) -> None:
+        if self.session.setting("model") == name:
+            self.session.set_setting("model", None)
+            self.session.load_model()
+        self.panel.reload()
+
+    def reject(self) -> None:
+        """Closing cancels a download in progress (it resumes next time)."""
+        self.panel.shutdown()
+        super().reject()

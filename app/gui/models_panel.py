@@ -1,0 +1,436 @@
+"""The model list shared by the wizard and the Models dialog: installed and downloadable models,
+with download (progress + cancel) and import.
+
+:func:`list_models` runs in a worker thread (it imports ``lotlip``, which imports ``torch``);
+:class:`ModelPanel` shows the result and drives downloads and imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.download import ModelDownload
+from app.gui.formatting import human_size
+from app.gui.tasks import Task, TaskSet, bound
+
+KIND_LABELS = {
+    "bundled": "bundled demo",
+    "official": "official",
+    "imported": "imported",
+    "fine-tuned": "fine-tuned",
+    "available": "not downloaded",
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A row of the model list."""
+
+    name: str
+    kind: str  # bundled, official, imported, fine-tuned, or "available" (downloadable)
+    size_bytes: int | None
+    path: str | None
+    description: str = ""
+    base_model: str = ""
+
+    @property
+    def installed(self) -> bool:
+        """True when it loads without a download."""
+        return self.kind != "available"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Which devices this machine has."""
+
+    cuda: bool = False
+    mps: bool = False
+
+
+def list_models() -> tuple[list[ModelEntry], DeviceInfo]:
+    """Installed models plus official ones that can be downloaded, and the devices present."""
+    import torch
+
+    from lotlip import registry
+    from lotlip.checkpoints import is_pretrained_folder, read_folder_config
+
+    entries = []
+    installed = registry.installed_models()
+    for model in installed:
+        description, base = "", ""
+        if model.name in registry.OFFICIAL_MODELS:
+            description = registry.OFFICIAL_MODELS[model.name].description
+        elif model.kind == "bundled":
+            description = "Small demo model trained on generated scenes"
+        if is_pretrained_folder(model.path):
+            try:
+                _, meta = read_folder_config(model.path)
+                base = str(meta.get("base_model", "") or "")
+            except (OSError, ValueError):
+                base = ""
+            if base and not description:
+                description = f"Fine-tuned from {base}"
+        entries.append(
+            ModelEntry(model.name, model.kind, model.size_bytes, str(model.path), description, base)
+        )
+    names = {m.name for m in installed}
+    for name, info in registry.OFFICIAL_MODELS.items():
+        if name not in names:
+            entries.append(
+                ModelEntry(name, "available", info.approx_mb * 1_000_000, None, info.description)
+            )
+    mps = getattr(torch.backends, "mps", None)
+    return entries, DeviceInfo(torch.cuda.is_available(), bool(mps and mps.is_available()))
+
+
+def import_model(source: Path, name: str, vocab: Path | None) -> Path:
+    """Import an official ``.pt`` (with its ``vocab.txt``) or copy a model folder; returns it."""
+    import shutil
+
+    from lotlip import registry
+    from lotlip.checkpoints import is_pretrained_folder
+
+    target = registry.models_home() / name
+    if target.exists():
+        raise FileExistsError(f"A model named {name} already exists ({target}).")
+    if source.is_dir():
+        if not is_pretrained_folder(source):
+            raise ValueError(f"{source} is not a model folder (config.json + model.safetensors).")
+        partial = target.with_name(name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(source, partial)
+        partial.replace(target)
+        return target
+    if vocab is None:
+        raise ValueError("An official checkpoint needs the bert-base-uncased vocab.txt.")
+    return registry.import_official(source, vocab=vocab, name=name)
+
+
+class ModelTable(QTreeWidget):
+    """Name, kind, size and (optionally) how many library photos each model has indexed."""
+
+    def __init__(self, parent: QWidget | None = None, *, show_indexed: bool = False) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelTable")
+        self.show_indexed = show_indexed
+        headers = ["Model", "Kind", "Size", "Description"]
+        if show_indexed:
+            headers.insert(3, "Indexed photos")
+        self.setHeaderLabels(headers)
+        self.setRootIsDecorated(False)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        header = self.header()
+        header.setStretchLastSection(True)
+        for column in range(len(headers) - 1):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.entries: list[ModelEntry] = []
+
+    def set_entries(
+        self,
+        entries: list[ModelEntry],
+        *,
+        current: str | None = None,
+        indexed: dict[str, int] | None = None,
+    ) -> None:
+        """Fill the table; ``current`` is selected and marked."""
+        selected = self.selected_name() or current
+        self.clear()
+        self.entries = list(entries)
+        for entry in entries:
+            kind = KIND_LABELS.get(entry.kind, entry.kind)
+            size = human_size(entry.size_bytes) if entry.size_bytes else "—"
+            if not entry.installed:
+                size = f"≈ {size}"
+            label = entry.name + ("  (in use)" if entry.name == current else "")
+            cells = [label, kind, size, entry.description]
+            if self.show_indexed:
+                cells.insert(3, f"{(indexed or {}).get(entry.name, 0):,}")
+            row = QTreeWidgetItem(cells)
+            row.setData(0, Qt.ItemDataRole.UserRole, entry.name)
+            row.setToolTip(0, entry.path or "Not downloaded yet")
+            if not entry.installed:
+                for column in range(len(cells)):
+                    row.setForeground(column, self.palette().placeholderText())
+            self.addTopLevelItem(row)
+            if entry.name == selected:
+                self.setCurrentItem(row)
+
+    def selected_name(self) -> str | None:
+        """The selected model's name."""
+        row = self.currentItem()
+        return row.data(0, Qt.ItemDataRole.UserRole) if row is not None else None
+
+    def selected_entry(self) -> ModelEntry | None:
+        """The selected model."""
+        name = self.selected_name()
+        return next((e for e in self.entries if e.name == name), None)
+
+    def select(self, name: str) -> None:
+        """Select ``name`` if it is listed."""
+        for i in range(self.topLevelItemCount()):
+            row = self.topLevelItem(i)
+            if row is not None and row.data(0, Qt.ItemDataRole.UserRole) == name:
+                self.setCurrentItem(row)
+                return
+
+
+class ModelPanel(QWidget):
+    """Model table with Download / Import buttons and an inline download progress row.
+
+    Signals: ``changed()`` (the list was reloaded), ``selectionChanged(name or None)``,
+    ``busyChanged(bool)`` (a download or import started or ended).
+    """
+
+    changed = Signal()
+    selectionChanged = Signal(object)
+    busyChanged = Signal(bool)
+
+    def __init__(
+        self, tasks: TaskSet, parent: QWidget | None = None, *, show_indexed: bool = False
+    ) -> None:
+        super().__init__(parent)
+        self.tasks = tasks
+        self.devices = DeviceInfo()
+        self.current: str | None = None
+        self.indexed: dict[str, int] = {}
+        self.download: ModelDownload | None = None
+        self._import: Task | None = None
+        self.loaded = False
+
+        self.table = ModelTable(self, show_indexed=show_indexed)
+        self.table.currentItemChanged.connect(self._selection)
+        self.download_button = QPushButton("Download…", self)
+        self.download_button.setObjectName("downloadModel")
+        self.download_button.setToolTip("Download the selected official model from Hugging Face")
+        self.download_button.clicked.connect(self.start_download)
+        self.import_button = QPushButton("Import…", self)
+        self.import_button.setToolTip(
+            "Import an official checkpoint (.pt) you fetched yourself, or a model folder"
+        )
+        self.import_button.clicked.connect(self.import_interactively)
+        self.status = QLabel(self)
+        self.status.setObjectName("mutedLabel")
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar(self)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel download", self)
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_download)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.status)
+        self.status.setText("Looking for models…")
+        self._update_buttons()
+
+    # -- listing --------------------------------------------------------------------------------
+    def reload(self, current: str | None = None, indexed: dict[str, int] | None = None) -> None:
+        """Re-list the models in a worker thread."""
+        if current is not None:
+            self.current = current
+        if indexed is not None:
+            self.indexed = indexed
+        task = Task(lambda _r, _c: list_models(), name="list-models")
+        task.succeeded.connect(self._listed)
+        task.failed.connect(
+            bound(self, lambda message: self.status.setText(f"Cannot list models: {message}"))
+        )
+        self.tasks.start(task)
+
+    def set_indexed(self, indexed: dict[str, int]) -> None:
+        """Update the "indexed photos" counts (keeps the selection)."""
+        self.indexed = dict(indexed)
+        if self.loaded:
+            self.table.set_entries(self.table.entries, current=self.current, indexed=self.indexed)
+
+    def _listed(self, result: tuple[list[ModelEntry], DeviceInfo]) -> None:
+        entries, self.devices = result
+        self.loaded = True
+        self.table.set_entries(entries, current=self.current, indexed=self.indexed)
+        if self.table.currentItem() is None and self.table.topLevelItemCount():
+            installed = [e for e in entries if e.installed]
+            preferred = next((e for e in installed if e.kind == "official"), None) or (
+                installed[0] if installed else entries[0]
+            )
+            self.table.select(preferred.name)
+        if not self.download or not self.download.running:
+            self.status.setText("")
+        self._update_buttons()
+        self.changed.emit()
+
+    def selected(self) -> ModelEntry | None:
+        """The selected model."""
+        return self.table.selected_entry()
+
+    def _selection(self, *_args: object) -> None:
+        self._update_buttons()
+        self.selectionChanged.emit(self.table.selected_name())
+
+    def busy(self) -> bool:
+        """True while downloading or importing."""
+        return bool(self.download and self.download.running) or self._import is not None
+
+    def _update_buttons(self) -> None:
+        entry = self.selected()
+        busy = self.busy()
+        self.download_button.setEnabled(not busy and entry is not None and not entry.installed)
+        self.import_button.setEnabled(not busy)
+
+    # -- download -------------------------------------------------------------------------------
+    def focus_download(self) -> None:
+        """Select the first downloadable official model (the banner's "get the official one")."""
+        for entry in self.table.entries:
+            if not entry.installed:
+                self.table.select(entry.name)
+                self.download_button.setFocus()
+                return
+
+    def start_download(self) -> None:
+        """Download the selected official model (progress below, Cancel stops it)."""
+        entry = self.selected()
+        if entry is None or entry.installed or self.busy():
+            return
+        download = ModelDownload(entry.name, self)
+        download.progress.connect(self._download_progress)
+        download.finished.connect(self._download_finished)
+        self.download = download
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+        self.cancel_button.setEnabled(True)
+        self.status.setText(f"Connecting to download {entry.name}…")
+        download.start()
+        self._update_buttons()
+        self.busyChanged.emit(True)
+
+    def _download_progress(self, name: str, done: int, total: int) -> None:
+        if total:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(round(1000 * done / total))
+            self.status.setText(f"Downloading {name}: {human_size(done)} of {human_size(total)}")
+        else:
+            self.status.setText(f"Downloading {name}: {human_size(done)}")
+
+    def _download_finished(self, ok: bool, message: str) -> None:
+        name = self.download.name if self.download else ""
+        self.download = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.status.setText(f"{name} is ready." if ok else message)
+        self._update_buttons()
+        self.busyChanged.emit(False)
+        if ok:
+            self.current = self.current or name
+            self.reload()
+            self.table.select(name)
+
+    def cancel_download(self) -> None:
+        """Stop the download now."""
+        if self.download is not None:
+            self.cancel_button.setEnabled(False)
+            self.download.cancel()
+
+    # -- import ---------------------------------------------------------------------------------
+    def import_interactively(self) -> None:
+        """Ask for a checkpoint (and vocabulary) or a model folder and import it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Import a model: an official LoTLIP checkpoint, or config.json of a model folder",
+            str(Path.home()),
+            "LoTLIP models (*.pt *.pth config.json);;All files (*)",
+        )
+        if not path:
+            return
+        source = Path(path)
+        vocab = None
+        if source.name == "config.json":
+            source = source.parent
+        else:
+            vocab = source.with_name("vocab.txt")
+            if not vocab.is_file():
+                chosen, _ = QFileDialog.getOpenFileName(
+                    self,
+                    "The checkpoint needs the bert-base-uncased vocab.txt",
+                    str(source.parent),
+                    "Vocabulary (vocab.txt *.txt)",
+                )
+                if not chosen:
+                    return
+                vocab = Path(chosen)
+        default = source.stem if source.is_file() else source.name
+        name, ok = QInputDialog.getText(
+            self, "Model name", "Name for the imported model:", text=default
+        )
+        name = name.strip()
+        if not ok or not name:
+            return
+        if not NAME_RE.match(name):
+            QMessageBox.warning(
+                self, "Model name", "Use letters, digits, '.', '-' or '_' (up to 64 characters)."
+            )
+            return
+        self.start_import(source, name, vocab)
+
+    def start_import(self, source: Path, name: str, vocab: Path | None) -> Task:
+        """Import in a worker thread (converting a large checkpoint takes a while)."""
+        task = Task(lambda _r, _c: import_model(source, name, vocab), name="import-model")
+        task.succeeded.connect(bound(self, lambda _path: self._import_done(name, "")))
+        task.failed.connect(bound(self, lambda message: self._import_done(name, message)))
+        self._import = task
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText(f"Importing {name}…")
+        self._update_buttons()
+        self.busyChanged.emit(True)
+        return self.tasks.start(task)
+
+    def _import_done(self, name: str, error: str) -> None:
+        self._import = None
+        self.progress.hide()
+        self.status.setText(f"Import failed: {error}" if error else f"{name} was imported.")
+        self._update_buttons()
+        self.busyChanged.emit(False)
+        if not error:
+            self.reload()
+            self.table.select(name)
+
+    def shutdown(self) -> None:
+        """Stop a running download (the dialog is closing)."""
+        if self.download is not None and self.download.running:
+            self.download.cancel()
+            self.download.wait(5000)
+
+    def entry_named(self, name: str) -> Any:
+        """The listed entry called ``name``, if any."""
+        return next((e for e in self.table.entries if e.name == name), None)

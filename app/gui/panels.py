@@ -1,0 +1,166 @@
+"""Small panels of the main window: the bundled-model banner, the welcome page, empty states."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.icons import app_icon
+
+WELCOME_TEXT_WIDTH = 560
+
+
+class ModelBanner(QFrame):
+    """A clear notice that the small bundled model is in use, with a way to get a real one.
+
+    Signals: ``getOfficialRequested()``, ``dismissed()``.
+    """
+
+    getOfficialRequested = Signal()
+    dismissed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.text = QLabel(self)
+        self.text.setObjectName("modelBannerText")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        self.button = QPushButton("Get the official model…", self)
+        self.button.setObjectName("getOfficialModel")
+        self.button.clicked.connect(self.getOfficialRequested)
+        close = QPushButton("✕", self)
+        close.setObjectName("bannerClose")
+        close.setFlat(True)
+        close.setToolTip("Hide this notice for now")
+        close.setFixedWidth(28)
+        close.clicked.connect(self._dismiss)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.button)
+        layout.addWidget(close)
+        self.set_model("lotlip-tiny", None)
+
+    def set_model(self, name: str, warning: str | None) -> None:
+        """Describe the bundled model ``name`` (``warning``, the library's advice, as tooltip)."""
+        self.text.setText(
+            f"<b>Demo model in use ({name}).</b> It only knows simple coloured shapes, so it will "
+            "not find real photos well. The official LoTLIP model (about 800 MB, downloaded "
+            "once) understands real photos."
+        )
+        self.setToolTip(warning or "")
+
+    def _dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
+
+
+class WelcomePage(QWidget):
+    """First start: what the app does and one button that leads to the indexing wizard.
+
+    Signals: ``chooseFoldersRequested()``, ``demoRequested()``.
+    """
+
+    chooseFoldersRequested = Signal()
+    demoRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("welcome")
+        icon = QLabel(self)
+        icon.setPixmap(app_icon().pixmap(96, 96))
+        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title = QLabel("Welcome to LoTLIP Search", self)
+        title.setObjectName("welcomeTitle")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        font = title.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        font.setBold(True)
+        title.setFont(font)
+        body = QLabel(
+            "Find photos by describing them the way you remember them — in whole sentences: "
+            "<i>“Two children in yellow raincoats on a pier, grey sea behind them, a red boat on "
+            "the left.”</i>",
+            self,
+        )
+        privacy = QLabel(
+            "Everything runs on this computer; your photos never leave it. To begin, choose the "
+            "folders that hold your photos. They are only read, never changed.",
+            self,
+        )
+        for label in (body, privacy):
+            label.setObjectName("welcomeText")
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setFixedWidth(WELCOME_TEXT_WIDTH)
+            label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Minimum)
+        self.texts = (body, privacy)
+        self.start_button = QPushButton("Choose photo folders…", self)
+        self.start_button.setObjectName("welcomeStart")
+        self.start_button.setDefault(True)
+        self.start_button.setMinimumHeight(36)
+        self.start_button.clicked.connect(self.chooseFoldersRequested)
+        self.demo_button = QPushButton("Try it on generated demo scenes", self)
+        self.demo_button.setObjectName("welcomeDemo")
+        self.demo_button.setFlat(True)
+        self.demo_button.setToolTip(
+            "Draws 200 simple scenes into the library folder and indexes them (a minute or two)"
+        )
+        self.demo_button.clicked.connect(self.demoRequested)
+
+        column = QVBoxLayout()
+        column.setSpacing(14)
+        column.addStretch(2)
+        column.addWidget(icon)
+        column.addWidget(title)
+        column.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(privacy, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addSpacing(6)
+        column.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(self.demo_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        column.addStretch(3)
+        layout = QHBoxLayout(self)
+        layout.addStretch(1)
+        layout.addLayout(column, 4)
+        layout.addStretch(1)
+
+    def _fit_texts(self) -> None:
+        # An aligned label is laid out by its size hint, which ignores word wrapping: give it
+        # the height its wrapped text needs in the font it has now (style sheets apply late).
+        for label in self.texts:
+            label.setMinimumHeight(label.heightForWidth(WELCOME_TEXT_WIDTH))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Size the paragraphs for the final font."""
+        self._fit_texts()
+        super().showEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Re-size the paragraphs when the font or style changes."""
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_texts()
+        super().changeEvent(event)
+
+
+class EmptyState(QLabel):
+    """A centred message in place of the grid ("No photos match", "Loading the model…")."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("emptyState")
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setMargin(40)

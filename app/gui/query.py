@@ -1,0 +1,143 @@
+"""The query box: a multi-line editor for paragraph descriptions and its word-piece counter.
+
+Enter searches, Shift+Enter starts a new line. The counter shows how many word pieces of the
+description the model reads (``model.tokenizer.count``) and turns into a warning when the text
+will be truncated. Dropping an image file on the box searches by example instead of pasting its
+path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
+
+from app.gui.formatting import CounterState, word_piece_counter
+from app.gui.results import local_image_paths
+
+Counter = Callable[[str], Any]  # text -> TokenCount(word_pieces, capacity, truncated)
+
+
+class QueryEdit(QPlainTextEdit):
+    """Multi-line query editor. Signals: ``submitted(text)``, ``imageDropped(path)``."""
+
+    submitted = Signal(str)
+    imageDropped = Signal(Path)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("query")
+        self.setPlaceholderText(
+            "Describe the photo in a few sentences: who or what is in it, where things are, "
+            "colours, light, the place…   (Enter searches, Shift+Enter starts a new line)"
+        )
+        self.setTabChangesFocus(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.document().setDocumentMargin(6)
+        metrics = self.fontMetrics()
+        self._lines = lambda n: metrics.lineSpacing() * n + 18
+        self.setMinimumHeight(self._lines(2))
+        self.setMaximumHeight(self._lines(8))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.document().contentsChanged.connect(self.updateGeometry)
+
+    def sizeHint(self) -> QSize:
+        """Three lines when short, growing with the paragraph up to eight."""
+        lines = max(3, min(8, self.document().lineCount() + 1))
+        return QSize(super().sizeHint().width(), self._lines(lines))
+
+    def text(self) -> str:
+        """The query as typed."""
+        return self.toPlainText()
+
+    def set_text(self, text: str) -> None:
+        """Replace the query (cursor at the end)."""
+        self.setPlainText(text)
+        self.moveCursor(self.textCursor().MoveOperation.End)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Enter submits; Shift+Enter (or Ctrl+Enter) inserts a line break."""
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            modifiers = event.modifiers()
+            if modifiers & (
+                Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+            ):
+                self.insertPlainText("\n")
+            else:
+                self.submitted.emit(self.text())
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:
+        """Accept image files (search by example) as well as text."""
+        return bool(local_image_paths(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        """A dropped or pasted file searches by example; text is inserted as usual."""
+        paths = local_image_paths(source)
+        if paths:
+            self.imageDropped.emit(paths[0])
+            return
+        super().insertFromMimeData(source)
+
+
+class WordPieceCounter(QLabel):
+    """``"87 / 124 word pieces"`` under the query box; a warning past the model's capacity.
+
+    The count is recomputed 120 ms after the last keystroke (tokenizing a paragraph takes well
+    under a millisecond, the delay only avoids flicker). ``state`` is the last
+    :class:`CounterState`; the ``level`` dynamic property drives the style sheet.
+    """
+
+    levelChanged = Signal(str)
+
+    def __init__(self, editor: QueryEdit, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("wordPieceCounter")
+        self.editor = editor
+        self._count: Counter | None = None
+        self.state = word_piece_counter(None, None, False)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self.update_count)
+        editor.textChanged.connect(self._timer.start)
+        self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._show(self.state)
+
+    def set_counter(self, count: Counter | None) -> None:
+        """Use a model's ``tokenizer.count`` (None while no model is loaded)."""
+        self._count = count
+        self.update_count()
+
+    def update_count(self) -> None:
+        """Count now (also called by tests instead of waiting for the timer)."""
+        self._timer.stop()
+        if self._count is None:
+            self._show(word_piece_counter(None, None, False))
+            return
+        result = self._count(self.editor.text())
+        self._show(word_piece_counter(result.word_pieces, result.capacity, result.truncated))
+
+    @property
+    def level(self) -> str:
+        """``empty``, ``ok``, ``near`` or ``over``."""
+        return self.state.level
+
+    def _show(self, state: CounterState) -> None:
+        changed = state.level != self.state.level
+        self.state = state
+        prefix = "⚠ " if state.level == "over" else ""
+        suffix = " — the rest is cut off" if state.level == "over" else ""
+        self.setText(prefix + state.text + suffix)
+        self.setToolTip(state.tooltip)
+        self.setProperty("level", state.level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        if changed:
+            self.levelChanged.emit(state.level)

@@ -1,0 +1,134 @@
+"""Library ▸ Settings: library location, default model, device, result count, exclusions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui import config
+from app.gui.config import GuiSettings
+from app.gui.icons import app_icon
+from app.gui.models_panel import list_models
+from app.gui.session import Session
+from app.gui.tasks import Task
+from app.gui.wizard import DEVICE_LABELS, parse_excludes
+
+
+class SettingsDialog(QDialog):
+    """Edits library settings (shared with the CLI) and the library location (this user's)."""
+
+    def __init__(
+        self, session: Session, settings: GuiSettings, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = settings
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("Settings")
+        self.setWindowIcon(app_icon())
+        self.resize(620, 420)
+
+        self.library = QLineEdit(str(session.library_dir), self)
+        self.library.setObjectName("libraryPath")
+        browse = QPushButton("Change…", self)
+        browse.clicked.connect(self._browse)
+        library_row = QHBoxLayout()
+        library_row.addWidget(self.library, 1)
+        library_row.addWidget(browse)
+        self.model = QComboBox(self)
+        self.model.setObjectName("defaultModel")
+        self.model.addItem("Automatic (best installed)", None)
+        self.device = QComboBox(self)
+        self.device.setObjectName("device")
+        for key, label in DEVICE_LABELS.items():
+            self.device.addItem(label, key)
+        self.device.setCurrentIndex(max(0, self.device.findData(session.device)))
+        self.results = QSpinBox(self)
+        self.results.setObjectName("resultCount")
+        self.results.setRange(10, 5000)
+        self.results.setSingleStep(10)
+        self.results.setValue(session.result_count)
+        self.excludes = QPlainTextEdit("\n".join(session.excludes), self)
+        self.excludes.setObjectName("defaultExcludes")
+        self.excludes.setMaximumHeight(110)
+        note = QLabel(
+            "Model, device, result count and exclusions are stored in the library and shared with "
+            "the command line (lotlip-search). Exclusions apply to folders added from now on and "
+            "to the next update of existing ones.",
+            self,
+        )
+        note.setObjectName("mutedLabel")
+        note.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Library folder:", library_row)
+        form.addRow("Model:", self.model)
+        form.addRow("Run models on:", self.device)
+        form.addRow("Results per search:", self.results)
+        form.addRow("Exclusions:", self.excludes)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addStretch(1)
+        layout.addWidget(buttons)
+
+        task = Task(lambda _r, _c: list_models(), name="settings-models")
+        task.succeeded.connect(self._models)
+        session.tasks.start(task)
+
+    def _models(self, result: tuple[list[Any], Any]) -> None:
+        entries, _devices = result
+        current = self.session.setting(config.LIB_MODEL)
+        for entry in entries:
+            if entry.installed:
+                self.model.addItem(f"{entry.name}  ({entry.kind})", entry.name)
+        self.model.setCurrentIndex(max(0, self.model.findData(current)) if current else 0)
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Library folder", self.library.text())
+        if path:
+            self.library.setText(path)
+
+    def accept(self) -> None:
+        """Save; a new library location applies at the next start."""
+        session = self.session
+        model = self.model.currentData()
+        old_model, old_device = session.setting(config.LIB_MODEL), session.device
+        session.set_setting(config.LIB_MODEL, model)
+        session.set_setting(config.LIB_DEVICE, self.device.currentData())
+        session.set_setting(config.LIB_RESULT_COUNT, self.results.value())
+        session.set_setting(config.LIB_EXCLUDES, parse_excludes(self.excludes.toPlainText()))
+        if (model, self.device.currentData()) != (old_model, old_device) and not session.busy():
+            session.load_model()
+        new_dir = Path(self.library.text().strip()).expanduser()
+        if new_dir != session.library_dir:
+            self.settings.library_dir = str(new_dir)
+            self.settings.sync()
+            QMessageBox.information(
+                self,
+                "Library folder",
+                f"LoTLIP Search will use {new_dir} the next time it starts.",
+            )
+        super().accept()

@@ -1,0 +1,117 @@
+"""Models and settings dialogs, the model download process, desktop integration."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from app.gui.download import ModelDownload
+from app.gui.icons import ICON_NAME, PNG_SIZES, app_icon, icons_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = "gui-tiny"
+
+
+@pytest.fixture
+def say_yes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answer every confirmation with Yes (and swallow information boxes)."""
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: QMessageBox.StandardButton.Ok)
+
+
+def test_models_dialog_lists_uses_and_removes_models(
+    qtbot: Any,
+    make_window: Any,
+    install_model: Any,
+    scenes_dir: Path,
+    index_now: Any,
+    say_yes: None,
+) -> None:
+    folder = install_model("gui-extra")
+    window = make_window()
+    session = window.session
+    index_now(session, [scenes_dir])
+    dialog = window.open_models()
+    qtbot.waitUntil(lambda: dialog.panel.loaded, timeout=30_000)
+    entries = {e.name: e for e in dialog.panel.table.entries}
+    assert entries[TINY].kind == "imported" and entries[TINY].size_bytes
+    assert entries["lotlip-vit-b16"].kind == "available"  # offered for download
+    row = dialog.panel.table.findItems(TINY, Qt.MatchFlag.MatchStartsWith)[0]
+    assert row.text(0).endswith("(in use)") and row.text(3) == "8"  # indexed photos
+
+    dialog.panel.table.select("lotlip-vit-b16")
+    assert dialog.panel.download_button.isEnabled() and not dialog.use_button.isEnabled()
+
+    dialog.panel.table.select("gui-extra")
+    assert dialog.use_button.isEnabled() and dialog.remove_button.isEnabled()
+    dialog.use_selected()  # not indexed with it yet: "index the rest?" -> yes
+    assert session.setting("model") == "gui-extra"
+    qtbot.waitUntil(
+        lambda: session.indexing is not None and not session.indexing.running, timeout=60_000
+    )
+    assert session.choice.name == "gui-extra"
+    assert session.library.store.counts().embeddings["gui-extra"] == 8
+
+    qtbot.waitUntil(lambda: dialog.panel.loaded and dialog.panel.selected() is not None)
+    dialog.panel.table.select("gui-extra")
+    task = dialog.remove_selected()
+    assert task is not None
+    qtbot.waitUntil(lambda: not folder.exists(), timeout=30_000)
+    qtbot.waitUntil(lambda: session.setting("model") is None, timeout=30_000)
+
+
+def test_settings_dialog_writes_library_settings(
+    qtbot: Any, make_window: Any, say_yes: None, tmp_path: Path
+) -> None:
+    from app.gui.config import GuiSettings
+
+    window = make_window()
+    dialog = window.open_settings()
+    qtbot.waitUntil(lambda: dialog.model.findData(TINY) >= 0, timeout=30_000)
+    dialog.results.setValue(42)
+    dialog.excludes.setPlainText("*.tmp\n*/Trash/*")
+    dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+    dialog.model.setCurrentIndex(dialog.model.findData(TINY))
+    dialog.library.setText(str(tmp_path / "elsewhere"))
+    dialog.accept()
+    session = window.session
+    assert session.result_count == 42
+    assert session.excludes == ["*.tmp", "*/Trash/*"]
+    assert session.library.store.get_setting("result_count") == 42  # shared with the CLI
+    assert GuiSettings().library_dir == str(tmp_path / "elsewhere")
+
+
+def test_download_of_an_unknown_model_reports_the_error(qtbot: Any) -> None:
+    download = ModelDownload("no-such-model")
+    with qtbot.waitSignal(download.finished, timeout=60_000) as blocker:
+        download.start()
+    ok, message = blocker.args
+    assert not ok and "not an official model" in message
+
+
+def test_desktop_entry_icon_and_python_m_app() -> None:
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str  # type: ignore[assignment,method-assign]
+    entry.read(ROOT / "resources" / "lotlip-search.desktop", encoding="utf-8")
+    desktop = entry["Desktop Entry"]
+    assert desktop["Exec"].startswith("lotlip-search-gui")
+    assert desktop["Icon"] == ICON_NAME and desktop["Type"] == "Application"
+    for size in PNG_SIZES:
+        assert (icons_dir() / f"{ICON_NAME}-{size}.png").is_file()
+    assert (icons_dir() / f"{ICON_NAME}.svg").is_file()
+    usage = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert usage.returncode == 0 and "lotlip-search-gui" in usage.stdout
+
+
+def test_app_icon_has_every_size(qapp: Any) -> None:
+    sizes = {(s.width(), s.height()) for s in app_icon().availableSizes()}
+    assert {(16, 16), (32, 32), (256, 256)} <= sizes

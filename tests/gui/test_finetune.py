@@ -1,0 +1,113 @@
+"""Captions and fine-tuning from the GUI: caption editor, caption import, the fine-tune dialog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from app.gui.captions import start_caption_import
+from app.gui.captions_io import caption_records, captioned_count
+
+TINY = "gui-tiny"
+SCENE_COUNT = 8
+
+
+def test_caption_editor_and_import_store_captions(
+    qtbot: Any, make_session: Any, make_window: Any, scenes_dir: Path, index_now: Any
+) -> None:
+    session = make_session(TINY, load=True)
+    index_now(session, [scenes_dir])
+    window = make_window(session)
+    qtbot.waitUntil(lambda: window.results.rowCount() == SCENE_COUNT, timeout=20_000)
+    first, second = window.results.item(0), window.results.item(1)
+
+    editor = window.open_captions([first, second])
+    editor.text.setPlainText("My grandmother's quilt. Red and blue patches on a cream cloth.")
+    editor.next_photo()
+    assert editor.index == 1
+    editor.text.setPlainText("   ")
+    editor.save_and_close()
+    store = session.library.store
+    [caption] = store.captions(first.id)
+    assert caption.kind == "user" and caption.text.startswith("My grandmother")
+    assert store.captions(second.id) == []
+
+    # importing the scenes' sidecars attaches short + long captions to every photo
+    task = start_caption_import(session, scenes_dir, window, show_result=False)
+    qtbot.waitUntil(task.isFinished, timeout=30_000)
+    assert captioned_count(store) == SCENE_COUNT
+    records = {r.image.name: r for r in caption_records(store)}
+    assert len(records) == SCENE_COUNT
+    assert records[Path(first.path).name].long[-1].startswith("My grandmother") or any(
+        text.startswith("My grandmother") for text in records[Path(first.path).name].long
+    )
+
+
+def test_finetune_dialog_completes_on_a_tiny_set_and_switches_model(
+    qtbot: Any, make_session: Any, make_window: Any, scenes_dir: Path, index_now: Any
+) -> None:
+    session = make_session(TINY, load=True)
+    index_now(session, [scenes_dir])
+    task = start_caption_import(session, scenes_dir, show_result=False)
+    qtbot.waitUntil(task.isFinished, timeout=30_000)
+    window = make_window(session)
+
+    dialog = window.open_finetune()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    assert dialog.base.currentData() == TINY
+    assert dialog.mode() == "text" and not dialog.reindex_warning.isVisible()
+    dialog.mode_buttons["last-n"].setChecked(True)
+    assert dialog.reindex_warning.isVisibleTo(dialog)
+    dialog.mode_buttons["text"].setChecked(True)
+    assert f"{SCENE_COUNT} captioned photos" in dialog.use_library.text()
+    dialog.name.setText("gui-tiny-mine")
+
+    run = dialog.start(steps=4)
+    assert run is not None
+    assert dialog.stop_button.isVisible() and not dialog.base.isEnabled()
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=120_000)
+    assert dialog.curve.steps[-1] == 4 and len(dialog.curve.losses) >= 1
+    assert dialog.progress.value() == dialog.progress.maximum() == 4
+    assert dialog.results.isVisible() and dialog.results.rowCount() >= 1
+    assert dialog.results.item(0, 1).text().endswith("%")
+    assert "training photos" in dialog.result_note.text()  # too few to hold any out
+    assert dialog.switch_button.isVisible()
+
+    with qtbot.waitSignal(session.modelReady, timeout=60_000):
+        qtbot.mouseClick(dialog.switch_button, Qt.MouseButton.LeftButton)
+    assert session.choice.name == "gui-tiny-mine"
+    assert session.setting("model") == "gui-tiny-mine"
+    assert session.choice.model.metadata.get("base_model") == TINY
+    # the library is brought up to date for the new model in the background
+    qtbot.waitUntil(
+        lambda: session.indexing is not None and not session.indexing.running, timeout=120_000
+    )
+    assert session.library.store.counts().embeddings.get("gui-tiny-mine") == SCENE_COUNT
+
+
+def test_finetune_stop_saves_nothing(
+    qtbot: Any,
+    make_session: Any,
+    make_window: Any,
+    scenes_dir: Path,
+    index_now: Any,
+    models_home: Path,
+) -> None:
+    session = make_session(TINY, load=True)
+    index_now(session, [scenes_dir])
+    task = start_caption_import(session, scenes_dir, show_result=False)
+    qtbot.waitUntil(task.isFinished, timeout=30_000)
+    window = make_window(session)
+    dialog = window.open_finetune()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    dialog.name.setText("gui-tiny-stopped")
+    run = dialog.start(steps=500)
+    qtbot.waitUntil(lambda: bool(dialog.curve.steps), timeout=60_000)
+    dialog.stop()
+    qtbot.waitUntil(lambda: "Nothing was saved" in dialog.status.text(), timeout=60_000)
+    assert run.wait(10_000)
+    assert dialog.result is None
+    assert dialog.start_button.isVisible() and dialog.base.isEnabled()
+    assert not (models_home / "gui-tiny-stopped").exists()
