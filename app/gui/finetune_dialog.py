@@ -545,7 +545,10 @@ class FinetuneDialog(QDialog):
         if self.plan and self.plan.mode != "text":
             note += " Switching indexes every photo again with the new model."
         else:
-            note += " Switching brings the index up to date for it in the background."
+            note += (
+                " Its image tower is unchanged, so switching reuses every indexed photo: "
+                "no re-indexing."
+            )
         self.result_note.setText(note)
         self.result_note.show()
         self.switch_button.show()

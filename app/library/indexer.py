@@ -91,6 +91,7 @@ class IndexReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     embedded: int = 0
     model: str = ""
+    reused: int = 0  # vectors taken over from the base of a text-mode fine-tune
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready counts (the ``index --json`` shape); failures as ``{path, reason}``."""
@@ -190,6 +191,7 @@ class Indexer:
         with self.lib.writing():
             tick(IndexProgress("opening", 0, 0), force=True)
             self.lib.register_model(self.model)
+            report.reused = self.lib.adopt_frozen_image_vectors(self.model)
             ann = self.lib.ann(self.model.name, self.model.embed_dim)
             roots = self._roots(folders)
             try:

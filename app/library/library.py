@@ -294,6 +294,47 @@ class Library:
         self.store.add_model(name, dim, source=source, path=path, metadata=meta)
         return dropped
 
+    def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
+        """Reuse the base model's vectors for a text-mode fine-tune (no re-indexing).
+
+        A ``text`` fine-tune freezes the image tower, so its image vectors equal its base
+        model's. This is checked, not assumed: a few stored images are embedded again with
+        ``model`` and must match the base's stored vectors (cosine > 0.999), which also catches
+        a library indexed with other weights under the base's name. Returns how many vectors
+        were copied. Call inside :meth:`writing`, after :meth:`register_model`.
+        """
+        meta = model.metadata or {}
+        base = meta.get("base_model")
+        if meta.get("mode") != "text" or not base or base == model.name:
+            return 0
+        record = self.store.get_model(base)
+        if record is None or record.dim != model.embed_dim:
+            return 0
+        if self.store.embedding_count(model.name) or not self.store.embedding_count(base):
+            return 0
+        if not self._same_image_vectors(model, base, sample):
+            logger.info("%s: image vectors differ from %s; indexing from scratch", model.name, base)
+            return 0
+        copied = self.store.copy_embeddings(base, model.name)
+        logger.info("%s: reused %d image vectors of its base model %s", model.name, copied, base)
+        return copied
+
+    def _same_image_vectors(self, model: LoTLIP, base: str, sample: int) -> bool:
+        from lotlip.transforms import ImageLoadError, load_image
+
+        ids = self.store.embedding_ids(base)[:sample]
+        found, stored = self.store.vectors_for(ids, base)
+        rows = {row.id: row.path for row in self.store.rows_for(found)}
+        size = model.config.vision.image_size
+        try:
+            images = [load_image(rows[int(i)], size) for i in found]
+        except (ImageLoadError, KeyError, OSError):
+            return False
+        if not images:
+            return False
+        fresh = model.embed_images(images)
+        return bool(np.all(np.sum(fresh * stored, axis=1) > 0.999))
+
     def model_is_current(self, model: LoTLIP) -> bool:
         """False when the library's vectors of ``model.name`` were made by other weights."""
         record = self.store.get_model(model.name)

@@ -923,6 +923,24 @@ class Store:
         """How many images have a ``model`` vector."""
         return int(self._one("SELECT count(*) FROM embeddings WHERE model = ?", (model,)))
 
+    def copy_embeddings(self, source: str, target: str) -> int:
+        """Give ``target`` a copy of every ``source`` vector it lacks (one transaction).
+
+        For a model whose image tower equals ``source``'s (a text-mode fine-tune): its image
+        vectors are the same, so the library needs no re-indexing. Both models must be
+        registered. Returns how many vectors were copied.
+        """
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO embeddings(image_id, model, vector) "
+                "SELECT image_id, ?, vector FROM embeddings WHERE model = ?",
+                (target, source),
+            )
+            copied = cursor.rowcount
+            if copied:
+                self._bump(conn, [target])
+            return copied
+
     def embedding_ids(self, model: str) -> np.ndarray:
         """Sorted int64 ids of the images with a ``model`` vector."""
         with self._lock:

@@ -1,0 +1,53 @@
+"""A text-mode fine-tune reuses its base model's image vectors: no re-indexing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.library.indexer import Indexer
+from app.library.models import load_model
+from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+
+
+def _derived_model(base, models_dir: Path, name: str, *, change_image_tower: bool):
+    """A saved copy of ``base`` with new text weights, recorded as a text-mode fine-tune."""
+    derived = build_micro_model(name, 0, base.tokenizer.vocab)
+    derived.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        derived.text.proj.weight.add_(0.05)
+        if change_image_tower:
+            derived.visual.vit.layernorm.bias.add_(0.3)
+    meta = {"kind": "fine-tuned", "mode": "text", "base_model": base.name}
+    derived.save(models_dir / name, metadata=meta)
+    return load_model(name, "cpu")
+
+
+def test_text_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
+    folder = tmp_path / "photos"
+    draw_folder(folder, 9)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([folder])
+    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+
+    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+    assert report.reused == 9
+    assert report.embedded == 0 and report.added == 0
+    ids, base_vectors = library.store.embedding_matrix(RANDOM_MODEL)
+    tuned_ids, tuned_vectors = library.store.embedding_matrix("micro-tuned")
+    assert np.array_equal(ids, tuned_ids) and np.array_equal(base_vectors, tuned_vectors)
+    assert set(library.ann("micro-tuned", tuned.embed_dim).labels()) == set(ids.tolist())
+
+
+def test_other_image_weights_are_reindexed(library, micro_model, models_dir, tmp_path):
+    folder = tmp_path / "photos"
+    draw_folder(folder, 6)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([folder])
+    impostor = _derived_model(micro_model, models_dir, "micro-impostor", change_image_tower=True)
+
+    report = Indexer(library, impostor, batch_size=4, workers=2).run()
+
+    assert report.reused == 0
+    assert report.embedded == 6
