@@ -159,6 +159,8 @@ def show(label: str, samples: list[float]) -> float:
 def run_size(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int) -> None:
     """Build a library of ``total`` vectors and measure search on it."""
     header(f"search at {total:,} photos ({gen.dim}-d vectors, model {model.name})")
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp, Library.open(tmp) as lib:
         ids = fill_library(lib, model.name, gen, total)
         started = time.perf_counter()
