@@ -166,16 +166,19 @@ def download(
     cache_dir: str | Path | None = None,
     endpoint: str | None = None,
     progress: bool = True,
+    progress_bar: type | None = None,
 ) -> tuple[Path, Path]:
     """Fetch an official model's checkpoint and vocabulary into the Hugging Face cache.
 
     Interrupted downloads resume where they stopped on the next call. Returns the local
     (checkpoint, vocab) paths. Raises :class:`DownloadError` with instructions when offline.
+    ``progress_bar`` is a tqdm-compatible class to report progress through (e.g. to a GUI);
+    by default a tqdm bar is shown, or nothing when ``progress`` is false.
     """
     if name not in OFFICIAL_MODELS:
         raise ModelNotFoundError(f"{name} is not an official model ({', '.join(OFFICIAL_MODELS)})")
     info = OFFICIAL_MODELS[name]
-    tqdm_class = None if progress else _SilentTqdm
+    tqdm_class = progress_bar or (None if progress else _SilentTqdm)
     paths = []
     for repo, filename in ((info.repo_id, info.filename), (info.tokenizer_repo, VOCAB_FILE)):
         log.info("downloading %s from %s", filename, repo)

@@ -75,13 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lotlip import registry
 
-    quiet = True
-    if hasattr(registry, "_SilentTqdm"):  # the quiet bar class download() uses; ours reports
-        registry._SilentTqdm = ReportingBar  # type: ignore[attr-defined,misc]
-    else:  # pragma: no cover - an older/newer registry: progress only from the log
-        quiet = False
     try:
-        checkpoint, vocab = registry.download(args[0], progress=not quiet)
+        checkpoint, vocab = registry.download(args[0], progress_bar=ReportingBar)
     except (registry.DownloadError, registry.ModelNotFoundError) as exc:
         emit("error", message=str(exc))
         return 2

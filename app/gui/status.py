@@ -41,6 +41,16 @@ def progress_line(progress: Any) -> str:
     return " · ".join(parts)
 
 
+def show_percent(bar: Any, progress: Any) -> None:
+    """Set a QProgressBar from an ``IndexProgress`` (busy indicator when the total is unknown)."""
+    value = percent(progress)
+    if value is None:
+        bar.setRange(0, 0)
+    else:
+        bar.setRange(0, 100)
+        bar.setValue(value)
+
+
 def percent(progress: Any) -> int | None:
     """Completion of the embedding phase in percent, or None (busy bar) in the other phases."""
     done, total = getattr(progress, "done", 0) or 0, getattr(progress, "total", 0) or 0
@@ -89,12 +99,7 @@ class IndexingStatus(QWidget):
     def show_progress(self, progress: Any) -> None:
         """Show one ``IndexProgress``."""
         self.label.setText(progress_line(progress))
-        value = percent(progress)
-        if value is None:
-            self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 100)
-            self.bar.setValue(value)
+        show_percent(self.bar, progress)
         current = getattr(progress, "current", None)
         self.bar.setToolTip(str(current) if current else "")
         self.show()

@@ -45,7 +45,7 @@ from app.gui.formatting import count_text, human_duration, rate_text
 from app.gui.icons import app_icon
 from app.gui.models_panel import ModelPanel
 from app.gui.session import IndexingRun, Session
-from app.gui.status import percent, progress_line
+from app.gui.status import progress_line, show_percent
 from app.gui.tasks import Task, bound
 from app.gui.theme import WARNING
 
@@ -471,12 +471,7 @@ class RunPage(QWizardPage):
     def show_progress(self, progress: Any) -> None:
         """Update from an ``IndexProgress``."""
         self.phase.setText(progress_line(progress))
-        value = percent(progress)
-        if value is None:
-            self.bar.setRange(0, 0)
-        else:
-            self.bar.setRange(0, 100)
-            self.bar.setValue(value)
+        show_percent(self.bar, progress)
         current = getattr(progress, "current", None)
         if current:
             width = max(200, self.current.width())
