@@ -16,6 +16,7 @@ readers never block.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -28,7 +29,6 @@ import platformdirs
 
 from app.library.ann import AnnIndex, AnnIndexError, AnnParams, Progress, ann_path
 from app.library.locking import FileLock, LockBusyError
-from app.library.scanner import content_hash
 from app.library.store import Folder, Store
 
 if TYPE_CHECKING:
@@ -67,6 +67,24 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
+def _sampled_file_hash(path: Path, size: int, block: int = 64 * 1024) -> str:
+    """BLAKE2b-128 of a weights file's size and three 64 KiB blocks (start, middle, end).
+
+    Enough to tell two weights files apart cheaply (hundreds of MB, read at every start), and
+    the same value libraries already store; photos use the whole-file ``content_hash``.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        h.update(size.to_bytes(8, "little"))
+        if size <= 3 * block:
+            h.update(fh.read())
+        else:
+            for offset in (0, (size - block) // 2, size - block):
+                fh.seek(offset)
+                h.update(fh.read(block))
+    return h.hexdigest()
+
+
 def model_fingerprint(model: LoTLIP) -> str | None:
     """A cheap fingerprint of the weights file a model was loaded from (``None`` if in memory).
 
@@ -89,7 +107,7 @@ def model_fingerprint(model: LoTLIP) -> str | None:
         cached = _fingerprints.get(key)
         if cached is None:
             try:
-                cached = _fingerprints[key] = content_hash(candidate, st.st_size)
+                cached = _fingerprints[key] = _sampled_file_hash(candidate, st.st_size)
             except OSError:
                 continue
         return cached
