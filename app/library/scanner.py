@@ -150,10 +150,16 @@ class KnownFile:
 
 @dataclass(frozen=True, slots=True)
 class ScanRoot:
-    """A root folder and its own exclude patterns."""
+    """A root folder and its own exclude patterns.
+
+    ``start``: walk only this part of the root (a ``/``-separated path relative to it, e.g.
+    ``"2021/summer"`` when a subfolder of a library folder is indexed); excludes stay
+    relative to ``path``.
+    """
 
     path: str
     excludes: tuple[str, ...] = ()
+    start: str = ""
 
 
 class _RootLike(Protocol):
@@ -282,6 +288,32 @@ def exclude_matches(pattern: str, rel: str, is_dir: bool) -> bool:
     return fnmatch.fnmatch(path, core) or (is_dir and fnmatch.fnmatch(path + "/", core))
 
 
+def glob_escape(text: str) -> str:
+    """Escape fnmatch's special characters so ``text`` matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def rebase_pattern(pattern: str, rel: str) -> list[str]:
+    """Patterns for the root folder that mean what ``pattern`` meant for its subfolder ``rel``.
+
+    Used when a folder's excludes move to the library folder that holds it: ``/raw`` for
+    ``2021`` becomes ``/2021/raw``; a pattern that matched at any depth below ``2021`` matches
+    at any depth below ``/2021`` (two patterns: directly in it, or deeper).
+    """
+    if os.sep != "/":
+        pattern = pattern.replace(os.sep, "/")
+    base = "/" + glob_escape(rel.strip("/"))
+    tail = "/" if pattern.endswith("/") else ""
+    core = pattern.rstrip("/")
+    if core.startswith("/"):
+        return [base + core + tail]
+    while core.startswith("*/"):  # "*/x" already meant "x at any depth"
+        core = core[2:]
+    if core.startswith("*"):  # "*" spans folders too: one pattern covers every depth
+        return [f"{base}/{core}{tail}"]
+    return [f"{base}/{core}{tail}", f"{base}/*/{core}{tail}"]
+
+
 def _excluded(patterns: Iterable[str], rel: str, is_dir: bool) -> bool:
     return any(exclude_matches(p, rel, is_dir) for p in patterns)
 
@@ -302,7 +334,8 @@ def _as_root(root: ScanRoot | _RootLike | str | os.PathLike[str]) -> ScanRoot:
         path, excludes = os.fspath(root), ()
     else:
         path, excludes = root.path, tuple(root.excludes)
-    return ScanRoot(os.path.abspath(path), tuple(excludes))
+    start = root.start.strip("/") if isinstance(root, ScanRoot) else ""
+    return ScanRoot(os.path.abspath(path), tuple(excludes), start)
 
 
 @dataclass(slots=True)
@@ -412,7 +445,10 @@ class Scanner:
             if key in self._visited or self._root_keys.get(key) != root.path:
                 logger.debug("root %s is listed twice; walking it once", root.path)
                 continue
-            yield from self._walk(root_b, "", root, key)
+            if root.start:
+                yield from self._walk_part(root)
+            else:
+                yield from self._walk(root_b, "", root, key)
             if self.stats.cancelled:
                 return
         while self._pending and not self.stats.cancelled:
@@ -430,6 +466,22 @@ class Scanner:
         self.stats.errors.append((path, _reason(what, exc)))
         if self.on_error is not None:
             self.on_error(path, exc)
+
+    def _walk_part(self, root: ScanRoot) -> Iterator[FileInfo]:
+        """Walk only ``root.start`` below ``root`` (nothing if that part is excluded)."""
+        if _excluded(root.excludes, root.start, True) or _excluded(self.excludes, root.start, True):
+            self.stats.skipped_excluded += 1
+            return
+        top = os.fsencode(os.path.join(root.path, *root.start.split("/")))
+        try:
+            st = os.stat(top)
+        except OSError as exc:
+            self._error(os.fsdecode(top), exc, "cannot open the folder")
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            self._error(os.fsdecode(top), NotADirectoryError(os.fsdecode(top)), "not a folder")
+            return
+        yield from self._walk(top, root.start, root, (st.st_dev, st.st_ino))
 
     def _walk(
         self, top: bytes, top_rel: str, root: ScanRoot, top_key: tuple[int, int]
@@ -743,7 +795,9 @@ def plan_changes(
         else:
             result.changed.append((info, old))
 
-    gone = [k for path, k in known.items() if path not in seen and not is_within_any(path, protected)]
+    gone = [
+        k for path, k in known.items() if path not in seen and not is_within_any(path, protected)
+    ]
     by_hash: dict[tuple[int, str], list[KnownFile]] = {}
     for k in gone:
         if k.hash:

@@ -68,7 +68,11 @@ def truncation_warning(tokens: TokenCount) -> str:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One hit: the image row and its cosine ``score`` (higher is closer)."""
+    """One hit: the image row and its cosine ``score`` (higher is closer).
+
+    ``offline``: the photo is in a library folder that is offline (an unplugged drive); it is
+    still listed, and the response warns how many such results there are.
+    """
 
     id: int
     path: str
@@ -78,6 +82,7 @@ class SearchResult:
     taken_at: str | None
     folder: str | None
     size: int
+    offline: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``path`` first)."""
@@ -250,11 +255,20 @@ class Searcher:
             if i != exclude and (threshold is None or s >= threshold)
         ][: max(0, int(top))]
         rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
+        offline = set(self.lib.offline_folders()) if rows else set()
         results = [
-            SearchResult(i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size)
+            SearchResult(
+                i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size, r.folder in offline
+            )
             for i, s in keep
             if (r := rows.get(i)) is not None
         ]
+        away = sum(r.offline for r in results)
+        if away:
+            warnings.append(
+                f"{away} of these results are in folders that are offline (unplugged?): "
+                + ", ".join(sorted({r.folder for r in results if r.offline and r.folder}))
+            )
         if len(index) == 0:
             warnings.append(self._empty_hint())
         return SearchResponse("", name, None, results, warnings=warnings)

@@ -138,7 +138,7 @@ def test_forget_removes_exactly_that_subtree(library, micro_model, tmp_path: Pat
     store = library.store
 
     begins: list[str] = []
-    store.conn.set_trace_callback(lambda sql: begins.append(sql) if sql.startswith("BEGIN") else 0)
+    store.conn.set_trace_callback(lambda sql: sql == "BEGIN IMMEDIATE" and begins.append(sql))
     try:
         assert library.forget(photos / "2020") == 2
     finally:
