@@ -116,8 +116,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if report.cancelled:
         if report.pending:
             say(
-                f"interrupted: {report.pending} photo(s) not indexed yet; "
-                "`lotlip-search index` goes on with them",
+                f"interrupted: {report.pending} photo(s) not indexed yet; run the same command "
+                "again (or `lotlip-search index`) to go on with them",
                 file=sys.stderr,
             )
         else:
