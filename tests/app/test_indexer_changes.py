@@ -270,3 +270,23 @@ def test_status_shows_offline_folders_and_pending_files(cli, tmp_path: Path) -> 
     assert "offline" in out and str(drive) in out
     status, out, _ = cli("index")
     assert status == 0 and "offline" in out
+
+
+def test_cli_index_of_a_subfolder_with_excludes(cli, tmp_path: Path) -> None:
+    import json
+
+    photos = tmp_path / "photos"
+    draw_folder(photos / "sub" / "raw", 2)
+    draw_folder(photos / "sub", 1, start=5)
+    draw_folder(photos / "raw", 1, start=8)
+    status, out, err = cli("index", str(photos), "--json")
+    assert status == 0 and json.loads(out)["added"] == 4, err
+    status, out, err = cli("index", str(photos / "sub"), "--exclude", "/raw", "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert (report["added"], report["embedded"], report["removed"]) == (0, 0, 2)
+    assert "inside the library folder" in err
+    status, out, _ = cli("status", "--json")
+    folders = json.loads(out)["folders"]
+    assert [(f["path"], f["images"]) for f in folders] == [(str(photos), 2)]
+    assert folders[0]["excludes"] == ["/sub/raw"]  # photos/raw is still indexed

@@ -193,6 +193,28 @@ def test_a_folder_only_pattern_leaves_files_of_that_name(draw, tmp_path: Path) -
     assert found == {"keep/raw"}
 
 
+@pytest.mark.parametrize(
+    "pattern",
+    ["raw", "raw/", "/raw", "*/Screenshots/*", "Screenshots/*", "*.png", "/a/b", "a/b", "x[1]"],
+)
+def test_rebased_patterns_mean_the_same_from_the_parent(pattern: str) -> None:
+    """Excludes given for folder ``sub`` keep their meaning as patterns of its parent root."""
+    from app.library.scanner import exclude_matches, rebase_pattern
+
+    rels = [
+        "raw", "raw/x.jpg", "deep/raw", "Screenshots/s.jpg", "p/Screenshots/t.jpg", "i.png",
+        "d/i.png", "a/b", "q/a/b", "a/b/c.jpg", "x1", "rawer", "x[1]",
+    ]  # fmt: skip
+    rebased = rebase_pattern(pattern, "my sub*")
+    for rel in rels:
+        for is_dir in (False, True):
+            inside = exclude_matches(pattern, rel, is_dir)
+            from_parent = any(exclude_matches(p, f"my sub*/{rel}", is_dir) for p in rebased)
+            assert inside == from_parent, (pattern, rel, is_dir, rebased)
+            # and nothing outside the subfolder is touched
+            assert not any(exclude_matches(p, f"other/{rel}", is_dir) for p in rebased)
+
+
 def test_root_objects_with_path_and_excludes(draw, tmp_path: Path) -> None:
     class FolderLike:
         path = str(tmp_path)
