@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from app.library.library import root_is_online
 from lotlip.transforms import load_image
 
 if TYPE_CHECKING:
@@ -255,7 +256,9 @@ class Searcher:
             if i != exclude and (threshold is None or s >= threshold)
         ][: max(0, int(top))]
         rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
-        offline = set(self.lib.offline_folders()) if rows else set()
+        # only the folders of these hits are checked (they hold photos): no store query
+        folders = {r.folder for r in rows.values() if r.folder}
+        offline = {f for f in folders if not root_is_online(f, has_photos=True)}
         results = [
             SearchResult(
                 i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size, r.folder in offline
