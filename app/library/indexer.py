@@ -143,11 +143,9 @@ class _Target:
     @property
     def scope(self) -> str:
         """The path walked."""
-        return (
-            os.path.join(self.folder.path, *self.start.split("/"))
-            if self.start
-            else (self.folder.path)
-        )
+        if not self.start:
+            return self.folder.path
+        return os.path.join(self.folder.path, *self.start.split("/"))
 
 
 def default_workers() -> int:
@@ -236,11 +234,11 @@ class Indexer:
             try:
                 self._index(targets, ann, report, tick, stop)
             finally:
-                report.pending = sum(
-                    self.lib.store.pending_count(self.model.name, under=t.scope) for t in targets
-                )
                 tick(IndexProgress("saving", 0, 0), force=True)
                 self._save(ann)
+            report.pending = sum(
+                self.lib.store.pending_count(self.model.name, under=t.scope) for t in targets
+            )
         report.elapsed_s = time.monotonic() - started
         tick(
             IndexProgress("done", report.embedded, report.embedded, failed=report.failed),
