@@ -640,15 +640,16 @@ class Store:
         scopes: Sequence[str],
         items: Iterable[tuple[str, int | None]],
     ) -> None:
-        """Set the files still to embed with ``model`` at or below ``scopes`` to ``items``.
+        """Set the files still to embed at or below ``scopes`` to ``items`` (with ``model``).
 
         ``items`` are ``(path, folder_id)``. Called once an index run has planned its work;
-        each committed batch then leaves with :meth:`clear_pending`.
+        each committed batch then leaves with :meth:`clear_pending`. What other models left
+        pending there goes: the library is now indexed with ``model``.
         """
         with self._write() as conn:
             for scope in scopes:
                 sql, args = _under_sql("path", scope)
-                conn.execute(f"DELETE FROM pending WHERE model = ? AND {sql}", [model, *args])
+                conn.execute(f"DELETE FROM pending WHERE {sql}", args)
             conn.executemany(
                 "INSERT OR REPLACE INTO pending(model, path, folder_id) "
                 "VALUES (?, CAST(? AS TEXT), ?)",
