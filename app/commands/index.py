@@ -138,7 +138,7 @@ def summary(report: IndexReport) -> str:
     if report.failed:
         text += f"; {report.failed} could not be read (see `lotlip-search errors`)"
     if report.links_outside:
-        text += f"; {report.links_outside} links to outside the folder skipped"
+        text += f"; {report.links_outside} link(s) to outside the folder skipped"
     if report.offline:
         text += f"; {len(report.offline)} folder(s) offline, their photos kept: " + ", ".join(
             show_path(p) for p in report.offline

@@ -119,5 +119,8 @@ def run_errors(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     for f in failures:
         say(f"{f.path}\n    {f.reason}")
-    say(f"{len(failures)} file(s) could not be indexed; they are retried once they change.")
+    say(
+        f"{len(failures)} file(s) could not be indexed; the next `index` retries them once they "
+        "change (unreadable files and folders: every run)."
+    )
     return EXIT_OK

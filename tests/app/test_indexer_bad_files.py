@@ -227,6 +227,6 @@ def test_links_that_cannot_be_resolved_or_leave_the_folder(cli, tmp_path: Path) 
     assert report["links_outside"] == (1 if "proc.jpg" in failed else 2)
     status, out, err = cli("index", str(photos))
     assert status == 0, err
-    assert f"{report['links_outside']} links to outside the folder skipped" in out
+    assert f"{report['links_outside']} link(s) to outside the folder skipped" in out
     status, out, _ = cli("errors", "--json")
     assert {os.path.basename(e["path"]) for e in json.loads(out)} == failed

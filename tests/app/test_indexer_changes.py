@@ -270,6 +270,9 @@ def test_status_shows_offline_folders_and_pending_files(cli, tmp_path: Path) -> 
     assert "offline" in out and str(drive) in out
     status, out, _ = cli("index")
     assert status == 0 and "offline" in out
+    status, out, err = cli("search", "a shape", "--top", "3")
+    assert status == 0 and out.count("[offline]") == 2, out
+    assert "2 of these results are in folders that are offline" in err
 
 
 def test_cli_index_of_a_subfolder_with_excludes(cli, tmp_path: Path) -> None:
