@@ -107,8 +107,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX captions_image ON captions(image_id)",
         "CREATE INDEX images_taken_at ON images(taken_at)",
     ),
-    # 4: files seen by an index run but not embedded yet (stopped runs resume them)
+    # 4: files seen by an index run but not embedded yet (stopped runs resume them); drop the
+    # old sampled content hashes: they could miss a same-size edit, and comparing one with a
+    # whole-file hash would take every unchanged photo for edited (and drop other models'
+    # vectors). Each photo gets its whole-file hash when it is next embedded.
     (
+        "UPDATE images SET hash = NULL",
         """CREATE TABLE pending (
             model TEXT NOT NULL,
             path TEXT NOT NULL,

@@ -93,3 +93,29 @@ def test_pending_per_scope_and_model(store: Store) -> None:
     assert store.pending_count() == 0
     store.replace_pending("m", ["/p"], [(f"{ODD}/x.jpg", None)])
     assert store.pending_count(under=ODD) == 1
+
+
+def test_migration_drops_sampled_hashes_and_keeps_vectors(tmp_path: Path) -> None:
+    """Libraries from before the whole-file hash: old hashes go, nothing else does."""
+    from app.library.store import apply_migrations, connect
+
+    db = tmp_path / "old.db"
+    conn = connect(db)
+    apply_migrations(conn, target=2)  # the schema before pending files and whole-file hashes
+    conn.execute("INSERT INTO folders(path, added_at) VALUES ('/p', 'then')")
+    conn.execute(
+        "INSERT INTO images(path, folder_id, size, mtime_ns, hash, indexed_at) "
+        "VALUES ('/p/a.jpg', 1, 10, 1, 'sampled', 'then')"
+    )
+    conn.execute("INSERT INTO models(name, dim, added_at) VALUES ('m', 4, 'then')")
+    conn.execute("INSERT INTO embeddings VALUES (1, 'm', ?)", (np.ones(4, "<f4").tobytes(),))
+    conn.commit()
+    conn.close()
+    with Store.open(db) as store:
+        known = store.known_files(model="m")["/p/a.jpg"]
+        assert (known.hash, known.embedded) == (None, True)
+        # a second model embeds the unchanged photo: the first model's vector stays
+        record = ImageRecord("/p/a.jpg", 10, 1, 1, hash="whole-file")
+        store.upsert_images_with_embeddings([record], "m2", np.ones((1, 4), np.float32))
+        assert store.embedding_count("m") == store.embedding_count("m2") == 1
+        assert store.pending_count() == 0
