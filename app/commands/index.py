@@ -80,11 +80,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     folders: list[Any]
     if args.paths:
         for path in args.paths:
+            before = {f.path for f in lib.folders()}
             holder = lib.add_folder(path, args.exclude)
             if holder.path != os.path.abspath(path):
                 say(
                     f"note: {show_path(path)} is inside the library folder "
                     f"{show_path(holder.path)}; indexing it as part of that folder",
+                    file=sys.stderr,
+                )
+            taken_in = sorted(before - {f.path for f in lib.folders()})
+            if taken_in:
+                listed = ", ".join(show_path(p) for p in taken_in)
+                say(
+                    f"note: {show_path(holder.path)} now holds the library folder(s) {listed} "
+                    "(their photos keep their vectors)",
                     file=sys.stderr,
                 )
         folders = list(args.paths)  # a path inside a library folder: only that part is scanned

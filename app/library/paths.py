@@ -10,6 +10,9 @@ scanner, before following a link) resolve both sides with ``os.path.realpath`` f
 * Case follows the platform (``os.path.normcase``): exact on POSIX, folded on Windows.
 * ``str`` (with ``surrogateescape`` for bytes that are not UTF-8) and ``bytes`` both work, as
   long as both arguments have the same type.
+
+Queries that must run inside SQLite (the store's ``under`` filters, forgetting a subtree) use
+the same rule as an index range on the path bytes: ``app.library.store._under_sql``.
 """
 
 from __future__ import annotations

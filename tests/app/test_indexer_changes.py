@@ -293,3 +293,11 @@ def test_cli_index_of_a_subfolder_with_excludes(cli, tmp_path: Path) -> None:
     folders = json.loads(out)["folders"]
     assert [(f["path"], f["images"]) for f in folders] == [(str(photos), 2)]
     assert folders[0]["excludes"] == ["/sub/raw"]  # photos/raw is still indexed
+
+    other = tmp_path / "other"
+    draw_folder(other / "inner", 1, start=20)
+    status, out, err = cli("index", str(other / "inner"), "--json")
+    assert status == 0 and json.loads(out)["added"] == 1
+    status, out, err = cli("index", str(other), "--json")
+    assert status == 0 and json.loads(out)["embedded"] == 0
+    assert f"now holds the library folder(s) {other / 'inner'}" in err
