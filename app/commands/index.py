@@ -26,9 +26,19 @@ if TYPE_CHECKING:
 HELP = "index folders of photos (new, changed, moved and removed files)"
 DESCRIPTION = """\
 Add folders to the library and index them: new and changed photos are embedded with the
-model, moved photos keep their vectors, deleted ones are removed, unreadable files are listed
-by `lotlip-search errors`. Without PATH, every folder already in the library is re-indexed
-(handy in a cron job). Interrupt with Ctrl-C at any time: the next run resumes."""
+model, moved photos keep their vectors, deleted ones are removed, unreadable files and
+folders are listed by `lotlip-search errors`. A PATH inside a folder already in the library is
+indexed as part of that folder (nothing is embedded twice). A folder that is offline (an
+unplugged drive) keeps its photos. Links are followed inside the folder only; links to
+elsewhere are skipped and counted. Without PATH, every folder already in the library is
+re-indexed (handy in a cron job). Interrupt with Ctrl-C at any time: `status` shows the files
+still pending, and the next `index` takes them up.
+
+Exclude patterns (--exclude, remembered for the folder) are gitignore-like, relative to the
+folder: a name or pattern matches at any depth ("Screenshots", "*/Screenshots/*" and
+"Screenshots/" all skip every Screenshots folder, the top one too; "*.png" every PNG); a
+leading "/" anchors it at the folder ("/2020" is only <folder>/2020); a trailing "/" matches
+folders only; "*" also matches "/"."""
 
 
 def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
@@ -40,8 +50,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         action="append",
         default=[],
         metavar="GLOB",
-        help="skip files/folders matching GLOB (name or path relative to the folder; repeatable; "
-        "remembered for the folder)",
+        help="skip files/folders matching GLOB (gitignore-like, at any depth; a leading / anchors "
+        "it at the folder; repeatable; remembered for the folder)",
     )
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per batch")
     p.add_argument(
@@ -67,8 +77,26 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             say(f"error: not a folder: {show_path(path)}", file=sys.stderr)
             return EXIT_ERROR
     lib = ctx.lib
+    folders: list[Any]
     if args.paths:
-        folders = [lib.add_folder(p, args.exclude) for p in args.paths]
+        for path in args.paths:
+            before = {f.path for f in lib.folders()}
+            holder = lib.add_folder(path, args.exclude)
+            if holder.path != os.path.abspath(path):
+                say(
+                    f"note: {show_path(path)} is inside the library folder "
+                    f"{show_path(holder.path)}; indexing it as part of that folder",
+                    file=sys.stderr,
+                )
+            taken_in = sorted(before - {f.path for f in lib.folders()})
+            if taken_in:
+                listed = ", ".join(show_path(p) for p in taken_in)
+                say(
+                    f"note: {show_path(holder.path)} now holds the library folder(s) {listed} "
+                    "(their photos keep their vectors)",
+                    file=sys.stderr,
+                )
+        folders = list(args.paths)  # a path inside a library folder: only that part is scanned
     else:
         folders = lib.folders()
         if not folders:
@@ -95,7 +123,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         say(summary(report))
     if report.cancelled:
-        say("interrupted: run the same command again to continue", file=sys.stderr)
+        if report.pending:
+            say(
+                f"interrupted: {report.pending} photo(s) not indexed yet; run the same command "
+                "again (or `lotlip-search index`) to go on with them",
+                file=sys.stderr,
+            )
+        else:
+            say("interrupted: run the same command again to continue", file=sys.stderr)
         return EXIT_CANCELLED
     return EXIT_OK
 
@@ -111,6 +146,12 @@ def summary(report: IndexReport) -> str:
     text = f"{report.model}: " + ", ".join(parts)
     if report.failed:
         text += f"; {report.failed} could not be read (see `lotlip-search errors`)"
+    if report.links_outside:
+        text += f"; {report.links_outside} link(s) to outside the folder skipped"
+    if report.offline:
+        text += f"; {len(report.offline)} folder(s) offline, their photos kept: " + ", ".join(
+            show_path(p) for p in report.offline
+        )
     text += f" in {report.elapsed_s:.1f} s"
     if report.embedded and report.elapsed_s > 0:
         text += f" ({report.embedded / report.elapsed_s:.1f} images/s)"

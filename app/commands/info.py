@@ -39,17 +39,18 @@ def status_data(ctx: Context) -> dict[str, object]:
     counts = store.counts()
     spec, source = resolve_model_spec(lib, ctx.model)
     db = lib.dir / "library.db"
-    folders = []
-    for folder in lib.folders():
-        folders.append(
-            {
-                "path": folder.path,
-                "images": len(store.image_ids(folder)),
-                "failures": len(store.failures(folder)),
-                "excludes": list(folder.excludes),
-                "exists": os.path.isdir(folder.path),
-            }
-        )
+    folders = [
+        {
+            "path": f.path,
+            "images": f.photos,
+            "failures": f.failures,
+            "pending": f.pending,
+            "excludes": list(f.excludes),
+            "exists": os.path.isdir(f.path),
+            "online": f.online,
+        }
+        for f in lib.folder_status()
+    ]
     return {
         "library": str(lib.dir),
         "database_bytes": db.stat().st_size if db.exists() else 0,
@@ -58,6 +59,8 @@ def status_data(ctx: Context) -> dict[str, object]:
         "folders": folders,
         "images": counts.images,
         "failures": counts.failures,
+        "pending": store.pending_count(),
+        "offline": sum(not f["online"] for f in folders),
         "captions": counts.captions,
         "embeddings": counts.embeddings,
     }
@@ -83,9 +86,10 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
     else:
         say(f"Folders:  {len(folders)}")
         for f in folders:
-            missing = "" if f["exists"] else "  [not found: unplugged drive?]"
+            offline = "" if f["online"] else "  [offline: unplugged drive? its photos are kept]"
             failed = f", {f['failures']} failed" if f["failures"] else ""
-            say(f"  {f['path']}  {f['images']} photos{failed}{missing}")
+            pending = f", {f['pending']} not indexed yet" if f["pending"] else ""
+            say(f"  {f['path']}  {f['images']} photos{failed}{pending}{offline}")
     say(f"Photos:   {data['images']}")
     embeddings = data["embeddings"]
     assert isinstance(embeddings, dict)
@@ -94,6 +98,8 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
         say(f"Vectors:  {listed}")
     if data["failures"]:
         say(f"Failed:   {data['failures']} (see `lotlip-search errors`)")
+    if data["pending"]:
+        say(f"Pending:  {data['pending']} seen but not indexed yet (`lotlip-search index` goes on)")
     return EXIT_OK
 
 
@@ -113,5 +119,8 @@ def run_errors(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     for f in failures:
         say(f"{f.path}\n    {f.reason}")
-    say(f"{len(failures)} file(s) could not be indexed; they are retried once they change.")
+    say(
+        f"{len(failures)} file(s) could not be indexed; the next `index` retries them once they "
+        "change (unreadable files and folders: every run)."
+    )
     return EXIT_OK

@@ -89,5 +89,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     for rank, result in enumerate(response.results, 1):
         date = (result.taken_at or "")[:10]
-        say(f"{rank:3d}  {result.score:6.3f}  {date:10s}  {result.path}")
+        away = "  [offline]" if result.offline else ""
+        say(f"{rank:3d}  {result.score:6.3f}  {date:10s}  {result.path}{away}")
     return EXIT_OK

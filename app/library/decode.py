@@ -22,7 +22,7 @@ from typing import BinaryIO
 import torch
 from PIL import Image, features
 
-from app.library.scanner import FileInfo, content_hash
+from app.library.scanner import FileInfo, hash_bytes
 from app.library.store import ImageRecord
 from lotlip.transforms import ImageLoadError, load_image
 
@@ -147,7 +147,7 @@ def decode_file(
         image = load_image(io.BytesIO(data), size)
         width, height, taken = read_metadata(io.BytesIO(data))
         pixels = preprocess(image)
-        digest = known_hash or content_hash(info.path, st.st_size)
+        digest = known_hash or hash_bytes(data)  # the very bytes that were decoded
     except ImageLoadError as exc:
         return DecodeFailure(info, str(exc), st.st_size, st.st_mtime_ns)
     except OSError as exc:

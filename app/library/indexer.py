@@ -15,6 +15,21 @@ One :class:`Indexer` run:
    ``save_interval_s``) and at the end. A file that cannot be decoded is recorded in the
    store's failures with its reason and skipped until its size or mtime changes.
 
+What a run looks at: the root folders it is given (all of them by default). A path inside a
+root folder is indexed as that part of its root (``ScanRoot.start``): its photos keep their
+vectors and its root. A root folder that is offline (missing, or an empty mount point while the
+library knows photos there, see :func:`~app.library.library.root_is_online`) is not scanned:
+its photos stay, and the report lists it in ``offline``. Files and folders that cannot be read
+and links that cannot be resolved are recorded as failures (``errors``), and what the store
+knows under them stays. Links to outside the root folders are skipped and counted
+(``links_outside``).
+
+Stop and resume: once planned, the files still to embed are stored as *pending*; each
+committed batch (or recorded failure) takes its files off. A stopped run (``cancel``, Ctrl-C,
+quit, a crash) leaves the rest pending, ``status`` shows them, and the next run's plan embeds
+exactly them (it finds them without a vector). A kill between a batch's commit and its removal
+from pending overstates the count by at most one batch until the next run.
+
 Crash safety: SQLite is the truth and each batch commits atomically, so a run killed at any
 moment (SIGKILL, power loss) leaves complete batches and nothing else; the next run's plan
 sees exactly which files still need a vector (no duplicates: paths are unique; no holes:
@@ -39,7 +54,9 @@ import numpy as np
 import torch
 
 from app.library.decode import Decoded, DecodeFailure, decode_file
-from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, plan_changes
+from app.library.library import root_is_online
+from app.library.paths import is_within
+from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, ScanRoot, plan_changes
 from app.library.store import Failure, Folder
 
 if TYPE_CHECKING:
@@ -92,6 +109,9 @@ class IndexReport:
     embedded: int = 0
     model: str = ""
     reused: int = 0  # vectors taken over from the base of a text-mode fine-tune
+    offline: list[str] = field(default_factory=list)  # root folders not there: photos kept
+    pending: int = 0  # files seen but not embedded yet (a stopped run); the next run takes them
+    links_outside: int = 0  # symlinks to outside the folders, skipped
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready counts (the ``index --json`` shape); failures as ``{path, reason}``."""
@@ -109,6 +129,23 @@ class _Plan:
     changes: ChangeSet
     failures: dict[str, Failure]
     rejected: list[tuple[FileInfo, str]]
+    scan_errors: list[tuple[str, str]]
+    links_outside: int
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A root folder to index, whole or only the part ``start`` below it."""
+
+    folder: Folder
+    start: str = ""
+
+    @property
+    def scope(self) -> str:
+        """The path walked."""
+        if not self.start:
+            return self.folder.path
+        return os.path.join(self.folder.path, *self.start.split("/"))
 
 
 def default_workers() -> int:
@@ -193,12 +230,15 @@ class Indexer:
             self.lib.register_model(self.model)
             report.reused = self.lib.adopt_frozen_image_vectors(self.model)
             ann = self.lib.ann(self.model.name, self.model.embed_dim)
-            roots = self._roots(folders)
+            targets = self._targets(folders)
             try:
-                self._index(roots, ann, report, tick, stop)
+                self._index(targets, ann, report, tick, stop)
             finally:
                 tick(IndexProgress("saving", 0, 0), force=True)
                 self._save(ann)
+            report.pending = sum(
+                self.lib.store.pending_count(self.model.name, under=t.scope) for t in targets
+            )
         report.elapsed_s = time.monotonic() - started
         tick(
             IndexProgress("done", report.embedded, report.embedded, failed=report.failed),
@@ -207,35 +247,60 @@ class Indexer:
         logger.info("index run: %s", {k: v for k, v in report.as_dict().items() if k != "failures"})
         return report
 
-    def _roots(self, folders: Sequence[Folder | str | os.PathLike[str]] | None) -> list[Folder]:
+    def _targets(self, folders: Sequence[Folder | str | os.PathLike[str]] | None) -> list[_Target]:
+        """What to scan: whole roots, and parts of roots for paths inside them."""
         if folders is None:
-            return self.lib.folders()
-        chosen: dict[str, Folder] = {}
+            return [_Target(f) for f in self.lib.folders()]
+        parts: dict[str, set[str]] = {}  # root path -> starts ("" = the whole root)
         for item in folders:
-            folder = item if isinstance(item, Folder) else self.lib.store.get_folder(item)
-            if folder is None:
-                folder = self.lib.add_folder(item)  # type: ignore[arg-type]
-            chosen[folder.path] = folder
-        # registered roots nested in a chosen one are scanned with it, as their own roots
-        for folder in self.lib.folders():
-            if any(folder.path.startswith(p.rstrip(os.sep) + os.sep) for p in chosen):
-                chosen[folder.path] = folder
-        return sorted(chosen.values(), key=lambda f: f.path)
+            text = os.path.abspath(
+                os.fsdecode(os.fspath(item.path if isinstance(item, Folder) else item))
+            )
+            folder = self.lib.folder_for(text) or self.lib.add_folder(text)
+            start = "" if folder.path == text else os.path.relpath(text, folder.path)
+            parts.setdefault(folder.path, set()).add(start.replace(os.sep, "/"))
+        roots = {f.path: f for f in self.lib.folders()}
+        # registered roots nested in a chosen whole one are scanned with it, as their own roots
+        for path in roots:
+            if any(is_within(path, p) for p, starts in parts.items() if "" in starts):
+                parts.setdefault(path, set()).add("")
+        targets = []
+        for path, starts in sorted(parts.items()):
+            if "" in starts:
+                targets.append(_Target(roots[path]))
+                continue
+            for start in sorted(starts):  # a part inside another chosen part is walked with it
+                if not any(o != start and is_within(start, o) for o in starts):
+                    targets.append(_Target(roots[path], start))
+        return targets
 
     def _index(
         self,
-        roots: list[Folder],
+        targets: list[_Target],
         ann: AnnIndex,
         report: IndexReport,
         tick: _Ticker,
         stop: CancelCallback,
     ) -> None:
-        plan = self._plan(roots, tick, stop)
+        counts = self.lib.store.folder_counts()
+        online = []
+        for target in targets:
+            photos = counts.get(target.folder.id, (0, 0, 0))[0]
+            if root_is_online(target.folder.path, photos > 0):
+                online.append(target)
+            elif target.folder.path not in report.offline:
+                logger.info(
+                    "folder offline, its %d photos are kept: %s", photos, target.folder.path
+                )
+                report.offline.append(target.folder.path)
+        plan = self._plan(online, tick, stop)
         if plan is None:
             report.cancelled = True
             return
-        folder_ids = {r.path: r.id for r in roots}
+        folder_ids = {t.folder.path: t.folder.id for t in targets}
         tick(IndexProgress("updating", 0, 0), force=True)
+        report.links_outside = plan.links_outside
+        self._record_scan_errors(plan, online, report)
         self._record_rejections(plan, folder_ids, report)
         embed_moves = self._apply(plan.changes, folder_ids, ann, report)
         changes = plan.changes
@@ -251,14 +316,19 @@ class Indexer:
             return
         replaced = {info.path: old.id for info, old in changes.changed}
         todo = changes.to_embed() + embed_moves
+        self.lib.store.replace_pending(
+            self.model.name,
+            [t.scope for t in online],
+            [(info.path, folder_ids.get(info.root)) for info in todo],
+        )
         self._embed_all(todo, changes.hashes, folder_ids, replaced, ann, report, tick, stop)
 
-    def _plan(self, roots: list[Folder], tick: _Ticker, stop: CancelCallback) -> _Plan | None:
-        """Scan the roots and compare with the store; ``None`` when cancelled."""
+    def _plan(self, targets: list[_Target], tick: _Ticker, stop: CancelCallback) -> _Plan | None:
+        """Scan the targets and compare with the store; ``None`` when cancelled."""
         store = self.lib.store
         rejected: list[tuple[FileInfo, str]] = []
         scanner = Scanner(
-            roots,
+            [ScanRoot(t.folder.path, t.folder.excludes, t.start) for t in targets],
             skip_paths=[self.lib.ann_dir, self.lib.thumbnails_dir],
             cancel=stop,
             on_rejected=lambda info, reason: rejected.append((info, reason)),
@@ -273,12 +343,40 @@ class Indexer:
             return None
         known: dict[str, KnownFile] = {}
         failures: dict[str, Failure] = {}
-        for root in roots:
-            known.update(store.known_files(root, model=self.model.name))
-            failures.update((f.path, f) for f in store.failures(root))
+        for t in targets:
+            scope = t.scope
+            known.update(
+                (p, k)
+                for p, k in store.known_files(t.folder, model=self.model.name).items()
+                if not t.start or is_within(p, scope)
+            )
+            failures.update(
+                (f.path, f)
+                for f in store.failures(t.folder)
+                if not t.start or is_within(f.path, scope)
+            )
         changes = plan_changes(files, known, failures=failures, incomplete=scanner.incomplete_paths)
         logger.info("plan: %s", changes.summary())
-        return _Plan(changes, failures, rejected)
+        missing = set(scanner.stats.missing_roots)
+        errors = [(p, r) for p, r in scanner.stats.errors if p not in missing]
+        return _Plan(changes, failures, rejected, errors, scanner.stats.links_outside)
+
+    def _record_scan_errors(self, plan: _Plan, targets: list[_Target], report: IndexReport) -> None:
+        """Failure records for what the scan could not read (no size: retried every run)."""
+        store = self.lib.store
+        for path, reason in plan.scan_errors:
+            old = plan.failures.get(path)
+            if old is None or old.reason != reason or old.size is not None:
+                holders = [t.folder for t in targets if is_within(path, t.folder.path)]
+                folder = max(holders, key=lambda f: len(f.path)) if holders else None
+                store.record_failure(path, reason, folder_id=folder.id if folder else None)
+            report.failures.append((path, reason))
+        report.failed += len(plan.scan_errors)
+        # earlier scan errors that did not come back: the path could be read this time
+        failing = {p for p, _ in plan.scan_errors}
+        fixed = [f.path for f in plan.failures.values() if f.size is None and f.path not in failing]
+        if fixed:
+            store.clear_failures(fixed)
 
     def _record_rejections(
         self, plan: _Plan, folder_ids: dict[str, int], report: IndexReport
@@ -445,6 +543,7 @@ class Indexer:
             [d.record for d in batch], self.model.name, vectors
         )
         ann.add(np.asarray(ids, dtype=np.int64), vectors)
+        self.lib.store.clear_pending(self.model.name, [d.info.path for d in batch])
         for d in batch:
             if d.info.path in replaced:
                 report.updated += 1
@@ -473,6 +572,7 @@ class Indexer:
             size=failure.size,
             mtime_ns=failure.mtime_ns,
         )
+        self.lib.store.clear_pending(self.model.name, [path])
         report.failed += 1
         report.failures.append((path, failure.reason))
 

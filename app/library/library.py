@@ -16,10 +16,12 @@ readers never block.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +30,8 @@ import platformdirs
 
 from app.library.ann import AnnIndex, AnnIndexError, AnnParams, Progress, ann_path
 from app.library.locking import FileLock, LockBusyError
-from app.library.scanner import content_hash
+from app.library.paths import is_within
+from app.library.scanner import rebase_pattern
 from app.library.store import Folder, Store
 
 if TYPE_CHECKING:
@@ -57,14 +60,59 @@ def default_library_dir() -> Path:
     return Path(platformdirs.user_data_dir("lotlip-search", appauthor=False)) / "library"
 
 
-def is_under(path: str, parent: str) -> bool:
-    """True when ``path`` is ``parent`` or lies below it (both absolute, same spelling)."""
-    return path == parent or path.startswith(parent.rstrip(os.sep) + os.sep)
+@dataclass(frozen=True)
+class FolderStatus:
+    """A root folder as the status display and the app show it.
+
+    ``online``: its root is there (see :func:`root_is_online`); an offline folder keeps its
+    photos, and search flags them. ``photos``: images stored; ``failures``: files that could
+    not be indexed; ``pending``: files seen by a stopped run but not embedded yet (the next
+    ``index`` run takes them up).
+    """
+
+    id: int
+    path: str
+    excludes: tuple[str, ...]
+    online: bool
+    photos: int
+    failures: int
+    pending: int
 
 
-def glob_escape(text: str) -> str:
-    """Escape fnmatch's special characters so ``text`` matches only itself."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+def root_is_online(path: str, has_photos: bool) -> bool:
+    """Whether a root folder's drive is there.
+
+    Offline: the folder is missing (an unplugged drive, an unmounted share), or it is empty
+    while the library knows photos in it -- the mount point an unplugged drive leaves
+    behind, whose photos must not be taken for deleted. A folder that exists but cannot be
+    read counts as online: the scan records that as a failure.
+    """
+    try:
+        with os.scandir(path) as entries:
+            empty = next(entries, None) is None
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return not (empty and has_photos)
+
+
+def _sampled_file_hash(path: Path, size: int, block: int = 64 * 1024) -> str:
+    """BLAKE2b-128 of a weights file's size and three 64 KiB blocks (start, middle, end).
+
+    Enough to tell two weights files apart cheaply (hundreds of MB, read at every start), and
+    the same value libraries already store; photos use the whole-file ``content_hash``.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        h.update(size.to_bytes(8, "little"))
+        if size <= 3 * block:
+            h.update(fh.read())
+        else:
+            for offset in (0, (size - block) // 2, size - block):
+                fh.seek(offset)
+                h.update(fh.read(block))
+    return h.hexdigest()
 
 
 def model_fingerprint(model: LoTLIP) -> str | None:
@@ -89,7 +137,7 @@ def model_fingerprint(model: LoTLIP) -> str | None:
         cached = _fingerprints.get(key)
         if cached is None:
             try:
-                cached = _fingerprints[key] = content_hash(candidate, st.st_size)
+                cached = _fingerprints[key] = _sampled_file_hash(candidate, st.st_size)
             except OSError:
                 continue
         return cached
@@ -156,11 +204,29 @@ class Library:
     # -- folders -------------------------------------------------------------------------
 
     def add_folder(self, path: str | os.PathLike[str], excludes: Iterable[str] = ()) -> Folder:
-        """Add a root folder; for a known one, add ``excludes`` to the patterns it already has."""
-        existing = self.store.get_folder(path)
-        patterns = list(existing.excludes) if existing is not None else []
-        patterns += [p for p in excludes if p not in patterns]
-        return self.store.add_folder(path, patterns)
+        """Add a root folder and return the root folder that now holds ``path``.
+
+        For a known root, ``excludes`` join the patterns it already has. A path inside a known
+        root adds no root: that root is returned, with ``excludes`` rewritten relative to it.
+        Known roots inside a new one become part of it (their photos keep their vectors).
+        """
+        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        holder = self.folder_for(text)
+        rel = ""
+        if holder is not None and holder.path != text:
+            rel = os.path.relpath(text, holder.path).replace(os.sep, "/")
+        patterns = list(holder.excludes) if holder is not None else []
+        for pattern in excludes:
+            rebased = rebase_pattern(pattern, rel) if rel else [pattern]
+            patterns += [p for p in rebased if p not in patterns]
+        if holder is not None:
+            return self.store.add_folder(holder.path, patterns)
+        folder = self.store.add_folder(text, patterns)
+        nested = [f for f in self.folders() if f.id != folder.id and is_within(f.path, text)]
+        if nested:
+            logger.info("%s now holds the library folders %s", text, [f.path for f in nested])
+            folder = self.store.absorb_folders(folder, nested)
+        return folder
 
     def folders(self) -> list[Folder]:
         """All root folders, by path."""
@@ -171,35 +237,42 @@ class Library:
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
         best: Folder | None = None
         for folder in self.folders():
-            if is_under(text, folder.path) and (best is None or len(folder.path) > len(best.path)):
+            if is_within(text, folder.path) and (best is None or len(folder.path) > len(best.path)):
                 best = folder
         return best
+
+    def folder_status(self, model: str | None = None) -> list[FolderStatus]:
+        """Every root folder with its online state and counts (pending for ``model``, or any)."""
+        counts = self.store.folder_counts(model)
+        result = []
+        for folder in self.folders():
+            photos, failures, pending = counts.get(folder.id, (0, 0, 0))
+            online = root_is_online(folder.path, photos > 0)
+            result.append(
+                FolderStatus(
+                    folder.id, folder.path, folder.excludes, online, photos, failures, pending
+                )
+            )
+        return result
+
+    def offline_folders(self) -> list[str]:
+        """Paths of the root folders that are offline (see :func:`root_is_online`)."""
+        return [s.path for s in self.folder_status() if not s.online]
 
     def forget(self, path: str | os.PathLike[str]) -> int:
         """Remove the images at or below ``path`` from the store and every ANN index.
 
-        Root folders at or below ``path`` are removed altogether. For a path inside a root, its
-        images and failure records go and an exclude pattern is added to the root, so the next
-        index run does not bring them back. Returns how many images were removed. Raises
-        :class:`LibraryBusyError` while another process indexes.
+        Exactly that subtree: ``photos/2020`` leaves ``photos/trips/2020`` and
+        ``photos/2020-old``. Root folders at or below ``path`` are removed altogether. For a
+        path inside a root, its images, failure records and pending files go and the anchored
+        exclude ``/<relative path>`` is added to the root, so the next index run does not
+        bring them back. The store changes in one transaction (:meth:`Store.forget_path`).
+        Returns how many images were removed. Raises :class:`LibraryBusyError` while another
+        process indexes.
         """
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
-        removed: list[np.ndarray] = []
         with self.writing():
-            for folder in self.folders():
-                if is_under(folder.path, text):
-                    removed.append(self.store.remove_folder(folder))
-            root = self.folder_for(text)
-            if root is not None and root.path != text:
-                known = self.store.known_files(root)
-                ids = [k.id for p, k in known.items() if is_under(p, text)]
-                self.store.remove_images(ids)
-                removed.append(np.asarray(ids, dtype=np.int64))
-                failed = [f.path for f in self.store.failures(root) if is_under(f.path, text)]
-                self.store.clear_failures(failed)
-                rel = os.path.relpath(text, root.path).replace(os.sep, "/")
-                self.add_folder(root.path, [glob_escape(rel)])
-            gone = np.concatenate(removed) if removed else np.zeros(0, np.int64)
+            gone = self.store.forget_path(text)
             if len(gone):
                 for record in self.store.models():
                     index = self.ann(record.name, record.dim)

@@ -8,7 +8,8 @@ Three parts, no Qt and no model code:
   brand), so ``IMG_1.JPG``, ``a.jpeg`` and a PNG named ``.jpg`` all count while a text file named
   ``.jpg`` does not. Files with a clearly non-image extension (``.txt``, ``.mp4``, RAW formats,
   ...) are skipped without being opened.
-* :func:`content_hash` fingerprints a file cheaply, to recognise a photo that was moved.
+* :func:`content_hash` fingerprints a file's whole content (BLAKE2b), to tell an edit from a
+  mere new mtime and to recognise a photo that was moved or renamed.
 * :func:`plan_changes` compares a scan with what the store knows and returns a
   :class:`ChangeSet`: new, changed, touched (same content, new mtime), moved, removed,
   missing an embedding, and previously-failed files.
@@ -20,8 +21,15 @@ everywhere (the store does) and never ``.encode("utf-8")`` them.
 
 Symlinks are followed (unless disabled) but never out of the chosen roots and never in a loop:
 every directory is entered once, identified by ``(st_dev, st_ino)``, and a link whose real path
-lies outside every root is skipped. Real (non-link) routes are walked first, so a file reached
-both directly and through a link is reported under its direct path.
+lies outside every root is skipped and counted (``ScanStats.links_outside``). Real (non-link)
+routes are walked first, so a file reached both directly and through a link is reported under
+its direct path. A link that cannot be resolved (a loop, a dangling target, a target the system
+refuses to show, e.g. inside ``/proc``) is reported as an error for that link and the walk goes
+on.
+
+Excludes (:func:`exclude_matches`) are gitignore-like and relative to each root folder; a
+folder or file that cannot be read is an error (``ScanStats.errors``, ``on_error``) and counts
+as incomplete, so nothing the store knows there is taken for deleted.
 """
 
 from __future__ import annotations
@@ -36,13 +44,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from app.library.paths import is_within_any
+
 logger = logging.getLogger(__name__)
 
 HEAD_BYTES = 32
 """How many leading bytes are read to recognise an image format."""
 
-HASH_CHUNK = 64 * 1024
-"""Size of each sampled block in :func:`content_hash`."""
+HASH_CHUNK = 1024 * 1024
+"""Read size of :func:`content_hash`."""
 
 IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff", "heic", "avif"})
 """Every format name :func:`sniff_format` can return."""
@@ -140,10 +150,16 @@ class KnownFile:
 
 @dataclass(frozen=True, slots=True)
 class ScanRoot:
-    """A root folder and its own exclude patterns."""
+    """A root folder and its own exclude patterns.
+
+    ``start``: walk only this part of the root (a ``/``-separated path relative to it, e.g.
+    ``"2021/summer"`` when a subfolder of a library folder is indexed); excludes stay
+    relative to ``path``.
+    """
 
     path: str
     excludes: tuple[str, ...] = ()
+    start: str = ""
 
 
 class _RootLike(Protocol):
@@ -170,6 +186,7 @@ class ScanStats:
     skipped_excluded: int = 0
     skipped_not_image: int = 0
     skipped_links: int = 0
+    links_outside: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     missing_roots: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -217,40 +234,97 @@ def sniff_file(path: str | bytes | os.PathLike[Any]) -> str | None:
         return sniff_format(fh.read(HEAD_BYTES))
 
 
-def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) -> str:
-    """Fingerprint a file for move detection: 32 hex digits of BLAKE2b-128.
+def hash_bytes(data: bytes) -> str:
+    """:func:`content_hash` of content already in memory (the decoder reads each file once)."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
-    A *sampled* hash, chosen for speed on photo libraries on slow disks: it covers the file
-    size plus three :data:`HASH_CHUNK` blocks (start, middle, end); files up to three blocks
-    long are hashed whole. Two different photos of equal size would have to agree on all
-    192 KiB sampled (JPEG headers *and* entropy-coded data) to collide, and a match is only
-    ever used to pair a vanished file with a new one of the same size in one scan, so the
-    risk is negligible while the cost is three small reads instead of the whole file.
+
+def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) -> str:
+    """Fingerprint a file's whole content: 32 hex digits of BLAKE2b-128.
+
+    The hash decides two things. When a known file has a new mtime and the same size, an equal
+    hash means only the mtime changed (``touched``: nothing to embed) and any other hash means
+    an edit (re-embed) -- so it must see every byte: a retouched BMP/TIFF or an in-place
+    metadata rewrite keeps the size and may change bytes anywhere. And when a file vanished
+    and one of the same size and hash appeared, it was moved or renamed and keeps its vector.
+    Reading the whole file costs little next to decoding it. ``size`` is accepted for
+    callers that know it and is not needed.
     """
+    del size
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
-        if size is None:
-            size = os.fstat(fh.fileno()).st_size
-        h.update(size.to_bytes(8, "little"))
-        if size <= 3 * HASH_CHUNK:
-            h.update(fh.read())
-        else:
-            for offset in (0, (size - HASH_CHUNK) // 2, size - HASH_CHUNK):
-                fh.seek(offset)
-                h.update(fh.read(HASH_CHUNK))
+        while chunk := fh.read(HASH_CHUNK):
+            h.update(chunk)
     return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- walking
 
 
-def _matches(patterns: Iterable[str], name: str, rel: str, is_dir: bool) -> bool:
-    for pattern in patterns:
-        if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern):
-            return True
-        if is_dir and fnmatch.fnmatch(rel + "/", pattern):
-            return True
-    return False
+def exclude_matches(pattern: str, rel: str, is_dir: bool) -> bool:
+    """Whether an exclude ``pattern`` matches the entry at ``rel`` (relative to its root).
+
+    Gitignore-like, relative to each root folder, with fnmatch wildcards (``*`` also matches
+    ``/``)::
+
+        Screenshots        a file or folder of that name at any depth
+        Screenshots/       only folders of that name, at any depth
+        */Screenshots/*    the same: everything in any Screenshots folder, the top one too
+        trips/2020         a pattern with a "/" still matches at any depth (a/trips/2020)
+        /2020              a leading "/" anchors at the root folder: only <root>/2020
+        *.png              file names at any depth
+
+    An excluded folder is not entered. ``rel`` uses ``/``; a pattern may use ``os.sep``.
+    """
+    if os.sep != "/":
+        pattern = pattern.replace(os.sep, "/")
+    dir_only = pattern.endswith("/")
+    core = pattern.rstrip("/")
+    if not core or (dir_only and not is_dir):
+        return False
+    if not core.startswith(("/", "*")):
+        core = "*/" + core  # any depth, the top level included
+    path = "/" + rel
+    return fnmatch.fnmatch(path, core) or (is_dir and fnmatch.fnmatch(path + "/", core))
+
+
+def glob_escape(text: str) -> str:
+    """Escape fnmatch's special characters so ``text`` matches only itself."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def rebase_pattern(pattern: str, rel: str) -> list[str]:
+    """Patterns for the root folder that mean what ``pattern`` meant for its subfolder ``rel``.
+
+    Used when a folder's excludes move to the library folder that holds it: ``/raw`` for
+    ``2021`` becomes ``/2021/raw``; a pattern that matched at any depth below ``2021`` matches
+    at any depth below ``/2021`` (two patterns: directly in it, or deeper).
+    """
+    if os.sep != "/":
+        pattern = pattern.replace(os.sep, "/")
+    base = "/" + glob_escape(rel.strip("/"))
+    tail = "/" if pattern.endswith("/") else ""
+    core = pattern.rstrip("/")
+    if core.startswith("/"):
+        return [base + core + tail]
+    while core.startswith("*/"):  # "*/x" already meant "x at any depth"
+        core = core[2:]
+    if core.startswith("*"):  # "*" spans folders too: one pattern covers every depth
+        return [f"{base}/{core}{tail}"]
+    return [f"{base}/{core}{tail}", f"{base}/*/{core}{tail}"]
+
+
+def _excluded(patterns: Iterable[str], rel: str, is_dir: bool) -> bool:
+    return any(exclude_matches(p, rel, is_dir) for p in patterns)
+
+
+def _junk(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in JUNK_PATTERNS)
+
+
+def _reason(what: str, exc: OSError) -> str:
+    """A failure reason a person reads: ``"cannot read the file: Permission denied"``."""
+    return f"{what}: {exc.strerror or exc}"
 
 
 def _as_root(root: ScanRoot | _RootLike | str | os.PathLike[str]) -> ScanRoot:
@@ -260,12 +334,8 @@ def _as_root(root: ScanRoot | _RootLike | str | os.PathLike[str]) -> ScanRoot:
         path, excludes = os.fspath(root), ()
     else:
         path, excludes = root.path, tuple(root.excludes)
-    return ScanRoot(os.path.abspath(path), tuple(excludes))
-
-
-def _within(real: bytes, real_roots: Sequence[bytes]) -> bool:
-    sep = os.sep.encode()
-    return any(real == r or real.startswith(r.rstrip(sep) + sep) for r in real_roots)
+    start = root.start.strip("/") if isinstance(root, ScanRoot) else ""
+    return ScanRoot(os.path.abspath(path), tuple(excludes), start)
 
 
 @dataclass(slots=True)
@@ -284,9 +354,9 @@ class Scanner:
         roots: folders to walk; plain paths or objects with ``path`` and ``excludes`` (e.g.
             :class:`ScanRoot` or the store's ``Folder``). A root nested in another root is
             walked as its own root, so each file belongs to its innermost root.
-        excludes: extra fnmatch patterns for every root. A pattern is matched against the
-            entry's name and against its path relative to the root (``/``-separated; ``*``
-            also matches ``/``); a pattern ending in ``/`` only matches folders.
+        excludes: extra patterns for every root (see :func:`exclude_matches`: gitignore-like,
+            relative to each root, matching at any depth unless anchored with a leading
+            ``/``; a pattern ending in ``/`` only matches folders).
         include_hidden: also walk names starting with ``.`` (junk is skipped regardless).
         follow_symlinks: follow links to folders and files inside the roots.
         sniff_unknown: open files whose extension is neither a known image nor a known
@@ -294,7 +364,8 @@ class Scanner:
         formats: accept only these format names (default: all of :data:`IMAGE_FORMATS`),
             e.g. leave out ``heic`` when no HEIF decoder is installed.
         skip_paths: folders never entered (compared by real path), e.g. the library folder.
-        on_error: called with ``(path, OSError)`` for unreadable folders and files.
+        on_error: called with ``(path, OSError)`` for unreadable folders and files, links
+            that cannot be resolved, and missing roots (``stats.errors`` has the reasons).
         on_rejected: called with ``(FileInfo, reason)`` for a file whose *name* says image
             (:data:`IMAGE_EXTENSIONS`) but whose content is not one (empty, too short, a text
             file named ``.jpg``, a format left out by ``formats``), so that it can be reported
@@ -374,22 +445,43 @@ class Scanner:
             if key in self._visited or self._root_keys.get(key) != root.path:
                 logger.debug("root %s is listed twice; walking it once", root.path)
                 continue
-            yield from self._walk(root_b, "", root, key)
+            if root.start:
+                yield from self._walk_part(root)
+            else:
+                yield from self._walk(root_b, "", root, key)
             if self.stats.cancelled:
                 return
         while self._pending and not self.stats.cancelled:
             yield from self._follow(self._pending.popleft())
 
     def _missing(self, root: ScanRoot, exc: OSError) -> None:
-        logger.warning("root folder unavailable: %s (%s)", root.path, exc)
+        logger.info("root folder unavailable: %s (%s)", root.path, exc)
         self.stats.missing_roots.append(root.path)
-        self._incomplete.append(root.path)
-        self._error(root.path, exc)
+        self._error(root.path, exc, "the folder is not there")
 
-    def _error(self, path: str, exc: OSError) -> None:
-        self.stats.errors.append((path, f"{type(exc).__name__}: {exc}"))
+    def _error(self, path: str, exc: OSError, what: str) -> None:
+        """Record a path that could not be read; it is left as it was (incomplete)."""
+        logger.info("%s: %s (%s)", what, path, exc)
+        self._incomplete.append(path)
+        self.stats.errors.append((path, _reason(what, exc)))
         if self.on_error is not None:
             self.on_error(path, exc)
+
+    def _walk_part(self, root: ScanRoot) -> Iterator[FileInfo]:
+        """Walk only ``root.start`` below ``root`` (nothing if that part is excluded)."""
+        if _excluded(root.excludes, root.start, True) or _excluded(self.excludes, root.start, True):
+            self.stats.skipped_excluded += 1
+            return
+        top = os.fsencode(os.path.join(root.path, *root.start.split("/")))
+        try:
+            st = os.stat(top)
+        except OSError as exc:
+            self._error(os.fsdecode(top), exc, "cannot open the folder")
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            self._error(os.fsdecode(top), NotADirectoryError(os.fsdecode(top)), "not a folder")
+            return
+        yield from self._walk(top, root.start, root, (st.st_dev, st.st_ino))
 
     def _walk(
         self, top: bytes, top_rel: str, root: ScanRoot, top_key: tuple[int, int]
@@ -404,9 +496,7 @@ class Scanner:
                 with os.scandir(dir_b) as it:
                     entries = sorted(it, key=lambda e: e.name)
             except OSError as exc:
-                logger.warning("cannot list %s: %s", os.fsdecode(dir_b), exc)
-                self._incomplete.append(os.fsdecode(dir_b))
-                self._error(os.fsdecode(dir_b), exc)
+                self._error(os.fsdecode(dir_b), exc, "cannot open the folder")
                 continue
             subdirs: list[tuple[bytes, str]] = []
             for entry in entries:
@@ -419,7 +509,7 @@ class Scanner:
                     is_link = entry.is_symlink()
                     is_dir = not is_link and entry.is_dir(follow_symlinks=False)
                 except OSError as exc:
-                    self._error(os.fsdecode(entry.path), exc)
+                    self._error(os.fsdecode(entry.path), exc, "cannot read the entry")
                     continue
                 if self._skip_name(name, rel, is_dir, root):
                     continue
@@ -433,7 +523,7 @@ class Scanner:
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError as exc:
-                        self._error(os.fsdecode(entry.path), exc)
+                        self._error(os.fsdecode(entry.path), exc, "cannot open the folder")
                         continue
                     if self._enter_dir(entry.path, (st.st_dev, st.st_ino), root):
                         subdirs.append((entry.path, rel))
@@ -450,36 +540,48 @@ class Scanner:
         other_root = self._root_keys.get(key)
         if other_root is not None and other_root != root.path:
             return False  # a nested root: walked as itself
-        if self.skip_paths and _within(os.path.realpath(path), self.skip_paths):
-            self.stats.skipped_excluded += 1
-            return False
+        if self.skip_paths:
+            try:
+                real = os.path.realpath(path)
+            except OSError as exc:
+                self._error(os.fsdecode(path), exc, "cannot resolve the folder")
+                return False
+            if is_within_any(real, self.skip_paths):
+                self.stats.skipped_excluded += 1
+                return False
         self._visited.add(key)
         return True
 
     def _skip_name(self, name: str, rel: str, is_dir: bool, root: ScanRoot) -> bool:
-        if _matches(JUNK_PATTERNS, name, name, is_dir):
+        if _junk(name):
             self.stats.skipped_hidden += 1
             return True
         if name.startswith(".") and not self.include_hidden:
             self.stats.skipped_hidden += 1
             return True
-        if _matches(root.excludes, name, rel, is_dir) or _matches(self.excludes, name, rel, is_dir):
+        if _excluded(root.excludes, rel, is_dir) or _excluded(self.excludes, rel, is_dir):
             self.stats.skipped_excluded += 1
             return True
         return False
 
     def _follow(self, link: _Pending) -> Iterator[FileInfo]:
         """Handle a symlink after all direct routes were walked."""
-        real = os.path.realpath(link.path)
-        if not _within(real, self._real_roots):
+        try:
+            real = os.path.realpath(link.path)
+        except OSError as exc:  # e.g. a link into /proc that the system will not resolve
+            self.stats.skipped_links += 1
+            self._error(os.fsdecode(link.path), exc, "cannot resolve the link")
+            return
+        if not is_within_any(real, self._real_roots):
             logger.debug("skipping link out of the roots: %s", os.fsdecode(link.path))
             self.stats.skipped_links += 1
+            self.stats.links_outside += 1
             return
         try:
             st = os.stat(link.path)
-        except OSError:
-            logger.debug("skipping broken link %s", os.fsdecode(link.path))
+        except OSError as exc:  # dangling, or a loop
             self.stats.skipped_links += 1
+            self._error(os.fsdecode(link.path), exc, "cannot resolve the link")
             return
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
@@ -511,7 +613,7 @@ class Scanner:
         try:
             st = os.stat(path)
         except OSError as exc:
-            self._error(os.fsdecode(path), exc)
+            self._error(os.fsdecode(path), exc, "cannot read the file")
             return None
         if not stat.S_ISREG(st.st_mode) or st.st_size < 8:
             self.stats.skipped_not_image += 1  # FIFOs, devices, empty files
@@ -531,8 +633,7 @@ class Scanner:
         try:
             fmt = sniff_file(path)
         except OSError as exc:
-            logger.warning("cannot read %s: %s", os.fsdecode(path), exc)
-            self._error(os.fsdecode(path), exc)
+            self._error(os.fsdecode(path), exc, "cannot read the file")
             return None
         if fmt is None or fmt not in self.formats:
             self.stats.skipped_not_image += 1
@@ -632,10 +733,6 @@ class ChangeSet:
         )  # fmt: skip
 
 
-def _under(path: str, prefixes: Sequence[str]) -> bool:
-    return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
-
-
 def plan_changes(
     scanned: Iterable[FileInfo],
     known: Mapping[str, KnownFile],
@@ -698,7 +795,9 @@ def plan_changes(
         else:
             result.changed.append((info, old))
 
-    gone = [k for path, k in known.items() if path not in seen and not _under(path, protected)]
+    gone = [
+        k for path, k in known.items() if path not in seen and not is_within_any(path, protected)
+    ]
     by_hash: dict[tuple[int, str], list[KnownFile]] = {}
     for k in gone:
         if k.hash:
@@ -721,6 +820,6 @@ def plan_changes(
             moved_ids.add(match.id)
     result.removed = [k for k in gone if k.id not in moved_ids]
     result.stale_failures = [
-        path for path in failure_map if path not in seen and not _under(path, protected)
+        path for path in failure_map if path not in seen and not is_within_any(path, protected)
     ]
     return result

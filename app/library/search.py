@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from app.library.library import root_is_online
 from lotlip.transforms import load_image
 
 if TYPE_CHECKING:
@@ -68,7 +69,11 @@ def truncation_warning(tokens: TokenCount) -> str:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One hit: the image row and its cosine ``score`` (higher is closer)."""
+    """One hit: the image row and its cosine ``score`` (higher is closer).
+
+    ``offline``: the photo is in a library folder that is offline (an unplugged drive); it is
+    still listed, and the response warns how many such results there are.
+    """
 
     id: int
     path: str
@@ -78,6 +83,7 @@ class SearchResult:
     taken_at: str | None
     folder: str | None
     size: int
+    offline: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (``path`` first)."""
@@ -250,11 +256,22 @@ class Searcher:
             if i != exclude and (threshold is None or s >= threshold)
         ][: max(0, int(top))]
         rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
+        # only the folders of these hits are checked (they hold photos): no store query
+        folders = {r.folder for r in rows.values() if r.folder}
+        offline = {f for f in folders if not root_is_online(f, has_photos=True)}
         results = [
-            SearchResult(i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size)
+            SearchResult(
+                i, r.path, s, r.width, r.height, r.taken_at, r.folder, r.size, r.folder in offline
+            )
             for i, s in keep
             if (r := rows.get(i)) is not None
         ]
+        away = sum(r.offline for r in results)
+        if away:
+            warnings.append(
+                f"{away} of these results are in folders that are offline (unplugged?): "
+                + ", ".join(sorted({r.folder for r in results if r.offline and r.folder}))
+            )
         if len(index) == 0:
             warnings.append(self._empty_hint())
         return SearchResponse("", name, None, results, warnings=warnings)

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from sqlite_utils import Database
 
-from app.library.scanner import KnownFile
+from app.library.paths import is_within
+from app.library.scanner import KnownFile, glob_escape
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at TEXT NOT NULL)""",
         "CREATE INDEX captions_image ON captions(image_id)",
         "CREATE INDEX images_taken_at ON images(taken_at)",
+    ),
+    # 4: files seen by an index run but not embedded yet (stopped runs resume them); drop the
+    # old sampled content hashes: they could miss a same-size edit, and comparing one with a
+    # whole-file hash would take every unchanged photo for edited (and drop other models'
+    # vectors). Each photo gets its whole-file hash when it is next embedded.
+    (
+        "UPDATE images SET hash = NULL",
+        """CREATE TABLE pending (
+            model TEXT NOT NULL,
+            path TEXT NOT NULL,
+            folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+            PRIMARY KEY (model, path))""",
+        "CREATE INDEX pending_folder ON pending(folder_id)",
     ),
 )
 """Schema steps; step *i* (0-based) takes the database from version *i* to *i + 1*."""
@@ -248,6 +262,21 @@ def _marks(n: int) -> str:
 
 def _gen_key(model: str) -> str:
     return f"_generation:{model}"
+
+
+def _under_sql(column: str, path: str | os.PathLike[str]) -> tuple[str, list[bytes]]:
+    """``column`` is ``path`` or lies below it, as SQL and parameters (an index range scan).
+
+    Paths below ``/a/b`` sort between ``/a/b/`` and ``/a/b0`` (``0`` follows ``/``), so
+    ``/a/b2020`` is never taken for a child of ``/a/b``.
+    """
+    text = os.path.abspath(os.fsdecode(os.fspath(path)))
+    below = text.rstrip(os.sep) + os.sep
+    sql = (
+        f"({column} = CAST(? AS TEXT) OR "
+        f"({column} >= CAST(? AS TEXT) AND {column} < CAST(? AS TEXT)))"
+    )
+    return sql, [_enc(text), _enc(below), _enc(below[:-1] + chr(ord(os.sep) + 1))]
 
 
 def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
@@ -534,6 +563,146 @@ class Store:
             self._bump(conn, models)
         return ids
 
+    def forget_path(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """Forget everything at or below ``path``, in one transaction; return the image ids.
+
+        Root folders at or below ``path`` go altogether; images, failure records and pending
+        files below it go; and when ``path`` lies inside a root folder, that root gets the
+        anchored exclude ``/<path relative to the root>`` so that the next index run does not
+        bring them back (and a same-named folder elsewhere, ``trips/2020`` for ``2020``, is
+        left alone). Bumps the generation of every model that lost vectors.
+        """
+        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        with self._write() as conn:
+            images, img_args = _under_sql("i.path", text)
+            folders, folder_args = _under_sql("path", text)
+            ids = np.fromiter(
+                (r[0] for r in conn.execute(f"SELECT i.id FROM images i WHERE {images}", img_args)),
+                dtype=np.int64,
+            )
+            models: set[str] = set()
+            for chunk in _chunks(_as_ids(ids)):
+                models.update(
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN "
+                        f"({_marks(len(chunk))})",
+                        chunk,
+                    )
+                )
+                conn.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", chunk)
+            conn.execute(f"DELETE FROM folders WHERE {folders}", folder_args)
+            for table in ("failures", "pending"):
+                sql, args = _under_sql("path", text)
+                conn.execute(f"DELETE FROM {table} WHERE {sql}", args)
+            holders = [f for f in self.folders() if is_within(text, f.path)]
+            if holders:
+                root = max(holders, key=lambda f: len(f.path))
+                rel = os.path.relpath(text, root.path).replace(os.sep, "/")
+                pattern = "/" + glob_escape(rel)
+                if pattern not in root.excludes:
+                    self.add_folder(root.path, [*root.excludes, pattern])
+            self._bump(conn, models)
+        return ids
+
+    def absorb_folders(self, parent: FolderRef, children: Sequence[FolderRef]) -> Folder:
+        """Make root folders that lie inside ``parent`` part of it, in one transaction.
+
+        Their images (with ids and vectors), failure records and pending files move to
+        ``parent``; their excludes are rewritten relative to it (``rebase_pattern``); the
+        child folder records go. Returns the updated parent.
+        """
+        from app.library.scanner import rebase_pattern
+
+        with self._write() as conn:
+            target = self.get_folder(parent)
+            if target is None:
+                raise KeyError(f"unknown folder: {parent!r}")
+            patterns = list(target.excludes)
+            for ref in children:
+                child = self.get_folder(ref)
+                if child is None or child.id == target.id:
+                    continue
+                if not is_within(child.path, target.path):
+                    raise ValueError(f"{child.path!r} is not inside {target.path!r}")
+                rel = os.path.relpath(child.path, target.path).replace(os.sep, "/")
+                for pattern in child.excludes:
+                    patterns += [p for p in rebase_pattern(pattern, rel) if p not in patterns]
+                for table in ("images", "failures", "pending"):
+                    conn.execute(
+                        f"UPDATE {table} SET folder_id = ? WHERE folder_id = ?",
+                        (target.id, child.id),
+                    )
+                conn.execute("DELETE FROM folders WHERE id = ?", (child.id,))
+            return self.add_folder(target.path, patterns)
+
+    # -- pending -------------------------------------------------------------------------
+
+    def replace_pending(
+        self,
+        model: str,
+        scopes: Sequence[str],
+        items: Iterable[tuple[str, int | None]],
+    ) -> None:
+        """Set the files still to embed at or below ``scopes`` to ``items`` (with ``model``).
+
+        ``items`` are ``(path, folder_id)``. Called once an index run has planned its work;
+        each committed batch then leaves with :meth:`clear_pending`. What other models left
+        pending there goes: the library is now indexed with ``model``.
+        """
+        with self._write() as conn:
+            for scope in scopes:
+                sql, args = _under_sql("path", scope)
+                conn.execute(f"DELETE FROM pending WHERE {sql}", args)
+            conn.executemany(
+                "INSERT OR REPLACE INTO pending(model, path, folder_id) "
+                "VALUES (?, CAST(? AS TEXT), ?)",
+                [(model, _enc(path), folder_id) for path, folder_id in items],
+            )
+
+    def clear_pending(self, model: str, paths: Iterable[str]) -> None:
+        """These files are done with (embedded, or recorded as failures)."""
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM pending WHERE model = ? AND path = CAST(? AS TEXT)",
+                [(model, _enc(p)) for p in paths],
+            )
+
+    def pending_count(
+        self, model: str | None = None, under: str | os.PathLike[str] | None = None
+    ) -> int:
+        """Files seen but not embedded yet (with ``model``, or with any model; below ``under``)."""
+        where, params = ["1"], []
+        if model is not None:
+            where.append("model = ?")
+            params.append(model)
+        if under is not None:
+            sql, args = _under_sql("path", under)
+            where.append(sql)
+            params += args
+        return int(
+            self._one(
+                f"SELECT count(DISTINCT path) FROM pending WHERE {' AND '.join(where)}", params
+            )
+        )
+
+    def folder_counts(self, model: str | None = None) -> dict[int, tuple[int, int, int]]:
+        """folder id -> ``(photos, failures, pending)``; pending for ``model`` or any model."""
+        counts: dict[int, list[int]] = {}
+        with self.snapshot():
+            queries = [
+                "SELECT folder_id, count(*) FROM images GROUP BY folder_id",
+                "SELECT folder_id, count(*) FROM failures GROUP BY folder_id",
+                "SELECT folder_id, count(DISTINCT path) FROM pending"
+                + (" WHERE model = ?" if model is not None else "")
+                + " GROUP BY folder_id",
+            ]
+            for n, sql in enumerate(queries):
+                args = [model] if n == 2 and model is not None else []
+                for folder_id, count in self.conn.execute(sql, args):
+                    counts.setdefault(folder_id, [0, 0, 0])[n] = int(count)
+        return {k: (v[0], v[1], v[2]) for k, v in counts.items() if k is not None}
+
     # -- images ----------------------------------------------------------------------
 
     def known_files(
@@ -742,15 +911,10 @@ class Store:
             prefixes = [under] if isinstance(under, (str, os.PathLike)) else list(under)
             ors: list[str] = []
             for prefix in prefixes:
-                text = os.path.abspath(os.fsdecode(os.fspath(prefix)))
-                below = text.rstrip(os.sep) + os.sep
-                # paths below ``text`` sort between "text/" and "text0" ("0" follows "/")
-                ors.append(
-                    "i.path = CAST(? AS TEXT) OR "
-                    "(i.path >= CAST(? AS TEXT) AND i.path < CAST(? AS TEXT))"
-                )
-                params += [_enc(text), _enc(below), _enc(below[:-1] + chr(ord(os.sep) + 1))]
-            where.append("(" + " OR ".join(f"({o})" for o in ors) + ")" if ors else "0")
+                sql, args = _under_sql("i.path", prefix)
+                ors.append(sql)
+                params += args
+            where.append("(" + " OR ".join(ors) + ")" if ors else "0")
         if folders is not None:
             refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
             folder_ids = [self._folder_id(f) for f in refs]

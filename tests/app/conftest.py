@@ -224,3 +224,65 @@ def draw_folder(
         draw_image(path, "jpeg", size, seed=start + i)
         paths.append(path)
     return paths
+
+
+# --------------------------------------------------------------------------- permissions
+# Root reads every file whatever its mode, and tests (and CI) may run as root. To meet a real
+# "Permission denied", code under test runs in a forked child that has become ``nobody``.
+
+NOBODY = 65534
+
+
+def run_unprivileged(fn, *args):
+    """``fn(*args)`` where file modes apply; its (picklable) result or a test failure.
+
+    As an ordinary user this is a plain call. As root it runs in a forked child that has
+    dropped to uid/gid ``nobody``, so every path it touches must be open to others (see
+    :func:`open_tmp`).
+    """
+    import pickle
+    import traceback
+
+    if os.geteuid() != 0:
+        return fn(*args)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            result = ("ok", fn(*args))
+        except BaseException:
+            result = ("error", traceback.format_exc())
+        try:
+            with os.fdopen(write, "wb") as fh:
+                pickle.dump(result, fh)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        data = fh.read()
+    os.waitpid(pid, 0)
+    if not data:
+        pytest.fail("the unprivileged child died without an answer")
+    kind, value = pickle.loads(data)
+    if kind == "error":
+        pytest.fail(f"in the unprivileged child:\n{value}")
+    return value
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A temporary folder every user may enter and write (for :func:`run_unprivileged`)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="lotlip-test-"))
+    folder.chmod(0o777)
+    yield folder
+    for dirpath, dirnames, _ in os.walk(folder):
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o755)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -156,3 +156,77 @@ def test_lotlip_guard_refuses_large_claims(tmp_path: Path, limit: int) -> None:
     png_header_only(path, 200, 100)  # 20,000 pixels: over a 10,000-pixel guard
     with pytest.raises(ImageLoadError, match="safety limit"):
         load_image(path, 32, max_pixels=limit)
+
+
+def _cli_json(argv: list[str], models: str) -> tuple[int, str]:
+    """Run the CLI in this process with stdout captured (for :func:`run_unprivileged`)."""
+    import contextlib
+    import io
+
+    from app.cli import main
+
+    os.environ["LOTLIP_MODELS_DIR"] = models
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        status = main(argv)
+    return status, out.getvalue()
+
+
+def test_unreadable_files_and_folders_are_failures(open_tmp: Path, models_dir: Path) -> None:
+    import shutil
+
+    from tests.app.conftest import RANDOM_MODEL, run_unprivileged
+
+    models = open_tmp / "models"
+    shutil.copytree(models_dir, models)
+    photos = open_tmp / "photos"
+    draw_image(photos / "ok.jpg", seed=1)
+    draw_image(photos / "private" / "inside.jpg", seed=2)
+    draw_image(photos / "secret.jpg", seed=3)
+    (photos / "private").chmod(0o000)
+    (photos / "secret.jpg").chmod(0o000)
+    base = ["--library", str(open_tmp / "library"), "--model", RANDOM_MODEL]
+
+    def index_and_list() -> tuple[dict, list]:
+        status, out = _cli_json([*base, "index", str(photos), "--json"], str(models))
+        assert status == 0
+        report = json.loads(out)
+        status, out = _cli_json([*base, "errors", "--json"], str(models))
+        assert status == 0
+        return report, json.loads(out)
+
+    report, errors = run_unprivileged(index_and_list)
+    assert (report["added"], report["failed"]) == (1, 2)
+    reasons = {os.path.relpath(e["path"], photos): e["reason"] for e in errors}
+    assert set(reasons) == {"private", "secret.jpg"}
+    assert all("permission denied" in r.lower() for r in reasons.values()), reasons
+    assert {os.path.relpath(f["path"], photos) for f in report["failures"]} == set(reasons)
+
+    # readable again: both are indexed and their failure records go
+    (photos / "private").chmod(0o755)
+    (photos / "secret.jpg").chmod(0o644)
+    report, errors = run_unprivileged(index_and_list)
+    assert (report["added"], report["failed"], errors) == (2, 0, [])
+
+
+def test_links_that_cannot_be_resolved_or_leave_the_folder(cli, tmp_path: Path) -> None:
+    photos, outside = tmp_path / "photos", tmp_path / "outside"
+    draw_image(photos / "good.jpg", seed=1)
+    draw_image(outside / "elsewhere.jpg", seed=2)
+    os.symlink(outside / "elsewhere.jpg", photos / "out.jpg")
+    os.symlink("loop_b.jpg", photos / "loop_a.jpg")
+    os.symlink("loop_a.jpg", photos / "loop_b.jpg")
+    os.symlink("/proc/1/root/etc/x.jpg", photos / "proc.jpg")
+    status, out, err = cli("index", str(photos), "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert report["added"] == 1
+    failed = {os.path.basename(f["path"]) for f in report["failures"]}
+    assert {"loop_a.jpg", "loop_b.jpg"} <= failed
+    # /proc/1/root is a failure where it cannot be resolved, else a link out of the folder
+    assert report["links_outside"] == (1 if "proc.jpg" in failed else 2)
+    status, out, err = cli("index", str(photos))
+    assert status == 0, err
+    assert f"{report['links_outside']} link(s) to outside the folder skipped" in out
+    status, out, _ = cli("errors", "--json")
+    assert {os.path.basename(e["path"]) for e in json.loads(out)} == failed

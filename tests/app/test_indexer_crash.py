@@ -126,6 +126,12 @@ def test_ctrl_c_saves_exits_3_and_the_next_run_resumes(tmp_path: Path, models_di
     assert "run the same command again" in err.decode()
     first = json.loads(out)
     assert first["cancelled"] is True and 0 < first["added"] < IMAGES
+    assert first["pending"] == IMAGES - first["added"]
+    assert f"{first['pending']} photo(s) not indexed yet" in err.decode()
+    status = start_cli(["--library", str(lib_dir), "--model", RANDOM_MODEL, "status", "--json"],
+                       models_dir)  # fmt: skip
+    out_status, _ = status.communicate(timeout=TIMEOUT_S)
+    assert json.loads(out_status)["pending"] == first["pending"]
     with Library.open(lib_dir) as lib:  # the index was saved on the way out: no rebuild
         index = AnnIndex.load(ann_path(lib_dir, RANDOM_MODEL), lib.store, RANDOM_MODEL)
         assert len(index) == first["added"]
@@ -136,3 +142,4 @@ def test_ctrl_c_saves_exits_3_and_the_next_run_resumes(tmp_path: Path, models_di
     second = json.loads(out)
     assert second["added"] == IMAGES - first["added"]
     assert second["unchanged"] == first["added"]
+    assert second["pending"] == 0

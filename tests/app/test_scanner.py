@@ -22,6 +22,7 @@ from app.library.scanner import (
     scan,
     sniff_format,
 )
+from tests.app.conftest import run_unprivileged
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
                "tiff": "TIFF"}  # fmt: skip
@@ -152,6 +153,68 @@ def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
     assert names(list(shown), tmp_path) == set(keep) | set(hidden)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "excluded"),
+    [
+        # the README's example: a Screenshots folder at any depth, the top level included
+        ("*/Screenshots/*", {"Screenshots/s.jpg", "phone/Screenshots/t.jpg"}),
+        ("Screenshots/*", {"Screenshots/s.jpg", "phone/Screenshots/t.jpg"}),
+        ("Screenshots", {"Screenshots/s.jpg", "phone/Screenshots/t.jpg"}),
+        ("Screenshots/", {"Screenshots/s.jpg", "phone/Screenshots/t.jpg"}),
+        # a leading "/" anchors at the indexed folder
+        ("/Screenshots", {"Screenshots/s.jpg"}),
+        ("/phone/Screenshots/", {"phone/Screenshots/t.jpg"}),
+        ("/2020", {"2020/a.jpg"}),
+        # a pattern with a "/" inside matches at any depth, whole names only
+        ("trips/2020", {"trips/2020/b.jpg"}),
+        ("2020", {"2020/a.jpg", "trips/2020/b.jpg"}),
+        ("*.png", {"phone/p.png"}),
+        ("Screenshots/t.jpg", {"phone/Screenshots/t.jpg"}),
+        ("/2020/*", {"2020/a.jpg"}),
+    ],
+)
+def test_exclude_patterns_match_at_any_depth(
+    draw, tmp_path: Path, pattern: str, excluded: set[str]
+) -> None:
+    files = [
+        "top.jpg", "Screenshots/s.jpg", "phone/Screenshots/t.jpg", "phone/p.png",
+        "2020/a.jpg", "trips/2020/b.jpg", "trips/x2020/c.jpg", "ScreenshotsOld/o.jpg",
+    ]  # fmt: skip
+    for n, rel in enumerate(files):
+        draw(tmp_path / rel, "png" if rel.endswith(".png") else "jpeg", seed=n)
+    found = names(list(Scanner([ScanRoot(str(tmp_path), (pattern,))])), tmp_path)
+    assert found == set(files) - excluded, pattern
+
+
+def test_a_folder_only_pattern_leaves_files_of_that_name(draw, tmp_path: Path) -> None:
+    draw(tmp_path / "raw" / "a.jpg")
+    draw(tmp_path / "keep" / "raw", seed=2)  # a file called "raw" (sniffed by content)
+    found = names(list(Scanner([ScanRoot(str(tmp_path), ("raw/",))])), tmp_path)
+    assert found == {"keep/raw"}
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["raw", "raw/", "/raw", "*/Screenshots/*", "Screenshots/*", "*.png", "/a/b", "a/b", "x[1]"],
+)
+def test_rebased_patterns_mean_the_same_from_the_parent(pattern: str) -> None:
+    """Excludes given for folder ``sub`` keep their meaning as patterns of its parent root."""
+    from app.library.scanner import exclude_matches, rebase_pattern
+
+    rels = [
+        "raw", "raw/x.jpg", "deep/raw", "Screenshots/s.jpg", "p/Screenshots/t.jpg", "i.png",
+        "d/i.png", "a/b", "q/a/b", "a/b/c.jpg", "x1", "rawer", "x[1]",
+    ]  # fmt: skip
+    rebased = rebase_pattern(pattern, "my sub*")
+    for rel in rels:
+        for is_dir in (False, True):
+            inside = exclude_matches(pattern, rel, is_dir)
+            from_parent = any(exclude_matches(p, f"my sub*/{rel}", is_dir) for p in rebased)
+            assert inside == from_parent, (pattern, rel, is_dir, rebased)
+            # and nothing outside the subfolder is touched
+            assert not any(exclude_matches(p, f"other/{rel}", is_dir) for p in rebased)
+
+
 def test_root_objects_with_path_and_excludes(draw, tmp_path: Path) -> None:
     class FolderLike:
         path = str(tmp_path)
@@ -200,6 +263,35 @@ def test_symlinks_never_leave_the_roots(draw, tmp_path: Path) -> None:
 
     assert names(list(scan([root])), root) == {"in.jpg"}
     assert names(list(scan([root], follow_symlinks=False)), root) == {"in.jpg"}
+
+
+def test_links_out_of_the_root_are_counted(draw, tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    draw(root / "in.jpg")
+    draw(outside / "secret.jpg", seed=5)
+    os.symlink(outside, root / "link_dir")
+    os.symlink(outside / "secret.jpg", root / "link_file.jpg")
+    os.symlink("in.jpg", root / "alias.jpg")  # inside: not counted as leaving
+    sc = Scanner([root])
+    assert names(list(sc), root) == {"in.jpg"}
+    assert sc.stats.links_outside == 2
+    assert sc.stats.errors == []
+
+
+def test_unresolvable_links_are_errors_not_crashes(draw, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    draw(root / "good.jpg")
+    os.symlink("loop_b", root / "loop_a.jpg")  # ELOOP
+    os.symlink("loop_a.jpg", root / "loop_b")
+    os.symlink("/proc/1/root/etc/x.jpg", root / "proc.jpg")  # resolving it may be refused
+    os.symlink(root / "nothing_there.jpg", root / "dangling.jpg")
+    sc = Scanner([root])
+    assert names(list(sc), root) == {"good.jpg"}
+    failed = {os.path.basename(p): reason for p, reason in sc.stats.errors}
+    assert {"loop_a.jpg", "loop_b", "dangling.jpg"} <= set(failed)
+    assert "symbolic link" in failed["loop_a.jpg"].lower()
+    # /proc/1/root is out of the root when it resolves, an error when it does not
+    assert ("proc.jpg" in failed) != (sc.stats.links_outside == 1)
 
 
 def test_symlink_into_a_hidden_folder_inside_the_root_is_followed(draw, tmp_path: Path) -> None:
@@ -258,6 +350,28 @@ def test_missing_root_and_cancel_mark_incomplete(draw, tmp_path: Path) -> None:
     assert sc.stats.cancelled and sc.incomplete_paths == [str(tmp_path / "here")]
 
 
+def test_unreadable_files_and_folders_are_errors(draw, open_tmp: Path) -> None:
+    root = open_tmp / "root"
+    draw(root / "ok.jpg")
+    draw(root / "locked" / "inside.jpg", seed=1)
+    draw(root / "secret.jpg", seed=2)
+    (root / "locked").chmod(0o000)
+    (root / "secret.jpg").chmod(0o000)
+
+    def scan_it() -> tuple[set[str], dict[str, str], list[str]]:
+        sc = Scanner([root])
+        found = names(list(sc), root)
+        errors = {os.path.relpath(p, root): reason for p, reason in sc.stats.errors}
+        return found, errors, sorted(os.path.relpath(p, root) for p in sc.incomplete_paths)
+
+    found, errors, incomplete = run_unprivileged(scan_it)
+    assert found == {"ok.jpg"}
+    assert set(errors) == {"locked", "secret.jpg"}
+    assert all("permission denied" in r.lower() for r in errors.values()), errors
+    # neither may be taken for deleted: what the store knows there stays
+    assert incomplete == ["locked", "secret.jpg"]
+
+
 # --------------------------------------------------------------------------- hashing
 
 
@@ -278,6 +392,23 @@ def test_content_hash(tmp_path: Path) -> None:
     before = content_hash(small)
     small.write_bytes(b"abc" * 99 + b"abd")  # small files are hashed whole
     assert content_hash(small) != before
+
+
+def test_content_hash_is_blake2b_of_the_whole_file(tmp_path: Path) -> None:
+    """A one-byte edit anywhere, e.g. between the blocks a sampled hash would read, counts."""
+    import hashlib
+
+    path = tmp_path / "big.bin"
+    payload = bytearray(os.urandom(7 * HASH_CHUNK))
+    path.write_bytes(payload)
+    assert content_hash(path) == hashlib.blake2b(payload, digest_size=16).hexdigest()
+    before = content_hash(path)
+    for offset in (HASH_CHUNK + 17, len(payload) // 2 - HASH_CHUNK, len(payload) - HASH_CHUNK - 1):
+        edited = bytearray(payload)
+        edited[offset] ^= 0x01  # same size, outside a start/middle/end sample
+        path.write_bytes(edited)
+        assert content_hash(path) != before, offset
+        assert content_hash(path) == hashlib.blake2b(edited, digest_size=16).hexdigest()
 
 
 # --------------------------------------------------------------------------- planning
