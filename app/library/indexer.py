@@ -29,16 +29,14 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from app.library.decode import Decoded, DecodeFailure, decode_file
+from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, plan_changes
 from app.library.store import Failure, Folder
 
@@ -345,39 +343,17 @@ class Indexer:
         folder_ids: dict[str, int],
         stop: CancelCallback,
     ) -> Iterator[Decoded | DecodeFailure]:
-        """Decode ``todo`` in the thread pool, in order, at most ``window`` files ahead."""
-        size = self.model.config.vision.image_size
-        preprocess = self.model.preprocess
-        window = self.batch_size * self.lookahead + self.workers
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="lotlip-decode")
-        pending: deque[Future[Decoded | DecodeFailure]] = deque()
-        files = iter(todo)
-
-        def submit(info: FileInfo) -> None:
-            pending.append(
-                pool.submit(
-                    decode_file,
-                    info,
-                    size=size,
-                    preprocess=preprocess,
-                    folder_id=folder_ids.get(info.root),
-                    known_hash=hashes.get(info.path),
-                )
-            )
-
-        try:
-            for info in files:
-                submit(info)
-                if len(pending) >= window:
-                    break
-            while pending and not stop():
-                result = pending.popleft().result()
-                following = next(files, None)
-                if following is not None:
-                    submit(following)
-                yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Decode ``todo`` in the thread pool, in order (see :func:`decode_ahead`)."""
+        return decode_ahead(
+            todo,
+            self.model,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            lookahead=self.lookahead,
+            hashes=hashes,
+            folder_ids=folder_ids,
+            stop=stop,
+        )
 
     def _embed_all(
         self,
