@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,6 +61,20 @@ SHARD_DIR = "bulk-shards"
 
 
 @dataclass
+class RankStats:
+    """What one rank did: files decoded and embedded, and the seconds it took."""
+
+    rank: int
+    files: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Files per second."""
+        return self.files / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
 class Work:
     """What rank 0 sends every rank: the files to embed and how to label their records."""
 
@@ -71,6 +86,15 @@ class Work:
         """This rank's files: a fixed stride of the sorted list (the same on every rank)."""
         ordered = sorted(self.files, key=lambda f: f.path)
         return ordered[info.rank :: info.world_size]
+
+
+def _gather(stats: RankStats, info: DistInfo) -> list[RankStats]:
+    """Every rank's stats on rank 0 (an empty list elsewhere)."""
+    if not info.enabled:
+        return [stats]
+    box: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(stats, box, dst=0)
+    return list(box or [])
 
 
 def _broadcast(obj: Any, info: DistInfo) -> Any:
@@ -136,8 +160,9 @@ def embed_share(
     batch_size: int,
     workers: int,
     run_id: str,
-) -> int:
-    """Decode and embed this rank's share of ``work`` into shards; returns files handled."""
+) -> RankStats:
+    """Decode and embed this rank's share of ``work`` into shards."""
+    started = time.monotonic()
     share = work.share(info)
     records: list[ImageRecord] = []
     pixels: list[torch.Tensor] = []
@@ -171,7 +196,7 @@ def embed_share(
             flush()
     flush()
     logger.info("rank %d embedded %d files into %d shards", info.rank, len(share), written)
-    return len(share)
+    return RankStats(info.rank, len(share), time.monotonic() - started)
 
 
 # -- rank 0: plan, distribute, merge -------------------------------------------------------------
@@ -192,6 +217,8 @@ class BulkIndexer(Indexer):
         self.run_id = run_id
         self.shard_dir = lib.dir / SHARD_DIR
         self.sent = False
+        self.ranks: list[RankStats] = []
+        self.merge_s = 0.0
 
     def _embed_all(
         self,
@@ -213,10 +240,13 @@ class BulkIndexer(Indexer):
         work = Work(remaining, hashes, folder_ids)
         self.sent = True
         _broadcast(work, self.info)
-        embed_share(self.model, work, self.info, self.shard_dir, self.batch_size,
-                    self.workers, self.run_id)  # fmt: skip
+        mine = embed_share(self.model, work, self.info, self.shard_dir, self.batch_size,
+                           self.workers, self.run_id)  # fmt: skip
         barrier()
+        self.ranks = _gather(mine, self.info)
+        merging = time.monotonic()
         self.merge(wanted, folder_ids, replaced, ann, report)
+        self.merge_s = time.monotonic() - merging
         tick(IndexProgress("embedding", report.embedded, len(todo), failed=report.failed),
              force=True)  # fmt: skip
 
@@ -285,8 +315,9 @@ def serve(model: LoTLIP, info: DistInfo, shard_dir: Path, batch_size: int, worke
     work = _broadcast(None, info)
     if work is None:  # rank 0 stopped before the embedding step (nothing to do, or an error)
         return
-    embed_share(model, work, info, shard_dir, batch_size, workers, run_id)
+    mine = embed_share(model, work, info, shard_dir, batch_size, workers, run_id)
     barrier()
+    _gather(mine, info)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -349,12 +380,16 @@ def _run_main(
     finally:
         if not indexer.sent:  # release the other ranks, which wait for work
             _broadcast(None, info)
+    ranks = [asdict(r) | {"rate": round(r.rate, 2)} for r in indexer.ranks]
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps({**report.as_dict(), "ranks": ranks, "merge_s": indexer.merge_s}))
     else:
         print(f"indexed with {info.world_size} rank(s): {report.added} added, "
               f"{report.updated} updated, {report.moved} moved, {report.removed} removed, "
               f"{report.failed} failed, {report.unchanged} unchanged")  # fmt: skip
+        for r in indexer.ranks:
+            print(f"  rank {r.rank}: {r.files} files in {r.seconds:.1f} s ({r.rate:.1f}/s)")
+        print(f"  merge: {indexer.merge_s:.2f} s")
     return 0
 
 
