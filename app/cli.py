@@ -21,6 +21,7 @@ from app.commands.common import (
     EXIT_NO_MODEL,
     EXIT_OK,
     EXIT_USAGE,
+    PRECISION_CHOICES,
     Context,
     UsageError,
 )
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "cpu", "cuda", "mps"),
         help="where the model runs (default: auto = CUDA, Apple MPS, else CPU)",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help="numeric precision of the model (default: auto = fp16 on GPUs, bf16 on CPUs with "
+        "native bfloat16, else fp32; int8 is CPU-only and opt-in). Vectors made at one "
+        "precision stay searchable at another.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -114,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(parser.error_message)
         return EXIT_USAGE
     _setup_output(args.verbose)
-    ctx = Context(args.library, args.model, args.device, args.verbose)
+    ctx = Context(args.library, args.model, args.device, args.verbose, args.precision)
     try:
         return int(args.run(args, ctx))
     except UsageError as exc:
@@ -135,6 +144,7 @@ def _handle(exc: Exception, verbose: bool) -> int:
     from app.library.library import LibraryBusyError
     from lotlip import ModelNotFoundError
     from lotlip.devices import DeviceUnavailableError
+    from lotlip.precision import PrecisionError
     from lotlip.transforms import ImageLoadError
 
     if verbose:
@@ -142,6 +152,9 @@ def _handle(exc: Exception, verbose: bool) -> int:
     if isinstance(exc, ModelNotFoundError):
         _error(exc)
         return EXIT_NO_MODEL
+    if isinstance(exc, PrecisionError):
+        _error(exc)
+        return EXIT_USAGE
     if isinstance(exc, (LibraryBusyError, DeviceUnavailableError, ImageLoadError, OSError)):
         _error(exc)
         return EXIT_ERROR

@@ -20,6 +20,7 @@ from .checkpoints import (
 )
 from .config import LoTLIPConfig, TextConfig, VisionConfig, official_config, small_config
 from .model import LoTLIP
+from .precision import PRECISION_CHOICES, PrecisionError, cpu_has_native_bf16
 from .registry import (
     BUNDLED_MODEL,
     OFFICIAL_MODELS,
@@ -37,6 +38,7 @@ from .transforms import ImageLoadError, Preprocess, load_image
 __all__ = [
     "BUNDLED_MODEL",
     "OFFICIAL_MODELS",
+    "PRECISION_CHOICES",
     "CheckpointError",
     "DownloadError",
     "ImageLoadError",
@@ -44,12 +46,14 @@ __all__ = [
     "LoTLIPConfig",
     "LoTLIPTokenizer",
     "ModelNotFoundError",
+    "PrecisionError",
     "Preprocess",
     "TextConfig",
     "TokenCount",
     "TokenizedBatch",
     "UnsafeCheckpointError",
     "VisionConfig",
+    "cpu_has_native_bf16",
     "download",
     "installed_models",
     "load",
@@ -60,16 +64,22 @@ __all__ = [
 
 
 def load(
-    spec: str | Path, device: str | torch.device = "auto", *, vocab: str | Path | None = None
+    spec: str | Path,
+    device: str | torch.device = "auto",
+    *,
+    vocab: str | Path | None = None,
+    precision: str = "auto",
 ) -> LoTLIP:
     """Load a model by registry name, official ``.pt`` path, or our-format folder.
 
-    ``device`` is ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``; GPUs run in
-    half precision, the CPU in float32. An official ``.pt`` needs the BERT ``vocab.txt``: pass
+    ``device`` is ``auto`` (CUDA, then MPS, then CPU), ``cpu``, ``cuda`` or ``mps``.
+    ``precision`` is ``auto`` (fp16 on GPUs, bf16 on CPUs with native bfloat16, else fp32),
+    ``fp32``, ``bf16``, ``fp16`` (GPU) or ``int8`` (CPU, dynamic int8 Linear layers); see
+    :mod:`lotlip.precision`. An official ``.pt`` needs the BERT ``vocab.txt``: pass
     ``vocab=``, put it next to the file, or have it in the Hugging Face cache. Nothing is ever
     downloaded here: use :func:`lotlip.download` (or ``lotlip-search model download``).
     """
-    return _load_cpu(spec, vocab).to_device(device)
+    return _load_cpu(spec, vocab).to_device(device, precision)
 
 
 def _load_cpu(spec: str | Path, vocab: str | Path | None) -> LoTLIP:

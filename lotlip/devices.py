@@ -32,11 +32,6 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def default_dtype(device: torch.device) -> torch.dtype:
-    """Half precision on GPUs, float32 on the CPU."""
-    return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-
-
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())

@@ -12,7 +12,8 @@ from PIL import Image
 from torch import nn
 
 from .config import LoTLIPConfig
-from .devices import default_dtype, resolve_device
+from .devices import resolve_device
+from .precision import PrecisionError, apply_precision, compute_dtype, resolve_precision
 from .text import TextTower
 from .tokenizer import LoTLIPTokenizer
 from .transforms import Preprocess
@@ -45,6 +46,7 @@ class LoTLIP(nn.Module):
         self.text = TextTower(config.text, config.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(config.init_logit_scale))
         self.metadata: dict[str, Any] = {}
+        self.precision = "fp32"
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -64,8 +66,8 @@ class LoTLIP(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """Compute dtype of the towers (float16 on GPUs, float32 on CPU)."""
-        return self.text.proj.weight.dtype
+        """Compute dtype of the towers (float16 on GPUs; bf16 or float32 on the CPU)."""
+        return compute_dtype(self.precision)
 
     # -- tensor level --------------------------------------------------------------------------
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -120,10 +122,19 @@ class LoTLIP(nn.Module):
             out[idx] = _normalized_numpy(self.encode_text(batch.input_ids))
         return out
 
-    def to_device(self, device: str | torch.device = "auto") -> LoTLIP:
-        """Move to ``device`` (``auto`` = CUDA, MPS, CPU) in its default dtype; eval mode."""
+    def to_device(self, device: str | torch.device = "auto", precision: str = "auto") -> LoTLIP:
+        """Move to ``device`` (``auto`` = CUDA, MPS, CPU) at ``precision``; eval mode.
+
+        ``precision`` is one of :data:`lotlip.precision.PRECISION_CHOICES`; ``auto`` is fp16 on
+        GPUs, bf16 on CPUs with native bfloat16 and fp32 elsewhere. An int8 model stays int8.
+        """
         target = resolve_device(device)
-        self.to(device=target, dtype=default_dtype(target))
+        concrete = resolve_precision(precision, target)
+        if self.precision == "int8" and concrete != "int8":
+            raise PrecisionError("an int8 model cannot change precision; load it again")
+        if not (self.precision == "int8" and concrete == "int8"):
+            apply_precision(self, concrete, target)
+        self.precision = concrete
         return self.eval()
 
     def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:

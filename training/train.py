@@ -530,4 +530,4 @@ def _jsonable(value: Any) -> Any:
 
 def load_initial_model(spec: str) -> LoTLIP:
     """A model to start from: registry name, official .pt or our folder (float32, CPU)."""
-    return lotlip.load(spec, device="cpu").float()
+    return lotlip.load(spec, device="cpu", precision="fp32")

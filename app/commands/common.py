@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # the heavy modules (torch) load only when a command needs th
     from app.library.library import Library
     from app.library.models import ModelChoice
 
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
+"""``--precision`` values; equal to ``lotlip.precision.PRECISION_CHOICES`` (kept here so the
+parser needs no torch import)."""
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -149,10 +153,18 @@ def graceful_interrupts() -> Iterator[threading.Event]:
 class Context:
     """The global options and the library, opened on first use (``--help`` opens nothing)."""
 
-    def __init__(self, library: str | None, model: str | None, device: str, verbose: bool) -> None:
+    def __init__(
+        self,
+        library: str | None,
+        model: str | None,
+        device: str,
+        verbose: bool,
+        precision: str = "auto",
+    ) -> None:
         self.library_dir = library
         self.model = model
         self.device = device
+        self.precision = precision
         self.verbose = verbose
         self._lib: Library | None = None
 
@@ -169,7 +181,7 @@ class Context:
         """Load the model to use; print the bundled-model warning on stderr when it applies."""
         from app.library.models import choose_model
 
-        choice = choose_model(self.lib, self.model, self.device)
+        choice = choose_model(self.lib, self.model, self.device, self.precision)
         if choice.warning:
             warn(choice.warning)
         return choice

@@ -14,10 +14,12 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import torch
 from PIL import Image, features
@@ -25,6 +27,9 @@ from PIL import Image, features
 from app.library.scanner import FileInfo, hash_bytes
 from app.library.store import ImageRecord
 from lotlip.transforms import ImageLoadError, load_image
+
+if TYPE_CHECKING:
+    from lotlip.model import LoTLIP
 
 logger = logging.getLogger(__name__)
 
@@ -168,3 +173,54 @@ def decode_file(
         taken_at=taken,
     )
     return Decoded(info, pixels, record)
+
+
+def decode_ahead(
+    files: Sequence[FileInfo],
+    model: LoTLIP,
+    *,
+    batch_size: int,
+    workers: int,
+    lookahead: int = 2,
+    hashes: dict[str, str] | None = None,
+    folder_ids: dict[str, int] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[Decoded | DecodeFailure]:
+    """Decode ``files`` for ``model`` in a thread pool, in order.
+
+    At most ``batch_size * lookahead + workers`` files are in flight, so memory stays flat
+    however many files there are; ``stop()`` ends the iteration early.
+    """
+    size = model.config.vision.image_size
+    hashes = hashes or {}
+    folder_ids = folder_ids or {}
+    window = batch_size * lookahead + workers
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="lotlip-decode")
+    pending: deque[Future[Decoded | DecodeFailure]] = deque()
+    remaining = iter(files)
+
+    def submit(info: FileInfo) -> None:
+        pending.append(
+            pool.submit(
+                decode_file,
+                info,
+                size=size,
+                preprocess=model.preprocess,
+                folder_id=folder_ids.get(info.root),
+                known_hash=hashes.get(info.path),
+            )
+        )
+
+    try:
+        for info in remaining:
+            submit(info)
+            if len(pending) >= window:
+                break
+        while pending and not stop():
+            result = pending.popleft().result()
+            following = next(remaining, None)
+            if following is not None:
+                submit(following)
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

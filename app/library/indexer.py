@@ -44,20 +44,18 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from app.library.decode import Decoded, DecodeFailure, decode_file
+from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
 from app.library.paths import is_within
 from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, ScanRoot, plan_changes
-from app.library.store import Failure, Folder
+from app.library.store import Failure, Folder, ImageRecord
 
 if TYPE_CHECKING:
     from app.library.ann import AnnIndex
@@ -443,39 +441,17 @@ class Indexer:
         folder_ids: dict[str, int],
         stop: CancelCallback,
     ) -> Iterator[Decoded | DecodeFailure]:
-        """Decode ``todo`` in the thread pool, in order, at most ``window`` files ahead."""
-        size = self.model.config.vision.image_size
-        preprocess = self.model.preprocess
-        window = self.batch_size * self.lookahead + self.workers
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="lotlip-decode")
-        pending: deque[Future[Decoded | DecodeFailure]] = deque()
-        files = iter(todo)
-
-        def submit(info: FileInfo) -> None:
-            pending.append(
-                pool.submit(
-                    decode_file,
-                    info,
-                    size=size,
-                    preprocess=preprocess,
-                    folder_id=folder_ids.get(info.root),
-                    known_hash=hashes.get(info.path),
-                )
-            )
-
-        try:
-            for info in files:
-                submit(info)
-                if len(pending) >= window:
-                    break
-            while pending and not stop():
-                result = pending.popleft().result()
-                following = next(files, None)
-                if following is not None:
-                    submit(following)
-                yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Decode ``todo`` in the thread pool, in order (see :func:`decode_ahead`)."""
+        return decode_ahead(
+            todo,
+            self.model,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            lookahead=self.lookahead,
+            hashes=hashes,
+            folder_ids=folder_ids,
+            stop=stop,
+        )
 
     def _embed_all(
         self,
@@ -536,20 +512,28 @@ class Indexer:
     def _commit(
         self, batch: list[Decoded], replaced: dict[str, int], ann: AnnIndex, report: IndexReport
     ) -> None:
-        """Embed one batch, write it in one transaction, then add it to the ANN index."""
-        pixels = torch.stack([d.pixels for d in batch])
-        vectors = self.model.embed_pixels(pixels)
-        ids = self.lib.store.upsert_images_with_embeddings(
-            [d.record for d in batch], self.model.name, vectors
-        )
+        """Embed one batch, then :meth:`_store` it."""
+        vectors = self.model.embed_pixels(torch.stack([d.pixels for d in batch]))
+        self._store([d.record for d in batch], vectors, replaced, ann, report)
+
+    def _store(
+        self,
+        records: list[ImageRecord],
+        vectors: np.ndarray,
+        replaced: dict[str, int],
+        ann: AnnIndex,
+        report: IndexReport,
+    ) -> None:
+        """Write images and vectors in one transaction, then add them to the ANN index."""
+        ids = self.lib.store.upsert_images_with_embeddings(records, self.model.name, vectors)
         ann.add(np.asarray(ids, dtype=np.int64), vectors)
-        self.lib.store.clear_pending(self.model.name, [d.info.path for d in batch])
-        for d in batch:
-            if d.info.path in replaced:
+        self.lib.store.clear_pending(self.model.name, [r.path for r in records])
+        for record in records:
+            if record.path in replaced:
                 report.updated += 1
             else:
                 report.added += 1
-        report.embedded += len(batch)
+        report.embedded += len(records)
 
     def _record_failure(
         self,

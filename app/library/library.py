@@ -45,6 +45,8 @@ LIBRARY_ENV = "LOTLIP_SEARCH_LIBRARY"
 DB_FILE = "library.db"
 LOCK_FILE = "write.lock"
 FINGERPRINT_KEY = "fingerprint"
+PRECISION_KEY = "precision"
+"""Model metadata key: the precision the latest index run embedded at."""
 _fingerprints: dict[tuple[str, int, int], str] = {}  # (file, size, mtime) -> content hash
 
 
@@ -362,6 +364,8 @@ class Library:
         meta = dict(old.metadata) if old is not None and not dropped else {}
         if fingerprint:
             meta[FINGERPRINT_KEY] = fingerprint
+        # Informational: vectors of every precision stay comparable (docs/PERFORMANCE.md).
+        meta[PRECISION_KEY] = getattr(model, "precision", "fp32")
         source = model.metadata.get("kind") or model.metadata.get("format")
         path = model.metadata.get("path") or model.metadata.get("source")
         self.store.add_model(name, dim, source=source, path=path, metadata=meta)

@@ -77,23 +77,25 @@ def resolve_model_spec(lib: Library | None, requested: str | None = None) -> tup
     return registry.BUNDLED_MODEL, "bundled"
 
 
-def _cache_key(spec: str, device: str) -> tuple[str, str]:
+def _cache_key(spec: str, device: str, precision: str) -> tuple[str, str, str]:
     path = Path(spec).expanduser()
     key = str(path.resolve()) if path.exists() else spec
-    return key, str(resolve_device(device))
+    return key, str(resolve_device(device)), precision
 
 
-def load_model(spec: str | os.PathLike[str], device: str = "auto") -> LoTLIP:
-    """Load a model by name or path (``lotlip.load``), once per (spec, device) per process.
+def load_model(
+    spec: str | os.PathLike[str], device: str = "auto", precision: str = "auto"
+) -> LoTLIP:
+    """Load a model by name or path (``lotlip.load``), once per (spec, device, precision).
 
     Raises ``lotlip.ModelNotFoundError`` (with instructions) when it is not installed.
     """
-    key = _cache_key(os.fspath(spec), device)
+    key = _cache_key(os.fspath(spec), device, precision)
     with _cache_lock:
         model = _cache.get(key)
         if model is None:
-            logger.info("loading model %s on %s", key[0], key[1])
-            model = lotlip.load(os.fspath(spec), device=device)
+            logger.info("loading model %s on %s (precision %s)", *key)
+            model = lotlip.load(os.fspath(spec), device=device, precision=precision)
             _cache[key] = model
         return model
 
@@ -105,7 +107,10 @@ def clear_model_cache() -> None:
 
 
 def choose_model(
-    lib: Library | None, requested: str | None = None, device: str = "auto"
+    lib: Library | None,
+    requested: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
 ) -> ModelChoice:
     """Pick and load the model to use (see the module docstring for the order).
 
@@ -114,7 +119,7 @@ def choose_model(
     """
     spec, source = resolve_model_spec(lib, requested)
     try:
-        model = load_model(spec, device)
+        model = load_model(spec, device, precision)
     except lotlip.ModelNotFoundError as exc:
         if source == "bundled":
             raise lotlip.ModelNotFoundError(

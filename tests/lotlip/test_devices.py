@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lotlip import devices
-from lotlip.devices import DeviceUnavailableError, default_dtype, resolve_device
+from lotlip.devices import DeviceUnavailableError, resolve_device
 
 
 @pytest.fixture
@@ -46,14 +46,9 @@ def test_cpu_and_explicit_devices() -> None:
         resolve_device("tpu-please")
 
 
-def test_dtypes() -> None:
-    assert default_dtype(torch.device("cpu")) == torch.float32
-    assert default_dtype(torch.device("cuda")) == torch.float16
-    assert default_dtype(torch.device("mps")) == torch.float16
-
-
 @pytest.mark.usefixtures("no_accelerator")
-def test_model_on_cpu_is_float32(make_tiny_model) -> None:
+def test_model_on_cpu_without_bf16_is_float32(make_tiny_model, monkeypatch) -> None:
+    monkeypatch.setattr("lotlip.precision.cpu_has_native_bf16", lambda: False)
     model = make_tiny_model().to(torch.float64)
     model.to_device("auto")
     assert model.device == torch.device("cpu")
