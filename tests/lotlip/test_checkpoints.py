@@ -35,7 +35,7 @@ def test_our_format_round_trip(tmp_path: Path, make_tiny_model, make_image) -> N
     assert stored.keys() == expected.keys()
     assert all(torch.equal(stored[k], expected[k]) for k in expected)
 
-    loaded = lotlip.load(folder, device="cpu")
+    loaded = lotlip.load(folder, device="cpu", precision="fp32")
     assert loaded.config == model.config
     assert loaded.name == "lotlip-test"
     assert loaded.tokenizer.vocab == model.tokenizer.vocab
@@ -62,7 +62,7 @@ def test_saved_folder_with_missing_tensor_is_refused(tmp_path: Path, make_tiny_m
     del state["text.proj.weight"]
     save_file(state, str(folder / WEIGHTS_FILE))
     with pytest.raises(lotlip.CheckpointError, match=r"text\.proj\.weight"):
-        lotlip.load(folder, device="cpu")
+        lotlip.load(folder, device="cpu", precision="fp32")
 
 
 class _WritesMarker:

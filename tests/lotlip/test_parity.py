@@ -241,7 +241,7 @@ def test_reference_mask_rules() -> None:
 @pytest.mark.parametrize("wrapping", ["bare", "training", "position_ids"])
 def test_b16_parity(b16: dict, wrapping: str, tmp_path: Path, bert_vocab_file: Path) -> None:
     path = save_wrapped(b16["sd"], tmp_path / "model.pt", wrapping)
-    model = lotlip.load(path, device="cpu", vocab=bert_vocab_file)
+    model = lotlip.load(path, device="cpu", vocab=bert_vocab_file, precision="fp32")
     path.unlink()
 
     assert model.name == "lotlip-vit-b16"
@@ -260,7 +260,7 @@ def test_b16_parity(b16: dict, wrapping: str, tmp_path: Path, bert_vocab_file: P
 
 def test_b32_parity_and_round_trip(b32: dict, tmp_path: Path, bert_vocab_file: Path) -> None:
     path = save_wrapped(b32["sd"], tmp_path / "model.pt", "training")
-    model = lotlip.load(path, device="cpu", vocab=bert_vocab_file)
+    model = lotlip.load(path, device="cpu", vocab=bert_vocab_file, precision="fp32")
     assert model.config.vision.patch_size == 32
     assert model.config.vision.image_size == 224
     assert model.config.vision.layers == 2 and model.config.text.layers == 3
@@ -271,7 +271,7 @@ def test_b32_parity_and_round_trip(b32: dict, tmp_path: Path, bert_vocab_file: P
     exported_path = tmp_path / "exported.pt"
     torch.save(ours_to_official(model.state_dict()), exported_path)
     assert read_state_dict(exported_path).keys() == b32["sd"].keys()
-    again = lotlip.load(exported_path, device="cpu", vocab=bert_vocab_file)
+    again = lotlip.load(exported_path, device="cpu", vocab=bert_vocab_file, precision="fp32")
     with torch.no_grad():
         assert torch.equal(again.encode_image(b32["pixels"]), model.encode_image(b32["pixels"]))
         assert torch.equal(again.encode_text_slots(b32["ids"]), model.encode_text_slots(b32["ids"]))
@@ -314,7 +314,9 @@ def test_small_official_checkpoint_loads(
     small_official_checkpoint: Path, bert_vocab_file: Path
 ) -> None:
     """Control for the failures below: the untouched file loads."""
-    model = lotlip.load(small_official_checkpoint, device="cpu", vocab=bert_vocab_file)
+    model = lotlip.load(
+        small_official_checkpoint, device="cpu", vocab=bert_vocab_file, precision="fp32"
+    )
     assert model.config.vision.width == 64
 
 
@@ -336,7 +338,7 @@ def test_missing_tensor_is_an_error(
     del sd[missing]
     torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(lotlip.CheckpointError):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file)
+        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
 
 
 @pytest.mark.parametrize(
@@ -356,7 +358,7 @@ def test_stray_tensor_is_an_error(
     sd[stray] = torch.zeros(64)
     torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(lotlip.CheckpointError):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file)
+        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
 
 
 def test_wrong_shape_is_an_error(
@@ -366,4 +368,4 @@ def test_wrong_shape_is_an_error(
     sd["visual.trunk.blocks.0.mlp.fc2.bias"] = torch.zeros(65)
     torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(lotlip.CheckpointError, match="shape"):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file)
+        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
