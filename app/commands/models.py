@@ -272,7 +272,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 def is_available(name: str) -> bool:
     """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
     from lotlip import registry
-    from lotlip.checkpoints import is_pretrained_folder
+    from lotlip.folders import is_pretrained_folder
 
     path = Path(name).expanduser()
     if path.is_file() or is_pretrained_folder(path):
