@@ -27,9 +27,12 @@ EXIT_NO_MODEL = 4
 
 EXIT_CODES_HELP = f"""\
 exit status:
-  {EXIT_OK}  success (files that could not be read are reported, not fatal)
-  {EXIT_ERROR}  error (unreadable library, failed download, bad checkpoint, ...)
-  {EXIT_USAGE}  usage error (unknown option, malformed date, missing argument)
+  {EXIT_OK}  success (files that could not be read are reported, not fatal; also when the
+     reader of the output went away, as with `| head`)
+  {EXIT_ERROR}  error (no or damaged library, read-only library for a writing command, full
+     disk, failed download, bad checkpoint, ...)
+  {EXIT_USAGE}  usage error (unknown option, malformed date, bad value, missing argument)
+  with --json, every failure also prints {{"error": {{"message": ..., "exit_status": N}}}}
   {EXIT_CANCELLED}  cancelled or interrupted (Ctrl-C); run the same command again to resume
   {EXIT_NO_MODEL}  the model is not installed (see `lotlip-search model --help`)"""
 
@@ -285,9 +288,13 @@ class Context:
         """The library if there is one at the chosen place, else ``None`` (nothing created)."""
         from app.library.library import DB_FILE
 
-        if self._lib is None and not (self.directory / DB_FILE).is_file():
-            return None
-        return self.lib
+        if self._lib is None:
+            directory = self.directory
+            if not directory.exists():
+                return None
+            if directory.is_dir() and not (directory / DB_FILE).is_file():
+                return None
+        return self.lib  # an existing library, or the error for a file
 
     def _open(self) -> Library:
         from app.library.library import DB_FILE, Library

@@ -96,7 +96,7 @@ def test_only_index_and_init_create_a_library(cli, tmp_path: Path) -> None:
 def test_library_that_is_a_file(cli, tmp_path: Path) -> None:
     photo = draw_folder(tmp_path, 1)[0]
     before = sha(photo)
-    for command in (["status"], ["index", str(tmp_path)], ["init"]):
+    for command in (["status"], ["index", str(tmp_path)], ["init"], ["model", "list"]):
         status, _, err = cli(*command, library=photo)
         assert status == EXIT_USAGE, err
         assert f"{photo} is a file" in err and "usage: lotlip-search" in err
@@ -213,6 +213,15 @@ def test_full_disk_while_indexing(cli, tmp_path: Path, monkeypatch) -> None:
     assert message.startswith("no space left on the disk holding ")
     assert str(tmp_path / "library" / "library.db") in message
     assert err.strip() == f"error: {message}"  # one line, no traceback
+
+
+def test_every_json_failure_is_a_json_object(cli, indexed, tmp_path: Path) -> None:
+    for args in (["index", str(tmp_path / "no-such-folder")], ["search", "x", "--top", "zero"],
+                 ["status", "--bogus"], ["search", "x", "--from", "2020-02-30"]):  # fmt: skip
+        status, out, err = cli(*args, "--json")
+        assert status in (EXIT_ERROR, EXIT_USAGE), (args, err)
+        assert json.loads(out)["error"]["exit_status"] == status, args
+        assert err.strip().splitlines()[-1].startswith("error: ")
 
 
 def test_search_on_a_full_disk_gives_results_and_a_plain_warning(cli, indexed, monkeypatch) -> None:
