@@ -158,6 +158,23 @@ def test_read_only_library_reads_and_refuses_writes(cli, indexed) -> None:
     assert after == before
 
 
+def test_store_opened_read_only_changes_nothing(tmp_path: Path) -> None:
+    from app.library.store import ReadOnlyStoreError, Store
+
+    path = tmp_path / "library.db"
+    with Store.open(path) as store:
+        store.add_folder(str(tmp_path / "photos"))
+    before = sha(path)
+    with Store.open(path, read_only=True) as store:
+        assert store.read_only and [f.path for f in store.folders()] == [str(tmp_path / "photos")]
+        with pytest.raises(ReadOnlyStoreError, match="read-only"):
+            store.add_folder(str(tmp_path / "more"))
+    assert sha(path) == before
+    with pytest.raises(Exception, match="no library database"):
+        Store.open(tmp_path / "other.db", create=False)
+    assert not (tmp_path / "other.db").exists()
+
+
 # --------------------------------------------------------------------------- damaged
 
 
