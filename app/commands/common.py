@@ -32,9 +32,10 @@ exit status:
   {EXIT_ERROR}  error (no or damaged library, read-only library for a writing command, full
      disk, failed download, bad checkpoint, ...)
   {EXIT_USAGE}  usage error (unknown option, malformed date, bad value, missing argument)
-  with --json, every failure also prints {{"error": {{"message": ..., "exit_status": N}}}}
   {EXIT_CANCELLED}  cancelled or interrupted (Ctrl-C); run the same command again to resume
-  {EXIT_NO_MODEL}  the model is not installed (see `lotlip-search model --help`)"""
+  {EXIT_NO_MODEL}  the model is not installed (see `lotlip-search model --help`)
+every failure prints one "error: ..." line on stderr; with --json also
+{{"error": {{"message": ..., "exit_status": N}}}} on stdout"""
 
 
 class UsageError(Exception):

@@ -346,8 +346,9 @@ def connect(
     """Open a raw connection with the library's settings (WAL, busy timeout, foreign keys).
 
     ``read_only`` opens with ``mode=ro`` and changes nothing (no WAL switch). A WAL database
-    on a read-only medium cannot be read that way (SQLite needs its ``-shm`` file), so then it
-    is opened ``immutable``: nobody can be writing to it there.
+    in a folder we cannot write cannot be read that way (SQLite needs its ``-shm`` file), so
+    then it is opened ``immutable``: right for a read-only medium, where nobody writes; on a
+    folder another user writes to, this reader does not see that user's later changes.
     """
     if read_only:
         conn = _connect_read_only(path, timeout)
@@ -375,6 +376,33 @@ def _connect_read_only(path: str | os.PathLike[str], timeout: float) -> sqlite3.
         conn.close()
     logger.debug("opening %s immutable (read-only medium)", path)
     return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+
+
+def _create_database(path: Path, timeout: float) -> None:
+    """Make a new, migrated database at ``path`` atomically.
+
+    It is built under a temporary name and linked into place, so ``library.db`` never exists
+    half-made (a run killed while creating it leaves no 0-byte file, which would be damage);
+    when two processes race, the first link wins and the other opens that one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        conn = connect(staging, timeout)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError:  # no hard links here: a plain rename (may replace a racing twin)
+            if not path.exists():
+                os.replace(staging, path)
+    finally:
+        for leftover in (staging, *(Path(f"{staging}{s}") for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
 
 
 def is_writable(path: str | os.PathLike[str]) -> bool:
@@ -437,7 +465,7 @@ class Store:
     ) -> Store:
         """Open the database at ``path`` and migrate it to the latest schema.
 
-        ``create``: make a new database when there is none (else
+        ``create``: make a new database when there is none, atomically (else
         :class:`DatabaseNotFoundError`). ``read_only``: open without writing anything
         (default: when the file or its folder is not writable); writes then raise
         :class:`ReadOnlyStoreError`, and a database that needs migrating cannot be opened.
@@ -452,10 +480,10 @@ class Store:
                 raise DamagedDatabaseError(damaged_message(path, "the file is empty, 0 bytes"))
         elif not create:
             raise DatabaseNotFoundError(f"no library database at {path}")
+        else:
+            _create_database(path, timeout)
         if read_only is None:
-            read_only = path.exists() and not is_writable(path)
-        if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            read_only = not is_writable(path)
         conn: sqlite3.Connection | None = None
         try:
             conn = connect(path, timeout, read_only=read_only)
