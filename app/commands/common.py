@@ -243,6 +243,15 @@ def graceful_interrupts() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+LIBRARY_PARTS = ("ann", "demo", "thumbnails", "write.lock")
+"""What a library folder holds besides ``library.db`` (see :mod:`app.library.library`)."""
+
+
+def _library_leftover(name: str) -> bool:
+    """True for what a library leaves behind, e.g. after its damaged database was moved aside."""
+    return name in LIBRARY_PARTS or name.lstrip(".").startswith("library.db")
+
+
 class Context:
     """The global options and the library, opened on first use (``--help`` opens nothing).
 
@@ -312,7 +321,7 @@ class Context:
             self.access == ACCESS_CREATE
             and directory.is_dir()
             and not (directory / DB_FILE).exists()
-            and any(directory.iterdir())
+            and any(not _library_leftover(entry.name) for entry in directory.iterdir())
         ):
             raise CommandError(
                 f"{show_path(str(directory))} is not a library: it holds other files but no "

@@ -197,6 +197,10 @@ def test_corrupt_database_is_reported_and_left_alone(cli, indexed) -> None:
     db.write_bytes(b"this is not a database at all" * 200)
     status, _, err = cli("status")
     assert status == EXIT_ERROR and "is damaged (file is not a database)" in err
+    db.rename(library / "library.db.damaged")  # the remedy the message gives works
+    status, out, err = cli("index", str(photos), "--json")
+    assert status == EXIT_OK, err
+    assert json.loads(out)["added"] == 6
 
 
 def test_empty_database_file_is_not_a_new_library(cli, tmp_path: Path) -> None:
