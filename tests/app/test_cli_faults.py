@@ -50,8 +50,13 @@ def sha(path: Path) -> str:
 # --------------------------------------------------------------------------- not a library
 
 
-@pytest.mark.parametrize("command", [["status"], ["errors"], ["search", "a red circle"],
-                                     ["forget", "/nowhere"], ["model", "use", "auto"]])  # fmt: skip
+NEEDS_A_LIBRARY = [
+    ["status"], ["errors"], ["search", "a red circle"], ["forget", "/nowhere"],
+    ["model", "use", "auto"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", NEEDS_A_LIBRARY, ids=lambda c: " ".join(c))
 def test_read_commands_never_create_a_library(cli, tmp_path: Path, command: list[str]) -> None:
     missing = tmp_path / "mistyped"
     status, _, err = cli(*command, library=missing)
@@ -60,7 +65,7 @@ def test_read_commands_never_create_a_library(cli, tmp_path: Path, command: list
     assert not missing.exists()
 
     ordinary = tmp_path / "ordinary"
-    (ordinary / "notes.txt").parent.mkdir()
+    ordinary.mkdir()
     (ordinary / "notes.txt").write_text("mine")
     status, _, err = cli(*command, library=ordinary)
     assert status == EXIT_ERROR and "no library at" in err
