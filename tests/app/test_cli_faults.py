@@ -294,14 +294,20 @@ def fill(disk: Path, leave: int) -> None:
 
 
 def test_really_full_disk(cli, tiny_disk: Path, tmp_path: Path) -> None:
-    draw_folder(tmp_path / "photos", 40)
+    photos = tmp_path / "photos"
+    draw_folder(photos, 40)
     library = tiny_disk / "library"
-    fill(tiny_disk, 48 * 1024)
-    status, out, err = cli("index", str(tmp_path / "photos"), "--json", library=library)
+    fill(tiny_disk, 200 * 1024)  # room for the new library and a few one-photo batches
+    status, out, err = cli("index", str(photos), "--json", "--batch-size", "1", library=library)
     assert status == EXIT_ERROR, out
     message = json.loads(out)["error"]["message"]
     assert "no space left on the disk holding" in message and str(library) in message
     assert err.strip() == f"error: {message}"
+    (tiny_disk / "filler").unlink()  # space again: the next run finishes the job
+    status, out, err = cli("index", "--json", library=library)
+    assert status == EXIT_OK, err
+    status, out, _ = cli("status", "--json", library=library)
+    assert json.loads(out)["images"] == 40
 
 
 # --------------------------------------------------------------------------- argument checks
