@@ -10,11 +10,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn, TextIO
 
-from app.commands import demo, finetune, forget, index, info, models, search
+from app.commands import demo, finetune, forget, index, info, init, models, search
 from app.commands.common import (
+    ACCESS_CREATE,
+    ACCESS_INIT,
+    ACCESS_OPTIONAL,
+    ACCESS_READ,
+    ACCESS_WRITE,
     EXIT_CANCELLED,
     EXIT_CODES_HELP,
     EXIT_ERROR,
@@ -24,6 +31,9 @@ from app.commands.common import (
     PRECISION_CHOICES,
     Context,
     UsageError,
+    describe_error,
+    error_json,
+    print_json,
 )
 
 __all__ = ["EXIT_CANCELLED", "EXIT_ERROR", "EXIT_NO_MODEL", "EXIT_OK", "EXIT_USAGE", "main"]
@@ -53,10 +63,38 @@ def _version() -> str:
         return "unknown"
 
 
+LIBRARY_ACCESS = {
+    "index": ACCESS_CREATE,
+    "demo": ACCESS_CREATE,
+    "init": ACCESS_INIT,
+    "forget": ACCESS_WRITE,
+    "model use": ACCESS_WRITE,
+    "model list": ACCESS_OPTIONAL,
+    "model remove": ACCESS_OPTIONAL,
+}
+"""What each command needs of the library (the rest only read an existing one)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` (with its own usage line) instead of exiting.
+
+    Every parser, sub-commands included, records its usage in the parsed arguments
+    (``args.usage_of``): the innermost one wins, so a check made after parsing can print the
+    usage of the command it belongs to.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(usage_of=self.format_usage)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, usage=self.format_usage())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render the documentation)."""
     common = {"formatter_class": argparse.RawDescriptionHelpFormatter, "epilog": EXIT_CODES_HELP}
-    parser = argparse.ArgumentParser(prog="lotlip-search", description=DESCRIPTION, **common)
+    parser = ArgumentParser(prog="lotlip-search", description=DESCRIPTION, **common)
     parser.add_argument("--library", metavar="DIR", help=LIBRARY_HELP)
     parser.add_argument(
         "--model",
@@ -86,17 +124,41 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_parser(sub, **common)
     models.add_parser(sub, **common)
     demo.add_parser(sub, **common)
+    init.add_parser(sub, **common)
     finetune.add_parser(sub, **common)
     return parser
 
 
+class _Formatter(logging.Formatter):
+    """``warning: message``, like the CLI's own warnings (the log format only with -v)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (main() may run more than once)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def _setup_output(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = _StderrHandler()
     if verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_Formatter())
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
     # paths that are not valid UTF-8 are printed as their original bytes
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
@@ -108,60 +170,90 @@ def _error(message: object) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _command_name(args: argparse.Namespace) -> str:
+    sub = getattr(args, "model_command", None)
+    return f"{args.command} {sub}" if args.command == "model" and sub else str(args.command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (see ``lotlip-search --help``)."""
+    """Run the command line; returns the exit status (see ``lotlip-search --help``).
+
+    Every failure ends in one ``error:`` line on stderr (and, with ``--json``, an error object
+    on stdout) and a documented exit status; a closed pipe (``| head``) ends it quietly.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    return status
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: send what is left nowhere, quietly."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
+    wants_json = "--json" in argv
     try:
         args, rest = parser.parse_known_args(argv)
-    except SystemExit as exc:  # --help/--version (0) or a usage error (2)
+        if args.command != "finetune" and rest:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}", args.usage_of())
+    except UsageError as exc:
+        return _fail(exc, EXIT_USAGE, str(exc), exc.usage, wants_json)
+    except SystemExit as exc:  # --help or --version
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "finetune":
         return finetune.run(args, rest)
-    if rest:
-        parser.error_message = f"unrecognized arguments: {' '.join(rest)}"
-        print(parser.format_usage().rstrip(), file=sys.stderr)
-        _error(parser.error_message)
-        return EXIT_USAGE
     _setup_output(args.verbose)
-    ctx = Context(args.library, args.model, args.device, args.verbose, args.precision)
+    wants_json = bool(getattr(args, "json", False))
+    name = _command_name(args)
+    ctx = Context(
+        args.library,
+        args.model,
+        args.device,
+        args.verbose,
+        access=LIBRARY_ACCESS.get(name, ACCESS_READ),
+        command=name,
+        precision=args.precision,
+    )
     try:
         return int(args.run(args, ctx))
-    except UsageError as exc:
-        print(parser.format_usage().rstrip(), file=sys.stderr)
-        _error(exc)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to continue", file=sys.stderr)
-        return EXIT_CANCELLED
+        message = "interrupted: run the same command again to continue"
+        print(file=sys.stderr)
+        return _fail(None, EXIT_CANCELLED, message, None, wants_json)
+    except BrokenPipeError:
+        raise
     except Exception as exc:
-        return _handle(exc, args.verbose)
+        if args.verbose:
+            logger.exception("command failed")
+        message, status = describe_error(exc, ctx.directory)
+        usage = None
+        if status == EXIT_USAGE:
+            usage = getattr(exc, "usage", None) or args.usage_of()
+        return _fail(exc, status, message, usage, wants_json)
     finally:
         ctx.close()
 
 
-def _handle(exc: Exception, verbose: bool) -> int:
-    """Map an exception to a message and an exit status."""
-    from app.library.library import LibraryBusyError
-    from lotlip import ModelNotFoundError
-    from lotlip.devices import DeviceUnavailableError
-    from lotlip.precision import PrecisionError
-    from lotlip.transforms import ImageLoadError
-
-    if verbose:
-        logger.exception("command failed")
-    if isinstance(exc, ModelNotFoundError):
-        _error(exc)
-        return EXIT_NO_MODEL
-    if isinstance(exc, PrecisionError):
-        _error(exc)
-        return EXIT_USAGE
-    if isinstance(exc, (LibraryBusyError, DeviceUnavailableError, ImageLoadError, OSError)):
-        _error(exc)
-        return EXIT_ERROR
-    _error(f"{type(exc).__name__}: {exc}")
-    if not verbose:
-        print("(run with -v for details)", file=sys.stderr)
-    return EXIT_ERROR
+def _fail(
+    exc: BaseException | None, status: int, message: str, usage: str | None, wants_json: bool
+) -> int:
+    """Report a failure: usage (for usage errors) and ``error: ...`` on stderr, JSON on stdout."""
+    if usage:
+        print(usage.rstrip(), file=sys.stderr)
+    _error(message)
+    if wants_json:
+        print_json(error_json(message, status))
+    return status
 
 
 if __name__ == "__main__":

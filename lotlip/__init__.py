@@ -7,33 +7,76 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+# The names below are imported on first use (PEP 562), so `import lotlip` and the registry
+# do not load torch: commands that only list models or read the library start in a blink.
+_LAZY = {
+    "CheckpointError": "folders",
+    "UnsafeCheckpointError": "checkpoints",
+    "is_pretrained_folder": "folders",
+    "load_official": "checkpoints",
+    "load_pretrained": "checkpoints",
+    "LoTLIPConfig": "config",
+    "TextConfig": "config",
+    "VisionConfig": "config",
+    "official_config": "config",
+    "small_config": "config",
+    "LoTLIP": "model",
+    "PRECISION_CHOICES": "precision",
+    "PrecisionError": "precision",
+    "cpu_has_native_bf16": "precision",
+    "BUNDLED_MODEL": "registry",
+    "OFFICIAL_MODELS": "registry",
+    "DownloadError": "registry",
+    "ModelNotFoundError": "registry",
+    "cached_official_files": "registry",
+    "download": "registry",
+    "installed_models": "registry",
+    "offline_instructions": "registry",
+    "resolve_folder": "registry",
+    "LoTLIPTokenizer": "tokenizer",
+    "TokenCount": "tokenizer",
+    "TokenizedBatch": "tokenizer",
+    "ImageLoadError": "transforms",
+    "Preprocess": "transforms",
+    "load_image": "transforms",
+}
 
-from .checkpoints import (
-    CheckpointError,
-    UnsafeCheckpointError,
-    is_pretrained_folder,
-    load_official,
-    load_pretrained,
-)
-from .config import LoTLIPConfig, TextConfig, VisionConfig, official_config, small_config
-from .model import LoTLIP
-from .precision import PRECISION_CHOICES, PrecisionError, cpu_has_native_bf16
-from .registry import (
-    BUNDLED_MODEL,
-    OFFICIAL_MODELS,
-    DownloadError,
-    ModelNotFoundError,
-    cached_official_files,
-    download,
-    installed_models,
-    offline_instructions,
-    resolve_folder,
-)
-from .tokenizer import LoTLIPTokenizer, TokenCount, TokenizedBatch
-from .transforms import ImageLoadError, Preprocess, load_image
+if TYPE_CHECKING:  # the public names (``__all__``) for type checkers and editors
+    import torch
+
+    from .checkpoints import UnsafeCheckpointError
+    from .config import LoTLIPConfig, TextConfig, VisionConfig, official_config, small_config
+    from .folders import CheckpointError
+    from .model import LoTLIP
+    from .precision import PRECISION_CHOICES, PrecisionError, cpu_has_native_bf16
+    from .registry import (
+        BUNDLED_MODEL,
+        OFFICIAL_MODELS,
+        DownloadError,
+        ModelNotFoundError,
+        download,
+        installed_models,
+    )
+    from .tokenizer import LoTLIPTokenizer, TokenCount, TokenizedBatch
+    from .transforms import ImageLoadError, Preprocess, load_image
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lotlip' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "BUNDLED_MODEL",
@@ -83,6 +126,19 @@ def load(
 
 
 def _load_cpu(spec: str | Path, vocab: str | Path | None) -> LoTLIP:
+    from .checkpoints import load_official, load_pretrained
+    from .folders import is_pretrained_folder
+    from .registry import (
+        BUNDLED_MODEL,
+        OFFICIAL_MODELS,
+        ModelNotFoundError,
+        cached_official_files,
+        installed_models,
+        offline_instructions,
+        resolve_folder,
+    )
+    from .tokenizer import LoTLIPTokenizer
+
     path = Path(spec)
     if path.exists():
         if path.is_dir():
@@ -111,6 +167,9 @@ def _load_cpu(spec: str | Path, vocab: str | Path | None) -> LoTLIP:
 
 
 def _official_tokenizer(checkpoint: Path, vocab: str | Path | None) -> LoTLIPTokenizer:
+    from .registry import ModelNotFoundError
+    from .tokenizer import LoTLIPTokenizer
+
     candidates = [Path(vocab)] if vocab else [checkpoint.with_name("vocab.txt")]
     if not vocab:
         from huggingface_hub import try_to_load_from_cache

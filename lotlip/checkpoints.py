@@ -19,21 +19,22 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
+from .folders import (  # the torch-free part of the format, re-exported here
+    CONFIG_FILE,
+    FORMAT,
+    WEIGHTS_FILE,
+    CheckpointError,
+    read_folder_config,
+)
+from .folders import is_pretrained_folder as is_pretrained_folder
 from .model import LoTLIP
 from .tokenizer import LoTLIPTokenizer
 from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
 
 log = logging.getLogger(__name__)
 
-FORMAT = "lotlip-search/1"
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be loaded; the message says what is wrong."""
 
 
 class UnsafeCheckpointError(CheckpointError):
@@ -218,24 +219,6 @@ def save_pretrained(
     (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     model.tokenizer.save(folder)
     return folder
-
-
-def is_pretrained_folder(path: str | Path) -> bool:
-    """True when ``path`` is a folder in our format."""
-    path = Path(path)
-    return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
-
-
-def read_folder_config(folder: str | Path) -> tuple[LoTLIPConfig, dict[str, Any]]:
-    """The config and metadata of a model folder, without loading its weights."""
-    folder = Path(folder)
-    try:
-        document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is unreadable: {exc}") from exc
-    if document.get("format") != FORMAT:
-        raise CheckpointError(f"{folder} is not a {FORMAT} model folder")
-    return LoTLIPConfig.from_dict(document["config"]), document.get("metadata", {})
 
 
 def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:

@@ -18,8 +18,9 @@ import ftfy
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from .folders import VOCAB_FILE
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-VOCAB_FILE = "vocab.txt"
 _WHITESPACE = re.compile(r"\s+")
 
 

@@ -66,10 +66,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-scenes", type=int, default=300, help="held-out scenes to evaluate on")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also used to render --help in docs)."""
+def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
+    """The argument parser (also used to render --help in docs); ``prog`` names the caller."""
     parser = argparse.ArgumentParser(
-        prog="python -m training",
+        prog=prog,
         description="Pretrain, fine-tune and evaluate LoTLIP models. Runs alone or under "
         "`torchrun --nproc-per-node N python -m training ...` (DDP); the same command scales out.",
     )
@@ -262,9 +262,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m training``."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m training") -> int:
+    """Entry point of ``python -m training`` (``prog``: how usage lines name the program)."""
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

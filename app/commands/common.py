@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from tqdm import tqdm
@@ -29,15 +31,110 @@ EXIT_NO_MODEL = 4
 
 EXIT_CODES_HELP = f"""\
 exit status:
-  {EXIT_OK}  success (files that could not be read are reported, not fatal)
-  {EXIT_ERROR}  error (unreadable library, failed download, bad checkpoint, ...)
-  {EXIT_USAGE}  usage error (unknown option, malformed date, missing argument)
+  {EXIT_OK}  success (files that could not be read are reported, not fatal; also when the
+     reader of the output went away, as with `| head`)
+  {EXIT_ERROR}  error (no or damaged library, read-only library for a writing command, full
+     disk, failed download, bad checkpoint, ...)
+  {EXIT_USAGE}  usage error (unknown option, malformed date, bad value, missing argument)
   {EXIT_CANCELLED}  cancelled or interrupted (Ctrl-C); run the same command again to resume
-  {EXIT_NO_MODEL}  the model is not installed (see `lotlip-search model --help`)"""
+  {EXIT_NO_MODEL}  the model is not installed (see `lotlip-search model --help`)
+every failure prints one "error: ..." line on stderr; with --json also
+{{"error": {{"message": ..., "exit_status": N}}}} on stdout"""
 
 
 class UsageError(Exception):
-    """A problem with the command line that argparse cannot see (exit status 2)."""
+    """A problem with the command line (exit status 2); ``usage``: the parser's usage line."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class CommandError(Exception):
+    """A failure explained to the user in one line, with its exit status (default 1)."""
+
+    def __init__(self, message: str, status: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+ACCESS_READ = "read"  # the library must exist; opened read-only when it is not writable
+ACCESS_WRITE = "write"  # the library must exist and be writable
+ACCESS_CREATE = "create"  # created in a new or empty folder; must be writable
+ACCESS_INIT = "init"  # created in any folder (``lotlip-search init``)
+ACCESS_OPTIONAL = "optional"  # used when it exists (``ctx.existing_lib``), never created
+
+
+def _loaded_class(module: str, name: str) -> type | None:
+    """``module.name`` if that module is already imported (error mapping must not load torch)."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
+
+
+def _is_instance(exc: BaseException, *names: str) -> bool:
+    for dotted in names:
+        module, _, name = dotted.rpartition(".")
+        cls = _loaded_class(module, name)
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+def describe_error(exc: BaseException, library: Path) -> tuple[str, int]:
+    """A one-line message and the exit status for an exception that ended a command.
+
+    Names the file and the cause: a full disk, a read-only or damaged library, a missing
+    model; anything unexpected keeps its type name.
+    """
+    import errno
+    import sqlite3
+
+    from app.library.store import StoreError, damaged_message, is_damage
+
+    db = library / "library.db"
+    if isinstance(exc, CommandError):
+        return str(exc), exc.status
+    if isinstance(exc, UsageError) or _is_instance(exc, "lotlip.precision.PrecisionError"):
+        return str(exc), EXIT_USAGE
+    if _is_instance(exc, "lotlip.registry.ModelNotFoundError"):
+        return str(exc), EXIT_NO_MODEL
+    if isinstance(exc, StoreError) or _is_instance(
+        exc,
+        "app.library.library.LibraryBusyError",
+        "lotlip.devices.DeviceUnavailableError",
+        "lotlip.transforms.ImageLoadError",
+    ):
+        return str(exc), EXIT_ERROR
+    if isinstance(exc, sqlite3.Error):
+        name = getattr(exc, "sqlite_errorname", "")
+        if is_damage(exc):
+            return damaged_message(db, str(exc)), EXIT_ERROR
+        if name == "SQLITE_FULL" or "disk is full" in str(exc):
+            return disk_full_message(db), EXIT_ERROR
+        if name.startswith("SQLITE_READONLY") or "readonly database" in str(exc):
+            return f"cannot write to {db}: it is read-only ({exc})", EXIT_ERROR
+        return f"{db}: {exc}", EXIT_ERROR
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else library
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return disk_full_message(where), EXIT_ERROR
+        if exc.errno is not None and exc.strerror:
+            return f"{show_path(os.fsdecode(where))}: {exc.strerror}", EXIT_ERROR
+        return str(exc), EXIT_ERROR
+    return f"{type(exc).__name__}: {exc} (run with -v for details)", EXIT_ERROR
+
+
+def disk_full_message(path: str | os.PathLike[str]) -> str:
+    """The message for a full disk (or quota) while writing ``path``."""
+    return (
+        f"no space left on the disk holding {show_path(os.fsdecode(path))}: free some space and "
+        "run the command again (everything written before is kept)"
+    )
+
+
+def error_json(message: str, status: int) -> dict[str, object]:
+    """The ``--json`` shape of a failure: ``{"error": {"message": ..., "exit_status": ...}}``."""
+    return {"error": {"message": message, "exit_status": status}}
 
 
 def say(*parts: object, file: TextIO | None = None) -> None:
@@ -150,8 +247,22 @@ def graceful_interrupts() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+LIBRARY_PARTS = ("ann", "demo", "thumbnails", "write.lock")
+"""What a library folder holds besides ``library.db`` (see :mod:`app.library.library`)."""
+
+
+def _library_leftover(name: str) -> bool:
+    """True for what a library leaves behind, e.g. after its damaged database was moved aside."""
+    return name in LIBRARY_PARTS or name.lstrip(".").startswith("library.db")
+
+
 class Context:
-    """The global options and the library, opened on first use (``--help`` opens nothing)."""
+    """The global options and the library, opened on first use (``--help`` opens nothing).
+
+    ``access`` (one of the ``ACCESS_*`` values) says what the command needs of the library:
+    only ``index``, ``demo`` and ``init`` create one, so a mistyped ``--library`` never leaves
+    a new ``library.db`` behind.
+    """
 
     def __init__(
         self,
@@ -159,6 +270,9 @@ class Context:
         model: str | None,
         device: str,
         verbose: bool,
+        *,
+        access: str = ACCESS_READ,
+        command: str = "",
         precision: str = "auto",
     ) -> None:
         self.library_dir = library
@@ -166,16 +280,76 @@ class Context:
         self.device = device
         self.precision = precision
         self.verbose = verbose
+        self.access = access
+        self.command = command
         self._lib: Library | None = None
 
     @property
-    def lib(self) -> Library:
-        """The open library (``--library``, ``$LOTLIP_SEARCH_LIBRARY`` or the default)."""
-        if self._lib is None:
-            from app.library.library import Library
+    def directory(self) -> Path:
+        """The library folder (``--library``, ``$LOTLIP_SEARCH_LIBRARY`` or the default)."""
+        from app.library.library import default_library_dir
 
-            self._lib = Library.open(self.library_dir)
+        chosen = Path(self.library_dir).expanduser() if self.library_dir else default_library_dir()
+        return Path(os.path.abspath(chosen))
+
+    @property
+    def lib(self) -> Library:
+        """The open library; raises :class:`CommandError` when there is none to open."""
+        if self._lib is None:
+            self._lib = self._open()
         return self._lib
+
+    @property
+    def existing_lib(self) -> Library | None:
+        """The library if there is one at the chosen place, else ``None`` (nothing created)."""
+        from app.library.library import DB_FILE
+
+        if self._lib is None:
+            directory = self.directory
+            if not directory.exists():
+                return None
+            if directory.is_dir() and not (directory / DB_FILE).is_file():
+                return None
+        return self.lib  # an existing library, or the error for a file
+
+    def _open(self) -> Library:
+        from app.library.library import DB_FILE, Library
+        from app.library.store import DatabaseNotFoundError
+
+        directory = self.directory
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(
+                f"the library must be a folder, but {show_path(str(directory))} is a file "
+                "(see --library)"
+            )
+        create = self.access in (ACCESS_CREATE, ACCESS_INIT)
+        if (
+            self.access == ACCESS_CREATE
+            and directory.is_dir()
+            and not (directory / DB_FILE).exists()
+            and any(not _library_leftover(entry.name) for entry in directory.iterdir())
+        ):
+            raise CommandError(
+                f"{show_path(str(directory))} is not a library: it holds other files but no "
+                f"{DB_FILE}. Choose a new or empty folder with --library, or make this one a "
+                f'library with: lotlip-search --library "{directory}" init'
+            )
+        try:
+            lib = Library.open(directory, create=create)
+        except DatabaseNotFoundError:
+            raise CommandError(
+                f"no library at {show_path(str(directory))} (there is no {DB_FILE}); "
+                "create one by indexing a folder: lotlip-search index FOLDER"
+                + (" (or check the --library path)" if self.library_dir else "")
+            ) from None
+        if lib.store.read_only and self.access != ACCESS_READ:
+            lib.close()
+            raise CommandError(
+                f"the library {show_path(str(directory))} is read-only: `{self.command}` needs "
+                "to write to it. Copy it to a writable place and use --library, or run "
+                "read-only commands (search, status, errors)"
+            )
+        return lib
 
     def choose_model(self) -> ModelChoice:
         """Load the model to use; print the bundled-model warning on stderr when it applies."""

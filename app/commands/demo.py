@@ -91,7 +91,9 @@ def _show_summary(result: DemoResult, keep: bool) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     """Run the demo and print a friendly account of it."""
     if args.count < 2:
-        raise UsageError("--count must be at least 2")
+        raise UsageError(f"--count must be at least 2 (got {args.count})")
+    if args.queries < 1:
+        raise UsageError(f"--queries must be at least 1 (got {args.queries})")
     from app.library.demo import remove_demo, run_demo
 
     choice = ctx.choose_model()
@@ -101,6 +103,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     say(f"Model: {choice.name}{kind}")
 
     def stage(message: str) -> None:
+        if message == "searching":  # said after the indexing summary below
+            return
         say(f"- {message} ...")
 
     with graceful_interrupts() as stop, ProgressBars() as bars:
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if result.cancelled:
         say("interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    say("- searching ...")
     for number, query in enumerate(result.queries, 1):
         _show_query(number, len(result.queries), query, result.count)
     _show_summary(result, args.keep)

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace, rest: list[str]) -> int:
     from training.cli import main as training_main
 
     try:
-        return int(training_main(["finetune", *rest]) or EXIT_OK)
+        return int(training_main(["finetune", *rest], prog="lotlip-search") or EXIT_OK)
     except SystemExit as exc:  # --help, or a usage error in the training parser
         if exc.code is None or isinstance(exc.code, int):
             return int(exc.code or EXIT_OK)

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from app.commands.common import (
     EXIT_CANCELLED,
-    EXIT_ERROR,
     EXIT_OK,
+    CommandError,
     Context,
     ProgressBars,
     UsageError,
@@ -74,8 +74,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("--batch-size must be at least 1")
     for path in args.paths:
         if not os.path.isdir(path):
-            say(f"error: not a folder: {show_path(path)}", file=sys.stderr)
-            return EXIT_ERROR
+            raise CommandError(f"not a folder: {show_path(path)}")
     lib = ctx.lib
     folders: list[Any]
     if args.paths:

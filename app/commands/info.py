@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from app.commands.common import EXIT_OK, Context, print_json, say
+from app.commands.common import EXIT_NO_MODEL, EXIT_OK, CommandError, Context, print_json, say
 
 
 def add_parsers(sub: argparse._SubParsersAction, **common: object) -> None:
@@ -32,8 +32,13 @@ def add_parsers(sub: argparse._SubParsersAction, **common: object) -> None:
 
 def status_data(ctx: Context) -> dict[str, object]:
     """Everything ``status`` shows, as a dictionary."""
+    from app.commands.models import is_available
     from app.library.models import resolve_model_spec
 
+    if ctx.model and not is_available(ctx.model):
+        raise CommandError(
+            f"model {ctx.model} is not installed (see `lotlip-search model list`)", EXIT_NO_MODEL
+        )
     lib = ctx.lib
     store = lib.store
     counts = store.counts()
@@ -56,6 +61,7 @@ def status_data(ctx: Context) -> dict[str, object]:
         "database_bytes": db.stat().st_size if db.exists() else 0,
         "model": spec,
         "model_source": source,
+        "read_only": store.read_only,
         "folders": folders,
         "images": counts.images,
         "failures": counts.failures,
@@ -72,13 +78,12 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         print_json(data)
         return EXIT_OK
-    say(f"Library:  {data['library']}")
-    note = (
-        " (the small bundled model: simple shapes only)"
-        if data["model_source"] == "bundled"
-        else ""
-    )
-    say(f"Model:    {data['model']} ({data['model_source']}){note}")
+    read_only = "  (read-only: search works, indexing does not)" if data["read_only"] else ""
+    say(f"Library:  {data['library']}{read_only}")
+    source = data["model_source"]
+    if source == "bundled":
+        source = "bundled; the small demo model, it knows simple shapes only"
+    say(f"Model:    {data['model']} ({source})")
     folders = data["folders"]
     assert isinstance(folders, list)
     if not folders:

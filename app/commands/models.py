@@ -109,8 +109,9 @@ def model_rows(ctx: Context) -> list[dict[str, object]]:
     from app.library.models import resolve_model_spec
     from lotlip import registry
 
-    vectors = ctx.lib.store.counts().embeddings
-    in_use, _ = resolve_model_spec(ctx.lib, ctx.model)
+    lib = ctx.existing_lib  # listing models needs no library
+    vectors = lib.store.counts().embeddings if lib is not None else {}
+    in_use, _ = resolve_model_spec(lib, ctx.model)
     rows: list[dict[str, object]] = []
     for m in registry.installed_models():
         rows.append(
@@ -271,7 +272,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 def is_available(name: str) -> bool:
     """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
     from lotlip import registry
-    from lotlip.checkpoints import is_pretrained_folder
+    from lotlip.folders import is_pretrained_folder
 
     path = Path(name).expanduser()
     if path.is_file() or is_pretrained_folder(path):
@@ -315,9 +316,11 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
         say(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     clear_model_cache()
-    store = ctx.lib.store
-    if store.get_setting(MODEL_SETTING) == args.name:
-        store.delete_setting(MODEL_SETTING)
-    kept = store.counts().embeddings.get(args.name, 0)
+    lib = ctx.existing_lib
+    kept = 0
+    if lib is not None:
+        if lib.store.get_setting(MODEL_SETTING) == args.name and not lib.store.read_only:
+            lib.store.delete_setting(MODEL_SETTING)
+        kept = lib.store.counts().embeddings.get(args.name, 0)
     say(f"removed {args.name}" + (f" (the library keeps its {kept} vectors)" if kept else ""))
     return EXIT_OK

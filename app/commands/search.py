@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 
 from app.commands.common import (
     EXIT_OK,
+    CommandError,
     Context,
     UsageError,
     print_json,
     say,
+    show_path,
     warn,
 )
 
@@ -53,27 +57,72 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, ctx: Context) -> int:
-    """Search and print the results."""
-    from app.library.search import Searcher, normalize_date
+def check_args(args: argparse.Namespace) -> None:
+    """Reject a bad command line before anything heavy loads (:class:`UsageError`)."""
+    from app.library.dates import normalize_date
 
     if not args.text.strip() and not args.like:
         raise UsageError("give a description (TEXT), an example image (--like), or both")
     if args.top < 1:
-        raise UsageError("--top must be at least 1")
+        raise UsageError(f"--top must be at least 1 (got {args.top})")
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold is a cosine score between -1 and 1 (got {args.threshold})")
     try:
-        if args.date_from:
-            normalize_date(args.date_from)
-        if args.date_to:
-            normalize_date(args.date_to, upper=True)
+        low = normalize_date(args.date_from) if args.date_from else None
+        high = normalize_date(args.date_to, upper=True) if args.date_to else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if low and high and low > high:
+        raise UsageError(f"--from {args.date_from} is after --to {args.date_to}")
+    if args.like:
+        check_example_image(args.like)
+
+
+def check_example_image(path: str) -> None:
+    """``--like`` must name a regular file: reading a FIFO or a device would block forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise UsageError(f"--like {show_path(path)}: no such file") from None
+    except OSError as exc:
+        raise CommandError(f"--like {show_path(path)}: {exc.strerror}") from None
+    if stat.S_ISREG(mode):
+        return
+    kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device"
+    if stat.S_ISSOCK(mode):
+        kind = "a socket"
+    raise UsageError(f"--like {show_path(path)} is {kind}, not an image file")
+
+
+def library_folders(args: argparse.Namespace, ctx: Context) -> list[str]:
+    """``--folder`` values as absolute paths; each must be in the library (or hold part of it)."""
+    from app.library.library import is_under
+
+    roots = [f.path for f in ctx.lib.folders()]
+    chosen = []
+    for folder in args.folder:
+        path = os.path.abspath(os.path.expanduser(folder))
+        if not any(is_under(path, root) or is_under(root, path) for root in roots):
+            listed = ", ".join(show_path(r) for r in roots) or "none yet"
+            raise UsageError(
+                f"--folder {show_path(folder)} is not in the library (its folders: {listed})"
+            )
+        chosen.append(path)
+    return chosen
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    """Search and print the results."""
+    check_args(args)
+    folders = library_folders(args, ctx)
     choice = ctx.choose_model()
+    from app.library.search import Searcher
+
     response = Searcher(ctx.lib, choice.model).search(
         args.text,
         top=args.top,
         threshold=args.threshold,
-        folders=args.folder or None,
+        folders=folders or None,
         date_from=args.date_from,
         date_to=args.date_to,
         like=args.like,

@@ -165,12 +165,22 @@ class Library:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None = None, *, ann_params: AnnParams | None = None
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        ann_params: AnnParams | None = None,
+        create: bool = True,
     ) -> Library:
-        """Open (creating if needed) the library at ``path`` (default: the default folder)."""
+        """Open the library at ``path`` (default: the default folder).
+
+        ``create``: make the folder and a new database when there is none; otherwise a missing
+        one raises :class:`~app.library.store.DatabaseNotFoundError`. A library whose folder or
+        database is not writable opens read-only (``store.read_only``).
+        """
         directory = Path(os.path.abspath(Path(path or default_library_dir()).expanduser()))
-        directory.mkdir(parents=True, exist_ok=True)
-        store = Store.open(directory / DB_FILE)
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        store = Store.open(directory / DB_FILE, create=create)
         logger.debug("opened library %s", directory)
         return cls(directory, store, ann_params)
 
@@ -460,7 +470,7 @@ class Library:
             path, self.store, model_name, dim, params=self.ann_params, progress=progress, save=False
         )
         index.rebuild_reason = reason
-        if self._write_lock.try_acquire():
+        if not self.store.read_only and self._write_lock.try_acquire():
             try:
                 index.save(index.generation)
             except OSError as exc:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import lotlip
 from lotlip import registry
-from lotlip.devices import resolve_device
 
 if TYPE_CHECKING:
     from app.library.library import Library
@@ -78,6 +77,8 @@ def resolve_model_spec(lib: Library | None, requested: str | None = None) -> tup
 
 
 def _cache_key(spec: str, device: str, precision: str) -> tuple[str, str, str]:
+    from lotlip.devices import resolve_device  # torch, only once a model is wanted
+
     path = Path(spec).expanduser()
     key = str(path.resolve()) if path.exists() else spec
     return key, str(resolve_device(device)), precision

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from app.library.dates import normalize_date
 from app.library.library import root_is_online
 from lotlip.transforms import load_image
 
@@ -39,30 +39,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_NOT_WEIGHT = 0.5
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?)?)?$")
-_UPPER_PAD = "0000-12-31T23:59:59"
 
 
-def normalize_date(text: str, *, upper: bool = False) -> str:
-    """Check a date bound and return it as ISO text; an upper bound is padded to its end.
-
-    ``"2020"`` -> ``"2020"`` (lower) or ``"2020-12-31T23:59:59"`` (upper); ``"2020-06-01"``
-    (upper) -> ``"2020-06-01T23:59:59"``. Raises ``ValueError`` for other shapes.
-    """
-    value = text.strip().replace(" ", "T")
-    if not _DATE.match(value):
-        raise ValueError(
-            f"not a date: {text!r} (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM)"
-        )
-    if upper and len(value) < len(_UPPER_PAD):
-        value += _UPPER_PAD[len(value) :]
-    return value
-
-
-def truncation_warning(tokens: TokenCount) -> str:
-    """The message shown when a description is longer than the model reads."""
+def truncation_warning(tokens: TokenCount, what: str = "description") -> str:
+    """The message shown when a description (or another text) is longer than the model reads."""
     return (
-        f"your description has {tokens.word_pieces} word pieces; the model reads the first "
+        f"your {what} has {tokens.word_pieces} word pieces; the model reads the first "
         f"{tokens.capacity}"
     )
 
@@ -194,6 +176,9 @@ class Searcher:
             parts.append(self.image_vector(like))
         query = _unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
         if not_text and not_text.strip():
+            not_tokens = self.model.tokenizer.count(not_text.strip())
+            if not_tokens.truncated:
+                warnings.append(truncation_warning(not_tokens, "phrase to steer away from"))
             query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
         response = self._run(

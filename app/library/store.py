@@ -38,6 +38,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from sqlite_utils import Database
@@ -132,6 +133,18 @@ class StoreError(Exception):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer version of the app."""
+
+
+class DatabaseNotFoundError(StoreError):
+    """There is no database file where one was expected (and creating one was not asked for)."""
+
+
+class DamagedDatabaseError(StoreError):
+    """The database file is not a usable SQLite database (corrupt, truncated, not a database)."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write to a database that was opened read-only (its file or folder is not writable)."""
 
 
 # --------------------------------------------------------------------------- records
@@ -305,6 +318,13 @@ def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _too_new(version: int) -> SchemaTooNewError:
+    return SchemaTooNewError(
+        f"library schema version {version} is newer than this app supports "
+        f"({SCHEMA_VERSION}); please update LoTLIP Search"
+    )
+
+
 def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int:
     """Run the pending :data:`MIGRATIONS` steps up to ``target`` (default: all); return the version.
 
@@ -320,10 +340,7 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
         try:
             current = user_version(conn)
             if current > SCHEMA_VERSION:
-                raise SchemaTooNewError(
-                    f"library schema version {current} is newer than this app supports "
-                    f"({SCHEMA_VERSION}); please update LoTLIP Search"
-                )
+                raise _too_new(current)
             if current >= target:
                 conn.execute("COMMIT")
                 return current
@@ -338,17 +355,112 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
             raise
 
 
-def connect(path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT_S) -> sqlite3.Connection:
-    """Open a raw connection with the library's settings (WAL, busy timeout, foreign keys)."""
-    conn = sqlite3.connect(os.fspath(path), timeout=timeout, check_same_thread=False)
+def _check_read_only_schema(conn: sqlite3.Connection, path: Path) -> None:
+    version = user_version(conn)
+    if version > SCHEMA_VERSION:
+        raise _too_new(version)
+    if version < SCHEMA_VERSION:
+        raise ReadOnlyStoreError(
+            f"{path} needs an upgrade (schema {version} -> {SCHEMA_VERSION}) but is read-only; "
+            "open it once with write access"
+        )
+
+
+def connect(
+    path: str | os.PathLike[str],
+    timeout: float = DEFAULT_TIMEOUT_S,
+    *,
+    read_only: bool = False,
+) -> sqlite3.Connection:
+    """Open a raw connection with the library's settings (WAL, busy timeout, foreign keys).
+
+    ``read_only`` opens with ``mode=ro`` and changes nothing (no WAL switch). A WAL database
+    in a folder we cannot write cannot be read that way (SQLite needs its ``-shm`` file), so
+    then it is opened ``immutable``: right for a read-only medium, where nobody writes; on a
+    folder another user writes to, this reader does not see that user's later changes.
+    """
+    if read_only:
+        conn = _connect_read_only(path, timeout)
+    else:
+        conn = sqlite3.connect(os.fspath(path), timeout=timeout, check_same_thread=False)
     conn.text_factory = _decode_text
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        return conn
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         logger.warning("could not switch %s to WAL (journal_mode=%s)", path, mode)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _connect_read_only(path: str | os.PathLike[str], timeout: float) -> sqlite3.Connection:
+    uri = "file:" + quote(os.fsencode(os.path.abspath(path))) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:  # "unable to open database file": WAL, no -shm
+        conn.close()
+    logger.debug("opening %s immutable (read-only medium)", path)
+    return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=timeout, check_same_thread=False)
+
+
+def _create_database(path: Path, timeout: float) -> None:
+    """Make a new, migrated database at ``path`` atomically.
+
+    It is built under a temporary name and linked into place, so ``library.db`` never exists
+    half-made (a run killed while creating it leaves no 0-byte file, which would be damage);
+    when two processes race, the first link wins and the other opens that one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex}.new")
+    try:
+        conn = connect(staging, timeout)
+        try:
+            apply_migrations(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(staging, path)
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError:  # no hard links here: a plain rename (may replace a racing twin)
+            if not path.exists():
+                os.replace(staging, path)
+    finally:
+        for leftover in (staging, *(Path(f"{staging}{s}") for s in ("-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
+
+
+def is_writable(path: str | os.PathLike[str]) -> bool:
+    """True when the database file at ``path`` (or the folder that would hold it) is writable.
+
+    ``os.access`` also reports a read-only mount (``EROFS``), even to root.
+    """
+    path = Path(path)
+    folder_ok = os.access(path.parent, os.W_OK)
+    return folder_ok and (not path.exists() or os.access(path, os.W_OK))
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """True for the errors SQLite raises on a corrupt or non-database file."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return True
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def damaged_message(path: str | os.PathLike[str], reason: str) -> str:
+    """What to tell a user whose database file is damaged (the file is never overwritten)."""
+    return (
+        f"the library database {os.fspath(path)} is damaged ({reason}); it was left as it is. "
+        "Your photos are not affected. Move the file aside (e.g. rename it to "
+        "library.db.damaged) and index your folders again to build a new library, or restore "
+        "it from a backup."
+    )
 
 
 # --------------------------------------------------------------------------- the store
@@ -361,26 +473,63 @@ class Store:
     :meth:`snapshot` to read several things from one consistent state.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, read_only: bool = False) -> None:
         """Wrap an already migrated connection; use :meth:`open` instead."""
         self.path = path
         self.conn = conn
+        self.read_only = read_only
         self.db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
         self._txn: str | None = None
         self.library_id = self._ensure_library_id()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT_S) -> Store:
-        """Open (creating if needed) the database at ``path``; migrate it to the latest schema."""
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        create: bool = True,
+        read_only: bool | None = None,
+    ) -> Store:
+        """Open the database at ``path`` and migrate it to the latest schema.
+
+        ``create``: make a new database when there is none, atomically (else
+        :class:`DatabaseNotFoundError`). ``read_only``: open without writing anything
+        (default: when the file or its folder is not writable); writes then raise
+        :class:`ReadOnlyStoreError`, and a database that needs migrating cannot be opened.
+        A corrupt, empty (0-byte) or non-database file raises :class:`DamagedDatabaseError`
+        and is left untouched.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = connect(path, timeout)
+        if path.exists():
+            if not path.is_file():
+                raise DamagedDatabaseError(damaged_message(path, "it is not a file"))
+            if path.stat().st_size == 0:
+                raise DamagedDatabaseError(damaged_message(path, "the file is empty, 0 bytes"))
+        elif not create:
+            raise DatabaseNotFoundError(f"no library database at {path}")
+        else:
+            _create_database(path, timeout)
+        if read_only is None:
+            read_only = not is_writable(path)
+        conn: sqlite3.Connection | None = None
         try:
-            apply_migrations(conn)
-            return cls(conn, path)
+            conn = connect(path, timeout, read_only=read_only)
+            if read_only:
+                _check_read_only_schema(conn, path)
+            else:
+                apply_migrations(conn)
+            return cls(conn, path, read_only=read_only)
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if is_damage(exc):
+                raise DamagedDatabaseError(damaged_message(path, str(exc))) from exc
+            raise
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
             raise
 
     def close(self) -> None:
@@ -410,6 +559,8 @@ class Store:
                 return
             if self._txn == "read":
                 raise StoreError("cannot write inside Store.snapshot()")
+            if self.read_only:
+                raise ReadOnlyStoreError(f"{self.path} is read-only (opened without write access)")
             self.conn.execute("BEGIN IMMEDIATE")
             self._txn = "write"
             try:
@@ -462,6 +613,8 @@ class Store:
 
     def _ensure_library_id(self) -> str:
         value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
+        if value is None and self.read_only:
+            return ""
         if value is None:
             with self._write() as conn:
                 conn.execute(

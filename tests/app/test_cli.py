@@ -152,6 +152,7 @@ def test_model_list_import_use_remove(cli, official_checkpoint, tmp_path: Path) 
     assert status == EXIT_OK and "mine" in out
 
     draw_folder(tmp_path / "p", 3)
+    assert cli("init")[0] == EXIT_OK  # `model use` needs a library; only init/index make one
     assert cli("model", "use", "mine", model=None)[0] == EXIT_OK
     status, out, err = cli("index", str(tmp_path / "p"), "--json", model=None)
     assert status == EXIT_OK, err

@@ -74,7 +74,9 @@ def test_folder_and_date_filters(library, micro_model, indexed) -> None:
     assert names(date_from="2019-07-15", date_to="2021-12-31T22:00") == {"may20.jpg"}
     with pytest.raises(ValueError, match="not a date"):
         searcher.search(TEXT, date_from="last summer")
-    assert normalize_date("2020-06", upper=True) == "2020-06-31T23:59:59"
+    assert normalize_date("2020-06", upper=True) == "2020-06-30T23:59:59"  # June's last day
+    with pytest.raises(ValueError, match="not a date"):
+        searcher.search(TEXT, date_to="2020-06-31")
 
 
 def test_results_are_exact_and_thresholded(library, micro_model, indexed) -> None:
