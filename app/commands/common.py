@@ -80,6 +80,24 @@ def _is_instance(exc: BaseException, *names: str) -> bool:
     return False
 
 
+NEARLY_FULL_BYTES = 1 << 20
+"""Free space under which SQLite's bare "disk I/O error" is taken to mean a full disk."""
+
+
+def _io_error_on_full_disk(exc: BaseException, db: Path) -> bool:
+    """SQLite reports some writes that fail for want of space (its -shm map, for one) as a
+    plain I/O error; tell the user the real cause when the disk is as good as full."""
+    import shutil
+
+    if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_IOERR"):
+        return False
+    folder = next((p for p in (db.parent, *db.parents) if p.exists()), None)
+    try:
+        return folder is not None and shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
 def describe_error(exc: BaseException, library: Path) -> tuple[str, int]:
     """A one-line message and the exit status for an exception that ended a command.
 
@@ -109,7 +127,7 @@ def describe_error(exc: BaseException, library: Path) -> tuple[str, int]:
         name = getattr(exc, "sqlite_errorname", "")
         if is_damage(exc):
             return damaged_message(db, str(exc)), EXIT_ERROR
-        if name == "SQLITE_FULL" or "disk is full" in str(exc):
+        if name == "SQLITE_FULL" or "disk is full" in str(exc) or _io_error_on_full_disk(exc, db):
             return disk_full_message(db), EXIT_ERROR
         if name.startswith("SQLITE_READONLY") or "readonly database" in str(exc):
             return f"cannot write to {db}: it is read-only ({exc})", EXIT_ERROR

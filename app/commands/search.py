@@ -96,13 +96,13 @@ def check_example_image(path: str) -> None:
 
 def library_folders(args: argparse.Namespace, ctx: Context) -> list[str]:
     """``--folder`` values as absolute paths; each must be in the library (or hold part of it)."""
-    from app.library.library import is_under
+    from app.library.paths import is_within
 
     roots = [f.path for f in ctx.lib.folders()]
     chosen = []
     for folder in args.folder:
         path = os.path.abspath(os.path.expanduser(folder))
-        if not any(is_under(path, root) or is_under(root, path) for root in roots):
+        if not any(is_within(path, root) or is_within(root, path) for root in roots):
             listed = ", ".join(show_path(r) for r in roots) or "none yet"
             raise UsageError(
                 f"--folder {show_path(folder)} is not in the library (its folders: {listed})"

@@ -420,6 +420,11 @@ def _create_database(path: Path, timeout: float) -> None:
         conn = connect(staging, timeout)
         try:
             apply_migrations(conn)
+            # Fold the WAL into the file before linking it: only the main file is linked, and
+            # a checkpoint that fails on close (a full disk) would leave it half-made.
+            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+            if str(mode).lower() != "delete":
+                raise sqlite3.OperationalError("database or disk is full")
         finally:
             conn.close()
         try:

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -297,7 +298,7 @@ def test_really_full_disk(cli, tiny_disk: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     draw_folder(photos, 40)
     library = tiny_disk / "library"
-    fill(tiny_disk, 200 * 1024)  # room for the new library and a few one-photo batches
+    fill(tiny_disk, 400 * 1024)  # room for the new library and a few one-photo batches
     status, out, err = cli("index", str(photos), "--json", "--batch-size", "1", library=library)
     assert status == EXIT_ERROR, out
     message = json.loads(out)["error"]["message"]
@@ -308,6 +309,30 @@ def test_really_full_disk(cli, tiny_disk: Path, tmp_path: Path) -> None:
     assert status == EXIT_OK, err
     status, out, _ = cli("status", "--json", library=library)
     assert json.loads(out)["images"] == 40
+
+
+def test_full_disk_while_creating_leaves_no_half_made_library(
+    cli, tiny_disk: Path, tmp_path: Path
+) -> None:
+    """The new database's WAL must be folded in before it is linked into place: a checkpoint
+    that failed on a full disk used to leave a `library.db` that read as damaged. Whatever
+    room is left, a failed run leaves either no library or a healthy one."""
+    photos = tmp_path / "photos"
+    draw_folder(photos, 2)
+    library = tiny_disk / "library"
+    failures = 0
+    for leave_kb in range(16, 400, 16):
+        shutil.rmtree(library, ignore_errors=True)
+        fill(tiny_disk, leave_kb * 1024)
+        status, out, err = cli("index", str(photos), "--json", library=library)
+        (tiny_disk / "filler").unlink()
+        if status != EXIT_OK:
+            failures += 1
+            assert "no space left" in json.loads(out)["error"]["message"], (leave_kb, out)
+        if (library / "library.db").exists():
+            status, out, err = cli("status", "--json", library=library)
+            assert status == EXIT_OK, (leave_kb, err)
+    assert failures  # the disk really was too full for some of them
 
 
 # --------------------------------------------------------------------------- argument checks
