@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ from PySide6.QtCore import Qt
 
 from app.gui.errors_view import ErrorsDialog
 from app.gui.folders_dialog import COL_FAILED, COL_PENDING, COL_PHOTOS, COL_STATUS, FoldersDialog
+from app.gui.requests import SearchRequest
+from app.gui.watcher import FolderWatcher
 from training.synthetic import write_scenes
 
 BROKEN = b"this is a text file, not a picture\n" * 4
@@ -145,3 +148,68 @@ def test_errors_view_lists_reason_and_retry_reads_again(
     assert reloaded.args == [1]
     assert store.image_id(str(late)) is not None
     assert [path for path, _ in dialog.rows()] == [str(broken)]
+
+
+def test_watcher_turns_a_burst_of_events_into_one_signal(qtbot: Any, tmp_path: Path) -> None:
+    root = tmp_path / "watched"
+    (root / "sub").mkdir(parents=True)
+    ignored = root / "thumbs"
+    ignored.mkdir()
+    watcher = FolderWatcher(debounce_ms=300, max_delay_ms=5_000, ignore=[ignored])
+    seen: list[list[str]] = []
+    watcher.changed.connect(seen.append)
+    watcher.watch([str(root)])
+    try:
+        (root / "notes.txt").write_text("not a photo")
+        (ignored / "x.jpg").write_bytes(b"x")
+        qtbot.wait(700)
+        assert seen == []  # neither a non-picture nor an ignored folder counts
+        for i in range(30):
+            (root / "sub" / f"p{i}.jpg").write_bytes(b"\xff\xd8\xff" + bytes(100))
+            time.sleep(0.01)
+        qtbot.waitUntil(lambda: bool(seen), timeout=5_000)
+        qtbot.wait(600)
+        assert seen == [[str(root)]]  # 30 files (90+ events): one signal
+    finally:
+        watcher.stop()
+
+
+def test_copied_photo_becomes_searchable_within_seconds(
+    qtbot: Any, make_session: Any, index_now: Any, tmp_path: Path
+) -> None:
+    folder = photos(tmp_path / "pics", 100, 4)
+    elsewhere = photos(tmp_path / "camera", 500, 2)
+    session = make_session(load=True)
+    index_now(session, [folder])
+    session.set_watching(True)
+    qtbot.waitUntil(lambda: session.auto_indexer.watcher.roots == (str(folder),), timeout=5_000)
+    store = session.library.store
+
+    copied = folder / "from-camera.png"
+    started = time.monotonic()
+    shutil.copyfile(elsewhere / "scene_000500.png", copied)
+    qtbot.waitUntil(lambda: store.image_id(str(copied)) is not None, timeout=15_000)
+    wait_idle(qtbot, session)
+    with qtbot.waitSignal(session.searchDone, timeout=30_000) as found:
+        session.search(SearchRequest(like=copied, top=3))
+    elapsed = time.monotonic() - started
+    assert found.args[0].items[0].path == str(copied)  # its own vector is the nearest
+    print(f"copied photo searchable after {elapsed:.2f} s")
+    assert elapsed < 8.0, f"took {elapsed:.1f} s"
+
+    # moved and deleted photos follow too
+    moved = folder / "renamed.png"
+    copied.rename(moved)
+    qtbot.waitUntil(lambda: store.image_id(str(moved)) is not None, timeout=15_000)
+    assert store.image_id(str(copied)) is None
+    deleted = folder / "scene_000101.png"
+    deleted.unlink()
+    qtbot.waitUntil(lambda: store.image_id(str(deleted)) is None, timeout=15_000)
+    wait_idle(qtbot, session)
+
+    # the off switch
+    session.set_watching(False)
+    shutil.copyfile(elsewhere / "scene_000501.png", folder / "later.png")
+    qtbot.wait(2_500)
+    assert store.image_id(str(folder / "later.png")) is None
+    assert session.indexing is None or not session.indexing.running
