@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,18 +563,34 @@ class Session(QObject):
         """True while an indexing run is going on."""
         return self.indexing is not None and self.indexing.task.isRunning()
 
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        """Stop every worker (indexing keeps its resume note), then close the library."""
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Stop every worker within ``timeout_ms``, then close the library; true when all ended.
+
+        Indexing keeps its resume note (the next start goes on). A worker still running at the
+        deadline can no longer write: closing the store waits for a transaction in flight and
+        then refuses every call, so the library holds whole batches only (the app then ends
+        the process; see ``app.gui.main``). Calling it again waits for such leftovers.
+        """
+        deadline = time.monotonic() + timeout_ms / 1000
         if self._closed:
-            return
+            return self.tasks.stop_all(timeout_ms)
         self.set_watching(False)
         self._closed = True
         self._info_timer.stop()
         if self.indexing is not None and self.indexing.task.isRunning():
             self.indexing.task.cancel()  # not a user cancel: the resume note stays
-            self.indexing.wait(timeout_ms)
-        self.tasks.stop_all(timeout_ms)
+        stopped = self.tasks.stop_all(max(0, int((deadline - time.monotonic()) * 1000)))
+        if self.indexing is not None and self.indexing.task.isRunning():
+            stopped = self.indexing.wait(max(0, int((deadline - time.monotonic()) * 1000)))
         try:
             self.library.close()
         except Exception:  # closing twice or after an error must not block quitting
             log.exception("closing the library failed")
+        return stopped
+
+    def leftover_work(self) -> list[str]:
+        """Names of workers still running after :meth:`shutdown`."""
+        names = [t.objectName() for t in self.tasks.running()]
+        if self.indexing is not None and self.indexing.task.isRunning():
+            names.append("indexing")
+        return names

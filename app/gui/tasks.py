@@ -184,11 +184,16 @@ class TaskSet(QObject):
         return [t for t in self._tasks if t.isRunning()]
 
     def stop_all(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel every task, then wait for each; true when all ended in time."""
+        """Cancel every task, then wait for them (``timeout_ms`` in all); true when all ended."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        return all(task.wait(timeout_ms) for task in tasks)
+        deadline = time.monotonic() + timeout_ms / 1000
+        ended = True
+        for task in tasks:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            ended = task.wait(left) and ended
+        return ended
 
 
 def run_task(
