@@ -121,8 +121,9 @@ class InstanceServer(QObject):
             socket.disconnected.connect(lambda s=socket: self._drop(s))
 
     def _drop(self, socket: QLocalSocket) -> None:
+        # The socket stays a child of the server until it closes: deleting it here (with
+        # deleteLater) crashed PySide6 6.12 when the server went away soon after.
         self._buffers.pop(socket, None)
-        socket.deleteLater()
 
     def _read(self, socket: QLocalSocket) -> None:
         buffer = self._buffers.get(socket)
