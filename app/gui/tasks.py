@@ -137,7 +137,10 @@ class Task(QThread):
             self.cancelled_.emit(None)
             return
         except Exception as exc:  # a task must never take the GUI down
-            log.exception("%s failed", self.objectName())
+            if self.is_cancelled():  # e.g. the library closed under it while quitting
+                log.debug("%s ended after cancel: %s", self.objectName(), exc)
+            else:
+                log.exception("%s failed", self.objectName())
             self._flush()
             self.error = error_message(exc)
             if self.is_cancelled():
