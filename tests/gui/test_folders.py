@@ -213,3 +213,82 @@ def test_copied_photo_becomes_searchable_within_seconds(
     qtbot.wait(2_500)
     assert store.image_id(str(folder / "later.png")) is None
     assert session.indexing is None or not session.indexing.running
+
+
+def test_stop_shows_photos_waiting_and_resume_indexes_exactly_those(
+    qtbot: Any, make_session: Any, make_window: Any, many_scenes: Path
+) -> None:
+    session = make_session(load=True)
+    window = make_window(session)
+    tools = window.library_tools
+    bar = tools.resume_bar
+    session.add_folders([str(many_scenes)], [])
+    run = session.start_indexing([str(many_scenes)], batch_size=2, progress_rate=0)
+
+    def stop_early(reports: list[Any]) -> None:  # in the indexing thread, like a quick Stop
+        if any(r.phase == "embedding" and r.done >= 2 for r in reports):
+            run.cancel()
+
+    run.task.progressed.connect(stop_early, Qt.ConnectionType.DirectConnection)
+    with qtbot.waitSignal(tools.resume.counted, timeout=60_000) as counted:
+        pass
+    stored = session.library.store.counts().images
+    assert 0 < stored < 40
+    assert counted.args == [40 - stored]
+    assert bar.isVisibleTo(window)
+    assert bar.label.text() == f"{40 - stored} photos waiting"
+    assert bar.button.isVisibleTo(window)
+
+    with qtbot.waitSignal(session.indexingDone, timeout=120_000):
+        qtbot.mouseClick(bar.button, Qt.MouseButton.LeftButton)
+    report = session.indexing.report
+    assert report.added == 40 - stored and report.unchanged == stored  # only what was waiting
+    assert not bar.isVisibleTo(window)
+    assert session.library.store.counts().images == 40
+
+
+def test_folders_menu_entry_and_failure_count_open_the_panels(
+    qtbot: Any, make_window: Any, index_now: Any, tmp_path: Path
+) -> None:
+    folder = photos(tmp_path / "pics", 100, 2)
+    (folder / "broken.jpg").write_bytes(BROKEN)
+    window = make_window()
+    index_now(window.session, [folder])
+    tools = window.library_tools
+    library_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Library")
+    assert tools.folders_action in library_menu.actions()
+    tools.folders_action.trigger()
+    assert isinstance(tools.dialogs["folders"], FoldersDialog)
+
+    qtbot.waitUntil(lambda: "could not be read" in window.counts_label.text(), timeout=30_000)
+    qtbot.mouseClick(window.counts_label, Qt.MouseButton.LeftButton)
+    errors = tools.dialogs["errors"]
+    assert isinstance(errors, ErrorsDialog)
+    qtbot.waitUntil(lambda: len(errors.rows()) == 1, timeout=30_000)
+    assert window.session.watching  # watch folders are on by default
+
+
+def test_demo_shows_progress_at_once_and_ends_with_queries_to_click(
+    qtbot: Any, make_window: Any, monkeypatch: Any
+) -> None:
+    from app.gui import demo
+
+    monkeypatch.setattr(demo, "DEMO_SCENES", 12)
+    monkeypatch.setattr(demo, "DEMO_SIZE", 64)
+    window = make_window()
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.welcome, timeout=10_000)
+    window.welcome.demo_button.click()
+    # before any event is processed, the status bar already says what is going on
+    assert window.indexing_status.isVisibleTo(window)
+    assert window.indexing_status.label.text().startswith("Drawing demo scenes 0 / 12")
+    qtbot.waitUntil(lambda: getattr(window, "demo_examples", None) is not None, timeout=120_000)
+    strip = window.demo_examples
+    assert strip.isVisibleTo(window)
+    assert len(strip.buttons) == demo.DEMO_QUERIES
+    assert window.session.library.store.counts().images == 12
+    text = strip.buttons[0].toolTip()
+    assert len(text.split(". ")) >= 3  # a paragraph
+    with qtbot.waitSignal(window.session.searchDone, timeout=60_000) as done:
+        qtbot.mouseClick(strip.buttons[0], Qt.MouseButton.LeftButton)
+    assert window.query.text() == text
+    assert done.args[0].request.text == text and done.args[0].items
