@@ -7,7 +7,7 @@ could not react; the largest one is the figure that matters (the app's goal: und
 
     python bench/bench_gui_latency.py                 # 1000 photos, bundled or random tiny model
     python bench/bench_gui_latency.py --images 1000 --finetune
-    python bench/bench_gui_latency.py --watch        # copy them into a watched folder instead
+    python bench/bench_gui_latency.py --watch        # then copy them into a watched folder
 
 Prints one block of numbers per phase; nothing is written outside a temporary folder.
 """
@@ -69,6 +69,7 @@ class StallMeter:
         from PySide6.QtCore import QTimer
 
         self.delays: list[float] = []
+        self.times: list[float] = []
         self._last = time.perf_counter()
         self.timer = QTimer()
         self.timer.setTimerType(self.timer.timerType().PreciseTimer)
@@ -78,10 +79,12 @@ class StallMeter:
     def _tick(self) -> None:
         now = time.perf_counter()
         self.delays.append(max(0.0, (now - self._last) * 1000.0 - TICK_MS))
+        self.times.append(now)
         self._last = now
 
     def start(self) -> None:
         self.delays.clear()
+        self.times.clear()
         self._last = time.perf_counter()
         self.timer.start()
 
@@ -103,6 +106,14 @@ def summary(label: str, delays: list[float], elapsed: float, extra: str = "") ->
         f"{max(delays):.1f} ms, p99 {p99:.1f} ms, median {statistics.median(delays):.1f} ms, "
         f"ticks over 100 ms: {over}{extra}"
     )
+
+
+def print_worst(meter: StallMeter, begun: float, marker: float | None = None) -> None:
+    """When the three largest delays happened (seconds after the phase began)."""
+    worst = sorted(zip(meter.delays, meter.times, strict=True), reverse=True)[:3]
+    when = ", ".join(f"{d:.0f} ms at +{t - begun:.1f} s" for d, t in worst)
+    note = f" (copying ended at +{marker:.1f} s)" if marker is not None else ""
+    print(f"  largest delays: {when}{note}")
 
 
 def measure_watch(
@@ -148,6 +159,7 @@ def measure_watch(
         f"copy, {runs} index runs started by the watcher"
     )
     summary(f"watch folders: {n} photos copied in", meter.stop(), elapsed, extra)
+    print_worst(meter, begun, copied)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--watch",
         action="store_true",
-        help="copy the photos into a watched library folder (another process copies, as a "
-        "file manager would) instead of indexing a folder directly",
+        help="then copy the same photos into a watched library folder (another process "
+        "copies, as a file manager would) and measure until all are searchable",
     )
     parser.add_argument("--prepare", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -230,20 +242,20 @@ def main(argv: list[str] | None = None) -> int:
     searches.setInterval(1000)
     searches.timeout.connect(lambda: window.search_text(query))
 
-    if args.watch:
+    meter.start()
+    searches.start()
+    begun = time.perf_counter()
+    session.add_folders([str(work / "photos")], [])
+    run = session.start_indexing([str(work / "photos")], batch_size=args.batch_size)
+    wait(lambda: not run.running)
+    elapsed = time.perf_counter() - begun
+    searches.stop()
+    report = run.report
+    rate = f", {report.embedded / elapsed:.1f} photos/s" if report else ""
+    summary(f"indexing {args.images} photos", meter.stop(), elapsed, rate)
+    print_worst(meter, begun)
+    if args.watch:  # the same photos again, now copied into a watched folder
         measure_watch(session, meter, searches, work, args.images, wait)
-    else:
-        meter.start()
-        searches.start()
-        begun = time.perf_counter()
-        session.add_folders([str(work / "photos")], [])
-        run = session.start_indexing([str(work / "photos")], batch_size=args.batch_size)
-        wait(lambda: not run.running)
-        elapsed = time.perf_counter() - begun
-        searches.stop()
-        report = run.report
-        rate = f", {report.embedded / elapsed:.1f} photos/s" if report else ""
-        summary(f"indexing {args.images} photos", meter.stop(), elapsed, rate)
 
     if args.finetune:
         from app.gui.captions import start_caption_import
