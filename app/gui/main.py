@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = int(app.exec())
     if server is not None:
         server.close()
+    settings.sync()  # the process ends without destructors
     return end_process(code, session)
 
 

@@ -292,3 +292,18 @@ def test_demo_shows_progress_at_once_and_ends_with_queries_to_click(
         qtbot.mouseClick(strip.buttons[0], Qt.MouseButton.LeftButton)
     assert window.query.text() == text
     assert done.args[0].request.text == text and done.args[0].items
+
+
+def test_settings_switch_turns_watching_off_and_is_remembered(
+    qtbot: Any, make_window: Any
+) -> None:
+    from app.gui.config import GuiSettings
+
+    window = make_window()
+    assert window.session.watching
+    dialog = window.open_settings()
+    assert dialog.watch.isChecked()
+    dialog.watch.setChecked(False)
+    dialog.accept()
+    assert not window.session.watching
+    assert GuiSettings().watch_folders is False
