@@ -129,6 +129,11 @@ def measure_watch(
         return auto is not None and str(target) in auto.watcher.roots
 
     wait(watching)
+    fresh: list[Any] = []
+    session.libraryInfo.connect(fresh.append)
+    session.refresh_info()
+    wait(lambda: bool(fresh))
+    expected = fresh[-1].images + n  # the photos indexed before plus the copies
     meter.start()
     searches.start()
     begun = time.perf_counter()
@@ -143,7 +148,7 @@ def measure_watch(
     def all_indexed() -> bool:
         if session.busy() or session.queued_folders:
             return False
-        if session.info.images < n:
+        if session.info.images < expected:
             if time.perf_counter() - asked[0] > 0.5:  # counts come from a worker thread
                 asked[0] = time.perf_counter()
                 session.refresh_info()
