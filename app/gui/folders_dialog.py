@@ -61,7 +61,7 @@ class FoldersDialog(QDialog):
         self.setObjectName("foldersDialog")
         self.setWindowTitle("Library folders")
         self.setWindowIcon(app_icon())
-        self.resize(820, 380)
+        self.resize(820, 320)
 
         self.list = QTreeWidget(self)
         self.list.setObjectName("folderList")
