@@ -294,9 +294,7 @@ def test_demo_shows_progress_at_once_and_ends_with_queries_to_click(
     assert done.args[0].request.text == text and done.args[0].items
 
 
-def test_settings_switch_turns_watching_off_and_is_remembered(
-    qtbot: Any, make_window: Any
-) -> None:
+def test_settings_switch_turns_watching_off_and_is_remembered(qtbot: Any, make_window: Any) -> None:
     from app.gui.config import GuiSettings
 
     window = make_window()
