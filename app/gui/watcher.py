@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
+from watchdog.observers import Observer
 
 from app.library.scanner import IMAGE_EXTENSIONS
 
@@ -98,7 +99,10 @@ class FolderWatcher(QObject):
         self._roots: tuple[str, ...] = ()
         self._ignore = tuple(os.path.abspath(p) for p in ignore)
         self._observer: Any = None
-        self._watches: dict[str, Any] = {}
+        self._watches: dict[str, Any] = {}  # only the scheduler thread touches it
+        self._scheduled: tuple[str, ...] = ()
+        self._scheduler: threading.Thread | None = None
+        self._wake = threading.Event()
         self._debounce_ms = debounce_ms
         self._quiet = QTimer(self)
         self._quiet.setSingleShot(True)
@@ -111,8 +115,15 @@ class FolderWatcher(QObject):
 
     @property
     def roots(self) -> tuple[str, ...]:
-        """The folders being watched."""
-        return self._roots
+        """The folders whose watches are in place (events under them are seen)."""
+        with self._lock:
+            return self._scheduled
+
+    @property
+    def wanted(self) -> tuple[str, ...]:
+        """The folders asked for by the last :meth:`watch`."""
+        with self._lock:
+            return self._roots
 
     @property
     def active(self) -> bool:
@@ -120,40 +131,72 @@ class FolderWatcher(QObject):
         return self._observer is not None
 
     def watch(self, roots: Iterable[str]) -> None:
-        """Watch exactly ``roots`` (existing folders; others are skipped until next time)."""
-        wanted = sorted({os.path.abspath(r) for r in roots})
-        with self._lock:
-            self._roots = tuple(wanted)
-        if self._observer is None:
-            from watchdog.observers import Observer
+        """Watch exactly ``roots`` (existing folders; others are skipped until next time).
 
+        Returns at once: adding the watches walks every subfolder (one inotify watch each),
+        which for a large library takes a while, so a background thread does it.
+        """
+        wanted = tuple(sorted({os.path.abspath(r) for r in roots}))
+        with self._lock:
+            self._roots = wanted
+        if self._observer is None:
             self._observer = Observer()
             self._observer.daemon = True
             self._observer.start()
+        if self._scheduler is None:
+            self._scheduler = threading.Thread(
+                target=self._schedule_loop, name="watch-scheduler", daemon=True
+            )
+            self._scheduler.start()
+        self._wake.set()
+
+    def _schedule_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            observer = self._observer
+            if observer is None:
+                return
+            with self._lock:
+                wanted = self._roots
+            try:
+                self._apply(observer, wanted)
+            except Exception:  # the watcher must never take the app down
+                log.exception("updating the watched folders failed")
+
+    def _apply(self, observer: Any, wanted: tuple[str, ...]) -> None:
         for root in list(self._watches):
             if root not in wanted:
-                self._observer.unschedule(self._watches.pop(root))
+                observer.unschedule(self._watches.pop(root))
         for root in wanted:
             if root in self._watches or not os.path.isdir(root):
                 continue
             if any(innermost_root(root, [w]) for w in self._watches):
                 continue  # inside a folder watched recursively already
             try:
-                self._watches[root] = self._observer.schedule(_Handler(self), root, recursive=True)
+                self._watches[root] = observer.schedule(_Handler(self), root, recursive=True)
             except OSError as exc:  # inotify limits, permissions, a vanished drive
                 log.warning("cannot watch %s: %s", root, exc)
+        covered = tuple(r for r in wanted if any(innermost_root(r, [w]) for w in self._watches))
+        with self._lock:
+            self._scheduled = covered
 
     def stop(self) -> None:
         """Stop watching (pending changes are dropped)."""
         self._quiet.stop()
         self._deadline.stop()
         observer, self._observer = self._observer, None
+        scheduler, self._scheduler = self._scheduler, None
+        self._wake.set()  # the scheduler sees no observer and ends
+        if scheduler is not None:
+            scheduler.join(timeout=0.2)  # a daemon thread: quitting never waits for a walk
         self._watches.clear()
         with self._lock:
             self._dirty.clear()
+            self._scheduled = ()
         if observer is not None:
             observer.stop()
-            observer.join(timeout=1.0)
+            observer.join(timeout=0.3)
 
     # -- observer thread -------------------------------------------------------------------------
     def _note(self, path: str) -> None:
@@ -211,7 +254,7 @@ class AutoIndexer(QObject):
         self.watcher.watch(session.info.folders or [f.path for f in library.folders()])
 
     def _library_info(self, info: Any) -> None:
-        if set(info.folders) != set(self.watcher.roots):
+        if set(info.folders) != set(self.watcher.wanted):
             self.watcher.watch(info.folders)
 
     def _changed(self, roots: list[str]) -> None:

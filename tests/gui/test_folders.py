@@ -159,6 +159,7 @@ def test_watcher_turns_a_burst_of_events_into_one_signal(qtbot: Any, tmp_path: P
     seen: list[list[str]] = []
     watcher.changed.connect(seen.append)
     watcher.watch([str(root)])
+    qtbot.waitUntil(lambda: watcher.roots == (str(root),), timeout=10_000)  # watches in place
     try:
         (root / "notes.txt").write_text("not a photo")
         (ignored / "x.jpg").write_bytes(b"x")
@@ -305,3 +306,24 @@ def test_settings_switch_turns_watching_off_and_is_remembered(qtbot: Any, make_w
     dialog.accept()
     assert not window.session.watching
     assert GuiSettings().watch_folders is False
+
+
+def test_watching_a_big_tree_does_not_block_the_window(qtbot: Any, tmp_path: Path) -> None:
+    root = tmp_path / "big"
+    for i in range(3000):  # one inotify watch per folder
+        (root / f"y{i // 100}" / f"d{i}").mkdir(parents=True)
+    watcher = FolderWatcher()
+    try:
+        started = time.perf_counter()
+        watcher.watch([str(root)])
+        returned = time.perf_counter() - started
+        qtbot.waitUntil(lambda: watcher.roots == (str(root),), timeout=60_000)
+        ready = time.perf_counter() - started
+        assert returned < 0.05, f"watch() blocked for {returned * 1000:.0f} ms"
+        assert ready > returned  # the walk happened elsewhere
+        seen: list[list[str]] = []
+        watcher.changed.connect(seen.append)
+        (root / "y29" / "d2999" / "new.jpg").write_bytes(b"\xff\xd8\xff" + bytes(64))
+        qtbot.waitUntil(lambda: seen == [[str(root)]], timeout=10_000)  # deep folders count
+    finally:
+        watcher.stop()
