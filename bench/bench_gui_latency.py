@@ -7,6 +7,7 @@ could not react; the largest one is the figure that matters (the app's goal: und
 
     python bench/bench_gui_latency.py                 # 1000 photos, bundled or random tiny model
     python bench/bench_gui_latency.py --images 1000 --finetune
+    python bench/bench_gui_latency.py --watch        # then copy them into a watched folder
 
 Prints one block of numbers per phase; nothing is written outside a temporary folder.
 """
@@ -21,12 +22,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 TICK_MS = 10
+COPY_SCRIPT = """
+import shutil, sys, pathlib
+source, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for path in sorted(source.iterdir()):
+    shutil.copyfile(path, target / path.name)
+"""
 
 
 def write_photos(folder: Path, count: int, size: int) -> None:
@@ -61,6 +69,7 @@ class StallMeter:
         from PySide6.QtCore import QTimer
 
         self.delays: list[float] = []
+        self.times: list[float] = []
         self._last = time.perf_counter()
         self.timer = QTimer()
         self.timer.setTimerType(self.timer.timerType().PreciseTimer)
@@ -70,10 +79,12 @@ class StallMeter:
     def _tick(self) -> None:
         now = time.perf_counter()
         self.delays.append(max(0.0, (now - self._last) * 1000.0 - TICK_MS))
+        self.times.append(now)
         self._last = now
 
     def start(self) -> None:
         self.delays.clear()
+        self.times.clear()
         self._last = time.perf_counter()
         self.timer.start()
 
@@ -97,6 +108,73 @@ def summary(label: str, delays: list[float], elapsed: float, extra: str = "") ->
     )
 
 
+def print_worst(meter: StallMeter, begun: float, marker: float | None = None) -> None:
+    """When the three largest delays happened (seconds after the phase began)."""
+    worst = sorted(zip(meter.delays, meter.times, strict=True), reverse=True)[:3]
+    when = ", ".join(f"{d:.0f} ms at +{t - begun:.1f} s" for d, t in worst)
+    note = f" (copying ended at +{marker:.1f} s)" if marker is not None else ""
+    print(f"  largest delays: {when}{note}")
+
+
+def measure_watch(
+    session: Any, meter: StallMeter, searches: Any, work: Path, n: int, wait: Any
+) -> None:
+    """Copy ``n`` photos into a watched library folder; measure until all are indexed."""
+    target = work / "watched"
+    target.mkdir()
+    session.add_folders([str(target)], [])
+
+    def watching() -> bool:
+        auto = session.auto_indexer
+        return auto is not None and str(target) in auto.watcher.roots
+
+    wait(watching)
+    fresh: list[Any] = []
+    session.libraryInfo.connect(fresh.append)
+    session.refresh_info()
+    wait(lambda: bool(fresh))
+    expected = fresh[-1].images + n  # the photos indexed before plus the copies
+    started: list[float] = []
+    session.indexingStarted.connect(lambda _run: started.append(time.perf_counter()))
+    meter.start()
+    searches.start()
+    begun = time.perf_counter()
+    copier = subprocess.Popen(
+        [sys.executable, "-c", COPY_SCRIPT, str(work / "photos"), str(target)]
+    )
+    wait(lambda: copier.poll() is not None)
+    copied = time.perf_counter() - begun
+
+    asked = [0.0]
+
+    def all_indexed() -> bool:
+        if session.busy() or session.queued_folders:
+            return False
+        if session.info.images < expected:
+            if time.perf_counter() - asked[0] > 0.5:  # counts come from a worker thread
+                asked[0] = time.perf_counter()
+                session.refresh_info()
+            return False
+        return True
+
+    wait(all_indexed)
+    elapsed = time.perf_counter() - begun
+    searches.stop()
+    runs = session.auto_indexer.runs
+    extra = (
+        f", copying took {copied:.1f} s, all searchable {elapsed - copied:.1f} s after the last "
+        f"copy, {runs} index runs started by the watcher"
+    )
+    summary(f"watch folders: {n} photos copied in", meter.stop(), elapsed, extra)
+    print_worst(meter, begun, copied)
+    if started:  # copying, the watcher's events and the quiet period, before any indexing
+        before = [d for d, t in zip(meter.delays, meter.times, strict=True) if t < started[0]]
+        print(
+            f"  before the first index run (+{started[0] - begun:.1f} s): largest delay "
+            f"{max(before, default=0.0):.1f} ms over {len(before)} ticks"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1000)
@@ -106,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune", action="store_true", help="also measure a fine-tune run")
     parser.add_argument("--steps", type=int, default=30, help="fine-tune steps")
     parser.add_argument("--show", action="store_true", help="use the real display")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="then copy the same photos into a watched library folder (another process "
+        "copies, as a file manager would) and measure until all are searchable",
+    )
     parser.add_argument("--prepare", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not args.show:
@@ -182,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     report = run.report
     rate = f", {report.embedded / elapsed:.1f} photos/s" if report else ""
     summary(f"indexing {args.images} photos", meter.stop(), elapsed, rate)
+    print_worst(meter, begun)
+    if args.watch:  # the same photos again, now copied into a watched folder
+        measure_watch(session, meter, searches, work, args.images, wait)
 
     if args.finetune:
         from app.gui.captions import start_caption_import

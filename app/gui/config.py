@@ -110,6 +110,15 @@ class GuiSettings:
     def preview_visible(self, value: bool) -> None:
         self.qsettings.setValue("window/preview", "true" if value else "false")
 
+    @property
+    def watch_folders(self) -> bool:
+        """Index new, changed, moved and deleted photos automatically while the app runs."""
+        return str(self.qsettings.value("library/watch", "true")).lower() == "true"
+
+    @watch_folders.setter
+    def watch_folders(self, value: bool) -> None:
+        self.qsettings.setValue("library/watch", "true" if value else "false")
+
     def geometry(self) -> QByteArray | None:
         """The main window's saved geometry."""
         return self._bytes("window/geometry")

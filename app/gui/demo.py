@@ -1,36 +1,157 @@
-"""First-run demo: draw generated scenes into the library's demo folder and index them."""
+"""First-run demo: draw generated scenes into the library's demo folder, index them, and end
+with a few of their descriptions as example queries to click.
+
+Progress shows at once: the status bar counts the scenes as they are drawn, then the indexing
+takes over the same place. When the run is done, a strip above the results offers example
+paragraphs (held-out scenes' own long captions); a click searches for one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.gui.session import Session
-from app.gui.tasks import Task
+from app.gui.tasks import Task, bound
 
 DEMO_SCENES = 200
 DEMO_SIZE = 320
+DEMO_QUERIES = 3
+CHUNK = 10  # scenes drawn between two progress reports
+EXAMPLE_CHARS = 150
 
 
-def write_demo_scenes(session: Session, count: int | None = None) -> str:
+def write_demo_scenes(
+    session: Session, count: int | None = None, report: Any = None, cancelled: Any = None
+) -> tuple[str, list[int]]:
     """Render ``count`` held-out synthetic scenes into the library's demo folder (as the CLI's
-    ``lotlip-search demo`` does)."""
-    from app.library.demo import write_gallery
+    ``lotlip-search demo`` does), reporting ``(done, total)`` every few scenes."""
+    from app.library.demo import gallery_seeds
+    from training.synthetic import write_scenes
 
     folder = session.library.demo_dir
-    write_gallery(folder, count or DEMO_SCENES, DEMO_SIZE)
-    return str(folder)
+    seeds = gallery_seeds(count or DEMO_SCENES)
+    for start in range(0, len(seeds), CHUNK):
+        if cancelled is not None and cancelled():
+            break
+        chunk = seeds[start : start + CHUNK]
+        write_scenes(folder, chunk[0], len(chunk), size=DEMO_SIZE)
+        if report is not None:
+            report((start + len(chunk), len(seeds)))
+    (folder / "manifest.jsonl").unlink(missing_ok=True)  # it would list the last chunk only
+    return str(folder), seeds
+
+
+def example_queries(seeds: list[int], n: int = DEMO_QUERIES) -> list[str]:
+    """Long captions of ``n`` scenes spread over the gallery (what the CLI demo searches for)."""
+    from app.library.demo import CAPTION_VARIANT, query_seeds
+    from training.synthetic import make_scene
+
+    texts = []
+    for seed in query_seeds(seeds, n):
+        captions = make_scene(seed).long_captions
+        texts.append(captions[CAPTION_VARIANT % len(captions)])
+    return texts
+
+
+class ExampleQueries(QFrame):
+    """ "Try one of these descriptions": a button per paragraph. Signal ``chosen(str)``."""
+
+    chosen = Signal(str)
+
+    def __init__(self, texts: list[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("exampleQueries")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        title = QLabel("<b>The demo is ready.</b> Try one of these descriptions:", self)
+        close = QPushButton("✕", self)
+        close.setFlat(True)
+        close.setFixedWidth(24)
+        close.setToolTip("Hide the examples")
+        close.clicked.connect(self.hide)
+        top = QHBoxLayout()
+        top.addWidget(title, 1)
+        top.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        self.buttons: list[QPushButton] = []
+        for text in texts:
+            short = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
+            button = QPushButton(f"“{short}”", self)
+            button.setObjectName("exampleQuery")
+            button.setFlat(True)
+            button.setCursor(Qt.CursorShape.PointingHandCursor)
+            button.setToolTip(text)
+            button.setStyleSheet("text-align: left; padding: 2px 4px;")
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            button.clicked.connect(lambda _checked=False, t=text: self.chosen.emit(t))
+            layout.addWidget(button)
+            self.buttons.append(button)
+
+
+def show_examples(window: Any, texts: list[str]) -> ExampleQueries:
+    """Put the example strip above the results of ``window``; a click searches."""
+    old = getattr(window, "demo_examples", None)
+    if old is not None:
+        old.deleteLater()
+    strip = ExampleQueries(texts, window)
+    layout = window.centralWidget().layout()
+    splitter = getattr(window, "splitter", None)
+    index = layout.indexOf(splitter) if splitter is not None else -1
+    layout.insertWidget(index if index >= 0 else layout.count(), strip)
+
+    def search(text: str) -> None:
+        window.query.set_text(text)
+        window.search_text(text)
+
+    strip.chosen.connect(search)
+    window.demo_examples = strip
+    return strip
 
 
 def start_demo(session: Session, parent: QWidget | None = None, count: int | None = None) -> Task:
-    """Draw the scenes in a worker thread, then add the folder and index it."""
-    task = Task(lambda _r, _c: write_demo_scenes(session, count), name="demo-scenes")
+    """Draw the scenes in a worker thread, then add the folder and index it; progress shows at
+    once in ``parent``'s status bar, and the examples appear when the indexing is done."""
+    status = getattr(parent, "indexing_status", None)
+    total = count or DEMO_SCENES
+    if status is not None:
+        status.show_starting(f"Drawing demo scenes 0 / {total}…")
+        status.stop.setEnabled(False)
+    task = Task(
+        lambda report, cancelled: write_demo_scenes(session, count, report, cancelled),
+        name="demo-scenes",
+        rate=10,
+    )
 
-    def drawn(folder: Any) -> None:
+    def drawing(reports: list[Any]) -> None:
+        done, of = reports[-1]
+        if status is not None:
+            status.label.setText(f"Drawing demo scenes {done} / {of}…")
+            status.bar.setRange(0, of)
+            status.bar.setValue(done)
+
+    def drawn(result: Any) -> None:
+        folder, seeds = result
         session.add_folders([folder], session.excludes)
-        session.start_indexing([folder])
+        run = session.start_indexing([folder])
+        if parent is not None and hasattr(parent, "centralWidget"):
+            texts = example_queries(seeds)
+            run.done.connect(bound(parent, lambda _report: show_examples(parent, texts)))
 
+    task.progressed.connect(drawing)
     task.succeeded.connect(drawn)
     task.failed.connect(lambda message: QMessageBox.warning(parent, "Demo", message))
     return session.tasks.start(task)

@@ -13,14 +13,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 APP_ID = "lotlip-search"
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Command-line options (Qt's own options are left for QApplication)."""
+def parse_args(argv: Sequence[str], *, exit_on_error: bool = True) -> argparse.Namespace:
+    """Command-line options (Qt's own options are left for QApplication).
+
+    The same parser checks the arguments a second launch hands over (``exit_on_error``
+    False: a bad one raises instead of ending the app).
+    """
     parser = argparse.ArgumentParser(
-        prog="lotlip-search-gui", description="Find photos from paragraph-long descriptions."
+        prog="lotlip-search-gui",
+        description="Find photos from paragraph-long descriptions.",
+        exit_on_error=exit_on_error,
     )
     parser.add_argument("--library", metavar="DIR", help="library folder (default: the usual one)")
     parser.add_argument("--debug", action="store_true", help="log debug messages to stderr")
@@ -42,8 +49,36 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
 
+def library_location(args: argparse.Namespace, configured: str | None) -> Path:
+    """The library folder this launch is about (``--library``, the settings, or the default)."""
+    from app.library.library import default_library_dir
+
+    chosen = args.library or configured
+    return Path(os.path.abspath(Path(chosen).expanduser())) if chosen else default_library_dir()
+
+
+def receive_arguments(window: Any, argv: list[str]) -> bool:
+    """A later launch's command line, checked like our own: raise the window, search by an
+    example image if one was named. Returns false for arguments that do not parse."""
+    from PySide6.QtCore import Qt
+
+    try:
+        args = parse_args(argv, exit_on_error=False)
+    except (argparse.ArgumentError, SystemExit, ValueError) as exc:
+        logging.getLogger(__name__).warning("ignored arguments from another launch: %s", exc)
+        return False
+    window.setWindowState(window.windowState() & ~Qt.WindowState.WindowMinimized)
+    window.show()
+    window.raise_()
+    window.activateWindow()
+    images = [Path(p) for p in args.images if Path(p).is_file()]
+    if images:
+        window.search_like(images[0])
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the app; returns the exit code."""
+    """Run the app; returns the exit code (or ends the process, see :func:`end_process`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     logging.basicConfig(
@@ -52,12 +87,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from app.gui.platform_check import platform_problem
+
+    problem = platform_problem()
+    if problem:  # instead of Qt's abort and its paragraph about plugins
+        print(problem, file=sys.stderr)
+        return 1
     tune_interpreter()
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.gui.config import GuiSettings
     from app.gui.icons import app_icon
+    from app.gui.single_instance import claim, server_name
     from app.gui.theme import apply_theme
 
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
@@ -65,11 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationName("LoTLIP Search")
     app.setOrganizationName(APP_ID)
     app.setDesktopFileName(APP_ID)
-    app.setWindowIcon(app_icon())
-    apply_theme(app)
 
     settings = GuiSettings()
-    library_dir = args.library or settings.library_dir
+    library_dir = library_location(args, settings.library_dir)
+    server, handed_over = claim(server_name(library_dir), argv, app)
+    if handed_over:
+        print("LoTLIP Search is already running for this library; it has your request.")
+        return 0
+
+    app.setWindowIcon(app_icon())
+    apply_theme(app)
     from app.gui.main_window import MainWindow
     from app.gui.session import Session
 
@@ -80,22 +127,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         QMessageBox.critical(
             None,
             "LoTLIP Search",
-            f"The photo library{f' at {library_dir}' if library_dir else ''} cannot be opened:"
-            f"\n\n{exc}",
+            f"The photo library at {library_dir} cannot be opened:\n\n{exc}",
         )
         return 1
     window = MainWindow(session, settings)
     window.show()
+    if server is not None:
+        server.argumentsReceived.connect(lambda received: receive_arguments(window, received))
     images = [Path(p) for p in args.images if Path(p).is_file()]
     if images:
         window.search_like(images[0])
 
     # Ctrl+C in the terminal closes the window cleanly (Python handlers need the loop to wake).
     signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGTERM, lambda *_: window.close())
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(250)
-    return int(app.exec())
+    code = int(app.exec())
+    if server is not None:
+        server.close()
+    settings.sync()  # the process ends without destructors
+    return end_process(code, session)
+
+
+def end_process(code: int, session: Any) -> int:
+    """Leave at once: Quit must end the app within a second.
+
+    The window's close already stopped the background work at a safe point or shut the
+    library so that leftover threads cannot write (see ``Session.shutdown``). What remains
+    (a batch being embedded, a model being loaded) is dropped by ending the process here
+    instead of waiting for it and for the interpreter's slow teardown of torch; the next start
+    resumes the indexing.
+    """
+    session.shutdown(0)  # no-op when the window did it; closes the library otherwise
+    if session.leftover_work():
+        logging.getLogger(__name__).info("quitting with %s still running", session.leftover_work())
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

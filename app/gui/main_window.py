@@ -48,6 +48,7 @@ from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
+from app.gui.library_tools import install_library_tools
 from app.gui.panels import EmptyState, ModelBanner, WelcomePage
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
@@ -69,6 +70,7 @@ SORT_LABELS = {
 PAGE_WELCOME, PAGE_RESULTS, PAGE_EMPTY = 0, 1, 2
 MODEL_LOAD_DELAY_MS = 120
 LIVE_BROWSE_LIMIT = 200
+QUIT_WAIT_MS = 600  # how long quitting waits for background work to stop at a safe point
 
 
 class ExampleChip(QFrame):
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         self._build_widgets()
         self._build_menus()
         self._connect_session()
+        self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
         self._restore_layout()
 
         self._show_page(PAGE_EMPTY)
@@ -853,19 +856,13 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             finetune.confirm_close = False
-        if self.session.busy() and not self._closing:
-            self._closing = True
-            run = self.session.indexing
-            assert run is not None
-            run.task.cancel()  # not a user cancel: the resume note stays in the library
-            self.indexing_status.label.setText("Finishing the current batch before quitting…")
-            self.indexing_status.stop.setEnabled(False)
-            self.setEnabled(False)
-            event.ignore()
-            return
+        if self.session.busy():
+            self.indexing_status.label.setText("Stopping…")
+            self.session.indexing.task.cancel()  # not a user cancel: it resumes next start
         self.settings.save_window(self.saveGeometry(), self.saveState(), self.splitter.saveState())
         for dialog in list(self._dialogs.values()):
             dialog.close()
-        self.thumbnails.shutdown()
-        self.session.shutdown()
+        self.library_tools.close_all()
+        self.thumbnails.shutdown(QUIT_WAIT_MS // 4)
+        self.session.shutdown(QUIT_WAIT_MS)  # the process ends within a second (app.gui.main)
         event.accept()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,7 +245,9 @@ class Session(QObject):
         self._next_search: SearchRequest | None = None
         self._info_task: Task | None = None
         self._info_again = False
+        self._queued: set[str] | None = set()  # folders to index after the run (None: all)
         self._closed = False
+        self.auto_indexer: Any = None
         self._info_timer = QTimer(self)
         self._info_timer.setInterval(2000)
         self._info_timer.timeout.connect(self.refresh_info)
@@ -480,6 +483,42 @@ class Session(QObject):
         self.indexingStarted.emit(run)
         return run
 
+    def index_soon(self, folders: Sequence[str] | None = None) -> IndexingRun | None:
+        """Index ``folders`` (None = all) now, or right after the run that is going on.
+
+        Watch folders, retries and rescans use this: a request that arrives during a run is
+        merged with the others and started when the run ends. Returns the run started now.
+        """
+        if self._closed:
+            return None
+        if self.indexing is None or not self.indexing.running:
+            return self.start_indexing(folders)
+        if folders is None or self._queued is None:
+            self._queued = None
+        else:
+            self._queued.update(os.path.abspath(f) for f in folders)
+        return None
+
+    @property
+    def queued_folders(self) -> list[str] | None:
+        """Folders waiting for the next run (``None``: every folder; ``[]``: nothing)."""
+        return None if self._queued is None else sorted(self._queued)
+
+    def _start_queued(self) -> None:
+        if self._closed or (self.indexing is not None and self.indexing.running):
+            return  # the queue waits for the end of that run
+        queued, self._queued = self._queued, set()
+        if queued is None or queued:
+            self.start_indexing(None if queued is None else sorted(queued))
+
+    @property
+    def model_name(self) -> str | None:
+        """The name of the model searches use (loaded, or the library's choice)."""
+        if self.choice is not None:
+            return self.choice.name
+        value = self.setting(config.LIB_MODEL)
+        return str(value) if value else None
+
     def _on_run_model(self, choice: ModelChoice) -> None:
         wanted = self.setting(config.LIB_MODEL)
         if self.choice is None or (wanted and choice.name == wanted):
@@ -495,27 +534,63 @@ class Session(QObject):
             self.load_model()  # the run could not provide the model; say why through a load
         self.refresh_info()
         self.indexingDone.emit(run)
+        if not self._closed and not run.user_cancelled and self._queued != set():
+            QTimer.singleShot(0, self._start_queued)
 
     def pending_resume(self) -> IndexRequest | None:
         """The run interrupted by the last quit, if any."""
         return IndexRequest.from_setting(self.setting(config.LIB_RESUME))
+
+    # -- watch folders --------------------------------------------------------------------------
+    def set_watching(self, enabled: bool) -> None:
+        """Turn watch folders on or off (new and changed photos are indexed while running)."""
+        if enabled and self.auto_indexer is None and not self._closed:
+            from app.gui.watcher import AutoIndexer
+
+            self.auto_indexer = AutoIndexer(self)
+        elif not enabled and self.auto_indexer is not None:
+            self.auto_indexer.stop()
+            self.auto_indexer.deleteLater()
+            self.auto_indexer = None
+
+    @property
+    def watching(self) -> bool:
+        """True while watch folders are on."""
+        return self.auto_indexer is not None
 
     # -- end ------------------------------------------------------------------------------------
     def busy(self) -> bool:
         """True while an indexing run is going on."""
         return self.indexing is not None and self.indexing.task.isRunning()
 
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        """Stop every worker (indexing keeps its resume note), then close the library."""
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Stop every worker within ``timeout_ms``, then close the library; true when all ended.
+
+        Indexing keeps its resume note (the next start goes on). A worker still running at the
+        deadline can no longer write: closing the store waits for a transaction in flight and
+        then refuses every call, so the library holds whole batches only (the app then ends
+        the process; see ``app.gui.main``). Calling it again waits for such leftovers.
+        """
+        deadline = time.monotonic() + timeout_ms / 1000
         if self._closed:
-            return
+            return self.tasks.stop_all(timeout_ms)
+        self.set_watching(False)
         self._closed = True
         self._info_timer.stop()
         if self.indexing is not None and self.indexing.task.isRunning():
             self.indexing.task.cancel()  # not a user cancel: the resume note stays
-            self.indexing.wait(timeout_ms)
-        self.tasks.stop_all(timeout_ms)
+        stopped = self.tasks.stop_all(max(0, int((deadline - time.monotonic()) * 1000)))
+        if self.indexing is not None and self.indexing.task.isRunning():
+            stopped = self.indexing.wait(max(0, int((deadline - time.monotonic()) * 1000)))
         try:
             self.library.close()
         except Exception:  # closing twice or after an error must not block quitting
             log.exception("closing the library failed")
+        return stopped
+
+    def leftover_work(self) -> list[str]:
+        """Names of workers still running after :meth:`shutdown`."""
+        names = [t.objectName() for t in self.tasks.running()]
+        if self.indexing is not None and self.indexing.task.isRunning():
+            names.append("indexing")
+        return names

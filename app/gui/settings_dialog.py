@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -68,6 +69,12 @@ class SettingsDialog(QDialog):
         self.excludes = QPlainTextEdit("\n".join(session.excludes), self)
         self.excludes.setObjectName("defaultExcludes")
         self.excludes.setMaximumHeight(110)
+        self.watch = QCheckBox("Index new, changed and removed photos while the app runs", self)
+        self.watch.setObjectName("watchFolders")
+        self.watch.setToolTip(
+            "Watches the library folders; a photo copied into one is searchable seconds later"
+        )
+        self.watch.setChecked(settings.watch_folders)
         note = QLabel(
             "Model, device, result count and exclusions are stored in the library and shared with "
             "the command line (lotlip-search). Exclusions apply to folders added from now on and "
@@ -83,6 +90,7 @@ class SettingsDialog(QDialog):
         form.addRow("Run models on:", self.device)
         form.addRow("Results per search:", self.results)
         form.addRow("Exclusions:", self.excludes)
+        form.addRow("Watch folders:", self.watch)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
@@ -122,6 +130,8 @@ class SettingsDialog(QDialog):
         session.set_setting(config.LIB_EXCLUDES, parse_excludes(self.excludes.toPlainText()))
         if (model, self.device.currentData()) != (old_model, old_device) and not session.busy():
             session.load_model()
+        self.settings.watch_folders = self.watch.isChecked()
+        session.set_watching(self.watch.isChecked())
         new_dir = Path(self.library.text().strip()).expanduser()
         if new_dir != session.library_dir:
             self.settings.library_dir = str(new_dir)

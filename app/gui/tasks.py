@@ -137,7 +137,10 @@ class Task(QThread):
             self.cancelled_.emit(None)
             return
         except Exception as exc:  # a task must never take the GUI down
-            log.exception("%s failed", self.objectName())
+            if self.is_cancelled():  # e.g. the library closed under it while quitting
+                log.debug("%s ended after cancel: %s", self.objectName(), exc)
+            else:
+                log.exception("%s failed", self.objectName())
             self._flush()
             self.error = error_message(exc)
             if self.is_cancelled():
@@ -184,11 +187,16 @@ class TaskSet(QObject):
         return [t for t in self._tasks if t.isRunning()]
 
     def stop_all(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel every task, then wait for each; true when all ended in time."""
+        """Cancel every task, then wait for them (``timeout_ms`` in all); true when all ended."""
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        return all(task.wait(timeout_ms) for task in tasks)
+        deadline = time.monotonic() + timeout_ms / 1000
+        ended = True
+        for task in tasks:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            ended = task.wait(left) and ended
+        return ended
 
 
 def run_task(

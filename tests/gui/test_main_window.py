@@ -107,7 +107,7 @@ def _drop(window: Any, paths: list[Path]) -> tuple[bool, bool]:
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     centre = QPointF(window.width() / 2, window.height() / 2)
     enter = QDragEnterEvent(
-        centre,
+        centre.toPoint(),  # PySide6 6.11 takes only a QPoint here
         Qt.DropAction.CopyAction,
         mime,
         Qt.MouseButton.LeftButton,

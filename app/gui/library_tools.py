@@ -1,0 +1,123 @@
+"""Hooks the library-management parts into the main window: Library ▸ Folders…, the errors
+view (also from the status bar's "N could not be read"), the waiting/Resume bar and watch
+folders. Kept out of ``main_window`` so that file only calls :func:`install_library_tools`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
+
+from app.gui.resume import ResumeBar, ResumeTracker
+
+
+class LibraryTools(QObject):
+    """The library-management parts of one main window."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.session = window.session  # type: ignore[attr-defined]
+        self.dialogs: dict[str, QWidget] = {}
+        self.folders_action = QAction("&Folders…", window)
+        self.folders_action.setObjectName("foldersAction")
+        self.folders_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
+        self.folders_action.setStatusTip("Library folders: counts, add, remove, exclude, rescan")
+        self.folders_action.triggered.connect(self.open_folders)
+        self.errors_action = QAction("Photos that could not be &read…", window)
+        self.errors_action.triggered.connect(lambda: self.open_errors(None))
+        menu = self._library_menu()
+        if menu is not None:
+            first = menu.actions()[1] if len(menu.actions()) > 1 else None
+            menu.insertAction(first, self.folders_action)
+            menu.insertAction(first, self.errors_action)
+        window.addAction(self.folders_action)
+
+        self.resume_bar = ResumeBar(window)
+        window.statusBar().addPermanentWidget(self.resume_bar)
+        self.resume = ResumeTracker(self.session, self.resume_bar)
+        self._counted_once = False
+        self.session.libraryInfo.connect(self._library_info)
+
+        counts = getattr(window, "counts_label", None)
+        if counts is not None:
+            self.counts_label = counts
+            counts.installEventFilter(self)
+
+    def _library_menu(self) -> QMenu | None:
+        for action in self.window.menuBar().actions():
+            if action.text().replace("&", "") == "Library" and action.menu() is not None:
+                return action.menu()  # type: ignore[return-value]
+        return None
+
+    def _library_info(self, info: Any) -> None:
+        counts = getattr(self, "counts_label", None)
+        if counts is not None:
+            clickable = bool(info.failures)
+            counts.setCursor(
+                Qt.CursorShape.PointingHandCursor if clickable else Qt.CursorShape.ArrowCursor
+            )
+            counts.setToolTip("Click to see which photos could not be read" if clickable else "")
+        if not self._counted_once and info.folders:
+            self._counted_once = True
+            self.resume.count()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """A click on "N could not be read" in the status bar opens the errors view."""
+        if (
+            watched is getattr(self, "counts_label", None)
+            and event.type() == QEvent.Type.MouseButtonRelease
+            and self.session.info.failures
+        ):
+            self.open_errors(None)
+            return True
+        return super().eventFilter(watched, event)
+
+    def _show(self, key: str, factory: Any) -> Any:
+        dialog = self.dialogs.get(key)
+        if dialog is None:
+            dialog = factory()
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.destroyed.connect(lambda _obj=None, k=key: self.dialogs.pop(k, None))
+            self.dialogs[key] = dialog
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def open_folders(self) -> Any:
+        """The Folders panel."""
+        from app.gui.folders_dialog import FoldersDialog
+
+        def make() -> Any:
+            dialog = FoldersDialog(self.session, self.window)
+            dialog.errorsRequested.connect(self.open_errors)
+            return dialog
+
+        return self._show("folders", make)
+
+    def open_errors(self, folder: str | None = None) -> Any:
+        """The errors view (all failures, or one folder's)."""
+        from app.gui.errors_view import ErrorsDialog
+
+        old = self.dialogs.get("errors")
+        if old is not None and getattr(old, "folder", None) != folder:
+            old.close()
+        return self._show("errors", lambda: ErrorsDialog(self.session, folder, self.window))
+
+    def close_all(self) -> None:
+        """Close the panels (the window is closing)."""
+        for dialog in list(self.dialogs.values()):
+            dialog.close()
+
+
+def install_library_tools(window: QMainWindow) -> LibraryTools:
+    """Add the library-management parts to ``window`` and turn on watch folders if wanted."""
+    tools = LibraryTools(window)
+    settings = getattr(window, "settings", None)
+    if settings is None or settings.watch_folders:
+        window.session.set_watching(True)  # type: ignore[attr-defined]
+    return tools
