@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -17,6 +17,59 @@ from PySide6.QtWidgets import (
 from app.gui.icons import app_icon
 
 WELCOME_TEXT_WIDTH = 560
+ELIDED_MIN_WIDTH = 60
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never asks for more width than it gets.
+
+    Text that does not fit is elided (``…``) and the full text becomes the tooltip, so long
+    summaries, file names and paths cannot widen the window.
+    """
+
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+    ) -> None:
+        super().__init__(parent)
+        self.mode = mode
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        """Set the full text (shown elided when needed; the tooltip always holds it)."""
+        super().setText(text)
+        self.setToolTip(text)
+        self.update()
+
+    def minimumSizeHint(self) -> QSize:
+        """A few characters wide: the layout decides the width, not the text."""
+        return QSize(
+            min(ELIDED_MIN_WIDTH, super().minimumSizeHint().width()),
+            super().minimumSizeHint().height(),
+        )
+
+    def sizeHint(self) -> QSize:
+        """The full text's size (used only when there is room)."""
+        return QSize(
+            self.fontMetrics().horizontalAdvance(self.text()) + 4, super().sizeHint().height()
+        )
+
+    def elided(self) -> str:
+        """The text as it is painted at the current width."""
+        return self.fontMetrics().elidedText(self.text(), self.mode, self.contentsRect().width())
+
+    def is_elided(self) -> bool:
+        """True when part of the text is hidden."""
+        return self.elided() != self.text()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        """Paint the elided text."""
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment()), self.elided())
 
 
 class ModelBanner(QFrame):
