@@ -257,9 +257,7 @@ def test_counter_follows_every_edit_and_the_cut_is_shown(qtbot: Any, make_window
     assert offset is not None and not tokenizer.count(huge[:offset]).truncated
 
 
-def test_not_terms_do_what_the_cli_not_does(
-    qtbot: Any, indexed: Any, searcher_model: str
-) -> None:
+def test_not_terms_do_what_the_cli_not_does(qtbot: Any, indexed: Any, searcher_model: str) -> None:
     window = indexed(model=searcher_model)
     text = "a red circle in the middle"
     window.not_edit.setText("blue, green")
