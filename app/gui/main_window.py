@@ -58,7 +58,7 @@ from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
-from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage
+from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
 from app.gui.requests import Filters, SearchOutcome, SearchRequest, same_query
@@ -326,8 +326,9 @@ class MainWindow(QMainWindow):
         if choice.warning:
             self.model_label.setToolTip(choice.warning)
         self.counter.set_counter(model.tokenizer.count)
-        if choice.is_bundled:
-            self.banner.set_model(choice.name, choice.warning)
+        demo = demo_ancestor(choice.name, getattr(model, "metadata", {}) or {})
+        if choice.is_bundled or demo is not None:  # a fine-tune of the demo is still a demo
+            self.banner.set_model(choice.name, choice.warning, demo)
             self.banner.show()
         else:
             self.banner.hide()
