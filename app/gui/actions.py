@@ -184,27 +184,33 @@ def build_menus(window: MainWindow) -> dict[str, QMenu]:
 
 
 def results_context_menu(window: MainWindow, items: Sequence[ResultItem]) -> QMenu:
-    """The right-click menu for the selected results (single-photo entries need one photo)."""
+    """The right-click menu for ``items`` (single-photo entries need exactly one photo).
+
+    Every entry acts on the photos the menu was opened for, even if the grid changes (a
+    search finishing) while the menu is open.
+    """
+    items = list(items)
+    first = items[0]
     menu = QMenu(window)
     menu.setObjectName("resultsMenu")
     one = len(items) == 1
     several = f" ({len(items)})" if len(items) > 1 else ""
     copy_label = "Copy path" if one else f"Copy {count_text(len(items), 'path')}"
     entries: list[tuple[str, Callable[[], Any], bool] | None] = [
-        ("View", window.view_current, one),
-        ("Open", window.open_current, one),
-        ("Show in folder", window.reveal_current, one),
+        ("View", lambda: window.view_item(first), one),
+        ("Open", lambda: window.open_item(first), one),
+        ("Show in folder", lambda: window.reveal_item(first), one),
         SEPARATOR,
-        (copy_label, window.copy_selected, True),
-        ("Copy image", window.copy_image_current, one),
-        (f"Export to folder…{several}", window.export_selected, True),
+        (copy_label, lambda: window.copy_paths(items), True),
+        ("Copy image", lambda: window.copy_image(first), one),
+        (f"Export to folder…{several}", lambda: window.export_items(items), True),
         SEPARATOR,
-        ("Find similar", window.similar_current, one),
-        (f"Captions…{several}", window.captions_selected, True),
+        ("Find similar", lambda: window.search_similar(first), one),
+        (f"Captions…{several}", lambda: window.open_captions(items), True),
         SEPARATOR,
         (
             f"Remove from library{several}",
-            window.remove_selected,
+            lambda: window.remove_items(items),
             not window.session.busy(),
         ),
     ]

@@ -281,7 +281,7 @@ class MainWindow(QMainWindow):
         self.indexing_status.stopRequested.connect(self.stop_indexing)
         self.indexing_status.detailsRequested.connect(self.open_wizard)
         bar = self.statusBar()
-        bar.addWidget(self.counts_label)
+        bar.addWidget(self.counts_label, 1)
         bar.addPermanentWidget(self.indexing_status)
         bar.addPermanentWidget(self.model_label)
 
@@ -458,6 +458,9 @@ class MainWindow(QMainWindow):
         self.outcome = outcome
         keep = self.view.current_item() if previous and previous.request == request else None
         self.thumbnails.cancel_pending()
+        menu = getattr(self, "context_menu", None)
+        if menu is not None and menu.isVisible():
+            menu.close()  # it was opened for photos of the results being replaced
         self.results.set_items(outcome.items, self.sort.currentData())
         n = len(outcome.items)
         if request.mode == "browse":
@@ -705,11 +708,14 @@ class MainWindow(QMainWindow):
 
     def export_selected(self, folder: str | None = None) -> Task | None:
         """Copy the selected files into a folder (asked for when ``folder`` is None)."""
+        return self.export_items(self.selected_items(), folder)
+
+    def export_items(self, items: list[ResultItem], folder: str | None = None) -> Task | None:
+        """Copy the files of ``items`` into a folder (asked for when ``folder`` is None)."""
         from PySide6.QtWidgets import QFileDialog
 
         from app.gui.export import export_files
 
-        items = self.selected_items()
         if not items:
             self._report("Select one or more photos to export", 5000)
             return None
@@ -738,7 +744,10 @@ class MainWindow(QMainWindow):
 
     def remove_selected(self, confirm: bool = True) -> Task | None:
         """Forget the selected photos (the files stay on disk; the next index skips them)."""
-        items = self.selected_items()
+        return self.remove_items(self.selected_items(), confirm)
+
+    def remove_items(self, items: list[ResultItem], confirm: bool = True) -> Task | None:
+        """Forget ``items`` (the files stay on disk; the next index skips them)."""
         if not items:
             return None
         if self.session.busy():
@@ -768,7 +777,7 @@ class MainWindow(QMainWindow):
 
     def _context_menu(self, position: QPoint) -> None:
         items = self.selected_items()
-        if items:
+        if items:  # the menu keeps these photos, whatever happens to the grid meanwhile
             self.context_menu = results_context_menu(self, items)
             self.context_menu.popup(self.view.viewport().mapToGlobal(position))
 
@@ -778,7 +787,11 @@ class MainWindow(QMainWindow):
         if self.viewer is None:
             self.viewer = PhotoViewer(self.results, self.session.tasks, self)
             self.viewer.closed.connect(self._viewer_closed)
-        self.viewer.show_row(self.results.row_of(item.path))
+        row = self.results.row_of(item.path)
+        if row < 0:  # the grid changed meanwhile
+            self._report(f"{item.name} is not among the results any more", 5000)
+            return self.viewer
+        self.viewer.show_row(row)
         self.viewer.showFullScreen()
         self.viewer.raise_()
         self.viewer.activateWindow()

@@ -28,6 +28,7 @@ from app.gui.thumbnails import load_scaled
 VIEWER_EDGE = 4096
 ZOOM_STEP = 1.25
 ZOOM_MIN, ZOOM_MAX = 0.05, 16.0
+KEYS_HINT = "      ← → move · + − zoom · 0 fit · 1 actual size · Esc back"
 
 
 class ZoomView(QWidget):
@@ -153,7 +154,7 @@ class PhotoViewer(QWidget):
         item = self.model.item(self.row)
         assert item is not None
         score = f" · score {item.score:.3f}" if item.score is not None else ""
-        self.caption.setText(f"{self.row + 1} / {count} · {item.path}{score}")
+        self.caption.setText(f"{self.row + 1} / {count} · {item.path}{score}{KEYS_HINT}")
         self.caption.setToolTip(item.path)
         self.view.set_image(None, "Loading…")
         if self._loading is not None:

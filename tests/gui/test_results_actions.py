@@ -87,6 +87,17 @@ def test_context_menu_acts_on_the_clicked_photo(qtbot: Any, window: Any) -> None
     assert Path(target.path).is_file()  # the file stays on disk
 
 
+def test_context_menu_keeps_its_photo_when_the_grid_changes(qtbot: Any, window: Any) -> None:
+    menu = right_click(window, 5)
+    target = window.results.item(5)
+    window.search_text("a red circle")  # a search finishes while the menu is open
+    qtbot.waitUntil(lambda: window.outcome.request.mode == "text", timeout=30_000)
+    assert not menu.isVisible()  # closed with the results it was opened for
+    actions = {a.text(): a for a in menu.actions()}
+    actions["Copy path"].trigger()
+    assert QGuiApplication.clipboard().text() == target.path
+
+
 def test_multi_select_batch_actions(qtbot: Any, window: Any, tmp_path: Path) -> None:
     window.view.setFocus()
     qtbot.keyClick(window.view, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
