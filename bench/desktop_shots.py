@@ -118,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         key("Right")
         shot("viewer")
         key("Escape")
-        shot("back-from-viewer", 1.0)
     finally:
         for process in reversed(started):
             process.terminate()

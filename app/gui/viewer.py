@@ -88,7 +88,9 @@ class ZoomView(QWidget):
         size = QSize(round(self.image.width() * scale), round(self.image.height() * scale))
         target = QRectF(0, 0, size.width(), size.height())
         target.moveCenter(QRectF(self.rect()).center() + self.offset)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1.0)
+        painter.setRenderHint(
+            QPainter.RenderHint.SmoothPixmapTransform, self.zoom is None or scale < 1.0
+        )
         painter.drawImage(target, self.image)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
