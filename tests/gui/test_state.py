@@ -251,6 +251,13 @@ def test_counter_follows_every_edit_and_the_cut_is_shown(qtbot: Any, make_window
     assert window.query.cut_text() == "" and window.query.extraSelections() == []
 
     huge = " ".join(f"word{i % 50}" for i in range(5_000))
+    window.query.set_text(huge)  # only its start is counted: the counter says "over"
+    window.counter.update_count()
+    assert window.counter.text().startswith("⚠ over ")
+    assert (
+        window.query.cut_at is not None
+        and not tokenizer.count(huge[: window.query.cut_at]).truncated
+    )
     started = time.perf_counter()
     offset = cut_offset(huge, tokenizer.count)
     assert time.perf_counter() - started < 0.5
