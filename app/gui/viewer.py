@@ -132,6 +132,11 @@ class PhotoViewer(QWidget):
         self.model = model
         self.tasks = tasks
         self.row = -1
+        self.path: str | None = None
+        # the grid may refresh while the viewer is open (new photos while indexing): stay on
+        # the same photo, wherever its row went
+        model.modelReset.connect(self._follow)
+        model.layoutChanged.connect(self._follow)
         self._loading: Task | None = None
         self.view = ZoomView(self)
         self.caption = QLabel(self)
@@ -148,13 +153,14 @@ class PhotoViewer(QWidget):
         """Show the photo at ``row`` (clamped to the rows there are)."""
         count = self.model.rowCount()
         if count == 0:
-            self.row = -1
+            self.row, self.path = -1, None
             self.view.set_image(None, "No photos")
             self.caption.setText("")
             return
         self.row = max(0, min(count - 1, row))
         item = self.model.item(self.row)
         assert item is not None
+        self.path = item.path
         score = f" · score {item.score:.3f}" if item.score is not None else ""
         self.caption.setText(f"{self.row + 1} / {count} · {item.path}{score}{KEYS_HINT}")
         self.caption.setToolTip(item.path)
@@ -169,8 +175,16 @@ class PhotoViewer(QWidget):
 
     def current_path(self) -> str | None:
         """The path of the photo shown."""
-        item = self.model.item(self.row)
-        return item.path if item is not None else None
+        return self.path
+
+    def _follow(self, *_args: object) -> None:
+        if self.path is None:
+            return
+        row = self.model.row_of(self.path)
+        if row >= 0:
+            self.row = row
+        elif self.isVisible():
+            self.show_row(self.row)  # the photo left the results: show the one now there
 
     def _loaded(self, path: str, image: QImage) -> None:
         if path == self.current_path():

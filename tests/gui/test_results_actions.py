@@ -194,6 +194,18 @@ def test_full_screen_viewer(qtbot: Any, window: Any) -> None:
     assert window.view.currentIndex().row() == SCENES - 1  # back with that photo selected
     assert window.preview.item == window.results.item(SCENES - 1)
 
+    # the grid refreshing meanwhile (new photos while indexing) keeps the viewer on its photo
+    window.view_item(window.results.item(2))
+    shown = viewer.current_path()
+    window.sort.setCurrentIndex(window.sort.findData("name"))
+    items = window.results.items()
+    before = window.results.row_of(shown)
+    window.results.set_items([i for i in items if i.path != items[0].path or i.path == shown])
+    assert viewer.current_path() == shown and window.results.item(viewer.row).path == shown
+    assert before == 0 or viewer.row == before - 1  # its row moved up, the viewer followed
+    qtbot.keyClick(viewer, Qt.Key.Key_Escape)
+    assert window.view.current_item().path == shown
+
     # a double-click opens it as well
     rect = window.view.visualRect(window.results.index(1))
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
