@@ -476,10 +476,7 @@ class MainWindow(QMainWindow):
             if request.not_text.strip():
                 text += f" · not {request.not_text.strip()}"
         if outcome.undated:
-            text += (
-                f" · {count_text(outcome.undated, 'photo')} in the dates without EXIF date "
-                "(file date used)"
-            )
+            text += f" · {outcome.undated:,} without EXIF date: file date used"
         self.summary.setText(text)
         warnings = [w for w in outcome.warnings if "word pieces" not in w]  # the counter says it
         if warnings:

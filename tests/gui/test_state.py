@@ -212,7 +212,7 @@ def test_date_filter_falls_back_to_the_file_date(
     outcome = wait_for(qtbot, window, "browse", lambda o: o.request.filters.has_dates)
     assert sorted(i.path for i in outcome.items) == sorted(str(p) for p in copies[:3])
     assert outcome.undated == 3
-    assert "3 photos in the dates without EXIF date (file date used)" in window.summary.text()
+    assert "3 without EXIF date: file date used" in window.summary.text()
 
     window.search_text("a red circle")
     outcome = wait_for(qtbot, window, "text")
