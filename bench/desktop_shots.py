@@ -28,7 +28,17 @@ QUERY = (
     "A red circle in the top left corner. A blue square below it. "
     "A yellow star on the right, all on a grey background."
 )
-DISPLAY_NUMBER = ":57"
+
+
+def free_display(first: int = 90) -> str:
+    """An X display number no server uses yet (other sessions may run their own Xvfb)."""
+    for number in range(first, first + 100):
+        if (
+            not Path(f"/tmp/.X{number}-lock").exists()
+            and not Path(f"/tmp/.X11-unix/X{number}").exists()
+        ):
+            return f":{number}"
+    sys.exit("no free X display number")
 
 
 def run(*command: str, env: dict[str, str]) -> str:
@@ -52,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="lotlip-desktop-"))
     gallery = work / "Pictures" / "Scenes"
+    display = free_display()
     env = dict(
         os.environ,
-        DISPLAY=DISPLAY_NUMBER,
+        DISPLAY=display,
         QT_QPA_PLATFORM="xcb",
         LOTLIP_SEARCH_LIBRARY=str(work / "library"),
         LOTLIP_SEARCH_GUI_CONFIG=str(work / "gui.ini"),
@@ -88,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
 
     try:
-        start("Xvfb", DISPLAY_NUMBER, "-screen", "0", f"{args.size}x24", "-dpi", "96")
+        start("Xvfb", display, "-screen", "0", f"{args.size}x24", "-dpi", "96")
         time.sleep(1.5)
         start("openbox")
         time.sleep(1.0)
