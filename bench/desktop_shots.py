@@ -117,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         key("ctrl+l")
         run("xdotool", "type", "--delay", "3", QUERY, env=env)
         key("Return")
-        time.sleep(4)
-        run("xdotool", "mousemove", "--window", window, "300", "330", "click", "1", env=env)
+        time.sleep(5)
+        for _ in range(2):  # the first click may only activate the window
+            run("xdotool", "windowactivate", "--sync", window, env=env)
+            run("xdotool", "mousemove", "--window", window, "300", "330", "click", "1", env=env)
+            time.sleep(1)
         shot("main-window", 2.5)
 
         run("xdotool", "mousemove", "--window", window, "500", "330", "click", "3", env=env)
