@@ -314,7 +314,7 @@ class ModelPanel(QWidget):
             )
             self.table.select(preferred.name)
         if not self.download or not self.download.running:
-            self.status.setText("")
+            self._show_offline_help()
         self._update_buttons()
         self.changed.emit()
 
@@ -324,11 +324,15 @@ class ModelPanel(QWidget):
 
     def _selection(self, *_args: object) -> None:
         self._update_buttons()
-        entry = self.selected()
         if not self.busy():
-            wanted = entry is not None and not entry.installed
-            self.status.setText(offline_html(entry.name) if wanted else "")  # type: ignore[union-attr]
+            self._show_offline_help()
         self.selectionChanged.emit(self.table.selected_name())
+
+    def _show_offline_help(self) -> None:
+        """For a model still to be fetched, how to install it by hand (else nothing)."""
+        entry = self.selected()
+        wanted = entry is not None and not entry.installed
+        self.status.setText(offline_html(entry.name) if wanted else "")  # type: ignore[union-attr]
 
     def busy(self) -> bool:
         """True while downloading or importing."""
