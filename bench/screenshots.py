@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     window.view.setFocus()
     wait(lambda: window.thumbnails.pending_count() == 0 and window.preview.image.has_image(),
          settle=0.5)  # fmt: skip
-    shot(window, "main-window")
+    # (main-window.png is a real screenshot of the whole screen: bench/desktop_shots.py)
 
     # fine-tune on the scenes' own captions (as if the user had described them)
     manifest = gallery / "manifest.jsonl"

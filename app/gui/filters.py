@@ -1,4 +1,8 @@
-"""The filter bar: which library folder, and an optional date range."""
+"""The filter bar: which library folder, and an optional date range.
+
+Both apply to every kind of search (a description, an example image, "find similar") and to
+browsing. The date is the EXIF capture date, or the file's date for photos without one.
+"""
 
 from __future__ import annotations
 
@@ -28,13 +32,17 @@ class FilterBar(QWidget):
         self.setObjectName("filters")
         self.folder = QComboBox(self)
         self.folder.setObjectName("folderFilter")
-        self.folder.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # a long folder name must not widen the window: fixed width, full path as tooltip
+        self.folder.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         self.folder.setMinimumContentsLength(14)
         self.folder.addItem(ALL_FOLDERS, None)
         self.folder.setToolTip("Only search photos in this library folder")
         self.use_dates = QCheckBox("Taken between", self)
         self.use_dates.setToolTip(
-            "Only photos with a capture date (EXIF) in this range; photos without one are left out"
+            "Only photos taken in this range: the EXIF capture date, or the file's date for "
+            "photos without one"
         )
         today = QDate.currentDate()
         self.date_from = QDateEdit(today.addYears(-1), self)
@@ -74,6 +82,7 @@ class FilterBar(QWidget):
         index = self.folder.findData(current) if current else 0
         self.folder.setCurrentIndex(max(0, index))
         self.folder.blockSignals(False)
+        self.folder.setToolTip(self.folder.currentData() or "Search every library folder")
         if current and index < 0:
             self._emit()
 
@@ -93,4 +102,5 @@ class FilterBar(QWidget):
         self._emit()
 
     def _emit(self, *_args: object) -> None:
+        self.folder.setToolTip(self.folder.currentData() or "Search every library folder")
         self.changed.emit(self.filters())

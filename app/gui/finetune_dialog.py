@@ -185,6 +185,24 @@ def metric_rows(before: dict[str, float], after: dict[str, float], heldout: bool
     return rows
 
 
+def worse_rows(rows: list[tuple]) -> list[tuple]:
+    """The rows of :func:`metric_rows` whose "after" is below "before"."""
+    return [r for r in rows if r[1] is not None and r[2] is not None and r[2] < r[1]]
+
+
+def worse_message(rows: list[tuple], heldout: bool) -> str:
+    """What the switch confirmation says: each worse measure with its numbers."""
+    where = "on the held-out photos" if heldout else "on the training photos"
+    lines = "".join(
+        f"<li>{label}: {100 * before:.1f} % → <b>{100 * after:.1f} %</b></li>"
+        for label, before, after in rows
+    )
+    return (
+        f"<p>The new model finds photos <b>worse</b> than the model it started from {where}:</p>"
+        f"<ul>{lines}</ul><p>Searches may get worse after switching. Use it anyway?</p>"
+    )
+
+
 class FinetuneDialog(QDialog):
     """Choose base model, data, mode and length; run; compare; switch."""
 
@@ -579,8 +597,17 @@ class FinetuneDialog(QDialog):
             self.status.setText("Stopping after the current step…")
 
     def switch_model(self) -> None:
-        """Make the new model the library's model and bring the index up to date for it."""
+        """Make the new model the library's model and bring the index up to date for it.
+
+        When any retrieval measure got worse, the switch needs an explicit confirmation that
+        shows the numbers (see :meth:`confirm_worse`).
+        """
         if self.plan is None or self.result is None:
+            return
+        heldout = bool(self.result.heldout_pairs)
+        worse = worse_rows(metric_rows(self.result.before, self.result.after, heldout))
+        if worse and not self.confirm_worse(worse, heldout):
+            self.status.setText("Kept the current model.")
             return
         name = self.plan.name
         self.session.set_setting("model", name)
@@ -589,6 +616,23 @@ class FinetuneDialog(QDialog):
         self.session.start_indexing(None, model=name)
         self.switch_button.setEnabled(False)
         self.status.setText(f"Now using {name}; the index is updated for it in the background.")
+
+    def confirm_worse(self, rows: list[tuple], heldout: bool) -> bool:
+        """Ask before switching to a model that measured worse (No is the default)."""
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "The new model measured worse",
+            worse_message(rows, heldout),
+            QMessageBox.StandardButton.NoButton,
+            self,
+        )
+        box.setObjectName("worseModelConfirmation")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        use = box.addButton("Use it anyway", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep the current model", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        box.exec()
+        return box.clickedButton() is use
 
     def closeEvent(self, event: Any) -> None:
         """Closing stops a run (after the current step)."""

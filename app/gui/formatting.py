@@ -88,14 +88,17 @@ class CounterState:
 
 
 def word_piece_counter(
-    word_pieces: int | None, capacity: int | None, truncated: bool
+    word_pieces: int | None, capacity: int | None, truncated: bool, *, at_least: bool = False
 ) -> CounterState:
-    """The counter text and warning level for a query of ``word_pieces`` against ``capacity``."""
+    """The counter text and warning level for a query of ``word_pieces`` against ``capacity``.
+
+    ``at_least``: only the start of a very long text was counted (``"over 400 / 124"``).
+    """
     if word_pieces is None or capacity is None:
         return CounterState("— word pieces", "empty", "The model is still loading.")
-    text = f"{word_pieces} / {capacity} word pieces"
+    text = f"{'over ' if at_least else ''}{word_pieces} / {capacity} word pieces"
     if truncated or word_pieces > capacity:
-        extra = word_pieces - capacity
+        extra = f"{'over ' if at_least else ''}{word_pieces - capacity}"
         return CounterState(
             text,
             "over",

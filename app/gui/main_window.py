@@ -6,33 +6,42 @@ reports. Layout::
 
     [ bundled-model banner                                              ]
     [ query box (multi-line)                        ] [Search]
-    [ folder / date filters          ] [example chip]  87 / 124 word pieces
+    [ folder / date filters ] [example chip] [not: …]  87 / 124 word pieces
     [ summary · sort · size ][                                          ]
     [ results grid (or welcome page)          ][ preview pane           ]
     [ status: counts · model · indexing progress                        ]
+
+Menus and the results' context menu are tables in :mod:`app.gui.actions`; the full-screen
+viewer is :mod:`app.gui.viewer`. The window never grows by itself: every text that could be
+long is elided (:class:`~app.gui.panels.ElidedLabel`) and only a size the user chose is saved.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QPoint, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
-    QAction,
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QKeySequence,
+    QResizeEvent,
     QShortcut,
     QShowEvent,
+    QStandardItemModel,
 )
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMessageBox,
     QPushButton,
@@ -44,20 +53,23 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import desktop
+from app.gui.actions import build_menus, results_context_menu
 from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
 from app.gui.library_tools import install_library_tools
-from app.gui.panels import EmptyState, ModelBanner, WelcomePage
+from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
-from app.gui.requests import Filters, SearchOutcome, SearchRequest
+from app.gui.requests import Filters, SearchOutcome, SearchRequest, same_query
 from app.gui.results import ResultItem, ResultsModel, local_image_paths
 from app.gui.results_view import ResultsView
 from app.gui.session import IndexingRun, LibraryInfo, Session
 from app.gui.status import IndexingStatus, counts_line
-from app.gui.thumbnails import ThumbnailCache
+from app.gui.tasks import Task, bound
+from app.gui.thumbnails import ThumbnailCache, load_scaled
+from app.gui.viewer import PhotoViewer
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +83,8 @@ PAGE_WELCOME, PAGE_RESULTS, PAGE_EMPTY = 0, 1, 2
 MODEL_LOAD_DELAY_MS = 120
 LIVE_BROWSE_LIMIT = 200
 QUIT_WAIT_MS = 600  # how long quitting waits for background work to stop at a safe point
+DEFAULT_SIZE = QSize(1180, 760)
+CLIPBOARD_EDGE = 8192
 
 
 class ExampleChip(QFrame):
@@ -81,7 +95,8 @@ class ExampleChip(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("exampleChip")
-        self.label = QLabel(self)
+        self.label = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
+        self.label.setMaximumWidth(260)
         clear = QPushButton("✕", self)
         clear.setFlat(True)
         clear.setFixedWidth(24)
@@ -115,12 +130,15 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._welcome_dismissed = False
         self._dialogs: dict[str, QWidget] = {}
+        self.viewer: PhotoViewer | None = None
+        self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
         self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
         self.results = ResultsModel(self)
-        self.results.set_items([], self.settings.sort_order)
+        self.results.set_items([], self.browse_order())
         self._build_widgets()
-        self._build_menus()
+        build_menus(self)
+        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()
         self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
         self._restore_layout()
@@ -150,6 +168,16 @@ class MainWindow(QMainWindow):
         self.filters.changed.connect(self._filters_changed)
         self.example = ExampleChip(self)
         self.example.cleared.connect(self._clear_example)
+        self.not_edit = QLineEdit(self)
+        self.not_edit.setObjectName("notTerms")
+        self.not_edit.setPlaceholderText("dogs, people")
+        self.not_edit.setClearButtonEnabled(True)
+        self.not_edit.setToolTip(
+            "Steer away from these (like the command line's --not); Enter searches again"
+        )
+        self.not_edit.setMinimumWidth(90)
+        self.not_edit.setMaximumWidth(200)
+        self.not_edit.returnPressed.connect(self._not_changed)
 
         self.query_bar = QWidget(self)
         query_row = QHBoxLayout(self.query_bar)
@@ -165,15 +193,19 @@ class MainWindow(QMainWindow):
         filter_row.setContentsMargins(0, 0, 0, 0)
         filter_row.addWidget(self.filters, 1)
         filter_row.addWidget(self.example)
+        not_label = QLabel("Not:", self)
+        not_label.setBuddy(self.not_edit)
+        filter_row.addWidget(not_label)
+        filter_row.addWidget(self.not_edit)
         filter_row.addWidget(self.counter)
 
-        self.summary = QLabel(self)
+        self.summary = ElidedLabel("", self)
         self.summary.setObjectName("resultsSummary")
         self.sort = QComboBox(self)
         self.sort.setObjectName("sortOrder")
         for key in SORT_ORDERS:
             self.sort.addItem(SORT_LABELS[key], key)
-        self.sort.setCurrentIndex(SORT_ORDERS.index(self.settings.sort_order))
+        self.sort.setCurrentIndex(SORT_ORDERS.index(self.browse_order()))
         self.sort.currentIndexChanged.connect(self._sort_changed)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.size_slider.setObjectName("thumbSize")
@@ -197,9 +229,10 @@ class MainWindow(QMainWindow):
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
         self.view.currentItemChanged.connect(self._current_changed)
-        self.view.openRequested.connect(self.open_item)
+        self.view.openRequested.connect(lambda _item: self.view_current())
         self.view.previewRequested.connect(self._preview_item)
         self.view.escapePressed.connect(self.focus_query)
+        self.view.contextMenuRequested.connect(self._context_menu)
         self.empty = EmptyState(self)
         self.welcome = WelcomePage(self)
         self.welcome.chooseFoldersRequested.connect(self.open_wizard)
@@ -218,7 +251,7 @@ class MainWindow(QMainWindow):
 
         self.preview = PreviewPane(self.session.tasks, self)
         self.preview.openRequested.connect(self.open_item)
-        self.preview.revealRequested.connect(lambda item: desktop.reveal_in_file_manager(item.path))
+        self.preview.revealRequested.connect(self.reveal_item)
         self.preview.copyRequested.connect(lambda item: self.copy_paths([item]))
         self.preview.similarRequested.connect(self.search_similar)
         self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
@@ -242,96 +275,18 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
-        self.counts_label = QLabel(self)
+        self.counts_label = ElidedLabel("", self)
         self.counts_label.setObjectName("countsLabel")
-        self.model_label = QLabel("Loading model…", self)
+        self.model_label = ElidedLabel("Loading model…", self)
         self.model_label.setObjectName("modelLabel")
+        self.model_label.setMaximumWidth(320)
         self.indexing_status = IndexingStatus(self)
         self.indexing_status.stopRequested.connect(self.stop_indexing)
         self.indexing_status.detailsRequested.connect(self.open_wizard)
         bar = self.statusBar()
-        bar.addWidget(self.counts_label)
+        bar.addWidget(self.counts_label, 1)
         bar.addPermanentWidget(self.indexing_status)
         bar.addPermanentWidget(self.model_label)
-
-    def _action(
-        self, text: str, slot: Any, shortcut: QKeySequence | str | None = None, tip: str = ""
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&Library")
-        self.index_action = self._action(
-            "&Add photo folders…", self.open_wizard, "Ctrl+I", "Choose folders and index them"
-        )
-        file_menu.addAction(self.index_action)
-        file_menu.addAction(
-            self._action("&Update index", self.update_index, "F5", "Index new and changed photos")
-        )
-        file_menu.addAction(
-            self._action("Import &captions…", self.import_captions, tip="Caption file or folder")
-        )
-        file_menu.addSeparator()
-        file_menu.addAction(
-            self._action("&Settings…", self.open_settings, QKeySequence.StandardKey.Preferences)
-        )
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
-
-        search_menu = menu.addMenu("&Search")
-        search_menu.addAction(self._action("&Focus query", self.focus_query, "Ctrl+L"))
-        QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
-        search_menu.addAction(
-            self._action("Search by &example image…", self.choose_example, "Ctrl+E")
-        )
-        search_menu.addAction(
-            self._action("Find &similar", self._similar_current, "Ctrl+M", "More like this one")
-        )
-        search_menu.addAction(
-            self._action("Show &all photos", self.browse, "Ctrl+Shift+A", "Browse the library")
-        )
-        search_menu.addSeparator()
-        self.recent_menu = search_menu.addMenu("&Recent descriptions")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-
-        photo_menu = menu.addMenu("&Photo")
-        photo_menu.addAction(self._action("&Open", self._open_current, "Ctrl+O"))
-        photo_menu.addAction(self._action("Show in &folder", self._reveal_current, "Ctrl+Shift+O"))
-        photo_menu.addAction(self._action("&Copy path", self._copy_selected, "Ctrl+Shift+C"))
-        photo_menu.addSeparator()
-        photo_menu.addAction(
-            self._action("Edit c&aptions…", lambda: self.open_captions(None), "Ctrl+Shift+E")
-        )
-
-        view_menu = menu.addMenu("&View")
-        self.preview_action = self._action("&Preview pane", self._toggle_preview, "F9")
-        self.preview_action.setCheckable(True)
-        self.preview_action.setChecked(self.settings.preview_visible)
-        view_menu.addAction(self.preview_action)
-        view_menu.addAction(
-            self._action("&Larger thumbnails", lambda: self._step_size(+32), "Ctrl+=")
-        )
-        view_menu.addAction(
-            self._action("&Smaller thumbnails", lambda: self._step_size(-32), "Ctrl+-")
-        )
-
-        tools_menu = menu.addMenu("&Tools")
-        tools_menu.addAction(self._action("&Models…", lambda: self.open_models(False)))
-        tools_menu.addAction(
-            self._action("&Fine-tune on my captions…", self.open_finetune, "Ctrl+Shift+T")
-        )
-
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, "F1"))
-        help_menu.addAction(self._action("&About LoTLIP Search", self.show_about))
 
     def _connect_session(self) -> None:
         s = self.session
@@ -351,7 +306,8 @@ class MainWindow(QMainWindow):
     def _restore_layout(self) -> None:
         geometry = self.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1180, 760)
+            self.resize(self._default_size())
+        self._user_size = self.size()
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
@@ -370,10 +326,12 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
         tag = " (bundled demo)" if choice.is_bundled else ""
         self.model_label.setText(f"Model: {choice.name}{tag} on {model.device.type}")
-        self.model_label.setToolTip(choice.warning or "")
+        if choice.warning:
+            self.model_label.setToolTip(choice.warning)
         self.counter.set_counter(model.tokenizer.count)
-        if choice.is_bundled:
-            self.banner.set_model(choice.name, choice.warning)
+        demo = demo_ancestor(choice.name, getattr(model, "metadata", {}) or {})
+        if choice.is_bundled or demo is not None:  # a fine-tune of the demo is still a demo
+            self.banner.set_model(choice.name, choice.warning, demo)
             self.banner.show()
         else:
             self.banner.hide()
@@ -436,50 +394,55 @@ class MainWindow(QMainWindow):
             if failed:
                 text += f", {failed} could not be read"
             self.statusBar().showMessage(text, 15000)
-        if self._closing:
-            self.close()
+        if self._closing:  # quitting: nothing more to show
             return
         if self.request is None or self.request.mode == "browse":
             self.browse()
 
     # -- searching ------------------------------------------------------------------------------
+    def _request(self, **what: Any) -> SearchRequest:
+        """A request for ``what`` with the current filters, not-terms and result count."""
+        return SearchRequest(
+            filters=self.filters.filters(),
+            top=self.session.result_count,
+            not_text=self.not_edit.text(),
+            **what,
+        )
+
     def search_text(self, text: str) -> None:
         """Search for a paragraph (an empty query shows the whole library)."""
         self.example.hide()
         self.settings.add_recent_query(text)
-        self.run_request(
-            SearchRequest(text=text, filters=self.filters.filters(), top=self.session.result_count)
-        )
+        self.run_request(self._request(text=text))
 
     def search_like(self, path: Path | str) -> None:
         """Search for photos that look like the image at ``path``."""
         path = Path(path)
         self.example.show_for(f"Photos like {path.name}")
         self.example.setToolTip(str(path))
-        self.run_request(
-            SearchRequest(like=path, filters=self.filters.filters(), top=self.session.result_count)
-        )
+        self.run_request(self._request(like=path))
 
     def search_similar(self, item: ResultItem) -> None:
         """Photos similar to a library photo."""
         self.example.show_for(f"Photos like {item.name}")
         self.example.setToolTip(item.path)
-        self.run_request(
-            SearchRequest(
-                similar_to=item.id,
-                similar_name=item.name,
-                filters=self.filters.filters(),
-                top=self.session.result_count,
-            )
-        )
+        self.run_request(self._request(similar_to=item.id, similar_name=item.name))
 
     def browse(self) -> None:
-        """Show the library's photos (no query), newest first."""
+        """Show the library's photos (no query), in the browsing order (newest first)."""
         self.run_request(SearchRequest(filters=self.filters.filters()), quiet=True)
 
     def run_request(self, request: SearchRequest, *, quiet: bool = False) -> None:
-        """Send ``request`` to the session (queued until the model is ready if needed)."""
-        self.request = request
+        """Send ``request`` to the session (queued until the model is ready if needed).
+
+        A new search shows its best match first and says so in the sort box; browsing has no
+        "best match" and shows its own order there.
+        """
+        previous, self.request = self.request, request
+        if request.mode == "browse":
+            self._show_sort(self.browse_order(), relevance=False)
+        elif previous is None or not same_query(previous, request):
+            self._show_sort("relevance", relevance=True)
         if request.mode != "browse" and self.session.searcher is None:
             self._pending_request = request
             if self.session.model_error:
@@ -497,10 +460,10 @@ class MainWindow(QMainWindow):
         self.outcome = outcome
         keep = self.view.current_item() if previous and previous.request == request else None
         self.thumbnails.cancel_pending()
-        order = self.sort.currentData()
-        if request.mode == "browse" and order == "relevance":
-            order = "newest"
-        self.results.set_items(outcome.items, order)
+        menu = getattr(self, "context_menu", None)
+        if menu is not None and menu.isVisible():
+            menu.close()  # it was opened for photos of the results being replaced
+        self.results.set_items(outcome.items, self.sort.currentData())
         n = len(outcome.items)
         if request.mode == "browse":
             text = f"{count_text(n, 'photo')} in the library"
@@ -512,6 +475,10 @@ class MainWindow(QMainWindow):
             )
             if outcome.truncated:
                 text += " · description cut to what the model reads"
+            if request.not_text.strip():
+                text += f" · not {request.not_text.strip()}"
+        if outcome.undated:
+            text += f" · {outcome.undated:,} without EXIF date: file date used"
         self.summary.setText(text)
         warnings = [w for w in outcome.warnings if "word pieces" not in w]  # the counter says it
         if warnings:
@@ -536,8 +503,12 @@ class MainWindow(QMainWindow):
                 )
         else:
             self._show_empty(
-                "No photos found. Try describing it differently, or widen the filters."
+                outcome.empty_reason
+                or "No photos found. Try describing it differently, or widen the filters."
             )
+        if not n:
+            self.view.setCurrentIndex(QModelIndex())
+            self.preview.set_item(None)  # nothing is selected, so nothing is previewed
 
     def _search_failed(self, message: str) -> None:
         self.summary.setText("Search failed")
@@ -558,19 +529,28 @@ class MainWindow(QMainWindow):
 
     def _filters_changed(self, _filters: Filters) -> None:
         if self.request is not None:
-            self.run_request(
-                SearchRequest(
-                    text=self.request.text,
-                    like=self.request.like,
-                    similar_to=self.request.similar_to,
-                    similar_name=self.request.similar_name,
-                    filters=self.filters.filters(),
-                    top=self.request.top,
-                ),
-                quiet=self.request.mode == "browse",
-            )
+            self._search_again()
 
-    def _fill_recent(self) -> None:
+    def _not_changed(self) -> None:
+        if self.request is not None and self.request.mode != "browse":
+            self._search_again()
+        elif self.query.text().strip():
+            self.search_text(self.query.text())
+
+    def _search_again(self) -> None:
+        """The current search with the filters and not-terms as they are now."""
+        assert self.request is not None
+        self.run_request(
+            replace(
+                self.request,
+                filters=self.filters.filters(),
+                not_text=self.not_edit.text() if self.request.mode != "browse" else "",
+            ),
+            quiet=self.request.mode == "browse",
+        )
+
+    def fill_recent(self) -> None:
+        """Fill Search ▸ Recent descriptions (just before it opens)."""
         self.recent_menu.clear()
         queries = self.settings.recent_queries()
         for text in queries[:15]:
@@ -600,22 +580,44 @@ class MainWindow(QMainWindow):
 
     def _preview_item(self, item: ResultItem) -> None:
         if not self.preview.isVisible():
-            self._toggle_preview(True)
+            self.toggle_preview(True)
         self.preview.set_item(item)
+
+    def browse_order(self) -> str:
+        """The order browsing uses (the saved choice; "best match" means nothing there)."""
+        order = self.settings.sort_order
+        return "newest" if order == "relevance" else order
+
+    def _show_sort(self, order: str, *, relevance: bool) -> None:
+        """Show ``order`` in the sort box (no re-sort); ``relevance``: offer "Best match"."""
+        model = self.sort.model()
+        assert isinstance(model, QStandardItemModel)
+        item = model.item(self.sort.findData("relevance"))
+        item.setEnabled(relevance)
+        item.setToolTip("" if relevance else "Browsing has no best match")
+        self.sort.blockSignals(True)
+        self.sort.setCurrentIndex(self.sort.findData(order))
+        self.sort.blockSignals(False)
 
     def _sort_changed(self, _index: int) -> None:
         order = self.sort.currentData()
-        self.settings.sort_order = order
+        if order != "relevance":
+            self.settings.sort_order = order
         self.results.set_order(order)
+        current = self.view.currentIndex()
+        if current.isValid():
+            self.view.scrollTo(current)
 
     def _size_changed(self, value: int) -> None:
         self.view.set_edge(value)
         self.settings.thumb_size = value
 
-    def _step_size(self, step: int) -> None:
+    def step_size(self, step: int) -> None:
+        """Larger (positive) or smaller thumbnails."""
         self.size_slider.setValue(self.size_slider.value() + step)
 
-    def _toggle_preview(self, visible: bool | None = None) -> None:
+    def toggle_preview(self, visible: bool | None = None) -> None:
+        """Show or hide the preview pane (None: toggle)."""
         show = not self.preview.isVisible() if visible is None else bool(visible)
         self.preview.setVisible(show)
         self.preview_action.setChecked(show)
@@ -627,35 +629,181 @@ class MainWindow(QMainWindow):
         current = self.view.current_item()
         return items or ([current] if current is not None else [])
 
+    def _report(self, message: str, timeout_ms: int = 8000) -> None:
+        self.statusBar().showMessage(message, timeout_ms)
+
+    def _missing(self, item: ResultItem) -> bool:
+        """Say so when the photo's file is gone (moved, deleted, drive unplugged)."""
+        if os.path.exists(item.path):
+            return False
+        self._report(f"{item.name} is no longer at {os.path.dirname(item.path)}")
+        return True
+
     def open_item(self, item: ResultItem) -> None:
-        """Open a photo in the default application."""
-        if not desktop.open_file(item.path):
-            self.statusBar().showMessage(f"No application could open {item.name}", 8000)
+        """Open a photo in the default application (a failure is reported)."""
+        if not self._missing(item) and not desktop.open_file(item.path):
+            self._report(f"No application could open {item.name}")
+
+    def reveal_item(self, item: ResultItem) -> None:
+        """Show a photo in the file manager (a failure is reported like :meth:`open_item`)."""
+        if not self._missing(item) and not desktop.reveal_in_file_manager(item.path):
+            self._report(f"No file manager could show {item.name}")
 
     def copy_paths(self, items: list[ResultItem]) -> None:
         """Copy paths of ``items`` to the clipboard."""
         desktop.copy_paths([i.path for i in items])
-        self.statusBar().showMessage(f"Copied {count_text(len(items), 'path')}", 3000)
+        self._report(f"Copied {count_text(len(items), 'path')}", 3000)
 
-    def _open_current(self) -> None:
+    def copy_image(self, item: ResultItem) -> None:
+        """Put the photo itself on the clipboard (decoded in a worker, EXIF-oriented)."""
+        if self._missing(item):
+            return
+        path = item.path
+        task = Task(lambda _r, _c: load_scaled(path, CLIPBOARD_EDGE), name="copy-image")
+        task.succeeded.connect(bound(self, lambda image: self._image_copied(item, image)))
+        task.failed.connect(
+            bound(self, lambda message: self._report(f"Cannot copy {item.name}: {message}"))
+        )
+        self.session.tasks.start(task)
+
+    def _image_copied(self, item: ResultItem, image: Any) -> None:
+        QGuiApplication.clipboard().setImage(image)
+        self._report(f"Copied the image {item.name}", 3000)
+
+    def _with_current(self, action: Any) -> None:
         item = self.view.current_item()
         if item is not None:
-            self.open_item(item)
+            action(item)
 
-    def _reveal_current(self) -> None:
-        item = self.view.current_item()
-        if item is not None:
-            desktop.reveal_in_file_manager(item.path)
+    def view_current(self) -> None:
+        """Open the current photo in the full-screen viewer (Enter, double-click)."""
+        self._with_current(self.view_item)
 
-    def _copy_selected(self) -> None:
+    def open_current(self) -> None:
+        """Open the current photo in the default application."""
+        self._with_current(self.open_item)
+
+    def reveal_current(self) -> None:
+        """Show the current photo in the file manager."""
+        self._with_current(self.reveal_item)
+
+    def copy_image_current(self) -> None:
+        """Copy the current photo as an image."""
+        self._with_current(self.copy_image)
+
+    def similar_current(self) -> None:
+        """Photos similar to the current one."""
+        self._with_current(self.search_similar)
+
+    def copy_selected(self) -> None:
+        """Copy the paths of the selected photos."""
         items = self.selected_items()
         if items:
             self.copy_paths(items)
 
-    def _similar_current(self) -> None:
-        item = self.view.current_item()
-        if item is not None:
-            self.search_similar(item)
+    def captions_selected(self) -> None:
+        """Caption editor for the selected photos."""
+        self.open_captions(None)
+
+    def export_selected(self, folder: str | None = None) -> Task | None:
+        """Copy the selected files into a folder (asked for when ``folder`` is None)."""
+        return self.export_items(self.selected_items(), folder)
+
+    def export_items(self, items: list[ResultItem], folder: str | None = None) -> Task | None:
+        """Copy the files of ``items`` into a folder (asked for when ``folder`` is None)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from app.gui.export import export_files
+
+        if not items:
+            self._report("Select one or more photos to export", 5000)
+            return None
+        if not folder:
+            folder = QFileDialog.getExistingDirectory(
+                self, f"Export {count_text(len(items), 'photo')} to", str(Path.home())
+            )
+            if not folder:
+                return None
+        paths = [i.path for i in items]
+        target = folder
+        task = Task(lambda _r, cancelled: export_files(paths, target, cancelled), name="export")
+        task.succeeded.connect(bound(self, lambda report: self._exported(report, target)))
+        task.failed.connect(bound(self, lambda message: self._report(f"Export failed: {message}")))
+        self._report(f"Copying {count_text(len(paths), 'photo')} to {folder}…", 0)
+        return self.session.tasks.start(task)
+
+    def _exported(self, report: Any, folder: str) -> None:
+        text = f"Copied {count_text(len(report.copied), 'photo')} to {folder}"
+        if report.failed:
+            path, reason = report.failed[0]
+            text += (
+                f"; {len(report.failed)} could not be copied ({os.path.basename(path)}: {reason})"
+            )
+        self._report(text, 15000)
+
+    def remove_selected(self, confirm: bool = True) -> Task | None:
+        """Forget the selected photos (the files stay on disk; the next index skips them)."""
+        return self.remove_items(self.selected_items(), confirm)
+
+    def remove_items(self, items: list[ResultItem], confirm: bool = True) -> Task | None:
+        """Forget ``items`` (the files stay on disk; the next index skips them)."""
+        if not items:
+            return None
+        if self.session.busy():
+            self._report("Wait for the indexing to finish before removing photos", 8000)
+            return None
+        what = items[0].name if len(items) == 1 else count_text(len(items), "photo")
+        if confirm:
+            answer = QMessageBox.question(
+                self,
+                "Remove from library",
+                f"Remove {what} from the library? The files stay on disk, and updating the "
+                "index will not add them again.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        library, paths = self.session.library, [i.path for i in items]
+        task = Task(lambda _r, _c: sum(library.forget(p) for p in paths), name="remove")
+        task.succeeded.connect(bound(self, lambda n: self._removed(n)))
+        task.failed.connect(bound(self, lambda message: self._report(f"Cannot remove: {message}")))
+        return self.session.tasks.start(task)
+
+    def _removed(self, count: int) -> None:
+        self._report(f"Removed {count_text(count, 'photo')} from the library", 8000)
+        self.session.refresh_info()
+        if self.request is not None:
+            self._search_again()
+
+    def _context_menu(self, position: QPoint) -> None:
+        items = self.selected_items()
+        if items:  # the menu keeps these photos, whatever happens to the grid meanwhile
+            self.context_menu = results_context_menu(self, items)
+            self.context_menu.popup(self.view.viewport().mapToGlobal(position))
+
+    # -- the full-screen viewer -----------------------------------------------------------------
+    def view_item(self, item: ResultItem) -> PhotoViewer:
+        """Show ``item`` in the full-screen viewer; Esc comes back with its photo selected."""
+        if self.viewer is None:
+            self.viewer = PhotoViewer(self.results, self.session.tasks, self)
+            self.viewer.closed.connect(self._viewer_closed)
+        row = self.results.row_of(item.path)
+        if row < 0:  # the grid changed meanwhile
+            self._report(f"{item.name} is not among the results any more", 5000)
+            return self.viewer
+        self.viewer.show_row(row)
+        self.viewer.showFullScreen()
+        self.viewer.raise_()
+        self.viewer.activateWindow()
+        self.viewer.setFocus()
+        return self.viewer
+
+    def _viewer_closed(self, row: int) -> None:
+        if row >= 0:
+            index = self.results.index(row)
+            self.view.setCurrentIndex(index)
+            self.view.scrollTo(index)
+        self.activateWindow()
+        self.view.setFocus()
 
     def focus_query(self) -> None:
         """Put the cursor in the query box with its text selected (Ctrl+L, Ctrl+F)."""
@@ -787,12 +935,16 @@ class MainWindow(QMainWindow):
             ("Ctrl+L, Ctrl+F", "Type a description"),
             ("Enter / Shift+Enter", "Search / new line in the description"),
             ("Arrow keys", "Move through the results"),
-            ("Enter, double-click", "Open the photo"),
+            ("Enter, double-click", "View full screen (arrows move, +/- zoom, 0 fits, Esc back)"),
+            ("Ctrl+O", "Open in the default application"),
+            ("Ctrl+A, Ctrl/Shift-click", "Select several photos"),
+            ("Right click", "Photo actions"),
             ("Space", "Show it in the preview pane"),
             ("Escape", "Back to the description"),
             ("Ctrl+M", "Find similar photos"),
             ("Ctrl+E", "Search by an example image (or drop one on the window)"),
             ("Ctrl+Shift+C", "Copy the paths of the selected photos"),
+            ("Ctrl+Shift+X", "Export the selected files to a folder"),
             ("Ctrl+Shift+O", "Show in the file manager"),
             ("Ctrl+= / Ctrl+-", "Larger / smaller thumbnails"),
             ("F9", "Show or hide the preview"),
@@ -845,6 +997,30 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(0, lambda: apply_theme(app))
         super().changeEvent(event)
 
+    def _default_size(self) -> QSize:
+        """The first-start size, within the screen's free area (a 1024×640 screen fits)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            return DEFAULT_SIZE
+        free = screen.availableGeometry().size()
+        return DEFAULT_SIZE.boundedTo(free - QSize(40, 60)).expandedTo(QSize(640, 400))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Remember sizes the user chose (spontaneous resizes come from the window manager)."""
+        super().resizeEvent(event)
+        if event.spontaneous() and not (self.isMaximized() or self.isFullScreen()):
+            self._user_size = event.size()
+
+    def _save_layout(self) -> None:
+        """Save the geometry as the user left it: a size the window grew to by itself is not."""
+        if (
+            self._user_size is not None
+            and self.size() != self._user_size
+            and not (self.isMaximized() or self.isFullScreen())
+        ):
+            self.resize(self._user_size)
+        self.settings.save_window(self.saveGeometry(), self.saveState(), self.splitter.saveState())
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop indexing safely (it resumes next start), remember the layout, shut down."""
         finetune = self._dialogs.get("finetune")
@@ -856,10 +1032,11 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             finetune.confirm_close = False
+        self._closing = True
         if self.session.busy():
             self.indexing_status.label.setText("Stopping…")
             self.session.indexing.task.cancel()  # not a user cancel: it resumes next start
-        self.settings.save_window(self.saveGeometry(), self.saveState(), self.splitter.saveState())
+        self._save_layout()
         for dialog in list(self._dialogs.values()):
             dialog.close()
         self.library_tools.close_all()

@@ -7,6 +7,7 @@ with download (progress + cancel) and import.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,27 @@ def import_model(source: Path, name: str, vocab: Path | None) -> Path:
     return registry.import_official(source, vocab=vocab, name=name)
 
 
+def proposed_import_name(selected: ModelEntry | None, source: Path) -> str:
+    """The name Import… proposes: the selected model's when it is one still to be fetched
+    (the user fetched its files by hand), else the file's or folder's own name."""
+    if selected is not None and not selected.installed:
+        return selected.name
+    return source.stem if source.suffix else source.name
+
+
+def offline_html(name: str) -> str:
+    """How to install official model ``name`` without network here, with selectable links."""
+    from lotlip import registry
+
+    info = registry.OFFICIAL_MODELS[name]
+    links = "<br>".join(f'<a href="{url}">{url}</a>' for url in (info.url, info.vocab_url))
+    return (
+        f"No network here? On a computer that has it, fetch<br>{links}<br>copy both files into "
+        "one folder here, press <b>Import…</b> and choose the .pt file (the vocab.txt next to "
+        f"it is found by itself). Import proposes the name {name}."
+    )
+
+
 class ModelTable(QTreeWidget):
     """Name, kind, size and (optionally) how many library photos each model has indexed."""
 
@@ -223,7 +245,7 @@ class ModelPanel(QWidget):
         self.download_button = QPushButton("Download…", self)
         self.download_button.setObjectName("downloadModel")
         self.download_button.setToolTip("Download the selected official model from Hugging Face")
-        self.download_button.clicked.connect(self.start_download)
+        self.download_button.clicked.connect(lambda: self.start_download())
         self.import_button = QPushButton("Import…", self)
         self.import_button.setToolTip(
             "Import an official checkpoint (.pt) you fetched yourself, or a model folder"
@@ -232,6 +254,10 @@ class ModelPanel(QWidget):
         self.status = QLabel(self)
         self.status.setObjectName("mutedLabel")
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status.setOpenExternalLinks(True)
+        # the offline instructions' links must be selectable and copyable
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.progress = QProgressBar(self)
         self.progress.hide()
         self.cancel_button = QPushButton("Cancel download", self)
@@ -264,7 +290,10 @@ class ModelPanel(QWidget):
         task = Task(lambda _r, _c: list_models(), name="list-models")
         task.succeeded.connect(self._listed)
         task.failed.connect(
-            bound(self, lambda message: self.status.setText(f"Cannot list models: {message}"))
+            bound(
+                self,
+                lambda message: self.status.setText(f"Cannot list models: {html.escape(message)}"),
+            )
         )
         self.tasks.start(task)
 
@@ -285,7 +314,7 @@ class ModelPanel(QWidget):
             )
             self.table.select(preferred.name)
         if not self.download or not self.download.running:
-            self.status.setText("")
+            self._show_offline_help()
         self._update_buttons()
         self.changed.emit()
 
@@ -295,7 +324,15 @@ class ModelPanel(QWidget):
 
     def _selection(self, *_args: object) -> None:
         self._update_buttons()
+        if not self.busy():
+            self._show_offline_help()
         self.selectionChanged.emit(self.table.selected_name())
+
+    def _show_offline_help(self) -> None:
+        """For a model still to be fetched, how to install it by hand (else nothing)."""
+        entry = self.selected()
+        wanted = entry is not None and not entry.installed
+        self.status.setText(offline_html(entry.name) if wanted else "")  # type: ignore[union-attr]
 
     def busy(self) -> bool:
         """True while downloading or importing."""
@@ -316,11 +353,21 @@ class ModelPanel(QWidget):
                 self.download_button.setFocus()
                 return
 
-    def start_download(self) -> None:
-        """Download the selected official model (progress below, Cancel stops it)."""
+    def start_download(self, *, confirm: bool = True) -> None:
+        """Download the selected official model after confirming its size (Cancel stops it)."""
         entry = self.selected()
         if entry is None or entry.installed or self.busy():
             return
+        if confirm:
+            size = human_size(entry.size_bytes) if entry.size_bytes else "an unknown size"
+            answer = QMessageBox.question(
+                self,
+                "Download model",
+                f"Download {entry.name} (about {size}) from Hugging Face?\n\nIt is saved on "
+                "this computer once and used offline afterwards.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         download = ModelDownload(entry.name, self)
         download.progress.connect(self._download_progress)
         download.finished.connect(self._download_finished)
@@ -347,7 +394,12 @@ class ModelPanel(QWidget):
         self.download = None
         self.progress.hide()
         self.cancel_button.hide()
-        self.status.setText(f"{name} is ready." if ok else message)
+        if ok:
+            self.status.setText(f"{name} is ready.")
+        else:
+            first = html.escape(message.splitlines()[0] if message else "The download failed.")
+            offline = offline_html(name) if self.entry_named(name) is not None else ""
+            self.status.setText(f"{first}<br>{offline}")
         self._update_buttons()
         self.busyChanged.emit(False)
         if ok:
@@ -388,7 +440,7 @@ class ModelPanel(QWidget):
                 if not chosen:
                     return
                 vocab = Path(chosen)
-        default = source.stem if source.is_file() else source.name
+        default = proposed_import_name(self.selected(), source)
         name, ok = QInputDialog.getText(
             self, "Model name", "Name for the imported model:", text=default
         )
@@ -418,7 +470,9 @@ class ModelPanel(QWidget):
     def _import_done(self, name: str, error: str) -> None:
         self._import = None
         self.progress.hide()
-        self.status.setText(f"Import failed: {error}" if error else f"{name} was imported.")
+        self.status.setText(
+            f"Import failed: {html.escape(error)}" if error else f"{name} was imported."
+        )
         self._update_buttons()
         self.busyChanged.emit(False)
         if not error:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QShowEvent
+from typing import Any
+
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
+from PySide6.QtGui import QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -17,6 +19,86 @@ from PySide6.QtWidgets import (
 from app.gui.icons import app_icon
 
 WELCOME_TEXT_WIDTH = 560
+LINEAGE_DEPTH = 8
+ELIDED_MIN_WIDTH = 60
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that never asks for more width than it gets.
+
+    Text that does not fit is elided (``…``) and the full text becomes the tooltip, so long
+    summaries, file names and paths cannot widen the window.
+    """
+
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+    ) -> None:
+        super().__init__(parent)
+        self.mode = mode
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        """Set the full text (shown elided when needed; the tooltip always holds it)."""
+        super().setText(text)
+        self.setToolTip(text)
+        self.update()
+
+    def minimumSizeHint(self) -> QSize:
+        """A few characters wide: the layout decides the width, not the text."""
+        return QSize(
+            min(ELIDED_MIN_WIDTH, super().minimumSizeHint().width()),
+            super().minimumSizeHint().height(),
+        )
+
+    def sizeHint(self) -> QSize:
+        """The full text's size (used only when there is room)."""
+        return QSize(
+            self.fontMetrics().horizontalAdvance(self.text()) + 4, super().sizeHint().height()
+        )
+
+    def elided(self) -> str:
+        """The text as it is painted at the current width."""
+        return self.fontMetrics().elidedText(self.text(), self.mode, self.contentsRect().width())
+
+    def is_elided(self) -> bool:
+        """True when part of the text is hidden."""
+        return self.elided() != self.text()
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        """Paint the elided text."""
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment()), self.elided())
+
+
+def demo_ancestor(name: str, metadata: dict[str, Any]) -> str | None:
+    """The bundled demo model that ``name`` is, or was fine-tuned from (through any chain).
+
+    ``metadata``: the loaded model's (a fine-tune records ``base_model``); the bases' own
+    records are read from their folders. None when the model does not come from the demo.
+    """
+    from lotlip import registry
+    from lotlip.checkpoints import read_folder_config
+
+    for _ in range(LINEAGE_DEPTH):
+        if name == registry.BUNDLED_MODEL:
+            return name
+        base = metadata.get("base_model")
+        if not base:
+            return None
+        name = str(base)
+        folder = registry.resolve_folder(name)
+        if name != registry.BUNDLED_MODEL and folder is None:
+            return None
+        try:
+            metadata = read_folder_config(folder)[1] if folder is not None else {}
+        except (OSError, ValueError, KeyError):
+            metadata = {}
+    return None
 
 
 class ModelBanner(QFrame):
@@ -52,10 +134,14 @@ class ModelBanner(QFrame):
         layout.addWidget(close)
         self.set_model("lotlip-tiny", None)
 
-    def set_model(self, name: str, warning: str | None) -> None:
-        """Describe the bundled model ``name`` (``warning``, the library's advice, as tooltip)."""
+    def set_model(self, name: str, warning: str | None, demo: str | None = None) -> None:
+        """Describe the demo model ``name`` (``warning``, the library's advice, as tooltip).
+
+        ``demo``: the bundled model it was fine-tuned from, when it is not that model itself.
+        """
+        what = name if demo is None or demo == name else f"{name}, fine-tuned from {demo}"
         self.text.setText(
-            f"<b>Demo model in use ({name}).</b> It only knows simple coloured shapes, so it will "
+            f"<b>Demo model in use ({what}).</b> It only knows simple coloured shapes, so it will "
             "not find real photos well. The official LoTLIP model (about 800 MB, downloaded "
             "once) understands real photos."
         )

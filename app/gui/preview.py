@@ -1,4 +1,9 @@
-"""The preview pane: the selected photo large (EXIF-oriented), its details and actions."""
+"""The preview pane: the selected photo large (EXIF-oriented), its details and actions.
+
+The window keeps it on the grid's current photo (after sorting, filtering and every new
+search; an empty result clears it), so its buttons always act on the photo the grid selects.
+Names and paths are elided with the full text as tooltip: a long path never widens the window.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.formatting import date_text, human_size
+from app.gui.panels import ElidedLabel
 from app.gui.results import ResultItem
 from app.gui.tasks import Task, TaskSet, bound
 from app.gui.thumbnails import load_scaled
@@ -105,16 +111,14 @@ class PreviewPane(QWidget):
         self._loading: Task | None = None
 
         self.image = ImageView(self)
-        self.title = QLabel(self)
+        self.title = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
         self.title.setObjectName("previewTitle")
-        self.title.setWordWrap(True)
-        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         font = self.title.font()
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.title.setFont(font)
 
-        self.fields: dict[str, QLabel] = {}
+        self.fields: dict[str, ElidedLabel] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -127,10 +131,8 @@ class PreviewPane(QWidget):
             ("dimensions", "Dimensions"),
             ("score", "Score"),
         ):
-            value = QLabel(self)
+            value = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
             value.setObjectName(f"preview_{key}")
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = value
             caption = QLabel(label + ":", self)
             caption.setForegroundRole(QPalette.ColorRole.PlaceholderText)

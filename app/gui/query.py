@@ -2,24 +2,58 @@
 
 Enter searches, Shift+Enter starts a new line. The counter shows how many word pieces of the
 description the model reads (``model.tokenizer.count``) and turns into a warning when the text
-will be truncated. Dropping an image file on the box searches by example instead of pasting its
-path.
+will be truncated; the words past that limit are shown struck through and greyed (an extra
+selection: the text itself and the undo history are untouched). Dropping an image file on the
+box searches by example instead of pasting its path.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QMimeData, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QWidget
+from PySide6.QtGui import QKeyEvent, QPalette, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QSizePolicy, QTextEdit, QWidget
 
 from app.gui.formatting import CounterState, word_piece_counter
 from app.gui.results import local_image_paths
 
 Counter = Callable[[str], Any]  # text -> TokenCount(word_pieces, capacity, truncated)
+_WORD = re.compile(r"\S+")
+FIRST_PROBE = 32  # words; the cut is searched from the front, so a 5,000-word text stays cheap
+COUNT_CHARS = 2_000  # a longer text is counted up to here (several times what a model reads)
+
+
+def cut_offset(text: str, count: Counter, *, truncated: bool | None = None) -> int | None:
+    """Where the words the model does not read begin in ``text`` (None: it reads them all).
+
+    A word is read when every one of its word pieces fits. Probes prefixes that end at word
+    boundaries, doubling from the front and then bisecting, so the cost depends on the
+    capacity, not on the length of the text. ``truncated``: whether ``text`` is known to be
+    longer than the model reads (saves counting it again).
+    """
+    if not (count(text).truncated if truncated is None else truncated):
+        return None
+    ends = [m.end() for m in _WORD.finditer(text)]
+    fits = -1  # index of the last word end known to fit (-1: none)
+    probe = FIRST_PROBE
+    while probe < len(ends) and not count(text[: ends[probe]]).truncated:
+        fits, probe = probe, probe * 2
+    too_long = min(probe, len(ends) - 1)  # a prefix known not to fit
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if count(text[: ends[middle]]).truncated:
+            too_long = middle
+        else:
+            fits = middle
+    if fits < 0:
+        return 0
+    start = ends[fits]
+    gap = _WORD.search(text, start)
+    return gap.start() if gap is not None else len(text)
 
 
 class QueryEdit(QPlainTextEdit):
@@ -44,6 +78,7 @@ class QueryEdit(QPlainTextEdit):
         self.setMaximumHeight(self._lines(8))
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.document().contentsChanged.connect(self.updateGeometry)
+        self.cut_at: int | None = None
 
     def sizeHint(self) -> QSize:
         """Three lines when short, growing with the paragraph up to eight."""
@@ -53,6 +88,28 @@ class QueryEdit(QPlainTextEdit):
     def text(self) -> str:
         """The query as typed."""
         return self.toPlainText()
+
+    def mark_cut(self, offset: int | None) -> None:
+        """Strike through and grey the text from ``offset`` on (None: nothing is cut)."""
+        self.cut_at = offset
+        if offset is None or offset >= len(self.text()):
+            self.setExtraSelections([])
+            return
+        selection = QTextEdit.ExtraSelection()
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(offset)
+        cursor.movePosition(QTextCursor.MoveOperation.End, QTextCursor.MoveMode.KeepAnchor)
+        selection.cursor = cursor  # type: ignore[attr-defined]
+        style = QTextCharFormat()
+        style.setFontStrikeOut(True)
+        style.setForeground(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        style.setToolTip("The model does not read this part")
+        selection.format = style  # type: ignore[attr-defined]
+        self.setExtraSelections([selection])
+
+    def cut_text(self) -> str:
+        """The part of the text shown as cut ("" when none)."""
+        return self.text()[self.cut_at :] if self.cut_at is not None else ""
 
     def set_text(self, text: str) -> None:
         """Replace the query (cursor at the end)."""
@@ -120,9 +177,23 @@ class WordPieceCounter(QLabel):
         self._timer.stop()
         if self._count is None:
             self._show(word_piece_counter(None, None, False))
+            self.editor.mark_cut(None)
             return
-        result = self._count(self.editor.text())
-        self._show(word_piece_counter(result.word_pieces, result.capacity, result.truncated))
+        text = self.editor.text()
+        # Tokenizing 5,000 words takes a fifth of a second: count a long text's start only
+        # (the cut lies far inside it), and the whole text only if that start all fits.
+        head = text[:COUNT_CHARS]
+        result = self._count(head)
+        partial = len(head) < len(text)
+        if partial and not result.truncated:
+            result, partial = self._count(text), False
+        self._show(
+            word_piece_counter(
+                result.word_pieces, result.capacity, result.truncated, at_least=partial
+            )
+        )
+        cut = cut_offset(head, self._count, truncated=True) if result.truncated else None
+        self.editor.mark_cut(cut)
 
     @property
     def level(self) -> str:
@@ -133,7 +204,7 @@ class WordPieceCounter(QLabel):
         changed = state.level != self.state.level
         self.state = state
         prefix = "⚠ " if state.level == "over" else ""
-        suffix = " — the rest is cut off" if state.level == "over" else ""
+        suffix = " — rest cut off" if state.level == "over" else ""
         self.setText(prefix + state.text + suffix)
         self.setToolTip(state.tooltip)
         self.setProperty("level", state.level)

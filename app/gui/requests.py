@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from app.gui.formatting import count_text
 from app.gui.results import ResultItem, item_from_result
 
 BROWSE_LIMIT = 20_000
@@ -21,29 +22,61 @@ BROWSE_LIMIT = 20_000
 
 @dataclass(frozen=True)
 class Filters:
-    """Where and when: library folders (None = all) and an inclusive date range."""
+    """Where and when: library folders (None = all) and an inclusive date range.
+
+    The dates are capture dates (EXIF); a photo without one is dated by its file's
+    modification time.
+    """
 
     folders: tuple[str, ...] | None = None
     date_from: date | None = None
     date_to: date | None = None
 
     def search_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Searcher.search`` / ``similar``."""
+        """Keyword arguments for ``Searcher.search``."""
         return {
             "folders": list(self.folders) if self.folders else None,
             "date_from": self.date_from.isoformat() if self.date_from else None,
             "date_to": f"{self.date_to.isoformat()}T23:59:59" if self.date_to else None,
+            "file_dates": True,
+        }
+
+    def image_ids_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Store.image_ids``: the photos :meth:`search_kwargs` admit."""
+        kwargs = self.search_kwargs()
+        return {
+            "under": kwargs["folders"],
+            "taken_from": kwargs["date_from"],
+            "taken_to": kwargs["date_to"],
+            "file_dates": True,
         }
 
     @property
     def active(self) -> bool:
         """True when anything is filtered."""
-        return bool(self.folders) or self.date_from is not None or self.date_to is not None
+        return bool(self.folders) or self.has_dates
+
+    @property
+    def has_dates(self) -> bool:
+        """True when a date range is set."""
+        return self.date_from is not None or self.date_to is not None
+
+    def describe(self) -> str:
+        """``"the chosen folder"``, ``"the chosen dates"`` or both (for "none is in ...")."""
+        parts = []
+        if self.folders:
+            parts.append("folder")
+        if self.has_dates:
+            parts.append("dates")
+        return "the chosen " + " and ".join(parts) if parts else ""
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """One search. Exactly one of ``text``, ``like`` or ``similar_to`` drives it; none browses."""
+    """One search. Exactly one of ``text``, ``like`` or ``similar_to`` drives it; none browses.
+
+    ``not_text``: what to steer away from (the CLI's ``--not``), for every mode but browsing.
+    """
 
     text: str = ""
     like: Path | None = None
@@ -51,6 +84,7 @@ class SearchRequest:
     similar_name: str = ""
     filters: Filters = field(default_factory=Filters)
     top: int = 100
+    not_text: str = ""
 
     @property
     def mode(self) -> str:
@@ -76,9 +110,24 @@ class SearchRequest:
         return "all photos"
 
 
+def same_query(a: SearchRequest, b: SearchRequest) -> bool:
+    """True when ``a`` and ``b`` ask the same thing (they may differ in filters and size)."""
+    return (a.mode, a.text, a.like, a.similar_to, a.not_text) == (
+        b.mode,
+        b.text,
+        b.like,
+        b.similar_to,
+        b.not_text,
+    )
+
+
 @dataclass
 class SearchOutcome:
-    """The answer to a :class:`SearchRequest`."""
+    """The answer to a :class:`SearchRequest`.
+
+    ``empty_reason``: why a filtered search found nothing; ``undated``: how many photos in the
+    date range have no EXIF date (their file date was used).
+    """
 
     request: SearchRequest
     items: list[ResultItem]
@@ -88,45 +137,91 @@ class SearchOutcome:
     capacity: int | None = None
     model: str = ""
     warnings: list[str] = field(default_factory=list)
+    empty_reason: str = ""
+    undated: int = 0
 
 
 def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOutcome:
     """Answer ``request`` with ``searcher`` (an ``app.library.search.Searcher``).
 
     Browsing (no text, no example) lists the library's photos matching the filters, newest
-    first; it needs no model.
+    first; it needs no model. Every mode honours the filters.
     """
     started = time.perf_counter()
-    mode = request.mode
-    if mode == "browse":
-        return _browse(library, request, started)
-    kwargs = request.filters.search_kwargs()
-    if mode == "similar":  # "more like this" ignores the filters (the library API has none)
-        response = searcher.similar(request.similar_to, top=request.top)
-    elif mode == "like":
-        response = searcher.search(None, top=request.top, like=str(request.like), **kwargs)
+    if request.mode == "browse":
+        outcome = _browse(library, request, started)
     else:
-        response = searcher.search(request.text, top=request.top, **kwargs)
-    items = [item_from_result(r) for r in response.results]
-    tokens = getattr(response, "tokens", None)
-    return SearchOutcome(
-        request=request,
-        items=items,
-        elapsed_ms=(time.perf_counter() - started) * 1000.0,
-        truncated=bool(getattr(response, "truncated", False)),
-        word_pieces=getattr(tokens, "word_pieces", None),
-        capacity=getattr(tokens, "capacity", None),
-        model=str(getattr(response, "model", "")),
-        warnings=[str(w) for w in getattr(response, "warnings", []) or []],
+        response = _query(searcher, library, request, request.filters)
+        tokens = getattr(response, "tokens", None)
+        outcome = SearchOutcome(
+            request=request,
+            items=[item_from_result(r) for r in response.results],
+            elapsed_ms=0.0,
+            truncated=bool(getattr(response, "truncated", False)),
+            word_pieces=getattr(tokens, "word_pieces", None),
+            capacity=getattr(tokens, "capacity", None),
+            model=str(getattr(response, "model", "")),
+            warnings=[str(w) for w in getattr(response, "warnings", []) or []],
+        )
+        if not outcome.items and request.filters.active:
+            outcome.empty_reason = _empty_reason(searcher, library, request)
+    if request.filters.has_dates:
+        outcome.undated = _undated(library, request.filters)
+    outcome.elapsed_ms = (time.perf_counter() - started) * 1000.0
+    return outcome
+
+
+def _query(searcher: Any, library: Any, request: SearchRequest, filters: Filters) -> Any:
+    """One ``Searcher.search`` call for a text, example or "more like this" request."""
+    kwargs = filters.search_kwargs()
+    not_text = request.not_text.strip() or None
+    if request.mode == "similar":
+        # a library photo searches by its stored vector; the photo itself is not a result
+        rows = library.store.rows_for([request.similar_to])
+        if not rows:
+            raise KeyError("that photo is no longer in the library")
+        response = searcher.search(
+            None, top=request.top + 1, like=rows[0].path, not_text=not_text, **kwargs
+        )
+        response.results = [r for r in response.results if r.id != request.similar_to][
+            : request.top
+        ]
+        return response
+    like = str(request.like) if request.like is not None else None
+    return searcher.search(
+        request.text if like is None else None,
+        top=request.top,
+        like=like,
+        not_text=not_text,
+        **kwargs,
     )
+
+
+def _empty_reason(searcher: Any, library: Any, request: SearchRequest) -> str:
+    """Why a filtered search found nothing: the filters hold no photo, or exclude every match."""
+    filters = request.filters
+    where = filters.describe()
+    if not len(library.store.image_ids(**filters.image_ids_kwargs())):
+        return f"No photo in the library is in {where}."
+    matches = len(_query(searcher, library, request, Filters()).results)
+    if not matches:
+        return ""
+    subject = "the description" if request.mode == "text" else "the example"
+    verb = "matches" if matches == 1 else "match"
+    return f"{count_text(matches, 'photo')} {verb} {subject}, but none is in {where}."
+
+
+def _undated(library: Any, filters: Filters) -> int:
+    """Photos in the filters' scope that have no EXIF date (dated by their file instead)."""
+    kwargs = filters.image_ids_kwargs()
+    with_file_dates = len(library.store.image_ids(**kwargs))
+    kwargs["file_dates"] = False
+    return with_file_dates - len(library.store.image_ids(**kwargs))
 
 
 def _browse(library: Any, request: SearchRequest, started: float) -> SearchOutcome:
     store = library.store
-    kwargs = request.filters.search_kwargs()
-    ids = store.image_ids(
-        kwargs["folders"], taken_from=kwargs["date_from"], taken_to=kwargs["date_to"]
-    )
+    ids = store.image_ids(**request.filters.image_ids_kwargs())
     rows = store.rows_for(ids[-BROWSE_LIMIT:])
     items = [item_from_result(row, stat=False) for row in rows]
     return SearchOutcome(request, items, (time.perf_counter() - started) * 1000.0)

@@ -149,12 +149,22 @@ class ResultsModel(QAbstractListModel):
         self.endResetModel()
 
     def set_order(self, order: str) -> None:
-        """Re-sort the rows in place (selection is reset by the view)."""
+        """Re-sort the rows in place; the current and selected photos stay current and selected.
+
+        Persistent indexes (the view's current index and selection) are moved with their
+        photos, so whatever acts on "the selected photo" still acts on the same one.
+        """
         if order == self._order:
             return
         self._order = order
         self.layoutAboutToBeChanged.emit()
+        old_rows = {item.path: row for row, item in enumerate(self._items)}
         self._items = sort_items(self._items, order)
+        new_row = {old_rows[item.path]: row for row, item in enumerate(self._items)}
+        persistent = self.persistentIndexList()
+        self.changePersistentIndexList(
+            persistent, [self.index(new_row.get(i.row(), i.row())) for i in persistent]
+        )
         self.layoutChanged.emit()
 
     @property

@@ -2,15 +2,26 @@
 
 The delegate draws the thumbnail (from :class:`ThumbnailCache`, a placeholder while it is being
 made), a score badge and the elided file name; all items have one size, so the view lays out
-thousands of rows without asking each for its size. Keyboard: arrows move, Enter opens, Space
-previews, Escape goes back to the query box; drags carry the files' URLs.
+thousands of rows without asking each for its size. Keyboard: arrows move, Enter views, Space
+previews, Escape goes back to the query box, Ctrl+A and Ctrl/Shift-click select several; drags
+carry the files' URLs (of every selected photo).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    Signal,
+)
 from PySide6.QtGui import (
     QColor,
+    QContextMenuEvent,
     QFont,
     QFontMetrics,
     QKeyEvent,
@@ -158,9 +169,11 @@ class ResultsView(QListView):
     """Icon-mode list of results with keyboard shortcuts and drag-out.
 
     Signals: ``openRequested(item)`` (Enter, double-click), ``previewRequested(item)`` (Space),
-    ``currentItemChanged(item or None)``, ``escapePressed()``.
+    ``currentItemChanged(item or None)``, ``escapePressed()``, ``contextMenuRequested(QPoint)``
+    (in viewport coordinates; the clicked photo is selected first).
     """
 
+    contextMenuRequested = Signal(QPoint)
     openRequested = Signal(object)
     previewRequested = Signal(object)
     currentItemChanged = Signal(object)
@@ -237,6 +250,19 @@ class ResultsView(QListView):
         rows = sorted(i.row() for i in self.selectionModel().selectedIndexes())
         model = self.model()
         return [model.index(r, 0).data(ItemRole) for r in rows]
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        """Right click: act on the selection, or on the clicked photo when it is not selected."""
+        index = self.indexAt(event.pos())
+        if index.isValid() and not self.selectionModel().isSelected(index):
+            self.setCurrentIndex(index)  # selects only it, as file managers do
+        elif index.isValid():
+            self.selectionModel().setCurrentIndex(
+                index, self.selectionModel().SelectionFlag.NoUpdate
+            )
+        if self.selectionModel().hasSelection():
+            self.contextMenuRequested.emit(event.pos())
+        event.accept()
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         self.currentItemChanged.emit(current.data(ItemRole) if current.isValid() else None)

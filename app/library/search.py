@@ -154,10 +154,12 @@ class Searcher:
         date_to: str | None = None,
         like: str | os.PathLike[str] | Image.Image | None = None,
         not_text: str | None = None,
+        file_dates: bool = False,
     ) -> SearchResponse:
         """Find the ``top`` images closest to ``text`` and/or ``like`` (see the module doc).
 
-        Raises ``ValueError`` without text or example image, or for a malformed date;
+        ``file_dates``: the date bounds also admit photos without an EXIF date by their file
+        date. Raises ``ValueError`` without text or example image, or for a malformed date;
         ``lotlip.ImageLoadError`` when ``like`` cannot be read.
         """
         started = time.perf_counter()
@@ -182,7 +184,15 @@ class Searcher:
             query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
         response = self._run(
-            query, top, threshold, folders, date_from, date_to, warnings, exclude=None
+            query,
+            top,
+            threshold,
+            folders,
+            date_from,
+            date_to,
+            warnings,
+            exclude=None,
+            file_dates=file_dates,
         )
         response.query, response.tokens, response.like, response.not_text = (
             text,
@@ -215,6 +225,7 @@ class Searcher:
         date_to: str | None,
         warnings: list[str],
         exclude: int | None,
+        file_dates: bool = False,
     ) -> SearchResponse:
         name = self.model.name
         store = self.lib.store
@@ -232,6 +243,7 @@ class Searcher:
                 under=under or None,
                 taken_from=normalize_date(date_from) if date_from else None,
                 taken_to=normalize_date(date_to, upper=True) if date_to else None,
+                file_dates=file_dates,
             )
         k = max(0, int(top)) + (1 if exclude is not None else 0)
         ids, scores = index.search(query, k, filter=allowed)

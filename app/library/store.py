@@ -1054,6 +1054,7 @@ class Store:
         taken_from: str | None = None,
         taken_to: str | None = None,
         under: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+        file_dates: bool = False,
     ) -> np.ndarray:
         """Sorted int64 ids of images matching all the given filters (e.g. for search).
 
@@ -1061,7 +1062,9 @@ class Store:
         model; ``taken_from``/``taken_to``: inclusive bounds compared as ISO text against
         ``taken_at`` (``"2020"`` .. ``"2020-12-31T23:59:59"``); images without a date are left
         out when a date bound is given; ``under``: one path or several (made absolute): only
-        images at or below one of them (any folder, not only a root; an index range scan).
+        images at or below one of them (any folder, not only a root; an index range scan);
+        ``file_dates``: an image without an EXIF date is dated by its file's modification time
+        (local time) instead of being left out.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -1083,11 +1086,17 @@ class Store:
                 "EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?)"
             )
             params.append(model)
+        date = (
+            "COALESCE(i.taken_at, strftime('%Y-%m-%dT%H:%M:%S', i.mtime_ns / 1000000000, "
+            "'unixepoch', 'localtime'))"
+            if file_dates
+            else "i.taken_at"
+        )
         if taken_from is not None:
-            where.append("i.taken_at >= ?")
+            where.append(f"{date} >= ?")
             params.append(taken_from)
         if taken_to is not None:
-            where.append("i.taken_at <= ?")
+            where.append(f"{date} <= ?")
             params.append(taken_to)
         sql = "SELECT i.id FROM images i" + (" WHERE " + " AND ".join(where) if where else "")
         with self._lock:

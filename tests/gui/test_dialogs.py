@@ -115,3 +115,44 @@ def test_desktop_entry_icon_and_python_m_app() -> None:
 def test_app_icon_has_every_size(qapp: Any) -> None:
     sizes = {(s.width(), s.height()) for s in app_icon().availableSizes()}
     assert {(16, 16), (32, 32), (256, 256)} <= sizes
+
+
+def test_models_dialog_download_confirms_size_and_offline_path_is_selectable(
+    qtbot: Any, make_window: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from app.gui.models_panel import proposed_import_name
+    from lotlip import registry
+
+    asked: list[str] = []
+
+    def refuse(_parent: Any, _title: str, text: str, *a: Any, **k: Any) -> Any:
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", refuse)
+    window = make_window()
+    dialog = window.open_models()
+    qtbot.waitUntil(lambda: dialog.panel.loaded, timeout=30_000)
+    panel = dialog.panel
+    panel.table.select("lotlip-vit-b16")
+    panel.download_button.click()
+    size_mb = registry.OFFICIAL_MODELS["lotlip-vit-b16"].approx_mb
+    assert len(asked) == 1 and "lotlip-vit-b16" in asked[0]
+    assert f"(about {size_mb} MB)" in asked[0]  # the registry's size, in the question
+    assert panel.download is None  # refused: nothing started
+
+    # the offline instructions name the dialog's own Import… and their links can be copied
+    info = registry.OFFICIAL_MODELS["lotlip-vit-b16"]
+    text = panel.status.text()
+    assert f'href="{info.url}"' in text and f'href="{info.vocab_url}"' in text
+    assert "Import…" in text
+    flags = panel.status.textInteractionFlags()
+    assert flags & Qt.TextInteractionFlag.TextSelectableByMouse
+    assert flags & Qt.TextInteractionFlag.LinksAccessibleByMouse
+
+    # Import proposes the selected model's name (the user fetched its files by hand)
+    checkpoint = tmp_path / "model.pt"
+    assert proposed_import_name(panel.selected(), checkpoint) == "lotlip-vit-b16"
+    panel.table.select(TINY)  # installed: the file's own name
+    assert proposed_import_name(panel.selected(), checkpoint) == "model"
+    assert "href" not in panel.status.text()

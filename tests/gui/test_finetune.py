@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 
 from app.gui.captions import start_caption_import
 from app.gui.captions_io import caption_records, captioned_count
+from app.gui.finetune_dialog import metric_rows, worse_rows
 
 TINY = "gui-tiny"
 SCENE_COUNT = 8
@@ -75,8 +76,13 @@ def test_finetune_dialog_completes_on_a_tiny_set_and_switches_model(
     assert "training photos" in dialog.result_note.text()  # too few to hold any out
     assert dialog.switch_button.isVisible()
 
+    rows = metric_rows(dialog.result.before, dialog.result.after, False)
+    seen: list[str] = []
+    if worse_rows(rows):  # four steps on eight photos may go either way: confirm if asked
+        _answer_modal(qtbot, "Use it anyway", seen)
     with qtbot.waitSignal(session.modelReady, timeout=60_000):
         qtbot.mouseClick(dialog.switch_button, Qt.MouseButton.LeftButton)
+    assert len(seen) == (1 if worse_rows(rows) else 0)
     assert session.choice.name == "gui-tiny-mine"
     assert session.setting("model") == "gui-tiny-mine"
     assert session.choice.model.metadata.get("base_model") == TINY
@@ -111,3 +117,73 @@ def test_finetune_stop_saves_nothing(
     assert dialog.result is None
     assert dialog.start_button.isVisible() and dialog.base.isEnabled()
     assert not (models_home / "gui-tiny-stopped").exists()
+
+
+def _answer_modal(qtbot: Any, button_text: str, seen: list[str]) -> None:
+    """Click ``button_text`` in the next modal box (recording its text) once it is shown."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        [button] = [b for b in box.buttons() if b.text() == button_text]
+        button.click()
+
+    QTimer.singleShot(0, answer)
+
+
+def test_switching_to_a_model_that_measured_worse_needs_confirmation(
+    qtbot: Any, make_window: Any, install_model: Any
+) -> None:
+    from app.gui.finetune_dialog import FinetunePlan
+    from training.finetune import FinetuneResult
+
+    install_model(TINY + "-new")
+    window = make_window()
+    session = window.session
+    dialog = window.open_finetune()
+    dialog.plan = FinetunePlan(TINY + "-new", TINY + "-new", "text", 1, 8, 1e-5, "cpu")
+    dialog.result = FinetuneResult(
+        train=None,  # type: ignore[arg-type]
+        model_dir=None,
+        before={"heldout_long_t2i_r1": 0.625, "heldout_long_t2i_r5": 0.75},
+        after={"heldout_long_t2i_r1": 0.5, "heldout_long_t2i_r5": 0.875},
+        train_pairs=30,
+        heldout_pairs=8,
+        skipped={},
+    )
+    seen: list[str] = []
+    _answer_modal(qtbot, "Keep the current model", seen)
+    dialog.switch_model()
+    assert "62.5 % → <b>50.0 %</b>" in seen[0] and "held-out" in seen[0]
+    assert "top 5" not in seen[0]  # only what got worse
+    assert session.setting("model") == TINY and dialog.status.text() == "Kept the current model."
+
+    _answer_modal(qtbot, "Use it anyway", seen)
+    dialog.switch_model()
+    assert len(seen) == 2 and session.setting("model") == TINY + "-new"
+    qtbot.waitUntil(lambda: not session.indexing.running, timeout=60_000)
+
+
+def test_a_fine_tune_of_the_demo_model_keeps_the_demo_banner(
+    qtbot: Any, make_session: Any, make_window: Any, install_model: Any
+) -> None:
+    import json
+
+    from lotlip import registry
+
+    folder = install_model("demo-tuned")
+    config = json.loads((folder / "config.json").read_text())
+    config["metadata"]["base_model"] = registry.BUNDLED_MODEL
+    (folder / "config.json").write_text(json.dumps(config))
+    window = make_window(make_session("demo-tuned"))
+    assert not window.session.choice.is_bundled
+    assert window.banner.isVisibleTo(window)
+    assert f"demo-tuned, fine-tuned from {registry.BUNDLED_MODEL}" in window.banner.text.text()
+
+    plain = make_window(make_session(TINY))  # a model of its own: no banner
+    assert not plain.banner.isVisibleTo(plain)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QDate, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -199,7 +199,10 @@ def test_filters_and_recent_descriptions(
     qtbot.waitUntil(lambda: outcome_of(window, "text") is not None, timeout=30_000)
     assert window.outcome.request.filters.folders == (str(scenes_dir),)
     assert window.results.rowCount() == SCENE_COUNT
-    window.filters.use_dates.setChecked(True)  # generated scenes carry no capture date
+    # the scenes carry no capture date: their file date (today) counts instead
+    window.filters.date_from.setDate(QDate(2000, 1, 1))
+    window.filters.date_to.setDate(QDate(2000, 12, 31))
+    window.filters.use_dates.setChecked(True)
     qtbot.waitUntil(
         lambda: (
             window.outcome.request.filters.date_from is not None and window.results.rowCount() == 0
@@ -207,6 +210,7 @@ def test_filters_and_recent_descriptions(
         timeout=30_000,
     )
     assert window.stack.currentWidget() is window.empty
-    window._fill_recent()
+    assert "No photo in the library is in the chosen folder and dates" in window.empty.text()
+    window.fill_recent()
     labels = [a.text() for a in window.recent_menu.actions()]
     assert labels == ["a red circle"]
