@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from app.commands import demo, finetune, forget, index, info, models, search
+from app.commands import demo, finetune, forget, index, info, models, saved, search
 from app.commands.common import (
     EXIT_CANCELLED,
     EXIT_CODES_HELP,
@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     index.add_parser(sub, **common)
     search.add_parser(sub, **common)
+    saved.add_parser(sub, **common)
     info.add_parsers(sub, **common)
     forget.add_parser(sub, **common)
     models.add_parser(sub, **common)
