@@ -14,6 +14,9 @@ for that sentence, estimated on a fixed sample ``c_1..c_n`` of stored photo vect
 
     standing(x) = (#{j : s·c_j < x} + ½·#{j : s·c_j = x}) / n          (0 = worst, 1 = best)
 
+(cosines within :data:`TIE` of each other count as equal, so a photo that is part of the
+sample ties with itself).
+
 **Sentence states** (:data:`STATES`): ``normal``, ``must``, ``ignore``, ``not``. With ``n``
 sentences in the paragraph, paragraph vector ``p`` and sentence vectors ``s_i``::
 
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
 NORMAL, MUST, IGNORE, NOT = "normal", "must", "ignore", "not"
 STATES: tuple[str, ...] = (NORMAL, MUST, IGNORE, NOT)
 MUST_FLOOR = 0.5
+TIE = 1e-6  # cosines this close count as equal (matrix products round differently)
 STANDING_SAMPLE = 2048
 SAMPLE_SEED = 0
 QUERY_CACHE_SIZE = 64
@@ -76,6 +80,14 @@ def sentence_key(text: str) -> str:
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float32). Photo vectors and the standing sample both go
+    through here, so a photo in the sample ties exactly with itself."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 # --------------------------------------------------------------------------- sentences
@@ -226,8 +238,8 @@ def standings(scores: np.ndarray, sample_scores: np.ndarray) -> np.ndarray:
     out = np.empty(scores.shape)
     flat, cols = scores.reshape(-1, scores.shape[-1]), out.reshape(-1, scores.shape[-1])
     for j in range(scores.shape[-1]):
-        below = np.searchsorted(sample[j], flat[:, j], side="left")
-        not_above = np.searchsorted(sample[j], flat[:, j], side="right")
+        below = np.searchsorted(sample[j], flat[:, j] - TIE, side="left")
+        not_above = np.searchsorted(sample[j], flat[:, j] + TIE, side="right")
         cols[:, j] = (below + not_above) / (2.0 * sample.shape[-1])
     return out
 
@@ -245,9 +257,7 @@ def sample_vectors(store: Store, model: str, size: int = STANDING_SAMPLE) -> np.
     ids = store.embedding_ids(model)
     if len(ids) > size:
         ids = np.sort(np.random.default_rng(SAMPLE_SEED).choice(ids, size, replace=False))
-    _, vectors = store.vectors_for(ids, model)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
+    return unit_rows(store.vectors_for(ids, model)[1])
 
 
 class StandingSample:
@@ -318,7 +328,7 @@ class Explainer:
 
     def score(self, image_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(cosines [m, k], standings [m, k])`` for photo vectors [m, D]."""
-        cosines = np.asarray(image_vectors, np.float32) @ self.vectors.T
+        cosines = unit_rows(image_vectors) @ self.vectors.T
         return cosines, standings(cosines, self.sample_scores)
 
     def explain(self, image_vectors: np.ndarray) -> list[tuple[SentenceScore, ...]]:
