@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import desktop
+from app.gui import desktop, sentences
 from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
         self.results = ResultsModel(self)
         self.results.set_items([], self.settings.sort_order)
         self._build_widgets()
+        self.paragraph = sentences.attach(self)  # sentence strips/states, badges, saved searches
         self._build_menus()
         self._connect_session()
         self._restore_layout()

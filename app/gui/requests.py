@@ -51,6 +51,8 @@ class SearchRequest:
     similar_name: str = ""
     filters: Filters = field(default_factory=Filters)
     top: int = 100
+    sentences: tuple[tuple[str, str], ...] = ()  # (sentence, state) other than normal
+    group_duplicates: bool = True
 
     @property
     def mode(self) -> str:
@@ -88,6 +90,7 @@ class SearchOutcome:
     capacity: int | None = None
     model: str = ""
     warnings: list[str] = field(default_factory=list)
+    sentences: list[Any] = field(default_factory=list)  # app.library.explain.Sentence
 
 
 def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOutcome:
@@ -106,7 +109,14 @@ def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOut
     elif mode == "like":
         response = searcher.search(None, top=request.top, like=str(request.like), **kwargs)
     else:
-        response = searcher.search(request.text, top=request.top, **kwargs)
+        response = searcher.search(
+            request.text,
+            top=request.top,
+            explain=True,
+            sentences=dict(request.sentences) or None,
+            group_duplicates=request.group_duplicates,
+            **kwargs,
+        )
     items = [item_from_result(r) for r in response.results]
     tokens = getattr(response, "tokens", None)
     return SearchOutcome(
@@ -118,6 +128,7 @@ def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOut
         capacity=getattr(tokens, "capacity", None),
         model=str(getattr(response, "model", "")),
         warnings=[str(w) for w in getattr(response, "warnings", []) or []],
+        sentences=list(getattr(response, "sentences", []) or []),
     )
 
 

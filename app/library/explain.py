@@ -157,7 +157,7 @@ class QueryVectors:
     def of(self, texts: Sequence[str]) -> np.ndarray:
         """The vectors of ``texts`` (each must be among :attr:`texts`), [len(texts), D]."""
         index = {t: i for i, t in enumerate(self.texts)}
-        return self.vectors[[index[t] for t in texts]].reshape(len(texts), -1)
+        return self.vectors[[index[t] for t in texts]]
 
 
 class QueryCache:
@@ -328,6 +328,10 @@ class Explainer:
 
     def score(self, image_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(cosines [m, k], standings [m, k])`` for photo vectors [m, D]."""
+        image_vectors = np.asarray(image_vectors, np.float32)
+        if image_vectors.size == 0:  # no photos (the store gives shape (0, 0) then)
+            empty = np.zeros((0, len(self.sentences)))
+            return empty, empty
         cosines = unit_rows(image_vectors) @ self.vectors.T
         return cosines, standings(cosines, self.sample_scores)
 

@@ -159,3 +159,10 @@ def test_refining_reuses_the_encoding_and_must_gates(indexed, micro_model) -> No
     assert all(r.sentences[0].standing >= explain.MUST_FLOOR for r in gated.results)
     with pytest.raises(ValueError, match="need a description"):
         indexed.search(None, like=indexed.lib.store.rows_for([1])[0].path, must=["a cat"])
+
+
+def test_explain_on_an_empty_library(library, micro_model) -> None:
+    response = Searcher(library, micro_model).search(
+        PARAGRAPH, explain=True, must=["yes"], group_duplicates=True
+    )
+    assert response.results == [] and len(response.sentences) == 4
