@@ -6,7 +6,10 @@ burst-like) + 20 distinct scenes sharing an original's background and main objec
 threshold is calibrated on the first sets and its pairwise precision/recall reported on the
 others (disjoint seeds).
 
-    python bench/bench_duplicates.py [--calibrate 2] [--test 2]
+    python bench/bench_duplicates.py [--calibrate 3] [--test 3] [--model NAME [--library DIR]]
+
+With ``--library``, the calibrated threshold is stored in that library for the model (the
+setting ``duplicate_threshold:<model>``), and the test sets are scored with it.
 """
 
 from __future__ import annotations
@@ -36,14 +39,24 @@ def load_set(model: lotlip.LoTLIP, start: int) -> tuple[np.ndarray, list[int]]:
 def main() -> None:
     """Calibrate on the first sets, report precision/recall on the next ones."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calibrate", type=int, default=2, help="sets to calibrate on")
-    parser.add_argument("--test", type=int, default=2, help="held-out sets to report")
+    parser.add_argument("--calibrate", type=int, default=3, help="sets to calibrate on")
+    parser.add_argument("--test", type=int, default=3, help="held-out sets to report")
+    parser.add_argument("--model", default="lotlip-tiny", help="model name or folder")
+    parser.add_argument("--library", help="store the calibrated threshold in this library")
     args = parser.parse_args()
-    model = lotlip.load("lotlip-tiny", device="cpu")
+    model = lotlip.load(args.model, device="cpu")
     calib = [load_set(model, s) for s in range(args.calibrate)]
     threshold = duplicates.calibrate(calib)
-    default = duplicates.DEFAULT_THRESHOLD
-    print(f"calibrated threshold: {threshold:.4f} (DEFAULT_THRESHOLD in code: {default})")
+    default = duplicates.CALIBRATED.get(model.name)
+    print(f"{model.name}: calibrated threshold {threshold:.4f} (in code: {default})")
+    if args.library:
+        from app.library.library import Library
+
+        with Library.open(args.library) as lib:
+            lib.store.set_setting(duplicates.SETTING.format(model=model.name), threshold)
+        print(f"stored in {args.library}")
+    if args.library or default is None:
+        default = threshold
     print("set  role       images  precision  recall")
     tested = []
     for start in range(args.calibrate + args.test):

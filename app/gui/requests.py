@@ -93,6 +93,13 @@ class SearchOutcome:
     sentences: list[Any] = field(default_factory=list)  # app.library.explain.Sentence
 
 
+def can_group(searcher: Any) -> bool:
+    """True when near copies can be grouped for the searcher's model (a calibrated threshold)."""
+    from app.library.duplicates import threshold_for
+
+    return threshold_for(searcher.lib.store, searcher.model.name) is not None
+
+
 def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOutcome:
     """Answer ``request`` with ``searcher`` (an ``app.library.search.Searcher``).
 
@@ -114,7 +121,7 @@ def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOut
             top=request.top,
             explain=True,
             sentences=dict(request.sentences) or None,
-            group_duplicates=request.group_duplicates,
+            group_duplicates=request.group_duplicates and can_group(searcher),
             **kwargs,
         )
     items = [item_from_result(r) for r in response.results]

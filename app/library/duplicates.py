@@ -11,7 +11,9 @@ objects nudged and the light changed a little), plus distinct scenes with an ori
 background and main object but other objects. :func:`calibrate` picks the middle of the widest
 threshold interval with the best mean pairwise F1; :data:`DEFAULT_THRESHOLD` is that value for
 the bundled ``lotlip-tiny`` (``bench/bench_duplicates.py`` prints it with precision and
-recall). A library may hold its own value per model in the setting ``duplicate_threshold:<model>``.
+recall). A library may hold its own value per model in the setting ``duplicate_threshold:<model>``
+(``bench/bench_duplicates.py --model NAME --library DIR`` calibrates and stores one); a model
+with neither is not grouped.
 """
 
 from __future__ import annotations
@@ -30,12 +32,17 @@ if TYPE_CHECKING:
     from lotlip.model import LoTLIP
 
 DEFAULT_THRESHOLD = 0.915  # bench/bench_duplicates.py with lotlip-tiny
+CALIBRATED = {"lotlip-tiny": DEFAULT_THRESHOLD}
+"""Thresholds measured by bench/bench_duplicates.py, per model name."""
 SETTING = "duplicate_threshold:{model}"
 
 
-def threshold_for(store: Store, model: str) -> float:
-    """The library's duplicate threshold for ``model`` (its setting, else the default)."""
-    return float(store.get_setting(SETTING.format(model=model), DEFAULT_THRESHOLD))
+def threshold_for(store: Store, model: str) -> float | None:
+    """The duplicate threshold for ``model``: the library's setting, else a calibrated value,
+    else ``None`` (not calibrated: grouping with a guessed value could fold distinct photos;
+    an untrained model, for one, gives every photo nearly the same vector)."""
+    value = store.get_setting(SETTING.format(model=model))
+    return float(value) if value is not None else CALIBRATED.get(model)
 
 
 def group_indices(vectors: np.ndarray, threshold: float) -> list[list[int]]:

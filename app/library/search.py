@@ -277,8 +277,13 @@ class Searcher:
                 scored = refined.explainer.explain(vectors)
                 results = [replace(r, sentences=s) for r, s in zip(results, scored, strict=True)]
             response.sentences = list(refined.sentences)
-        if group:
-            threshold = duplicates.threshold_for(self.lib.store, self.model.name)
+        threshold = duplicates.threshold_for(self.lib.store, self.model.name) if group else None
+        if group and threshold is None:
+            response.warnings.append(
+                f"near copies are not grouped: no duplicate threshold is calibrated for "
+                f"{self.model.name} (see bench/bench_duplicates.py)"
+            )
+        elif group:
             groups = duplicates.group_indices(vectors, threshold)
             results = [
                 replace(results[g[0]], duplicates=tuple(results[i] for i in g[1:])) for g in groups

@@ -151,9 +151,15 @@ def test_cli_save_list_run_export_delete(cli, photos, tmp_path: Path) -> None:
     assert cli("saved", "delete", "mine")[0] == EXIT_ERROR
 
 
-def test_cli_group_duplicates_flag(cli, photos) -> None:
+def test_cli_group_duplicates_flag(cli, photos, tmp_path: Path) -> None:
     status, out, err = cli("search", TEXT, "--group-duplicates", "--json", "--top", "8")
-    assert status == EXIT_OK, err
-    results = json.loads(out)["results"]
-    counted = sum(1 + len(r.get("duplicates", [])) for r in results)
-    assert counted == 8
+    assert status == EXIT_OK and "no duplicate threshold is calibrated" in err
+    assert len(json.loads(out)["results"]) == 8  # a random model: not grouped at all
+    from app.library.library import Library
+
+    with Library.open(tmp_path / "library") as lib:  # a (silly) threshold set for this model
+        lib.store.set_setting("duplicate_threshold:micro-random", -1.0)
+    status, out, err = cli("search", TEXT, "--group-duplicates", "--json", "--top", "8")
+    assert status == EXIT_OK and "calibrated" not in err
+    (only,) = json.loads(out)["results"]  # everything is a "copy" of the best
+    assert len(only["duplicates"]) == 7
