@@ -147,6 +147,9 @@ def test_cli_save_list_run_export_delete(cli, photos, tmp_path: Path) -> None:
     assert len(json.loads(out)["results"]) == 10  # includes the two indexed later
     assert len((tmp_path / "out" / "results.txt").read_text().splitlines()) == 10
     assert cli("saved", "run", "nope")[0] == EXIT_USAGE
+    assert cli("saved", "run", "mine", "--top", "0")[0] == EXIT_USAGE
+    status, out, _ = cli("saved", "--help")
+    assert status == EXIT_OK and "saved run kites --export" in out
     assert cli("saved", "delete", "mine")[0] == EXIT_OK
     assert cli("saved", "delete", "mine")[0] == EXIT_ERROR
 

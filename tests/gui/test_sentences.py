@@ -112,7 +112,10 @@ def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
     request = _text_request("two shapes. a red star", sentences=(("a red star", "ignore"),))
     assert request_from_saved(saved_from_request("x", request)) == request  # round trip
     window.request = request
-    item = ResultItem(id=1, path="/none.png", score=0.9, duplicates=("/a.png", "/b.png"))
+    marks = (SentenceScore("two shapes", 0.3, 0.9), SentenceScore("a red star", 0.1, 0.2))
+    item = ResultItem(
+        id=1, path="/none.png", score=0.9, sentences=marks, duplicates=("/a.png", "/b.png")
+    )
     window.results.set_items([item], "relevance")
     window._show_page(1)  # the grid
     qtbot.waitUntil(lambda: window.view.isVisible(), timeout=5_000)
@@ -120,6 +123,10 @@ def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
     rect = window.view.visualRect(index)
     edge = window.view.itemDelegate().edge
     badge = QPoint(rect.left() + 6 + edge - 12, rect.top() + 6 + 10)
+    strip = strip_rect(QRect(rect.left() + 6, rect.top() + 6, edge, edge))
+    qtbot.mouseMove(window.view.viewport(), QPoint(strip.right() - 2, strip.center().y()))
+    qtbot.waitUntil(lambda: "a red star" in window.view.viewport().toolTip(), timeout=5_000)
+    assert window.view.viewport().toolTip().startswith("✗ a red star — beats 20%")
     with qtbot.waitSignal(window.paragraph.clicks.expandRequested, timeout=5_000):
         qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=badge)
     assert window.request.group_duplicates is False
