@@ -38,12 +38,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.results import ItemRole, ResultItem
 from app.library.explain import IGNORE, MARK_FLOOR, MUST, NORMAL, NOT, next_state
 
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
     from app.gui.requests import SearchOutcome, SearchRequest
-    from app.gui.results import ResultItem
     from app.library.saved import SavedSearch
 
 logger = logging.getLogger(__name__)
@@ -139,10 +139,11 @@ class TileClicks(QObject):
         view.viewport().setMouseTracking(True)
 
     def _image_box(self, index: Any) -> QRect:
-        delegate = self.view.itemDelegate()
+        from app.gui.results_view import PADDING  # (results_view imports this module)
+
+        edge = self.view.itemDelegate().edge
         rect = self.view.visualRect(index)
-        pad = 6  # results_view.PADDING
-        return QRect(rect.left() + pad, rect.top() + pad, delegate.edge, delegate.edge)
+        return QRect(rect.left() + PADDING, rect.top() + PADDING, edge, edge)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Badge clicks and strip tooltips."""
@@ -151,7 +152,7 @@ class TileClicks(QObject):
             return False
         pos = event.position().toPoint()  # type: ignore[attr-defined]
         index = self.view.indexAt(pos)
-        item = index.data(Qt.ItemDataRole.UserRole + 1) if index.isValid() else None
+        item = index.data(ItemRole) if index.isValid() else None
         if item is None:
             return False
         box = self._image_box(index)
@@ -312,7 +313,6 @@ class SavedSearchPanel(QWidget):
         self.setObjectName("savedSearches")
         self.saved = SavedSearches(store)
         self.list = QListWidget(self)
-        self.list.itemActivated.connect(self._run_item)
         self.list.itemClicked.connect(self._run_item)
         self.save_button = QPushButton("Save search…", self)
         self.save_button.setToolTip("Save the current search, with its sentence states and filters")
