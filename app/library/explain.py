@@ -32,7 +32,9 @@ the kept sentences' own vectors, which bench/bench_explain.py found to recover m
 rank lost to a false sentence than either term alone.
 
 Extra phrases that are not sentences of the paragraph have no share to drop: an extra ``not``
-phrase gives exactly the classic ``--not`` query ``unit(p − w·s)``. With every sentence
+phrase gives exactly the classic ``--not`` query ``unit(p − w·s)``. With an example image as
+well, ``a`` is averaged with the image vector first and the ``not`` part subtracted after, as
+the classic ``--not`` does. With every sentence
 ``normal``, ``u = p`` and the ranking equals a plain search. ``must`` sentences do not change
 ``u``: they **gate** the ranking. A photo is kept only when its lowest standing over the
 ``must`` sentences is at least :data:`MUST_FLOOR` (better than half of the library for every
@@ -204,13 +206,8 @@ def query_cache(model: LoTLIP) -> QueryCache:
 # --------------------------------------------------------------------------- scoring
 
 
-def combine(
-    paragraph: np.ndarray,
-    sentences: Sequence[Sentence],
-    vectors: np.ndarray,
-    not_weight: float,
-) -> np.ndarray:
-    """The refined query vector ``u`` of the module doc (``vectors[i]`` is ``sentences[i]``)."""
+def wanted(paragraph: np.ndarray, sentences: Sequence[Sentence], vectors: np.ndarray) -> np.ndarray:
+    """The vector ``a`` of the module doc: the paragraph without its dropped sentences."""
     in_paragraph = sum(1 for s in sentences if not s.extra)
     query = np.asarray(paragraph, dtype=np.float64)
     dropped = [i for i, s in enumerate(sentences) if not s.extra and s.state in (IGNORE, NOT)]
@@ -219,10 +216,31 @@ def combine(
         query = _unit(query - vectors[dropped].sum(axis=0) / in_paragraph)
         if kept:
             query = _unit(query + _unit(vectors[kept].sum(axis=0)))
-    avoid = [i for i, s in enumerate(sentences) if s.state == NOT]
-    if avoid:
-        query = _unit(query - not_weight * vectors[avoid].sum(axis=0))
     return query.astype(np.float32)
+
+
+def avoided(sentences: Sequence[Sentence], vectors: np.ndarray) -> np.ndarray | None:
+    """``Σ s_i`` over the ``not`` sentences and phrases (None when there are none)."""
+    avoid = [i for i, s in enumerate(sentences) if s.state == NOT]
+    return vectors[avoid].sum(axis=0).astype(np.float32) if avoid else None
+
+
+def steer_away(query: np.ndarray, avoid: np.ndarray | None, not_weight: float) -> np.ndarray:
+    """``unit(query − w·avoid)`` (``query`` itself without anything to avoid)."""
+    if avoid is None:
+        return np.asarray(query, dtype=np.float32)
+    return _unit(np.asarray(query, np.float64) - not_weight * avoid).astype(np.float32)
+
+
+def combine(
+    paragraph: np.ndarray,
+    sentences: Sequence[Sentence],
+    vectors: np.ndarray,
+    not_weight: float,
+) -> np.ndarray:
+    """The refined query vector ``u`` of the module doc (``vectors[i]`` is ``sentences[i]``)."""
+    a = wanted(paragraph, sentences, vectors)
+    return steer_away(a, avoided(sentences, vectors), not_weight)
 
 
 def standings(scores: np.ndarray, sample_scores: np.ndarray) -> np.ndarray:
@@ -358,7 +376,8 @@ class RefinedQuery:
     """A description planned by sentence: the query vector ``u`` and its :class:`Explainer`."""
 
     sentences: tuple[Sentence, ...]
-    vector: np.ndarray
+    vector: np.ndarray  # a: what is wanted (before steering away from "not" sentences)
+    avoid: np.ndarray | None  # Σ of the "not" sentence vectors
     explainer: Explainer
 
     @property
@@ -374,7 +393,6 @@ def refine(
     states: Mapping[str, str] | None = None,
     must: Sequence[str] = (),
     not_phrases: Sequence[str] = (),
-    not_weight: float = 0.5,
 ) -> RefinedQuery:
     """Plan ``paragraph`` by sentence and build its query vector (cached encodings only).
 
@@ -384,5 +402,9 @@ def refine(
     sentences = plan_sentences(paragraph, states, must, not_phrases)
     query = query_cache(model).get(paragraph, [s.text for s in sentences])
     vectors = query.of([s.text for s in sentences])
-    vector = combine(query.paragraph, sentences, vectors, not_weight)
-    return RefinedQuery(tuple(sentences), vector, Explainer.build(sentences, query, sample))
+    return RefinedQuery(
+        tuple(sentences),
+        wanted(query.paragraph, sentences, vectors),
+        avoided(sentences, vectors),
+        Explainer.build(sentences, query, sample),
+    )

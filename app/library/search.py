@@ -220,7 +220,9 @@ class Searcher:
         if like is not None:
             parts.append(self.image_vector(like))
         query = _unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
-        if not_text and not_text.strip() and refined is None:
+        if refined is not None:
+            query = sentence_scores.steer_away(query, refined.avoid, self.not_weight)
+        elif not_text and not_text.strip():
             query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
         gated = refined is not None and refined.gates
@@ -249,9 +251,7 @@ class Searcher:
         """``text`` planned by sentence (encoded once per text, then cached; see explain)."""
         sample = self._standing_sample.get(self.lib.store, self.model.name)
         not_phrases = [not_text] if not_text and not_text.strip() else []
-        return sentence_scores.refine(
-            self.model, sample, text, sentences, must, not_phrases, self.not_weight
-        )
+        return sentence_scores.refine(self.model, sample, text, sentences, must, not_phrases)
 
     def _finish(
         self,

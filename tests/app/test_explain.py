@@ -166,3 +166,20 @@ def test_explain_on_an_empty_library(library, micro_model) -> None:
         PARAGRAPH, explain=True, must=["yes"], group_duplicates=True
     )
     assert response.results == [] and len(response.sentences) == 4
+
+
+def test_explain_with_an_example_image_and_a_not_phrase(indexed) -> None:
+    example = indexed.lib.store.rows_for([3])[0].path
+    plain = indexed.search(PARAGRAPH, top=12, like=example, not_text="a green frog")
+    explained = indexed.search(PARAGRAPH, top=12, like=example, not_text="a green frog",
+                               explain=True)  # fmt: skip
+    assert [r.id for r in explained.results] == [r.id for r in plain.results]
+    assert [r.score for r in explained.results] == pytest.approx(
+        [r.score for r in plain.results], abs=1e-4
+    )
+    assert [(s.text, s.state, s.extra) for s in explained.sentences][-1] == (
+        "a green frog",
+        NOT,
+        True,
+    )
+    assert all(len(r.sentences) == 5 for r in explained.results)
