@@ -44,9 +44,10 @@ the classic ``--not`` does. With every sentence
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 NORMAL, MUST, IGNORE, NOT = "normal", "must", "ignore", "not"
 STATES: tuple[str, ...] = (NORMAL, MUST, IGNORE, NOT)
 MUST_FLOOR = 0.5
+RESAMPLE_CHANGE = 0.05  # redraw the standing sample when the library grew/shrank this much
+RESAMPLE_AFTER_S = 30.0  # ... or when it is this old and the library changed at all
 TIE = 1e-6  # cosines this close count as equal (matrix products round differently)
 STANDING_SAMPLE = 2048
 SAMPLE_SEED = 0
@@ -279,19 +282,32 @@ def sample_vectors(store: Store, model: str, size: int = STANDING_SAMPLE) -> np.
 
 
 class StandingSample:
-    """The sample of a model's stored vectors, re-drawn when the store's generation moves."""
+    """The sample of a model's stored vectors, re-drawn when the store changed (its generation
+    moved) and either the number of vectors moved by more than :data:`RESAMPLE_CHANGE` or the
+    sample is older than :data:`RESAMPLE_AFTER_S`. Indexing changes the store every batch, and
+    a sample of a slightly older library estimates standings just as well."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._key: tuple[str, int] | None = None
+        self._count = 0
+        self._drawn = 0.0
         self._vectors = np.zeros((0, 0), np.float32)
         self._lock = threading.Lock()
 
     def get(self, store: Store, model: str) -> np.ndarray:
-        """The sample vectors [n, D] for ``model`` as the store is now."""
+        """The sample vectors [n, D] for ``model``."""
         key = (model, store.generation(model))
         with self._lock:
-            if key != self._key:
-                self._vectors, self._key = sample_vectors(store, model), key
+            if key == self._key:
+                return self._vectors
+            count = store.embedding_count(model)
+            moved = abs(count - self._count) > RESAMPLE_CHANGE * self._count
+            old = self._clock() - self._drawn > RESAMPLE_AFTER_S
+            if self._key is None or self._key[0] != model or moved or old:
+                self._vectors = sample_vectors(store, model)
+                self._count, self._drawn = count, self._clock()
+            self._key = key
             return self._vectors
 
 

@@ -183,3 +183,23 @@ def test_explain_with_an_example_image_and_a_not_phrase(indexed) -> None:
         True,
     )
     assert all(len(r.sentences) == 5 for r in explained.results)
+
+
+def test_standing_sample_is_redrawn_only_for_real_changes(library, micro_model, tmp_path) -> None:
+    now = [0.0]
+    sample = explain.StandingSample(clock=lambda: now[0])
+    name = micro_model.name
+    draw_folder(tmp_path / "a", 40)
+    Indexer(library, micro_model).run([tmp_path / "a"])
+    first = sample.get(library.store, name)
+    assert len(first) == 40 and sample.get(library.store, name) is first
+    draw_folder(tmp_path / "b", 1, start=40)  # 2.5 % more: the old sample still serves
+    Indexer(library, micro_model).run([tmp_path / "b"])
+    assert sample.get(library.store, name) is first
+    now[0] = 31.0  # ... until it is old
+    draw_folder(tmp_path / "c", 1, start=41)
+    Indexer(library, micro_model).run([tmp_path / "c"])
+    assert len(sample.get(library.store, name)) == 42
+    draw_folder(tmp_path / "d", 5, start=42)  # 12 % more: redrawn at once
+    Indexer(library, micro_model).run([tmp_path / "d"])
+    assert len(sample.get(library.store, name)) == 47
