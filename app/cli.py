@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from app.commands import demo, finetune, forget, index, info, init, models, search
+from app.commands import demo, finetune, forget, index, info, init, models, saved, search
 from app.commands.common import (
     ACCESS_CREATE,
     ACCESS_INIT,
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     index.add_parser(sub, **common)
     search.add_parser(sub, **common)
+    saved.add_parser(sub, **common)
     info.add_parsers(sub, **common)
     forget.add_parser(sub, **common)
     models.add_parser(sub, **common)

@@ -22,6 +22,10 @@ from .folders import VOCAB_FILE
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _WHITESPACE = re.compile(r"\s+")
+SENTENCE_SEPARATOR = ". "  # what the reference turns into [SEP] (LOTLIP.md §2)
+# Sentence ends for splitting a query: the tokenizer's ". " plus "!"/"?" before a space and
+# line breaks, which people use as sentence ends too.
+_SENTENCE_END = re.compile(r"(?<=[.!?]) +|\s*[\r\n]+\s*")
 
 
 def corner_token(index: int) -> str:
@@ -34,6 +38,22 @@ def clean_text(text: str) -> str:
     text = ftfy.fix_text(text)
     text = html.unescape(html.unescape(text)).strip()
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a description into the sentences the model sees as parts of the paragraph.
+
+    A boundary is ``". "`` (the separator the tokenizer rewrites to ``[SEP]``), ``"! "``,
+    ``"? "`` or a line break. Each sentence is stripped of surrounding space and of
+    trailing ``"."``; empty ones are dropped. Like the tokenizer, the rule does not know
+    abbreviations: ``"e.g. a dog"`` splits after ``"e.g."``; decimals such as ``"3.5"`` do not.
+    """
+    sentences = []
+    for part in _SENTENCE_END.split(text.strip()):
+        part = part.strip().rstrip(".").rstrip()
+        if part:
+            sentences.append(part)
+    return sentences
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,7 @@ class LoTLIPTokenizer:
     # -- encoding --------------------------------------------------------------------------
     def prepare(self, text: str) -> str:
         """Apply the reference caption rules: ``". "`` -> [SEP], corner prefix, cleaning."""
-        text = "[SEP]".join(text.split(". "))
+        text = "[SEP]".join(text.split(SENTENCE_SEPARATOR))
         return clean_text(self._prefix + text)
 
     def encode_one(self, text: str) -> tuple[list[int], int, bool]:

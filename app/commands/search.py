@@ -5,18 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import sys
 
-from app.commands.common import (
-    EXIT_OK,
-    CommandError,
-    Context,
-    UsageError,
-    print_json,
-    say,
-    show_path,
-    warn,
-)
+from app.commands.common import CommandError, Context, UsageError, show_path
+from app.commands.results import add_sentence_arguments, print_response, sentence_kwargs
 
 HELP = "find photos from a description (a whole paragraph is fine)"
 DESCRIPTION = """\
@@ -28,7 +19,10 @@ examples:
   lotlip-search search "two children flying a red kite on a windy beach. grey clouds"
   lotlip-search search "a cat asleep on a sofa" --not "dog" --top 5
   lotlip-search search "" --like ~/Pictures/IMG_0042.jpg --folder ~/Pictures/2021
-  lotlip-search search "snowy mountains" --from 2019-12 --to 2020-02 --json"""
+  lotlip-search search "snowy mountains" --from 2019-12 --to 2020-02 --json
+  lotlip-search search "two kids on a pier. a red boat on the left" --explain
+  lotlip-search search "two kids on a pier. a red boat on the left" --must "a red boat on the left"
+  lotlip-search search "a dog on a beach" --group-duplicates --save "beach dog"""
 
 
 def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
@@ -53,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     p.add_argument("--to", dest="date_to", metavar="DATE", help="taken on or before DATE")
     p.add_argument("--like", metavar="IMAGE", help="photos like this image (with TEXT: both)")
     p.add_argument("--not", dest="not_text", metavar="TEXT", help="steer away from this phrase")
+    add_sentence_arguments(p)
+    p.add_argument("--save", metavar="NAME", help="also save this search as NAME (`saved`)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=run)
 
@@ -118,8 +114,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     choice = ctx.choose_model()
     from app.library.search import Searcher
 
-    response = Searcher(ctx.lib, choice.model).search(
-        args.text,
+    options = dict(
+        text=args.text,
         top=args.top,
         threshold=args.threshold,
         folders=folders or None,
@@ -127,17 +123,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         date_to=args.date_to,
         like=args.like,
         not_text=args.not_text,
+        **sentence_kwargs(args),
     )
-    for message in response.warnings:
-        warn(message)
-    if args.json:
-        print_json(response.as_dict())
-        return EXIT_OK
-    if not response.results:
-        say("no matching photos", file=sys.stderr)
-        return EXIT_OK
-    for rank, result in enumerate(response.results, 1):
-        date = (result.taken_at or "")[:10]
-        away = "  [offline]" if result.offline else ""
-        say(f"{rank:3d}  {result.score:6.3f}  {date:10s}  {result.path}{away}")
-    return EXIT_OK
+    try:
+        response = Searcher(ctx.lib, choice.model).search(**options)
+    except ValueError as exc:  # e.g. --ignore of a sentence that is not in TEXT
+        raise UsageError(str(exc)) from None
+    if args.save:
+        from app.commands.saved import save_search
+
+        save_search(ctx, args.save, options)
+    return print_response(response, args.json)

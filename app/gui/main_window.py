@@ -52,7 +52,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import desktop
+from app.gui import desktop, sentences
 from app.gui.actions import build_menus, results_context_menu
 from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.results = ResultsModel(self)
         self.results.set_items([], self.browse_order())
         self._build_widgets()
+        self.paragraph = sentences.attach(self)  # sentence strips/states, badges, saved searches
         build_menus(self)
         QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()

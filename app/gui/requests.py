@@ -85,6 +85,8 @@ class SearchRequest:
     filters: Filters = field(default_factory=Filters)
     top: int = 100
     not_text: str = ""
+    sentences: tuple[tuple[str, str], ...] = ()  # (sentence, state) other than normal
+    group_duplicates: bool = True
 
     @property
     def mode(self) -> str:
@@ -139,6 +141,14 @@ class SearchOutcome:
     warnings: list[str] = field(default_factory=list)
     empty_reason: str = ""
     undated: int = 0
+    sentences: list[Any] = field(default_factory=list)  # app.library.explain.Sentence
+
+
+def can_group(searcher: Any) -> bool:
+    """True when near copies can be grouped for the searcher's model (a calibrated threshold)."""
+    from app.library.duplicates import threshold_for
+
+    return threshold_for(searcher.lib.store, searcher.model.name) is not None
 
 
 def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOutcome:
@@ -162,6 +172,7 @@ def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOut
             capacity=getattr(tokens, "capacity", None),
             model=str(getattr(response, "model", "")),
             warnings=[str(w) for w in getattr(response, "warnings", []) or []],
+            sentences=list(getattr(response, "sentences", []) or []),
         )
         if not outcome.items and request.filters.active:
             outcome.empty_reason = _empty_reason(searcher, library, request)
@@ -187,12 +198,17 @@ def _query(searcher: Any, library: Any, request: SearchRequest, filters: Filters
             : request.top
         ]
         return response
-    like = str(request.like) if request.like is not None else None
+    if request.like is not None:
+        return searcher.search(
+            None, top=request.top, like=str(request.like), not_text=not_text, **kwargs
+        )
     return searcher.search(
-        request.text if like is None else None,
+        request.text,
         top=request.top,
-        like=like,
         not_text=not_text,
+        explain=True,
+        sentences=dict(request.sentences) or None,
+        group_duplicates=request.group_duplicates and can_group(searcher),
         **kwargs,
     )
 

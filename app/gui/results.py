@@ -45,6 +45,8 @@ class ResultItem:
     taken_at: datetime | None = None
     modified: datetime | None = None
     folder: str | None = None
+    sentences: tuple[Any, ...] = ()  # app.library.explain.SentenceScore per query sentence
+    duplicates: tuple[str, ...] = ()  # paths of near copies folded into this photo
 
     @property
     def name(self) -> str:
@@ -110,6 +112,8 @@ def item_from_result(result: Any, *, stat: bool = True) -> ResultItem:
         taken_at=_naive(taken_at),
         modified=modified,
         folder=getattr(result, "folder", None),
+        sentences=tuple(getattr(result, "sentences", ()) or ()),
+        duplicates=tuple(d.path for d in getattr(result, "duplicates", ()) or ()),
     )
 
 

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.results import ItemRole, ResultItem
+from app.gui.sentences import paint_extras
 from app.gui.thumbnails import ThumbnailCache
 
 PADDING = 6
@@ -117,6 +118,7 @@ class ResultDelegate(QStyledItemDelegate):
 
         if self.show_scores and item.score is not None:
             self._badge(painter, image_box, f"{item.score:.2f}")
+        paint_extras(painter, image_box, item)  # sentence strip, near-copies badge
 
         text_rect = QRect(
             rect.left() + PADDING,

@@ -12,6 +12,9 @@ returns the rows. Options:
 * ``folders`` (paths at or below which results must lie), ``date_from``/``date_to`` (EXIF
   capture date, inclusive; ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` or full ISO), ``threshold``
   (least cosine score).
+* ``explain``, ``sentences``, ``must``: score each result by sentence and refine the search by
+  sentence states (:mod:`app.library.explain`); ``group_duplicates``: fold near-identical
+  photos into their best-ranked one (:mod:`app.library.duplicates`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from app.library import duplicates
+from app.library import explain as sentence_scores
 from app.library.dates import normalize_date
 from app.library.library import root_is_online
 from lotlip.transforms import load_image
@@ -66,12 +71,20 @@ class SearchResult:
     folder: str | None
     size: int
     offline: bool = False
+    sentences: tuple[sentence_scores.SentenceScore, ...] = ()  # with explain=True
+    duplicates: tuple[SearchResult, ...] = ()  # near copies folded into this result
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (``path`` first)."""
-        data = asdict(self)
+        """JSON-ready fields (``path`` first; ``sentences``/``duplicates`` only when set)."""
+        nested = ("sentences", "duplicates")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in nested}
         data["score"] = round(float(self.score), 6)
-        return {"path": data.pop("path"), "score": data.pop("score"), **data}
+        out = {"path": data.pop("path"), "score": data.pop("score"), **data}
+        if self.sentences:
+            out["sentences"] = [s.as_dict() for s in self.sentences]
+        if self.duplicates:
+            out["duplicates"] = [d.as_dict() for d in self.duplicates]
+        return out
 
 
 @dataclass
@@ -86,6 +99,7 @@ class SearchResponse:
     warnings: list[str] = field(default_factory=list)
     like: str | None = None
     not_text: str | None = None
+    sentences: list[sentence_scores.Sentence] = field(default_factory=list)
 
     @property
     def truncated(self) -> bool:
@@ -105,6 +119,7 @@ class SearchResponse:
             "elapsed_ms": round(self.elapsed_ms, 3),
             "warnings": list(self.warnings),
             "results": [r.as_dict() for r in self.results],
+            **({"sentences": [s.as_dict() for s in self.sentences]} if self.sentences else {}),
         }
 
 
@@ -122,6 +137,7 @@ class Searcher:
         self.lib = lib
         self.model = model
         self.not_weight = not_weight
+        self._standing_sample = sentence_scores.StandingSample()
 
     # -- query vectors -------------------------------------------------------------------
 
@@ -154,13 +170,24 @@ class Searcher:
         date_to: str | None = None,
         like: str | os.PathLike[str] | Image.Image | None = None,
         not_text: str | None = None,
+        explain: bool = False,
+        sentences: Mapping[str, str] | None = None,
+        must: Sequence[str] = (),
+        group_duplicates: bool = False,
         file_dates: bool = False,
     ) -> SearchResponse:
         """Find the ``top`` images closest to ``text`` and/or ``like`` (see the module doc).
 
+        ``explain``: each result gets ``sentences`` (cosine and standing per sentence) and the
+        response the sentence list. ``sentences`` maps sentence text to a state (``normal``,
+        ``must``, ``ignore``, ``not``); ``must`` lists sentences (or extra phrases) that
+        results must satisfy. ``group_duplicates``: near copies fold into ``duplicates``.
         ``file_dates``: the date bounds also admit photos without an EXIF date by their file
-        date. Raises ``ValueError`` without text or example image, or for a malformed date;
-        ``lotlip.ImageLoadError`` when ``like`` cannot be read.
+        date.
+
+        Raises ``ValueError`` without text or example image, for a malformed date, or for
+        sentence states without a description; ``lotlip.ImageLoadError`` when ``like`` cannot
+        be read.
         """
         started = time.perf_counter()
         text = (text or "").strip()
@@ -169,11 +196,18 @@ class Searcher:
         warnings: list[str] = []
         tokens = None
         parts: list[np.ndarray] = []
+        refined = None
+        if (sentences or must) and not text:
+            raise ValueError("sentence states need a description")
         if text:
             tokens = self.model.tokenizer.count(text)
             if tokens.truncated:
                 warnings.append(truncation_warning(tokens))
-            parts.append(self.text_vector(text))
+            if explain or sentences or must:
+                refined = self.refine(text, sentences, must, not_text)
+                parts.append(refined.vector)
+            else:
+                parts.append(self.text_vector(text))
         if like is not None:
             parts.append(self.image_vector(like))
         query = _unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
@@ -181,11 +215,16 @@ class Searcher:
             not_tokens = self.model.tokenizer.count(not_text.strip())
             if not_tokens.truncated:
                 warnings.append(truncation_warning(not_tokens, "phrase to steer away from"))
+        if refined is not None:
+            query = sentence_scores.steer_away(query, refined.avoid, self.not_weight)
+        elif not_text and not_text.strip():
             query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
+        gated = refined is not None and refined.gates
+        fetch = max(4 * top, 200) if gated or group_duplicates else top
         response = self._run(
             query,
-            top,
+            fetch,
             threshold,
             folders,
             date_from,
@@ -194,6 +233,8 @@ class Searcher:
             exclude=None,
             file_dates=file_dates,
         )
+        if refined is not None or group_duplicates:
+            self._finish(response, refined, top, explain, group_duplicates)
         response.query, response.tokens, response.like, response.not_text = (
             text,
             tokens,
@@ -202,6 +243,55 @@ class Searcher:
         )
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
+
+    def refine(
+        self,
+        text: str,
+        sentences: Mapping[str, str] | None = None,
+        must: Sequence[str] = (),
+        not_text: str | None = None,
+    ) -> sentence_scores.RefinedQuery:
+        """``text`` planned by sentence (encoded once per text, then cached; see explain)."""
+        sample = self._standing_sample.get(self.lib.store, self.model.name)
+        not_phrases = [not_text] if not_text and not_text.strip() else []
+        return sentence_scores.refine(self.model, sample, text, sentences, must, not_phrases)
+
+    def _finish(
+        self,
+        response: SearchResponse,
+        refined: sentence_scores.RefinedQuery | None,
+        top: int,
+        explain: bool,
+        group: bool,
+    ) -> None:
+        """Gate by ``must`` sentences, attach sentence scores, fold duplicates; cut to top."""
+        results = response.results
+        found, vectors = self.lib.store.vectors_for([r.id for r in results], self.model.name)
+        if len(found) != len(results):  # a row removed meanwhile: keep the ones we have
+            present = set(found.tolist())
+            results = [r for r in results if r.id in present]
+        if refined is not None:
+            keep = refined.explainer.gate(vectors)
+            results = [r for r, k in zip(results, keep, strict=True) if k]
+            vectors = vectors[keep]
+            if refined.gates and not results:
+                response.warnings.append("no photo satisfies every 'must' sentence")
+            if explain:
+                scored = refined.explainer.explain(vectors)
+                results = [replace(r, sentences=s) for r, s in zip(results, scored, strict=True)]
+            response.sentences = list(refined.sentences)
+        threshold = duplicates.threshold_for(self.lib.store, self.model.name) if group else None
+        if group and threshold is None:
+            response.warnings.append(
+                f"near copies are not grouped: no duplicate threshold is calibrated for "
+                f"{self.model.name} (see bench/bench_duplicates.py)"
+            )
+        elif group:
+            groups = duplicates.group_indices(vectors, threshold)
+            results = [
+                replace(results[g[0]], duplicates=tuple(results[i] for i in g[1:])) for g in groups
+            ]
+        response.results = results[: max(0, int(top))]
 
     def similar(self, image_id: int, top: int = 20) -> SearchResponse:
         """Images most like the indexed image ``image_id`` (itself left out)."""

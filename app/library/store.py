@@ -108,7 +108,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX captions_image ON captions(image_id)",
         "CREATE INDEX images_taken_at ON images(taken_at)",
     ),
-    # 4: files seen by an index run but not embedded yet (stopped runs resume them); drop the
+    # 3: files seen by an index run but not embedded yet (stopped runs resume them); drop the
     # old sampled content hashes: they could miss a same-size edit, and comparing one with a
     # whole-file hash would take every unchanged photo for edited (and drop other models'
     # vectors). Each photo gets its whole-file hash when it is next embedded.
@@ -120,6 +120,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             folder_id INTEGER REFERENCES folders(id) ON DELETE CASCADE,
             PRIMARY KEY (model, path))""",
         "CREATE INDEX pending_folder ON pending(folder_id)",
+    ),
+    # 4: saved searches (query, sentence states and filters as JSON; see app/library/saved.py)
+    (
+        """CREATE TABLE saved_searches (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
     ),
 )
 """Schema steps; step *i* (0-based) takes the database from version *i* to *i + 1*."""
@@ -1392,6 +1400,29 @@ class Store:
         """Delete a caption; true if it existed."""
         with self._write() as conn:
             return conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,)).rowcount > 0
+
+    # -- saved searches (the records are app.library.saved.SavedSearch as JSON) -------
+
+    def put_saved_search(self, name: str, spec: Mapping[str, Any]) -> None:
+        """Save (or replace) the saved search ``name`` with its JSON ``spec``."""
+        now = _now()
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO saved_searches(name, spec, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, "
+                "updated_at = excluded.updated_at",
+                (name, json.dumps(dict(spec)), now, now),
+            )
+
+    def saved_searches(self) -> list[tuple[str, dict[str, Any], str, str]]:
+        """``(name, spec, created_at, updated_at)`` of every saved search, by name."""
+        rows = self._all("SELECT * FROM saved_searches ORDER BY name COLLATE NOCASE")
+        return [(r["name"], json.loads(r["spec"]), r["created_at"], r["updated_at"]) for r in rows]
+
+    def delete_saved_search(self, name: str) -> bool:
+        """Forget a saved search; true if it existed."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM saved_searches WHERE name = ?", (name,)).rowcount > 0
 
     # -- status ----------------------------------------------------------------------
 
