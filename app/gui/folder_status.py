@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -84,7 +84,15 @@ def folder_statuses(
     """Every library folder with its counts and whether it is reachable now."""
     native = getattr(library, "folder_status", None)
     if callable(native):
-        return [_from_native(item) for item in native(model=model)]
+        statuses = [_from_native(item) for item in native(model=model)]
+        if not count_pending:
+            return statuses
+        # the library counts what a stopped run left; the panel also counts photos that
+        # arrived since, as the next index run would plan them
+        online = {s.path for s in statuses if s.online}
+        scanned = [f for f in library.folders() if f.path in online]
+        counts = pending_counts(library, model, scanned, cancel)
+        return [replace(s, pending=counts.get(s.path) if s.online else None) for s in statuses]
     store = library.store
     folders = library.folders()
     pending = pending_counts(library, model, folders, cancel) if count_pending else {}

@@ -102,7 +102,7 @@ def test_remove_and_exclude_subfolder(
     with qtbot.waitSignal(dialog.changed, timeout=30_000):
         dialog.exclude(str(keep / "screenshots"))
     assert store.counts().images == 3
-    assert "screenshots" in session.library.store.get_folder(str(keep)).excludes
+    assert "/screenshots" in session.library.store.get_folder(str(keep)).excludes
     # the next run does not bring them back
     index_now(session, [keep])
     assert store.counts().images == 3
