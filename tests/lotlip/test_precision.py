@@ -91,13 +91,11 @@ def test_low_precision_model_agrees_with_fp32(make_tiny_model, name, dtype) -> N
     model = make_tiny_model().to_device("cpu", name)
     assert model.precision == name
     assert model.dtype == dtype
-    for embed, inputs in ((lambda m: m.embed_images(images)), images), (
-        (lambda m: m.embed_texts(texts)),
-        texts,
-    ):
+    cases = [(lambda m: m.embed_images(images), len(images)), (lambda m: m.embed_texts(texts), 3)]
+    for embed, count in cases:
         low, ref = embed(model), embed(reference)
         assert low.dtype == np.float32
-        assert low.shape == ref.shape == (len(inputs), reference.embed_dim)
+        assert low.shape == ref.shape == (count, reference.embed_dim)
         assert _cosines(low, ref).min() > 0.98
         assert not np.array_equal(low, ref)  # it really computed at another precision
 
