@@ -24,6 +24,7 @@ THUMB_MIN, THUMB_MAX, THUMB_DEFAULT = 80, 320, 160
 # library settings keys shared with the CLI
 LIB_MODEL = "model"
 LIB_DEVICE = "device"
+LIB_PRECISION = "precision"
 LIB_RESULT_COUNT = "result_count"
 LIB_EXCLUDES = "excludes"
 LIB_RESUME = "gui_resume_indexing"

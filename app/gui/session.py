@@ -53,6 +53,7 @@ class LibraryInfo:
 GUI_SETTINGS = (
     config.LIB_MODEL,
     config.LIB_DEVICE,
+    config.LIB_PRECISION,
     config.LIB_RESULT_COUNT,
     config.LIB_EXCLUDES,
     config.LIB_RESUME,
@@ -181,6 +182,7 @@ class IndexingRun(QObject):
                 self.session.library,
                 requested=self.request.model,
                 device=self.request.device or self.session.device,
+                precision=self.session.precision,
             )
             self.modelLoaded.emit(choice)
             model = choice.model
@@ -285,6 +287,11 @@ class Session(QObject):
         return str(self.setting(config.LIB_DEVICE, "auto") or "auto")
 
     @property
+    def precision(self) -> str:
+        """The numeric precision models run at (library setting, ``auto`` by default)."""
+        return str(self.setting(config.LIB_PRECISION, "auto") or "auto")
+
+    @property
     def result_count(self) -> int:
         """How many results a search returns."""
         try:
@@ -346,6 +353,7 @@ class Session(QObject):
         if self._model_task is not None:
             self._model_task.cancel()
         device = device or self.device
+        precision = self.precision
         library = self.library
 
         def work(_report: Any, _cancelled: Any) -> tuple[Any, Any]:
@@ -353,7 +361,9 @@ class Session(QObject):
             from app.library.search import Searcher
 
             leave_a_core_for_the_window()
-            choice = choose_model(library, requested=requested, device=device)
+            choice = choose_model(
+                library, requested=requested, device=device, precision=precision
+            )
             return choice, Searcher(library, choice.model)
 
         task = Task(work, name="model-load")

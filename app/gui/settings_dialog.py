@@ -29,7 +29,7 @@ from app.gui.icons import app_icon
 from app.gui.models_panel import list_models
 from app.gui.session import Session
 from app.gui.tasks import Task
-from app.gui.wizard import DEVICE_LABELS, parse_excludes
+from app.gui.wizard import DEVICE_LABELS, parse_excludes, precision_choice
 
 
 class SettingsDialog(QDialog):
@@ -61,6 +61,7 @@ class SettingsDialog(QDialog):
         for key, label in DEVICE_LABELS.items():
             self.device.addItem(label, key)
         self.device.setCurrentIndex(max(0, self.device.findData(session.device)))
+        self.precision = precision_choice(self, session.precision, "precision")
         self.results = QSpinBox(self)
         self.results.setObjectName("resultCount")
         self.results.setRange(10, 5000)
@@ -88,6 +89,7 @@ class SettingsDialog(QDialog):
         form.addRow("Library folder:", library_row)
         form.addRow("Model:", self.model)
         form.addRow("Run models on:", self.device)
+        form.addRow("Precision:", self.precision)
         form.addRow("Results per search:", self.results)
         form.addRow("Exclusions:", self.excludes)
         form.addRow("Watch folders:", self.watch)
@@ -123,12 +125,14 @@ class SettingsDialog(QDialog):
         """Save; a new library location applies at the next start."""
         session = self.session
         model = self.model.currentData()
-        old_model, old_device = session.setting(config.LIB_MODEL), session.device
+        before = (session.setting(config.LIB_MODEL), session.device, session.precision)
         session.set_setting(config.LIB_MODEL, model)
         session.set_setting(config.LIB_DEVICE, self.device.currentData())
+        session.set_setting(config.LIB_PRECISION, self.precision.currentData())
         session.set_setting(config.LIB_RESULT_COUNT, self.results.value())
         session.set_setting(config.LIB_EXCLUDES, parse_excludes(self.excludes.toPlainText()))
-        if (model, self.device.currentData()) != (old_model, old_device) and not session.busy():
+        after = (model, self.device.currentData(), self.precision.currentData())
+        if after != before and not session.busy():
             session.load_model()
         self.settings.watch_folders = self.watch.isChecked()
         session.set_watching(self.watch.isChecked())

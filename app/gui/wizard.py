@@ -56,6 +56,28 @@ DEVICE_LABELS = {
     "cuda": "NVIDIA GPU (CUDA)",
     "mps": "Apple GPU (Metal)",
 }
+PRECISION_LABELS = {
+    "auto": "Automatic (bf16 on CPUs that compute it natively, fp16 on GPUs)",
+    "fp32": "Full precision (fp32)",
+    "bf16": "bfloat16 (CPU)",
+    "int8": "int8 (CPU only, fastest)",
+    "fp16": "Half precision (fp16, GPU only)",
+}
+"""``--precision`` choices; vectors made at one stay searchable at another (no re-index)."""
+
+
+def precision_choice(parent: QWidget, current: str, name: str) -> QComboBox:
+    """A combo box of :data:`PRECISION_LABELS` with ``current`` selected."""
+    box = QComboBox(parent)
+    box.setObjectName(name)
+    box.setToolTip(
+        "How precisely the model computes. bf16 and int8 are faster on the CPU and rank "
+        "photos like fp32; photos indexed at one precision are searched at any other."
+    )
+    for key, label in PRECISION_LABELS.items():
+        box.addItem(label, key)
+    box.setCurrentIndex(max(0, box.findData(current)))
+    return box
 
 
 @dataclass(frozen=True)
@@ -218,8 +240,10 @@ class ModelPage(QWizardPage):
         for key, label in DEVICE_LABELS.items():
             self.device.addItem(label, key)
         self.panel.changed.connect(self._devices_known)
+        self.precision = precision_choice(self, session.precision, "precisionChoice")
         form = QFormLayout()
         form.addRow("Run on:", self.device)
+        form.addRow("Precision:", self.precision)
         layout = QVBoxLayout(self)
         layout.addWidget(self.panel, 1)
         layout.addLayout(form)
@@ -613,6 +637,7 @@ class IndexWizard(QWizard):
         model = self.model_page.model_name()
         device = self.model_page.device_name()
         self.session.set_setting("excludes", excludes)
+        self.session.set_setting("precision", self.model_page.precision.currentData())
         if model:
             self.session.set_setting("model", model)
         self.session.set_setting("device", device)

@@ -88,6 +88,24 @@ def test_settings_dialog_writes_library_settings(
     assert GuiSettings().library_dir == str(tmp_path / "elsewhere")
 
 
+def test_settings_precision_reloads_the_model_at_that_precision(
+    qtbot: Any, make_window: Any, say_yes: None
+) -> None:
+    window = make_window()
+    session = window.session
+    qtbot.waitUntil(lambda: session.choice is not None, timeout=60_000)
+    dialog = window.open_settings()
+    assert dialog.precision.currentData() == "auto"
+    dialog.precision.setCurrentIndex(dialog.precision.findData("int8"))
+    dialog.accept()
+    assert session.library.store.get_setting("precision") == "int8"  # kept with the library
+    qtbot.waitUntil(
+        lambda: session.choice is not None and session.choice.model.precision == "int8",
+        timeout=60_000,
+    )
+    assert window.open_settings().precision.currentData() == "int8"
+
+
 def test_download_of_an_unknown_model_reports_the_error(qtbot: Any) -> None:
     download = ModelDownload("no-such-model")
     with qtbot.waitSignal(download.finished, timeout=60_000) as blocker:
