@@ -54,7 +54,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         "download",
         help="download an official model from the Hugging Face hub",
         description="Download an official LoTLIP checkpoint and the BERT vocabulary (with a "
-        "progress bar; an interrupted download resumes) and install it.",
+        "progress bar; a dropped connection is resumed, a corrupted file is fetched again) "
+        "and install it.",
         epilog=DOWNLOAD_EPILOG + "\n\n" + epilog,
         formatter_class=formatter,
     )

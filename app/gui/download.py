@@ -2,8 +2,8 @@
 
 A download of ~800 MB must never block the window and must stop the moment the user says so.
 :class:`ModelDownload` runs :mod:`app.gui.download_worker` with ``QProcess`` and turns its
-JSON lines into signals; :meth:`ModelDownload.cancel` ends the process (the partial file is
-kept, so the next attempt resumes).
+JSON lines into signals; :meth:`ModelDownload.cancel` ends the process. huggingface_hub keeps
+no partial file, so a cancelled download starts over next time (files already finished stay).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class ModelDownload(QObject):
         return self._process.state() != QProcess.ProcessState.NotRunning
 
     def cancel(self) -> None:
-        """Stop now; the partial download is kept for the next attempt."""
+        """Stop now (the file being fetched is dropped; finished files stay in the cache)."""
         self.cancelled = True
         if self.running:
             self._process.kill()
@@ -87,7 +87,7 @@ class ModelDownload(QObject):
     def _ended(self, code: int, _status: QProcess.ExitStatus) -> None:
         self._read()
         if self.cancelled:
-            self.finished.emit(False, "Download cancelled; it resumes where it stopped next time.")
+            self.finished.emit(False, "Download cancelled.")
         elif self._done and code == 0:
             self.finished.emit(True, "")
         else:

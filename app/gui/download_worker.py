@@ -9,7 +9,7 @@ and prints one JSON object per line on stdout::
     {"event": "error", "message": "..."}
 
 The GUI runs it with ``QProcess`` so that *Cancel* can stop a download at any moment by ending
-the process; the partial file stays in the Hugging Face cache and the next download resumes it.
+the process. Progress comes from ``huggingface_hub.hf_hub_download``'s ``tqdm_class`` hook.
 """
 
 from __future__ import annotations
