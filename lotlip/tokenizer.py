@@ -18,6 +18,8 @@ import ftfy
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from .files import write_text_atomic
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_FILE = "vocab.txt"
 _WHITESPACE = re.compile(r"\s+")
@@ -117,8 +119,7 @@ class LoTLIPTokenizer:
 
     def save(self, folder: str | Path) -> None:
         """Write ``vocab.txt`` (the base vocabulary; corner tokens are re-added on load)."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / VOCAB_FILE).write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
+        write_text_atomic(Path(folder) / VOCAB_FILE, "\n".join(self.vocab) + "\n")
 
     # -- properties ------------------------------------------------------------------------
     @property

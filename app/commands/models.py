@@ -17,10 +17,6 @@ from app.commands.common import (
     say,
 )
 
-GENERIC_STEMS = frozenset(
-    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
-)
-
 DOWNLOAD_EPILOG = """\
 Without internet access on this machine, fetch the two files on another one:
   https://huggingface.co/weiwu-ww/LoTLIP-ViT-B-16-100M/resolve/main/model.pt
@@ -77,7 +73,11 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         metavar="FILE",
         help="the bert-base-uncased vocab.txt (default: next to FILE or in the HF cache)",
     )
-    p.add_argument("--name", metavar="NAME", help="name to install it under")
+    p.add_argument(
+        "--name",
+        metavar="NAME",
+        help="name to install it under (default: the file name, or its folder's for model.pt)",
+    )
     p.add_argument("--replace", action="store_true", help="replace a model of the same name")
     p.set_defaults(run=run_import)
 
@@ -200,35 +200,11 @@ def find_vocab(checkpoint: Path) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
-def guess_name(checkpoint: Path) -> str:
-    """A name for an imported checkpoint: the official name its architecture matches, else the
-    file name (or its folder's, for generic file names like ``model.pt``)."""
-    import torch
-
-    from lotlip.checkpoints import infer_official_config
-    from lotlip.registry import OFFICIAL_MODELS
-
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        name = infer_official_config(state).name
-        if name in OFFICIAL_MODELS:
-            return name
-    except Exception:  # the import itself reports what is wrong with the file
-        pass
-    stem = checkpoint.stem
-    if stem.lower() in GENERIC_STEMS and checkpoint.parent.name:
-        stem = checkpoint.resolve().parent.name
-    return stem
-
-
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     """Install a checkpoint from a file."""
     from app.library.models import clear_model_cache
     from lotlip import registry
-    from lotlip.checkpoints import CheckpointError
+    from lotlip.checkpoints import CheckpointError, checkpoint_name
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():
@@ -243,7 +219,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    name = args.name or guess_name(checkpoint)
+    name = args.name or checkpoint_name(checkpoint)
     try:
         target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
     except FileExistsError:

@@ -1,0 +1,84 @@
+"""A model is who the user says it is (plus its weights' fingerprint), never its tensor shapes;
+switching models never deletes another model's vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lotlip
+from app.cli import EXIT_OK
+from app.library.indexer import Indexer
+from app.library.search import Searcher
+from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+
+
+@pytest.fixture
+def official_shaped_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A micro model saved in the official .pt layout, whose architecture is made to count as
+    the released ``lotlip-vit-b16`` (a real one is ~800 MB): it *looks* official by shape."""
+    from lotlip.checkpoints import infer_official_config, ours_to_official, read_state_dict
+    from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
+    from tests.lotlip.conftest import make_bert_like_vocab
+
+    vocab = make_bert_like_vocab()
+    model = build_micro_model("x", 3, vocab)
+    checkpoint = tmp_path / "holiday-finetune.pt"
+    torch.save({"state_dict": ours_to_official(model.state_dict())}, checkpoint)
+    shape = infer_official_config(read_state_dict(checkpoint))
+    fake = LoTLIPConfig.from_dict({**shape.to_dict(), "name": "lotlip-vit-b16"})
+    monkeypatch.setitem(OFFICIAL_CONFIGS, "lotlip-vit-b16", fake)
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(tmp_path / "models"))
+    return checkpoint, tmp_path / "vocab.txt"
+
+
+def test_import_of_an_official_shaped_checkpoint_keeps_its_own_name(
+    cli, official_shaped_checkpoint: tuple[Path, Path]
+) -> None:
+    checkpoint, vocab = official_shaped_checkpoint
+    status, out, err = cli("model", "import", str(checkpoint), "--vocab", str(vocab), model=None)
+    assert status == EXIT_OK, err
+    assert "installed holiday-finetune" in out
+
+    status, out, _ = cli("model", "list", "--json", model=None)
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["holiday-finetune"]["installed"] is True
+    assert rows["lotlip-vit-b16"]["installed"] is False  # not mistaken for the release
+
+
+def test_switching_weights_under_one_name_keeps_both_vector_sets(
+    library, micro_model, tmp_path: Path
+) -> None:
+    """Two models with the same name (two fine-tune runs, two downloads of ``model.pt``):
+    indexing with one never deletes the other's vectors, and switching back re-embeds nothing."""
+    folder = tmp_path / "photos"
+    draw_folder(folder, 5)
+    for seed, where in ((0, "a"), (1, "b")):
+        build_micro_model("same-name", seed, micro_model.tokenizer.vocab).save(
+            tmp_path / where / "same-name"
+        )
+    first = lotlip.load(tmp_path / "a" / "same-name", device="cpu")
+    second = lotlip.load(tmp_path / "b" / "same-name", device="cpu")
+    assert first.name == second.name == "same-name"
+
+    Indexer(library, first, batch_size=4, workers=1).run([folder])
+    ids, first_vectors = library.store.embedding_matrix("same-name")
+    assert Indexer(library, second, batch_size=4, workers=1).run().embedded == 5
+
+    back = Indexer(library, first, batch_size=4, workers=1).run()
+
+    assert back.embedded == 0  # the first model's vectors were kept, not re-made
+    again_ids, again = library.store.embedding_matrix("same-name")
+    assert np.array_equal(ids, again_ids) and np.array_equal(first_vectors, again)
+    response = Searcher(library, first).search("a red shape", top=5)
+    assert len(response.results) == 5 and not response.warnings
+    # and the other way round: the second model's vectors come back as they were
+    assert Indexer(library, second, batch_size=4, workers=1).run().embedded == 0
+    assert library.store.embedding_count(RANDOM_MODEL) == 0  # nothing else was touched
