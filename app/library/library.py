@@ -96,6 +96,20 @@ def model_fingerprint(model: LoTLIP) -> str | None:
     return None
 
 
+def archived_name(name: str, fingerprint: str | None) -> str:
+    """Where the vectors of ``name`` made by other weights are kept: ``name@<fingerprint>``."""
+    return f"{name}@{(fingerprint or 'unknown')[:12]}"
+
+
+def _same_weights(
+    metadata: dict[str, object], dim: int, fingerprint: str | None, model_dim: int
+) -> bool:
+    """Whether vectors recorded with ``metadata``/``dim`` were made by these weights (an
+    unrecorded fingerprint counts as the same: vectors from before fingerprints existed)."""
+    before = metadata.get(FINGERPRINT_KEY)
+    return dim == model_dim and not (fingerprint and before and before != fingerprint)
+
+
 class Library:
     """An open library folder. Create with :meth:`open`; close with :meth:`close`.
 
@@ -265,34 +279,48 @@ class Library:
     # -- models and indexes ----------------------------------------------------------------
 
     def register_model(self, model: LoTLIP) -> bool:
-        """Record ``model`` in the store; drop its old vectors if they came from other weights.
+        """Record ``model`` in the store under its name, keyed to its weights' fingerprint.
 
-        Returns true when vectors were dropped (they will be re-embedded by the next index run).
+        A model is its name *and* its weights. When the name's vectors were made by other
+        weights (another fingerprint or dimension), they are set aside under
+        ``name@<fingerprint>`` (see :func:`archived_name`), never deleted, and vectors these
+        weights made earlier (set aside the same way) take the name again, so switching back
+        and forth re-embeds nothing. Returns true when the name's vectors were swapped.
         Call inside :meth:`writing`.
         """
         name, dim = model.name, model.embed_dim
         fingerprint = model_fingerprint(model)
         old = self.store.get_model(name)
-        dropped = False
-        if old is not None:
-            before = old.metadata.get(FINGERPRINT_KEY)
-            if old.dim != dim or (fingerprint and before and before != fingerprint):
-                n = self.store.remove_model(name)
-                self.drop_ann(name, delete_file=True)
-                logger.warning(
-                    "model %s changed since this library was indexed; its %d old vectors were "
-                    "dropped and will be made again",
-                    name,
-                    n,
-                )
-                dropped = n > 0
-        meta = dict(old.metadata) if old is not None and not dropped else {}
+        swapped = False
+        if old is not None and not _same_weights(old.metadata, old.dim, fingerprint, dim):
+            aside = self._free_name(archived_name(name, old.metadata.get(FINGERPRINT_KEY)))
+            self.store.rename_model(name, aside)
+            self.drop_ann(aside, delete_file=True)
+            logger.info("model %s has new weights; its old vectors are kept as %s", name, aside)
+            old, swapped = None, True
+        if old is None and fingerprint:
+            kept = self.store.get_model(archived_name(name, fingerprint))
+            if kept is not None and _same_weights(kept.metadata, kept.dim, fingerprint, dim):
+                self.store.rename_model(kept.name, name)
+                self.drop_ann(kept.name, delete_file=True)
+                logger.info("model %s: its vectors kept as %s are used again", name, kept.name)
+                old, swapped = self.store.get_model(name), True
+        if swapped:
+            self.drop_ann(name, delete_file=True)
+        meta = dict(old.metadata) if old is not None else {}
         if fingerprint:
             meta[FINGERPRINT_KEY] = fingerprint
         source = model.metadata.get("kind") or model.metadata.get("format")
         path = model.metadata.get("path") or model.metadata.get("source")
         self.store.add_model(name, dim, source=source, path=path, metadata=meta)
-        return dropped
+        return swapped
+
+    def _free_name(self, wanted: str) -> str:
+        name, n = wanted, 1
+        while self.store.get_model(name) is not None:
+            n += 1
+            name = f"{wanted}-{n}"
+        return name
 
     def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
         """Reuse the base model's vectors for a text-mode fine-tune (no re-indexing).
