@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .files import write_atomic, write_text_atomic
 from .model import LoTLIP
-from .tokenizer import LoTLIPTokenizer
+from .tokenizer import VOCAB_FILE, LoTLIPTokenizer
 from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
 
 log = logging.getLogger(__name__)
@@ -261,9 +262,40 @@ def read_folder_config(folder: str | Path) -> tuple[LoTLIPConfig, dict[str, Any]
         document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE} is unreadable: {exc}") from exc
-    if document.get("format") != FORMAT:
-        raise CheckpointError(f"{folder} is not a {FORMAT} model folder")
-    return LoTLIPConfig.from_dict(document["config"]), document.get("metadata", {})
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not a {FORMAT} model config")
+    try:
+        config = LoTLIPConfig.from_dict(document["config"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} has an invalid model config: {exc!r}"
+        ) from exc
+    metadata = document.get("metadata", {})
+    return config, metadata if isinstance(metadata, dict) else {}
+
+
+def folder_problem(folder: str | Path) -> str:
+    """Why ``folder`` is not a loadable model in our format, or ``""`` when it looks whole.
+
+    Cheap (no weights are loaded): the three files exist, config.json parses, and the
+    safetensors header is readable and matches the file's size.
+    """
+    folder = Path(folder)
+    if not (folder / CONFIG_FILE).is_file():
+        return f"no {CONFIG_FILE} (an unfinished save or import?)"
+    for name in (WEIGHTS_FILE, VOCAB_FILE):
+        if not (folder / name).is_file():
+            return f"no {name}"
+    try:
+        read_folder_config(folder)
+    except CheckpointError as exc:
+        return str(exc)
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), "pt") as weights:
+            weights.keys()
+    except Exception as exc:  # safetensors raises its own error types
+        return f"{WEIGHTS_FILE} is damaged: {exc}"
+    return ""
 
 
 def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:

@@ -20,7 +20,13 @@ from pathlib import Path
 
 import platformdirs
 
-from .checkpoints import is_pretrained_folder, load_official, read_folder_config, save_pretrained
+from .checkpoints import (
+    folder_problem,
+    is_pretrained_folder,
+    load_official,
+    read_folder_config,
+    save_pretrained,
+)
 from .tokenizer import VOCAB_FILE, LoTLIPTokenizer
 
 log = logging.getLogger(__name__)
@@ -88,6 +94,15 @@ class InstalledModel:
     size_bytes: int
 
 
+@dataclass(frozen=True)
+class BrokenModel:
+    """A folder in :func:`models_home` that cannot be loaded, and why."""
+
+    name: str
+    path: Path
+    problem: str
+
+
 # -- locations ---------------------------------------------------------------------------------
 def models_home() -> Path:
     """Folder for imported and fine-tuned models (``$LOTLIP_MODELS_DIR`` overrides)."""
@@ -114,21 +129,40 @@ def installed_models() -> list[InstalledModel]:
     if is_pretrained_folder(bundled):
         found.append(InstalledModel(BUNDLED_MODEL, "bundled", bundled, _folder_size(bundled)))
     seen = {BUNDLED_MODEL}
-    home = models_home()
-    if home.is_dir():
-        for folder in sorted(home.iterdir()):
-            if folder.name in seen or not is_pretrained_folder(folder):
-                continue
-            _, meta = read_folder_config(folder)
-            kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
-            found.append(InstalledModel(folder.name, kind, folder, _folder_size(folder)))
-            seen.add(folder.name)
+    for folder in _home_folders():
+        if folder.name in seen or folder_problem(folder):
+            continue
+        _, meta = read_folder_config(folder)
+        kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
+        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder)))
+        seen.add(folder.name)
     for name in OFFICIAL_MODELS:
         if name not in seen:
             cached = cached_official_files(name)
             if cached:
                 found.append(InstalledModel(name, "official", cached[0], cached[0].stat().st_size))
     return found
+
+
+def broken_models() -> list[BrokenModel]:
+    """Folders in :func:`models_home` that are not loadable models, each with the reason."""
+    broken = []
+    for folder in _home_folders():
+        problem = folder_problem(folder)
+        if problem:
+            broken.append(BrokenModel(folder.name, folder, problem))
+    return broken
+
+
+def _home_folders() -> list[Path]:
+    """The model folders in :func:`models_home` (hidden ones are skipped), by name."""
+    home = models_home()
+    try:
+        entries = sorted(home.iterdir()) if home.is_dir() else []
+    except OSError as exc:
+        log.warning("cannot list the models folder %s: %s", home, exc)
+        return []
+    return [p for p in entries if p.is_dir() and not p.name.startswith(".")]
 
 
 def is_installed(name: str) -> bool:
@@ -346,10 +380,11 @@ def resolve_folder(spec: str) -> Path | None:
 
 
 def remove_model(name: str) -> None:
-    """Delete an imported or fine-tuned model from :func:`models_home`."""
+    """Delete an imported or fine-tuned model (or a broken model folder) from
+    :func:`models_home`."""
     if name == BUNDLED_MODEL:
         raise ValueError("the bundled model cannot be removed")
     folder = models_home() / name
-    if not is_pretrained_folder(folder):
+    if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
         raise ModelNotFoundError(f"no installed model named {name}")
     shutil.rmtree(folder)

@@ -106,7 +106,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
-    """Installed models, then official ones not installed yet, with library vector counts."""
+    """Installed models, broken model folders (with ``problem``), then official ones not
+    installed yet, with library vector counts."""
     from app.library.models import resolve_model_spec
     from lotlip import registry
 
@@ -123,6 +124,19 @@ def model_rows(ctx: Context) -> list[dict[str, object]]:
                 "size_mb": round(m.size_bytes / 1e6, 1),
                 "vectors": vectors.get(m.name, 0),
                 "in_use": m.name == in_use,
+            }
+        )
+    for b in registry.broken_models():
+        rows.append(
+            {
+                "name": b.name,
+                "kind": "broken",
+                "installed": False,
+                "path": str(b.path),
+                "size_mb": None,
+                "vectors": vectors.get(b.name, 0),
+                "in_use": b.name == in_use,
+                "problem": b.problem,
             }
         )
     names = {r["name"] for r in rows}
@@ -150,11 +164,12 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     for r in rows:
         mark = "*" if r["in_use"] else " "
-        state = (
-            f"{r['size_mb']} MB"
-            if r["installed"]
-            else f"not installed (lotlip-search model download {r['name']})"
-        )
+        if r.get("problem"):
+            state = f"{r['problem']} (delete it: lotlip-search model remove {r['name']})"
+        elif r["installed"]:
+            state = f"{r['size_mb']} MB"
+        else:
+            state = f"not installed (lotlip-search model download {r['name']})"
         vectors = f", {r['vectors']} photos indexed" if r["vectors"] else ""
         say(f"{mark} {r['name']:<20} {r['kind']:<10} {state}{vectors}")
     say("(* = used by this library)")
@@ -248,12 +263,12 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 def is_available(name: str) -> bool:
     """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
     from lotlip import registry
-    from lotlip.checkpoints import is_pretrained_folder
+    from lotlip.checkpoints import folder_problem
 
     path = Path(name).expanduser()
-    if path.is_file() or is_pretrained_folder(path):
+    if path.is_file() or (path.is_dir() and not folder_problem(path)):
         return True
-    return registry.resolve_folder(name) is not None or registry.is_installed(name)
+    return registry.is_installed(name)
 
 
 def run_use(args: argparse.Namespace, ctx: Context) -> int:
@@ -266,10 +281,11 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
         say("this library now uses the best installed model")
         return EXIT_OK
     if not is_available(args.name):
-        say(
-            f"error: model {args.name} is not installed (see `lotlip-search model list`)",
-            file=sys.stderr,
-        )
+        from lotlip import registry
+
+        broken = {b.name: b.problem for b in registry.broken_models()}
+        why = f"is broken: {broken[args.name]}" if args.name in broken else "is not installed"
+        say(f"error: model {args.name} {why} (see `lotlip-search model list`)", file=sys.stderr)
         return EXIT_NO_MODEL
     path = Path(args.name).expanduser()
     value = str(path.resolve()) if path.exists() else args.name
