@@ -38,9 +38,8 @@ def test_second_process_is_refused_until_the_holder_dies(tmp_path: Path) -> None
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with Library.open(lib_dir) as lib:
-            with pytest.raises(LibraryBusyError) as info:
-                with lib.writing():
-                    pass
+            with pytest.raises(LibraryBusyError) as info, lib.writing():
+                pass
             assert f"process {holder.pid}" in str(info.value)
             holder.send_signal(signal.SIGKILL)  # no clean-up: the OS drops the lock
             holder.wait(timeout=30)
