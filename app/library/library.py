@@ -21,7 +21,7 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import platformdirs
@@ -110,6 +110,17 @@ def _same_weights(
     return dim == model_dim and not (fingerprint and before and before != fingerprint)
 
 
+class _CallersStore:
+    """Stands in for ``library.store`` in objects that outlive a thread (cached ANN indexes):
+    every attribute is looked up on the calling thread's connection at the time of the call."""
+
+    def __init__(self, library: Library) -> None:
+        self._library = library
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._library.store, name)
+
+
 class Library:
     """An open library folder. Create with :meth:`open`; close with :meth:`close`.
 
@@ -121,7 +132,10 @@ class Library:
     def __init__(self, directory: Path, store: Store, ann_params: AnnParams | None = None) -> None:
         """Wrap an open store; use :meth:`open` instead."""
         self.dir = directory
-        self.store = store
+        self._store = store
+        self._local = threading.local()  # .store: a thread's own connection (own_connection)
+        # cached indexes outlive the thread that opened them: they reach the store through this
+        self._callers = _CallersStore(self)
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
@@ -138,11 +152,36 @@ class Library:
         logger.debug("opened library %s", directory)
         return cls(directory, store, ann_params)
 
+    @property
+    def store(self) -> Store:
+        """The database: this thread's own connection inside :meth:`own_connection`, else the
+        connection the library was opened with (shared by threads, calls serialised)."""
+        return getattr(self._local, "store", None) or self._store
+
+    @contextlib.contextmanager
+    def own_connection(self) -> Iterator[Store]:
+        """Give the calling thread its own database connection for the block.
+
+        :attr:`store` returns it in this thread, so a worker thread's reads and writes never
+        wait for another thread's long read or transaction on the shared connection (SQLite
+        in WAL mode lets them run side by side). Closed at the end of the block; nests.
+        """
+        if getattr(self._local, "store", None) is not None:
+            yield self._local.store
+            return
+        store = Store.open(self._store.path)
+        self._local.store = store
+        try:
+            yield store
+        finally:
+            self._local.store = None
+            store.close()
+
     def close(self) -> None:
         """Save nothing, drop the caches and close the database (safe to call twice)."""
         with self._anns_lock:
             self._anns.clear()
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> Library:
         return self
@@ -403,12 +442,18 @@ class Library:
     def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
         path = ann_path(self.dir, model_name)
         try:
-            return AnnIndex.load(path, self.store, model_name, dim, params=self.ann_params)
+            return AnnIndex.load(path, self._callers, model_name, dim, params=self.ann_params)
         except AnnIndexError as exc:
             reason = str(exc)
         logger.info("building the %s index from the library: %s", model_name, reason)
         index = AnnIndex.build(
-            path, self.store, model_name, dim, params=self.ann_params, progress=progress, save=False
+            path,
+            self._callers,
+            model_name,
+            dim,
+            params=self.ann_params,
+            progress=progress,
+            save=False,
         )
         index.rebuild_reason = reason
         if self._write_lock.try_acquire():
