@@ -304,7 +304,7 @@ class Session(QObject):
         """The disk cache of thumbnails."""
         return Path(self.library.thumbnails_dir)
 
-    def _task(self, fn: Any, *, name: str) -> Task:
+    def worker_task(self, fn: Any, *, name: str) -> Task:
         """A task whose thread reads the library through its own database connection."""
         return Task(fn, name=name, context=self.library.own_connection)
 
@@ -317,7 +317,7 @@ class Session(QObject):
             self._info_again = True
             return
         self._written.clear()
-        task = self._task(lambda _r, _c: read_library_info(self.library), name="library-info")
+        task = self.worker_task(lambda _r, _c: read_library_info(self.library), name="library-info")
         task.succeeded.connect(self._on_info)
         task.finished.connect(self._info_finished)
         self._info_task = self.tasks.start(task)
@@ -361,7 +361,7 @@ class Session(QObject):
             choice = choose_model(library, requested=requested, device=device)
             return choice, Searcher(library, choice.model)
 
-        task = self._task(work, name="model-load")
+        task = self.worker_task(work, name="model-load")
         task.succeeded.connect(lambda result, t=task: self._on_model(t, result))
         task.failed.connect(lambda message, t=task: self._on_model_failed(t, message))
         task.cancelled_.connect(lambda _r, t=task: self._forget_model_task(t))
@@ -420,7 +420,9 @@ class Session(QObject):
             )
             return
         searcher, library = self.searcher, self.library
-        task = self._task(lambda _r, _c: run_search(searcher, library, request), name="search")
+        task = self.worker_task(
+            lambda _r, _c: run_search(searcher, library, request), name="search"
+        )
         task.succeeded.connect(self._on_search)
         task.failed.connect(self.searchFailed)
         task.finished.connect(self._search_finished)
