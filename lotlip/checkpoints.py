@@ -298,10 +298,18 @@ def folder_problem(folder: str | Path) -> str:
     return ""
 
 
-def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:
-    """Load a model folder written by :func:`save_pretrained` (weights via safetensors)."""
+def load_pretrained(
+    folder: str | Path, dtype: torch.dtype | None = None, *, name: str | None = None
+) -> LoTLIP:
+    """Load a model folder written by :func:`save_pretrained` (weights via safetensors).
+
+    ``name``: what the model is called (the name it is installed under); default: the name
+    saved in its config.
+    """
     folder = Path(folder)
     config, metadata = read_folder_config(folder)
+    if name and name != config.name:
+        config = _renamed(config, name)
     tokenizer = LoTLIPTokenizer.from_folder(
         folder,
         num_corner_tokens=config.text.num_corner_tokens,

@@ -364,8 +364,13 @@ def import_official(
     shutil.rmtree(staging, ignore_errors=True)
     kind = "official" if name in OFFICIAL_MODELS else "imported"
     save_pretrained(model, staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
-    shutil.rmtree(target, ignore_errors=True)
+    # swap by renames (never a half-written `name`; without one only between two renames)
+    retired = target.with_name(f".{target.name}.replaced")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        target.replace(retired)
     staging.replace(target)
+    shutil.rmtree(retired, ignore_errors=True)
     return target
 
 

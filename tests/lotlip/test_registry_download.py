@@ -463,3 +463,12 @@ def test_download_then_load_by_name_offline(
     assert model.name == NAME
     texts = ["a dog on the grass"]
     np.testing.assert_array_equal(model.embed_texts(texts), direct.embed_texts(texts))
+
+
+def test_installed_folder_is_known_by_its_installed_name(
+    isolated_model_homes: dict[str, Path], make_tiny_model
+) -> None:
+    """A model folder copied in under another name (the GUI's folder import) is that name."""
+    make_tiny_model().save(isolated_model_homes["models"] / "holiday")  # saved as lotlip-test
+    assert lotlip.load("holiday", device="cpu").name == "holiday"
+    assert [m.name for m in registry.installed_models() if m.kind != "bundled"] == ["holiday"]
