@@ -82,3 +82,22 @@ def test_switching_weights_under_one_name_keeps_both_vector_sets(
     # and the other way round: the second model's vectors come back as they were
     assert Indexer(library, second, batch_size=4, workers=1).run().embedded == 0
     assert library.store.embedding_count(RANDOM_MODEL) == 0  # nothing else was touched
+
+
+def test_rename_model_moves_vectors_and_outdates_both_generations(
+    library, micro_model, tmp_path: Path
+) -> None:
+    draw_folder(tmp_path / "photos", 3)
+    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
+    store = library.store
+    ids, vectors = store.embedding_matrix(RANDOM_MODEL)
+    before = store.generation(RANDOM_MODEL)
+
+    store.rename_model(RANDOM_MODEL, "kept@abc")
+
+    assert store.embedding_count(RANDOM_MODEL) == 0 and store.get_model(RANDOM_MODEL) is None
+    moved_ids, moved = store.embedding_matrix("kept@abc")
+    assert np.array_equal(ids, moved_ids) and np.array_equal(vectors, moved)
+    assert store.generation(RANDOM_MODEL) > before and store.generation("kept@abc") > before
+    with pytest.raises(ValueError):
+        store.rename_model("kept@abc", "kept@abc")  # the new name must be free
