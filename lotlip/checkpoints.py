@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
-from .files import write_atomic, write_text_atomic
+from .files import file_digest, write_atomic, write_text_atomic
 from .model import LoTLIP
 from .tokenizer import VOCAB_FILE, LoTLIPTokenizer
 from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
@@ -32,6 +32,8 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
 CUSTOM_NAME = "lotlip-custom"
+WEIGHTS_DIGEST_KEY = "weights_blake2b"
+WEIGHTS_BYTES_KEY = "weights_bytes"
 GENERIC_STEMS = frozenset(
     {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
 )
@@ -240,13 +242,35 @@ def save_pretrained(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    write_atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(state, str(tmp), {"format": FORMAT}))
+    digest: dict[str, Any] = {}
+
+    def write_weights(tmp: Path) -> None:
+        save_file(state, str(tmp), {"format": FORMAT})
+        digest[WEIGHTS_DIGEST_KEY], digest[WEIGHTS_BYTES_KEY] = file_digest(tmp)
+
+    write_atomic(folder / WEIGHTS_FILE, write_weights)
     model.tokenizer.save(folder)
-    meta = {**model.metadata, **(metadata or {})}
+    meta = {**model.metadata, **(metadata or {}), **digest}
     document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
     # config.json last: a folder is a model only once it is complete (is_pretrained_folder)
     write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     return folder
+
+
+def weights_fingerprint(folder: str | Path, metadata: dict[str, Any]) -> str | None:
+    """The digest of every byte of a folder's weights, as recorded when they were saved.
+
+    ``None`` when the folder predates the record or its weights file is not the one recorded
+    (another size): callers then hash the file themselves.
+    """
+    recorded = metadata.get(WEIGHTS_DIGEST_KEY)
+    try:
+        size = (Path(folder) / WEIGHTS_FILE).stat().st_size
+    except OSError:
+        return None
+    if isinstance(recorded, str) and metadata.get(WEIGHTS_BYTES_KEY) == size:
+        return recorded
+    return None
 
 
 def is_pretrained_folder(path: str | Path) -> bool:

@@ -8,6 +8,7 @@ and leaves the target as it was.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -34,3 +35,14 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def file_digest(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """(BLAKE2b-128 hex digest of every byte, size) of a file."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -68,13 +68,21 @@ def glob_escape(text: str) -> str:
 
 
 def model_fingerprint(model: LoTLIP) -> str | None:
-    """A cheap fingerprint of the weights file a model was loaded from (``None`` if in memory).
+    """A fingerprint of the weights file a model was loaded from (``None`` if in memory).
 
     Vectors made by other weights under the same name (an updated bundled model, a re-run
     fine-tune) must never be compared with this model's queries; the fingerprint tells them
-    apart. It hashes the file, not the tensors, so it is the same on every device and dtype.
+    apart. A model folder records the digest of every byte of its weights when it is saved
+    (free to read back); older folders and official ``.pt`` files get a sampled file hash.
+    It hashes the file, not the tensors, so it is the same on every device and dtype.
     """
+    from lotlip.checkpoints import weights_fingerprint
+
     meta = getattr(model, "metadata", {}) or {}
+    if meta.get("path"):
+        recorded = weights_fingerprint(meta["path"], meta)
+        if recorded:
+            return recorded
     candidates = []
     if meta.get("path"):
         candidates.append(Path(meta["path"]) / "model.safetensors")

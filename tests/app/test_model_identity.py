@@ -101,3 +101,46 @@ def test_rename_model_moves_vectors_and_outdates_both_generations(
     assert store.generation(RANDOM_MODEL) > before and store.generation("kept@abc") > before
     with pytest.raises(ValueError):
         store.rename_model("kept@abc", "kept@abc")  # the new name must be free
+
+
+def _tensor_outside_sampled_blocks(weights: Path) -> str:
+    """A tensor whose bytes lie outside the three blocks a sampled file hash would read."""
+    from app.library.scanner import HASH_CHUNK
+
+    raw = weights.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    size, middle = len(raw), (len(raw) - HASH_CHUNK) // 2
+    windows = [(0, HASH_CHUNK), (middle, middle + HASH_CHUNK), (size - HASH_CHUNK, size)]
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = (8 + length + offset for offset in info["data_offsets"])
+        if all(end <= lo or start >= hi for lo, hi in windows):
+            return key
+    raise AssertionError("the model file is too small for this test")
+
+
+def test_weights_that_differ_anywhere_are_other_weights(library, micro_model, tmp_path):
+    """The fingerprint covers every byte of the weights, not a sample of the file."""
+    from lotlip.config import small_config
+    from lotlip.model import LoTLIP
+    from lotlip.tokenizer import LoTLIPTokenizer
+
+    vocab = micro_model.tokenizer.vocab
+    config = small_config("same-name", vocab_size=len(vocab), width=64, layers=2, heads=2,
+                          image_size=32, patch_size=8)  # fmt: skip
+    torch.manual_seed(0)
+    first = LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+    first.save(tmp_path / "a" / "same-name")
+    key = _tensor_outside_sampled_blocks(tmp_path / "a" / "same-name" / "model.safetensors")
+    with torch.no_grad():
+        first.state_dict()[key].add_(0.5)  # a change only a whole-file fingerprint sees
+    first.save(tmp_path / "b" / "same-name")
+    folder = tmp_path / "photos"
+    draw_folder(folder, 4)
+
+    Indexer(library, lotlip.load(tmp_path / "a" / "same-name", device="cpu")).run([folder])
+    report = Indexer(library, lotlip.load(tmp_path / "b" / "same-name", device="cpu")).run()
+
+    assert report.embedded == 4
