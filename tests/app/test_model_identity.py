@@ -104,14 +104,14 @@ def test_rename_model_moves_vectors_and_outdates_both_generations(
 
 
 def _tensor_outside_sampled_blocks(weights: Path) -> str:
-    """A tensor whose bytes lie outside the three blocks a sampled file hash would read."""
-    from app.library.scanner import HASH_CHUNK
-
+    """A tensor whose bytes lie outside the three 64 KiB blocks (start, middle, end) that the
+    library's sampled weights-file hash reads."""
+    block = 64 * 1024
     raw = weights.read_bytes()
     length = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + length])
-    size, middle = len(raw), (len(raw) - HASH_CHUNK) // 2
-    windows = [(0, HASH_CHUNK), (middle, middle + HASH_CHUNK), (size - HASH_CHUNK, size)]
+    size, middle = len(raw), (len(raw) - block) // 2
+    windows = [(0, block), (middle, middle + block), (size - block, size)]
     for key, info in header.items():
         if key == "__metadata__":
             continue
