@@ -47,3 +47,33 @@ def test_worker_reports_progress_through_the_public_download_api(
     assert events[-1]["event"] == "done"
     assert Path(events[-1]["checkpoint"]).read_bytes() == checkpoint
     assert registry.cached_official_files(NAME, hf_cache) is not None
+
+
+def test_cli_download_installs_the_model_despite_a_corrupted_transfer(
+    cli, hf_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from app.cli import EXIT_OK
+    from tests.lotlip.conftest import SMALL_OFFICIAL, make_bert_like_vocab, make_official_state_dict
+
+    checkpoint = tmp_path / "model.pt"
+    torch.save(make_official_state_dict(**SMALL_OFFICIAL, seed=3), checkpoint)
+    vocab = ("\n".join(make_bert_like_vocab()) + "\n").encode()
+    hub = start_hub(
+        {(MODEL_REPO, "model.pt"): checkpoint.read_bytes(), (VOCAB_REPO, "vocab.txt"): vocab},
+        lfs={"model.pt"},
+    )
+    hub.state.corrupt_gets = 1  # the first transfer of the checkpoint arrives damaged
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(tmp_path / "models"))
+    try:
+        status, out, err = cli("model", "download", NAME, model=None)
+    finally:
+        hub.shutdown()
+    assert status == EXIT_OK, err
+    assert f"installed {NAME}" in out
+
+    status, out, _ = cli("model", "list", "--json", model=None)
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows[NAME]["installed"] is True and rows[NAME]["kind"] == "official"
