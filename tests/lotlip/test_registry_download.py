@@ -55,6 +55,7 @@ class HubState:
     outage_after_truncation: bool = True  # then GETs answer 503, so the whole call fails
     outage: bool = False  # GETs answer 503
     corrupt_gets: int = 0  # this many next full GETs send the right length with one byte flipped
+    pause_s: float = 0.0  # sleep between 256 KiB pieces of a body (a slow line)
     cdn_base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -156,7 +157,13 @@ def make_handler(state: HubState, origin: str) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self.wfile.write(payload)
+            if not state.pause_s:
+                self.wfile.write(payload)
+                return
+            for start in range(0, len(payload), 1 << 18):
+                self.wfile.write(payload[start : start + (1 << 18)])
+                self.wfile.flush()
+                time.sleep(state.pause_s)
 
     return Handler
 
