@@ -22,7 +22,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
-        with open(tmp, "rb") as fh:
+        with open(tmp, "r+b") as fh:  # (Windows cannot fsync a read-only handle)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
