@@ -301,8 +301,8 @@ def read_folder_config(folder: str | Path) -> tuple[LoTLIPConfig, dict[str, Any]
 def folder_problem(folder: str | Path) -> str:
     """Why ``folder`` is not a loadable model in our format, or ``""`` when it looks whole.
 
-    Cheap (no weights are loaded): the three files exist, config.json parses, and the
-    safetensors header is readable and matches the file's size.
+    Cheap and torch-free (no weights are loaded): the three files exist, config.json parses,
+    and the safetensors header is readable and matches the file's size.
     """
     folder = Path(folder)
     if not (folder / CONFIG_FILE).is_file():
@@ -315,7 +315,7 @@ def folder_problem(folder: str | Path) -> str:
     except CheckpointError as exc:
         return str(exc)
     try:
-        with safe_open(str(folder / WEIGHTS_FILE), "pt") as weights:
+        with safe_open(str(folder / WEIGHTS_FILE), "numpy") as weights:
             weights.keys()
     except Exception as exc:  # safetensors raises its own error types
         return f"{WEIGHTS_FILE} is damaged: {exc}"
