@@ -20,14 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .checkpoints import (
-    folder_problem,
-    is_pretrained_folder,
-    load_official,
-    read_folder_config,
-    save_pretrained,
-)
-from .tokenizer import VOCAB_FILE, LoTLIPTokenizer
+from .folders import VOCAB_FILE, folder_problem, is_pretrained_folder, read_folder_config
 
 log = logging.getLogger(__name__)
 
@@ -358,6 +351,9 @@ def import_official(
     target = models_home() / name
     if target.exists() and not replace:
         raise FileExistsError(f"a model named {name} already exists at {target}")
+    from .checkpoints import load_official, save_pretrained  # torch: only when importing
+    from .tokenizer import LoTLIPTokenizer
+
     tokenizer = LoTLIPTokenizer.from_vocab_file(vocab)
     model = load_official(checkpoint, tokenizer, name=name)
     staging = target.with_name(target.name + ".partial")

@@ -19,9 +19,9 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from .files import write_text_atomic
+from .folders import VOCAB_FILE
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-VOCAB_FILE = "vocab.txt"
 _WHITESPACE = re.compile(r"\s+")
 
 

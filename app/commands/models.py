@@ -263,7 +263,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 def is_available(name: str) -> bool:
     """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
     from lotlip import registry
-    from lotlip.checkpoints import folder_problem
+    from lotlip.folders import folder_problem
 
     path = Path(name).expanduser()
     if path.is_file() or (path.is_dir() and not folder_problem(path)):

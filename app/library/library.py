@@ -76,7 +76,7 @@ def model_fingerprint(model: LoTLIP) -> str | None:
     (free to read back); older folders and official ``.pt`` files get a sampled file hash.
     It hashes the file, not the tensors, so it is the same on every device and dtype.
     """
-    from lotlip.checkpoints import weights_fingerprint
+    from lotlip.folders import weights_fingerprint
 
     meta = getattr(model, "metadata", {}) or {}
     if meta.get("path"):
