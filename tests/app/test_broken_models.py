@@ -62,6 +62,8 @@ def test_broken_folders_break_no_other_command(
 ) -> None:
     photos = tmp_path / "photos"
     draw_folder(photos, 3)
+    status, _, err = cli("index", str(photos))  # creates the library (with --model)
+    assert status == EXIT_OK, err
     assert cli("model", "use", RANDOM_MODEL, model=None)[0] == EXIT_OK
     for args in (("index", str(photos)), ("status",), ("search", "a red shape"), ("errors",)):
         status, _, err = cli(*args, model=None)

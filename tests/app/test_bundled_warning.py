@@ -35,12 +35,14 @@ def test_warned_once_per_library(cli, nothing_but_the_bundled_model: None, tmp_p
         assert status == EXIT_OK and WARNING not in err, args  # not on every command
 
     other = tmp_path / "another-library"
-    status, _, err = cli("search", "a red shape", library=other, model=None)
+    status, _, err = cli("index", str(tmp_path / "photos"), library=other, model=None)
     assert WARNING in err  # a new library is told too
 
 
 def test_no_warning_when_the_bundled_model_was_chosen(
-    cli, nothing_but_the_bundled_model: None
+    cli, nothing_but_the_bundled_model: None, tmp_path: Path
 ) -> None:
-    status, _, err = cli("search", "a red shape", model=registry.BUNDLED_MODEL)
-    assert status == EXIT_OK and WARNING not in err
+    draw_folder(tmp_path / "photos", 2)
+    for args in (("index", str(tmp_path / "photos")), ("search", "a red shape")):
+        status, _, err = cli(*args, model=registry.BUNDLED_MODEL)
+        assert status == EXIT_OK and WARNING not in err, args
