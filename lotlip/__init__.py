@@ -151,7 +151,7 @@ def _load_cpu(spec: str | Path, vocab: str | Path | None) -> LoTLIP:
     name = str(spec)
     folder = resolve_folder(name)
     if folder is not None:
-        return load_pretrained(folder)
+        return load_pretrained(folder, name=name)  # installed as `name`: that is its name
     if name in OFFICIAL_MODELS:
         cached = cached_official_files(name)
         if cached is None:

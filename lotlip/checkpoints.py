@@ -19,9 +19,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
+from .files import file_digest, write_atomic, write_text_atomic
 from .folders import (  # the torch-free part of the format, re-exported here
     CONFIG_FILE,
     FORMAT,
+    WEIGHTS_BYTES_KEY,
+    WEIGHTS_DIGEST_KEY,
     WEIGHTS_FILE,
     CheckpointError,
     read_folder_config,
@@ -34,6 +37,11 @@ from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
 log = logging.getLogger(__name__)
 
 IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
+CUSTOM_NAME = "lotlip-custom"
+GENERIC_STEMS = frozenset(
+    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
+)
+"""Checkpoint file names that say nothing about the model (its folder names it instead)."""
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
 
 
@@ -78,7 +86,12 @@ def _strip_module(key: str) -> str:
 
 
 def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) -> LoTLIPConfig:
-    """Derive the architecture from tensor shapes; name it after the official config it equals."""
+    """Derive the architecture from tensor shapes, named ``name`` (default ``lotlip-custom``).
+
+    Shapes say what a checkpoint *is built like*, never which model it is: a fine-tune of the
+    B/16 release has exactly its shapes. The name always comes from the caller (see
+    :func:`checkpoint_name`); :func:`official_architecture` tells which release a shape equals.
+    """
     try:
         width = sd[TIMM_PREFIX + "cls_token"].shape[-1]
         patch = sd[TIMM_PREFIX + "patch_embed.proj.weight"].shape[-1]
@@ -101,7 +114,7 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
             f"{BERT_BASE_VOCAB} + corner tokens"
         )
     config = LoTLIPConfig(
-        name=name or "lotlip-custom",
+        name=name or CUSTOM_NAME,
         vision=VisionConfig(
             image_size=grid * patch,
             patch_size=patch,
@@ -122,10 +135,25 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
         ),
         embed_dim=embed_dim,
     )
-    for official in OFFICIAL_CONFIGS.values():
+    official = official_architecture(config)
+    return config if official is None else _renamed(OFFICIAL_CONFIGS[official], config.name)
+
+
+def official_architecture(config: LoTLIPConfig) -> str | None:
+    """The official release whose architecture ``config`` equals (shapes only), or ``None``."""
+    for key, official in OFFICIAL_CONFIGS.items():
         if _same_architecture(official, config):
-            return official if name is None else _renamed(official, name)
-    return config
+            return key
+    return None
+
+
+def checkpoint_name(path: str | Path) -> str:
+    """The name a checkpoint file goes by when the user gave none: its file name without the
+    extension, or its folder's name for generic file names like ``model.pt``."""
+    path = Path(path)
+    if path.stem.lower() in GENERIC_STEMS and path.resolve().parent.name:
+        return path.resolve().parent.name
+    return path.stem
 
 
 def _renamed(config: LoTLIPConfig, name: str) -> LoTLIPConfig:
@@ -185,9 +213,12 @@ def load_state_strict(model: LoTLIP, state: dict[str, torch.Tensor], source: str
 
 
 def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None = None) -> LoTLIP:
-    """Build a model from an official open_clip ``.pt`` and its BERT tokenizer (float32, CPU)."""
+    """Build a model from an official open_clip ``.pt`` and its BERT tokenizer (float32, CPU).
+
+    ``name`` defaults to :func:`checkpoint_name` of the file (never to a release's name).
+    """
     sd = read_state_dict(path)
-    config = infer_official_config(sd, name)
+    config = infer_official_config(sd, name or checkpoint_name(path))
     tokenizer = LoTLIPTokenizer(
         tokenizer.vocab,
         num_corner_tokens=config.text.num_corner_tokens,
@@ -211,20 +242,33 @@ def save_pretrained(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_FILE)
-    meta = {**model.metadata, **(metadata or {})}
-    document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
-    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    digest: dict[str, Any] = {}
+
+    def write_weights(tmp: Path) -> None:
+        save_file(state, str(tmp), {"format": FORMAT})
+        digest[WEIGHTS_DIGEST_KEY], digest[WEIGHTS_BYTES_KEY] = file_digest(tmp)
+
+    write_atomic(folder / WEIGHTS_FILE, write_weights)
     model.tokenizer.save(folder)
+    meta = {**model.metadata, **(metadata or {}), **digest}
+    document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
+    # config.json last: a folder is a model only once it is complete (is_pretrained_folder)
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
     return folder
 
 
-def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:
-    """Load a model folder written by :func:`save_pretrained` (weights via safetensors)."""
+def load_pretrained(
+    folder: str | Path, dtype: torch.dtype | None = None, *, name: str | None = None
+) -> LoTLIP:
+    """Load a model folder written by :func:`save_pretrained` (weights via safetensors).
+
+    ``name``: what the model is called (the name it is installed under); default: the name
+    saved in its config.
+    """
     folder = Path(folder)
     config, metadata = read_folder_config(folder)
+    if name and name != config.name:
+        config = _renamed(config, name)
     tokenizer = LoTLIPTokenizer.from_folder(
         folder,
         num_corner_tokens=config.text.num_corner_tokens,

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import shutil
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import platformdirs
 
-from .folders import VOCAB_FILE, is_pretrained_folder, read_folder_config
+from .folders import VOCAB_FILE, folder_problem, is_pretrained_folder, read_folder_config
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,15 @@ class InstalledModel:
     size_bytes: int
 
 
+@dataclass(frozen=True)
+class BrokenModel:
+    """A folder in :func:`models_home` that cannot be loaded, and why."""
+
+    name: str
+    path: Path
+    problem: str
+
+
 # -- locations ---------------------------------------------------------------------------------
 def models_home() -> Path:
     """Folder for imported and fine-tuned models (``$LOTLIP_MODELS_DIR`` overrides)."""
@@ -111,21 +122,40 @@ def installed_models() -> list[InstalledModel]:
     if is_pretrained_folder(bundled):
         found.append(InstalledModel(BUNDLED_MODEL, "bundled", bundled, _folder_size(bundled)))
     seen = {BUNDLED_MODEL}
-    home = models_home()
-    if home.is_dir():
-        for folder in sorted(home.iterdir()):
-            if folder.name in seen or not is_pretrained_folder(folder):
-                continue
-            _, meta = read_folder_config(folder)
-            kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
-            found.append(InstalledModel(folder.name, kind, folder, _folder_size(folder)))
-            seen.add(folder.name)
+    for folder in _home_folders():
+        if folder.name in seen or folder_problem(folder):
+            continue
+        _, meta = read_folder_config(folder)
+        kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
+        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder)))
+        seen.add(folder.name)
     for name in OFFICIAL_MODELS:
         if name not in seen:
             cached = cached_official_files(name)
             if cached:
                 found.append(InstalledModel(name, "official", cached[0], cached[0].stat().st_size))
     return found
+
+
+def broken_models() -> list[BrokenModel]:
+    """Folders in :func:`models_home` that are not loadable models, each with the reason."""
+    broken = []
+    for folder in _home_folders():
+        problem = folder_problem(folder)
+        if problem:
+            broken.append(BrokenModel(folder.name, folder, problem))
+    return broken
+
+
+def _home_folders() -> list[Path]:
+    """The model folders in :func:`models_home` (hidden ones are skipped), by name."""
+    home = models_home()
+    try:
+        entries = sorted(home.iterdir()) if home.is_dir() else []
+    except OSError as exc:
+        log.warning("cannot list the models folder %s: %s", home, exc)
+        return []
+    return [p for p in entries if p.is_dir() and not p.name.startswith(".")]
 
 
 def is_installed(name: str) -> bool:
@@ -169,23 +199,29 @@ def download(
 ) -> tuple[Path, Path]:
     """Fetch an official model's checkpoint and vocabulary into the Hugging Face cache.
 
-    Interrupted downloads resume where they stopped on the next call. Returns the local
+    Uses ``huggingface_hub.hf_hub_download`` (its cache layout, file locking, and resumption
+    of a connection that drops mid-file). Each file is then checked against the checksum the
+    hub published for it (the blob's name: sha256 for LFS files, the git blob hash otherwise);
+    a corrupted file, fresh or found in the cache, is fetched again once. A download that fails
+    keeps no partial file, so the next call starts that file over. Returns the local
     (checkpoint, vocab) paths. Raises :class:`DownloadError` with instructions when offline.
-    ``progress_bar`` is a tqdm-compatible class to report progress through (e.g. to a GUI);
-    by default a tqdm bar is shown, or nothing when ``progress`` is false.
+    ``endpoint`` defaults to ``$HF_ENDPOINT`` (a mirror). ``progress_bar`` is a tqdm-compatible
+    class to report progress through (e.g. to a GUI); by default a tqdm bar is shown, or nothing
+    when ``progress`` is false.
     """
     if name not in OFFICIAL_MODELS:
         raise ModelNotFoundError(f"{name} is not an official model ({', '.join(OFFICIAL_MODELS)})")
     info = OFFICIAL_MODELS[name]
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     tqdm_class = progress_bar or (None if progress else _SilentTqdm)
     paths = []
     for repo, filename in ((info.repo_id, info.filename), (info.tokenizer_repo, VOCAB_FILE)):
         log.info("downloading %s from %s", filename, repo)
-        paths.append(_fetch(name, repo, filename, cache_dir, endpoint, tqdm_class))
+        paths.append(_fetch_verified(name, repo, filename, cache_dir, endpoint, tqdm_class))
     return paths[0], paths[1]
 
 
-def _fetch(
+def _fetch_verified(
     name: str,
     repo_id: str,
     filename: str,
@@ -193,86 +229,97 @@ def _fetch(
     endpoint: str | None,
     tqdm_class: type | None,
 ) -> Path:
-    """Download one hub file into the standard Hugging Face cache layout, resumably.
-
-    ``hf_hub_download`` (huggingface_hub >= 1.x) deletes its partial file when a download fails,
-    so the next call would start from zero. Here the partial file is kept as
-    ``blobs/<etag>.incomplete`` and continued with a ``Range`` request by the next call.
-    """
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+    """One hub file via ``hf_hub_download``, checked against its checksum (one re-fetch)."""
+    from huggingface_hub import (
+        get_hf_file_metadata,
+        hf_hub_download,
+        hf_hub_url,
+        try_to_load_from_cache,
+    )
     from huggingface_hub.errors import HfHubHTTPError
-    from huggingface_hub.file_download import http_get, repo_folder_name
-    from huggingface_hub.utils import WeakFileLock
 
-    try:
-        from httpx2 import HTTPError as TransportError  # huggingface_hub >= 2
-    except ImportError:  # older huggingface_hub: httpx, or requests (its errors are OSErrors)
-        try:
-            from httpx import HTTPError as TransportError
-        except ImportError:
-            TransportError = OSError
-
-    url = hf_hub_url(repo_id, filename, endpoint=endpoint)
-    try:
-        meta = get_hf_file_metadata(url)
-    except HfHubHTTPError as exc:
-        raise DownloadError(
-            f"Downloading {filename} for {name} failed: {exc}\n" + offline_instructions(name)
-        ) from exc
-    except (TransportError, OSError) as exc:
+    try:  # one quick look first: hf_hub_download retries an unreachable hub for ~20 s
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, endpoint=endpoint))
+    except HfHubHTTPError:
+        pass  # the hub answered; hf_hub_download reports the error properly
+    except Exception as exc:
         cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
-        if isinstance(cached, str):
-            return Path(cached)
-        raise DownloadError(
-            f"Could not reach the Hugging Face hub to download {name}.\n"
-            + offline_instructions(name)
-        ) from exc
-    if not meta.commit_hash or not meta.etag:
-        raise DownloadError(
-            f"{url} did not answer like the Hugging Face hub (no commit hash or ETag).\n"
-            + offline_instructions(name)
-        )
-    cache = Path(cache_dir or constants.HF_HUB_CACHE)
-    storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
-    blob = storage / "blobs" / meta.etag
-    pointer = storage / "snapshots" / meta.commit_hash / filename
-    if not blob.is_file():
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        lock = cache / ".locks" / storage.name / f"{meta.etag}.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with WeakFileLock(str(lock)):
-            partial = blob.with_name(blob.name + ".incomplete")
-            done = partial.stat().st_size if partial.is_file() else 0
-            if meta.size is not None and done > meta.size:
-                partial.unlink()
-                done = 0
-            try:
-                if not blob.is_file():  # another process may have finished it meanwhile
-                    with partial.open("ab") as out:
-                        http_get(
-                            meta.location,
-                            out,
-                            resume_size=done,
-                            expected_size=meta.size,
-                            displayed_filename=filename,
-                            tqdm_class=tqdm_class,
-                        )
-                    partial.replace(blob)
-            except (TransportError, OSError) as exc:
-                raise DownloadError(
-                    f"Downloading {filename} for {name} failed: {exc}\nRun the same command "
-                    "again to resume.\n" + offline_instructions(name)
-                ) from exc
-    ref = storage / "refs" / "main"
-    ref.parent.mkdir(parents=True, exist_ok=True)
-    ref.write_text(meta.commit_hash)
-    if not pointer.exists():
-        pointer.parent.mkdir(parents=True, exist_ok=True)
+        if not isinstance(cached, str) or checksum_problem(cached):
+            raise _download_error(name, filename, exc, unreachable=True) from exc
+        return Path(cached)
+    problem = ""
+    for attempt in range(2):
         try:
-            pointer.symlink_to(os.path.relpath(blob, pointer.parent))
-        except OSError:
-            shutil.copyfile(blob, pointer)
-    return pointer
+            path = Path(
+                hf_hub_download(
+                    repo_id,
+                    filename,
+                    cache_dir=cache_dir,
+                    endpoint=endpoint,
+                    tqdm_class=tqdm_class,
+                    force_download=attempt > 0,
+                )
+            )
+        except Exception as exc:
+            raise _download_error(name, filename, exc) from exc
+        problem = checksum_problem(path)
+        if not problem:
+            return path
+        log.warning("%s for %s: %s; downloading it again", filename, name, problem)
+    _discard(path)
+    raise DownloadError(
+        f"{filename} for {name} failed its checksum check twice ({problem}). The download or "
+        "the mirror is damaged; try again later or from another network.\n"
+        + offline_instructions(name)
+    )
+
+
+def _download_error(
+    name: str, filename: str, exc: Exception, *, unreachable: bool = False
+) -> DownloadError:
+    """A :class:`DownloadError` for a failed download, saying what to do."""
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    if unreachable or isinstance(exc, LocalEntryNotFoundError):
+        what = f"Could not reach the Hugging Face hub to download {name}."
+    elif isinstance(exc, EntryNotFoundError):
+        what = f"The hub has no {filename} for {name} ({exc})."
+    else:
+        what = (
+            f"Downloading {filename} for {name} failed: {exc}\nRun the same command again to retry."
+        )
+    return DownloadError(what + "\n" + offline_instructions(name))
+
+
+def checksum_problem(path: str | Path) -> str:
+    """Why a file in the Hugging Face cache does not match its published checksum ("" if it does).
+
+    The cache names each blob after the hub's ETag for it: the sha256 of an LFS file, the git
+    blob hash (sha1 of ``blob <size>\\0`` + content) of a small one. Blobs with other names
+    (a mirror's own ETags) cannot be checked and pass.
+    """
+    blob = Path(path).resolve()
+    expected = blob.name.lower()
+    if len(expected) == 64 and all(c in "0123456789abcdef" for c in expected):
+        digest = hashlib.sha256()
+    elif len(expected) == 40 and all(c in "0123456789abcdef" for c in expected):
+        digest = hashlib.sha1(usedforsecurity=False)
+        digest.update(f"blob {blob.stat().st_size}\0".encode())
+    else:
+        return ""
+    with blob.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    return "" if actual == expected else f"expected {expected}, got {actual}"
+
+
+def _discard(path: Path) -> None:
+    """Remove a bad file from the cache: its blob and the snapshot entry pointing at it."""
+    blob = path.resolve()
+    for item in (path, blob):
+        with contextlib.suppress(OSError):
+            item.unlink()
 
 
 class _SilentTqdm:
@@ -313,8 +360,13 @@ def import_official(
     shutil.rmtree(staging, ignore_errors=True)
     kind = "official" if name in OFFICIAL_MODELS else "imported"
     save_pretrained(model, staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
-    shutil.rmtree(target, ignore_errors=True)
+    # swap by renames (never a half-written `name`; without one only between two renames)
+    retired = target.with_name(f".{target.name}.replaced")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        target.replace(retired)
     staging.replace(target)
+    shutil.rmtree(retired, ignore_errors=True)
     return target
 
 
@@ -329,10 +381,11 @@ def resolve_folder(spec: str) -> Path | None:
 
 
 def remove_model(name: str) -> None:
-    """Delete an imported or fine-tuned model from :func:`models_home`."""
+    """Delete an imported or fine-tuned model (or a broken model folder) from
+    :func:`models_home`."""
     if name == BUNDLED_MODEL:
         raise ValueError("the bundled model cannot be removed")
     folder = models_home() / name
-    if not is_pretrained_folder(folder):
+    if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
         raise ModelNotFoundError(f"no installed model named {name}")
     shutil.rmtree(folder)

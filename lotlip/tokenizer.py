@@ -18,6 +18,7 @@ import ftfy
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
+from .files import write_text_atomic
 from .folders import VOCAB_FILE
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -138,8 +139,7 @@ class LoTLIPTokenizer:
 
     def save(self, folder: str | Path) -> None:
         """Write ``vocab.txt`` (the base vocabulary; corner tokens are re-added on load)."""
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        (Path(folder) / VOCAB_FILE).write_text("\n".join(self.vocab) + "\n", encoding="utf-8")
+        write_text_atomic(Path(folder) / VOCAB_FILE, "\n".join(self.vocab) + "\n")
 
     # -- properties ------------------------------------------------------------------------
     @property

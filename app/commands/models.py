@@ -17,10 +17,6 @@ from app.commands.common import (
     say,
 )
 
-GENERIC_STEMS = frozenset(
-    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
-)
-
 DOWNLOAD_EPILOG = """\
 Without internet access on this machine, fetch the two files on another one:
   https://huggingface.co/weiwu-ww/LoTLIP-ViT-B-16-100M/resolve/main/model.pt
@@ -54,7 +50,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         "download",
         help="download an official model from the Hugging Face hub",
         description="Download an official LoTLIP checkpoint and the BERT vocabulary (with a "
-        "progress bar; an interrupted download resumes) and install it.",
+        "progress bar; a dropped connection is resumed, a corrupted file is fetched again) "
+        "and install it.",
         epilog=DOWNLOAD_EPILOG + "\n\n" + epilog,
         formatter_class=formatter,
     )
@@ -76,7 +73,11 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         metavar="FILE",
         help="the bert-base-uncased vocab.txt (default: next to FILE or in the HF cache)",
     )
-    p.add_argument("--name", metavar="NAME", help="name to install it under")
+    p.add_argument(
+        "--name",
+        metavar="NAME",
+        help="name to install it under (default: the file name, or its folder's for model.pt)",
+    )
     p.add_argument("--replace", action="store_true", help="replace a model of the same name")
     p.set_defaults(run=run_import)
 
@@ -105,7 +106,8 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
-    """Installed models, then official ones not installed yet, with library vector counts."""
+    """Installed models, broken model folders (with ``problem``), then official ones not
+    installed yet, with library vector counts."""
     from app.library.models import resolve_model_spec
     from lotlip import registry
 
@@ -123,6 +125,19 @@ def model_rows(ctx: Context) -> list[dict[str, object]]:
                 "size_mb": round(m.size_bytes / 1e6, 1),
                 "vectors": vectors.get(m.name, 0),
                 "in_use": m.name == in_use,
+            }
+        )
+    for b in registry.broken_models():
+        rows.append(
+            {
+                "name": b.name,
+                "kind": "broken",
+                "installed": False,
+                "path": str(b.path),
+                "size_mb": None,
+                "vectors": vectors.get(b.name, 0),
+                "in_use": b.name == in_use,
+                "problem": b.problem,
             }
         )
     names = {r["name"] for r in rows}
@@ -150,11 +165,12 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     for r in rows:
         mark = "*" if r["in_use"] else " "
-        state = (
-            f"{r['size_mb']} MB"
-            if r["installed"]
-            else f"not installed (lotlip-search model download {r['name']})"
-        )
+        if r.get("problem"):
+            state = f"{r['problem']} (delete it: lotlip-search model remove {r['name']})"
+        elif r["installed"]:
+            state = f"{r['size_mb']} MB"
+        else:
+            state = f"not installed (lotlip-search model download {r['name']})"
         vectors = f", {r['vectors']} photos indexed" if r["vectors"] else ""
         say(f"{mark} {r['name']:<20} {r['kind']:<10} {state}{vectors}")
     say("(* = used by this library)")
@@ -200,35 +216,11 @@ def find_vocab(checkpoint: Path) -> Path | None:
     return Path(cached) if isinstance(cached, str) else None
 
 
-def guess_name(checkpoint: Path) -> str:
-    """A name for an imported checkpoint: the official name its architecture matches, else the
-    file name (or its folder's, for generic file names like ``model.pt``)."""
-    import torch
-
-    from lotlip.checkpoints import infer_official_config
-    from lotlip.registry import OFFICIAL_MODELS
-
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        name = infer_official_config(state).name
-        if name in OFFICIAL_MODELS:
-            return name
-    except Exception:  # the import itself reports what is wrong with the file
-        pass
-    stem = checkpoint.stem
-    if stem.lower() in GENERIC_STEMS and checkpoint.parent.name:
-        stem = checkpoint.resolve().parent.name
-    return stem
-
-
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     """Install a checkpoint from a file."""
     from app.library.models import clear_model_cache
     from lotlip import registry
-    from lotlip.checkpoints import CheckpointError
+    from lotlip.checkpoints import CheckpointError, checkpoint_name
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():
@@ -243,7 +235,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    name = args.name or guess_name(checkpoint)
+    name = args.name or checkpoint_name(checkpoint)
     try:
         target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
     except FileExistsError:
@@ -272,12 +264,12 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 def is_available(name: str) -> bool:
     """True when ``name`` (a registry name or a model folder/checkpoint path) can be loaded."""
     from lotlip import registry
-    from lotlip.folders import is_pretrained_folder
+    from lotlip.folders import folder_problem
 
     path = Path(name).expanduser()
-    if path.is_file() or is_pretrained_folder(path):
+    if path.is_file() or (path.is_dir() and not folder_problem(path)):
         return True
-    return registry.resolve_folder(name) is not None or registry.is_installed(name)
+    return registry.is_installed(name)
 
 
 def run_use(args: argparse.Namespace, ctx: Context) -> int:
@@ -290,10 +282,11 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
         say("this library now uses the best installed model")
         return EXIT_OK
     if not is_available(args.name):
-        say(
-            f"error: model {args.name} is not installed (see `lotlip-search model list`)",
-            file=sys.stderr,
-        )
+        from lotlip import registry
+
+        broken = {b.name: b.problem for b in registry.broken_models()}
+        why = f"is broken: {broken[args.name]}" if args.name in broken else "is not installed"
+        say(f"error: model {args.name} {why} (see `lotlip-search model list`)", file=sys.stderr)
         return EXIT_NO_MODEL
     path = Path(args.name).expanduser()
     value = str(path.resolve()) if path.exists() else args.name

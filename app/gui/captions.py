@@ -243,8 +243,10 @@ def start_caption_import(
     session: Session, source: Path, parent: QWidget | None = None, *, show_result: bool = True
 ) -> Task:
     """Import ``source`` in a worker thread; shows the outcome in a message box."""
-    store = session.library.store
-    task = Task(lambda _r, _c: import_captions(store, source), name="caption-import")
+    library = session.library
+    task = session.worker_task(
+        lambda _r, _c: import_captions(library.store, source), name="caption-import"
+    )
 
     def done(report: CaptionImportReport) -> None:
         session.refresh_info()

@@ -2,8 +2,8 @@
 
 A download of ~800 MB must never block the window and must stop the moment the user says so.
 :class:`ModelDownload` runs :mod:`app.gui.download_worker` with ``QProcess`` and turns its
-JSON lines into signals; :meth:`ModelDownload.cancel` ends the process (the partial file is
-kept, so the next attempt resumes).
+JSON lines into signals; :meth:`ModelDownload.cancel` ends the process, which removes its
+partial file, so a cancelled download starts that file over next time (finished files stay).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import json
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signal
 
 ROOT = Path(__file__).resolve().parents[2]
+KILL_AFTER_MS = 5_000
+"""How long a cancelled download may take to clean up before it is killed."""
 
 
 class ModelDownload(QObject):
@@ -55,8 +57,17 @@ class ModelDownload(QObject):
         return self._process.state() != QProcess.ProcessState.NotRunning
 
     def cancel(self) -> None:
-        """Stop now; the partial download is kept for the next attempt."""
+        """Stop now (the file being fetched is dropped; finished files stay in the cache).
+
+        The child is asked to end (it removes its partial file) and killed if it has not
+        ended after :data:`KILL_AFTER_MS`.
+        """
         self.cancelled = True
+        if self.running:
+            self._process.terminate()
+            QTimer.singleShot(KILL_AFTER_MS, self, self._kill_if_running)
+
+    def _kill_if_running(self) -> None:
         if self.running:
             self._process.kill()
 
@@ -87,7 +98,7 @@ class ModelDownload(QObject):
     def _ended(self, code: int, _status: QProcess.ExitStatus) -> None:
         self._read()
         if self.cancelled:
-            self.finished.emit(False, "Download cancelled; it resumes where it stopped next time.")
+            self.finished.emit(False, "Download cancelled.")
         elif self._done and code == 0:
             self.finished.emit(True, "")
         else:

@@ -9,17 +9,21 @@ and prints one JSON object per line on stdout::
     {"event": "error", "message": "..."}
 
 The GUI runs it with ``QProcess`` so that *Cancel* can stop a download at any moment by ending
-the process; the partial file stays in the Hugging Face cache and the next download resumes it.
+the process: SIGTERM unwinds the download (huggingface_hub then deletes its partial file), a
+kill follows if that takes too long. Progress comes from ``hf_hub_download``'s ``tqdm_class``
+hook.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from typing import Any
 
 REPORT_INTERVAL_S = 0.2
+EXIT_CANCELLED = 3
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -75,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from lotlip import registry
 
+    # SIGTERM (Cancel) raises SystemExit here, so huggingface_hub's clean-up of its partial
+    # file runs; the default action would end the process on the spot and leave it behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_CANCELLED))
     try:
         checkpoint, vocab = registry.download(args[0], progress_bar=ReportingBar)
     except (registry.DownloadError, registry.ModelNotFoundError) as exc:

@@ -372,13 +372,13 @@ class FinetuneDialog(QDialog):
         self.base.addItem("Looking for models…")
         self.base.setEnabled(False)
         self.start_button.setEnabled(False)
-        store = self.session.library.store
+        library = self.session.library
 
         def work(_r: Any, _c: Any) -> tuple[list[Any], int]:
             entries, _devices = list_models()
-            return [e for e in entries if e.installed], captioned_count(store)
+            return [e for e in entries if e.installed], captioned_count(library.store)
 
-        task = Task(work, name="finetune-choices")
+        task = self.session.worker_task(work, name="finetune-choices")
         task.succeeded.connect(self._choices_loaded)
         task.failed.connect(
             bound(self, lambda message: self.status.setText(f"Cannot list models: {message}"))
@@ -473,9 +473,10 @@ class FinetuneDialog(QDialog):
             return None
         self.plan = plan
         self.result = None
-        store = self.session.library.store
-        task = Task(
-            lambda report, cancelled: run_finetune(plan, store, report, cancelled), name="finetune"
+        library = self.session.library
+        task = self.session.worker_task(
+            lambda report, cancelled: run_finetune(plan, library.store, report, cancelled),
+            name="finetune",
         )
         task.progressed.connect(self._progress)
         task.succeeded.connect(self._done)

@@ -156,6 +156,6 @@ class ModelsDialog(QDialog):
         self.panel.reload()
 
     def reject(self) -> None:
-        """Closing cancels a download in progress (it resumes next time)."""
+        """Closing cancels a download in progress."""
         self.panel.shutdown()
         super().reject()

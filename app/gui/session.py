@@ -3,7 +3,9 @@
 :class:`Session` opens an ``app.library`` :class:`Library`, loads the model in a worker thread
 (the window is up before ``torch`` is even imported), answers searches in a worker thread and
 owns the one :class:`IndexingRun` that may be going on. Widgets only talk to the session and
-listen to its signals; all logic stays in ``app.library`` and ``training``.
+listen to its signals; all logic stays in ``app.library`` and ``training``. Each of the
+session's worker threads reads and writes the library through its own SQLite connection
+(:meth:`Library.own_connection`); the GUI thread keeps the one the library was opened with.
 
 Quitting while indexing is safe: :meth:`Session.shutdown` cancels the run (the indexer stops at
 the next batch, everything committed so far is kept) and leaves a note in the library so the
@@ -67,7 +69,7 @@ def read_settings(library: Library) -> dict[str, Any]:
 
 
 def read_library_info(library: Library) -> LibraryInfo:
-    """Counts, folders and settings (runs in a worker thread; the store serialises access)."""
+    """Counts, folders and settings (runs in a worker thread, on its own connection)."""
     counts = library.store.counts()
     folders = tuple(f.path for f in library.folders())
     return LibraryInfo(
@@ -146,7 +148,9 @@ class IndexingRun(QObject):
         self.error: str | None = None
         self.user_cancelled = False
         self.ended = False
-        self.task = Task(self._work, name="indexing", rate=rate)
+        self.task = Task(
+            self._work, name="indexing", rate=rate, context=session.library.own_connection
+        )
         self.task.progressed.connect(self._on_progress)
         self.task.succeeded.connect(self._on_done)
         self.task.cancelled_.connect(self._on_done)
@@ -310,6 +314,10 @@ class Session(QObject):
         """The disk cache of thumbnails."""
         return Path(self.library.thumbnails_dir)
 
+    def worker_task(self, fn: Any, *, name: str) -> Task:
+        """A task whose thread reads the library through its own database connection."""
+        return Task(fn, name=name, context=self.library.own_connection)
+
     # -- library info ---------------------------------------------------------------------------
     def refresh_info(self) -> None:
         """Re-read counts and folders in a worker thread; emits ``libraryInfo``."""
@@ -319,7 +327,7 @@ class Session(QObject):
             self._info_again = True
             return
         self._written.clear()
-        task = Task(lambda _r, _c: read_library_info(self.library), name="library-info")
+        task = self.worker_task(lambda _r, _c: read_library_info(self.library), name="library-info")
         task.succeeded.connect(self._on_info)
         task.finished.connect(self._info_finished)
         self._info_task = self.tasks.start(task)
@@ -366,7 +374,7 @@ class Session(QObject):
             )
             return choice, Searcher(library, choice.model)
 
-        task = Task(work, name="model-load")
+        task = self.worker_task(work, name="model-load")
         task.succeeded.connect(lambda result, t=task: self._on_model(t, result))
         task.failed.connect(lambda message, t=task: self._on_model_failed(t, message))
         task.cancelled_.connect(lambda _r, t=task: self._forget_model_task(t))
@@ -425,7 +433,9 @@ class Session(QObject):
             )
             return
         searcher, library = self.searcher, self.library
-        task = Task(lambda _r, _c: run_search(searcher, library, request), name="search")
+        task = self.worker_task(
+            lambda _r, _c: run_search(searcher, library, request), name="search"
+        )
         task.succeeded.connect(self._on_search)
         task.failed.connect(self.searchFailed)
         task.finished.connect(self._search_finished)

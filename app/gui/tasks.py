@@ -2,7 +2,9 @@
 
 Every slow thing the GUI starts (loading a model, indexing, searching, scanning, fine-tuning,
 importing) is a :class:`Task`. The function runs in a ``QThread``; it gets a ``report``
-callable for progress and a ``cancelled`` callable to poll. Signals are emitted from the worker
+callable for progress and a ``cancelled`` callable to poll. A ``context`` (e.g.
+``library.own_connection``) wraps the function in its thread: the session's tasks use it so
+each worker thread has its own database connection. Signals are emitted from the worker
 thread and delivered (queued) in the GUI thread, so slots never race with widgets.
 
 Progress is throttled: reports are collected and delivered as a list at most ``rate`` times a
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import shiboken6
@@ -98,10 +101,12 @@ class Task(QThread):
         name: str = "task",
         rate: float = DEFAULT_RATE,
         parent: QObject | None = None,
+        context: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName(name)
         self._fn = fn
+        self._context = context or nullcontext
         self._throttle = Throttle(rate)
         self._lock = threading.Lock()
         self._pending: list[Any] = []
@@ -131,7 +136,8 @@ class Task(QThread):
     def run(self) -> None:  # the thread's body
         """Run the function and emit its outcome."""
         try:
-            result = self._fn(self.report, self.is_cancelled)
+            with self._context():
+                result = self._fn(self.report, self.is_cancelled)
         except TaskCancelled:
             self._flush()
             self.cancelled_.emit(None)

@@ -342,7 +342,7 @@ class SummaryPage(QWizardPage):
                 folders, excludes, library=library, model=model, report=report, cancelled=cancelled
             )
 
-        task = Task(work, name="scan-summary")
+        task = self.session.worker_task(work, name="scan-summary")
         task.progressed.connect(
             bound(
                 self,

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import platformdirs
@@ -118,13 +118,21 @@ def _sampled_file_hash(path: Path, size: int, block: int = 64 * 1024) -> str:
 
 
 def model_fingerprint(model: LoTLIP) -> str | None:
-    """A cheap fingerprint of the weights file a model was loaded from (``None`` if in memory).
+    """A fingerprint of the weights file a model was loaded from (``None`` if in memory).
 
     Vectors made by other weights under the same name (an updated bundled model, a re-run
     fine-tune) must never be compared with this model's queries; the fingerprint tells them
-    apart. It hashes the file, not the tensors, so it is the same on every device and dtype.
+    apart. A model folder records the digest of every byte of its weights when it is saved
+    (free to read back); older folders and official ``.pt`` files get a sampled file hash.
+    It hashes the file, not the tensors, so it is the same on every device and dtype.
     """
+    from lotlip.folders import weights_fingerprint
+
     meta = getattr(model, "metadata", {}) or {}
+    if meta.get("path"):
+        recorded = weights_fingerprint(meta["path"], meta)
+        if recorded:
+            return recorded
     candidates = []
     if meta.get("path"):
         candidates.append(Path(meta["path"]) / "model.safetensors")
@@ -146,6 +154,31 @@ def model_fingerprint(model: LoTLIP) -> str | None:
     return None
 
 
+def archived_name(name: str, fingerprint: str | None) -> str:
+    """Where the vectors of ``name`` made by other weights are kept: ``name@<fingerprint>``."""
+    return f"{name}@{(fingerprint or 'unknown')[:12]}"
+
+
+def _same_weights(
+    metadata: dict[str, object], dim: int, fingerprint: str | None, model_dim: int
+) -> bool:
+    """Whether vectors recorded with ``metadata``/``dim`` were made by these weights (an
+    unrecorded fingerprint counts as the same: vectors from before fingerprints existed)."""
+    before = metadata.get(FINGERPRINT_KEY)
+    return dim == model_dim and not (fingerprint and before and before != fingerprint)
+
+
+class _CallersStore:
+    """Stands in for ``library.store`` in objects that outlive a thread (cached ANN indexes):
+    every attribute is looked up on the calling thread's connection at the time of the call."""
+
+    def __init__(self, library: Library) -> None:
+        self._library = library
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._library.store, name)
+
+
 class Library:
     """An open library folder. Create with :meth:`open`; close with :meth:`close`.
 
@@ -157,7 +190,10 @@ class Library:
     def __init__(self, directory: Path, store: Store, ann_params: AnnParams | None = None) -> None:
         """Wrap an open store; use :meth:`open` instead."""
         self.dir = directory
-        self.store = store
+        self._store = store
+        self._local = threading.local()  # .store: a thread's own connection (own_connection)
+        # cached indexes outlive the thread that opened them: they reach the store through this
+        self._callers = _CallersStore(self)
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
@@ -184,11 +220,36 @@ class Library:
         logger.debug("opened library %s", directory)
         return cls(directory, store, ann_params)
 
+    @property
+    def store(self) -> Store:
+        """The database: this thread's own connection inside :meth:`own_connection`, else the
+        connection the library was opened with (shared by threads, calls serialised)."""
+        return getattr(self._local, "store", None) or self._store
+
+    @contextlib.contextmanager
+    def own_connection(self) -> Iterator[Store]:
+        """Give the calling thread its own database connection for the block.
+
+        :attr:`store` returns it in this thread, so a worker thread's reads and writes never
+        wait for another thread's long read or transaction on the shared connection (SQLite
+        in WAL mode lets them run side by side). Closed at the end of the block; nests.
+        """
+        if getattr(self._local, "store", None) is not None:
+            yield self._local.store
+            return
+        store = Store.open(self._store.path)
+        self._local.store = store
+        try:
+            yield store
+        finally:
+            self._local.store = None
+            store.close()
+
     def close(self) -> None:
         """Save nothing, drop the caches and close the database (safe to call twice)."""
         with self._anns_lock:
             self._anns.clear()
-        self.store.close()
+        self._store.close()
 
     def __enter__(self) -> Library:
         return self
@@ -350,28 +411,35 @@ class Library:
     # -- models and indexes ----------------------------------------------------------------
 
     def register_model(self, model: LoTLIP) -> bool:
-        """Record ``model`` in the store; drop its old vectors if they came from other weights.
+        """Record ``model`` in the store under its name, keyed to its weights' fingerprint.
 
-        Returns true when vectors were dropped (they will be re-embedded by the next index run).
+        A model is its name *and* its weights. When the name's vectors were made by other
+        weights (another fingerprint or dimension), they are set aside under
+        ``name@<fingerprint>`` (see :func:`archived_name`), never deleted, and vectors these
+        weights made earlier (set aside the same way) take the name again, so switching back
+        and forth re-embeds nothing. Returns true when the name's vectors were swapped.
         Call inside :meth:`writing`.
         """
         name, dim = model.name, model.embed_dim
         fingerprint = model_fingerprint(model)
         old = self.store.get_model(name)
-        dropped = False
-        if old is not None:
-            before = old.metadata.get(FINGERPRINT_KEY)
-            if old.dim != dim or (fingerprint and before and before != fingerprint):
-                n = self.store.remove_model(name)
-                self.drop_ann(name, delete_file=True)
-                logger.warning(
-                    "model %s changed since this library was indexed; its %d old vectors were "
-                    "dropped and will be made again",
-                    name,
-                    n,
-                )
-                dropped = n > 0
-        meta = dict(old.metadata) if old is not None and not dropped else {}
+        swapped = False
+        if old is not None and not _same_weights(old.metadata, old.dim, fingerprint, dim):
+            aside = self._free_name(archived_name(name, old.metadata.get(FINGERPRINT_KEY)))
+            self.store.rename_model(name, aside)
+            self.drop_ann(aside, delete_file=True)
+            logger.info("model %s has new weights; its old vectors are kept as %s", name, aside)
+            old, swapped = None, True
+        if old is None and fingerprint:
+            kept = self.store.get_model(archived_name(name, fingerprint))
+            if kept is not None and _same_weights(kept.metadata, kept.dim, fingerprint, dim):
+                self.store.rename_model(kept.name, name)
+                self.drop_ann(kept.name, delete_file=True)
+                logger.info("model %s: its vectors kept as %s are used again", name, kept.name)
+                old, swapped = self.store.get_model(name), True
+        if swapped:
+            self.drop_ann(name, delete_file=True)
+        meta = dict(old.metadata) if old is not None else {}
         if fingerprint:
             meta[FINGERPRINT_KEY] = fingerprint
         # Informational: vectors of every precision stay comparable (docs/PERFORMANCE.md).
@@ -379,7 +447,14 @@ class Library:
         source = model.metadata.get("kind") or model.metadata.get("format")
         path = model.metadata.get("path") or model.metadata.get("source")
         self.store.add_model(name, dim, source=source, path=path, metadata=meta)
-        return dropped
+        return swapped
+
+    def _free_name(self, wanted: str) -> str:
+        name, n = wanted, 1
+        while self.store.get_model(name) is not None:
+            n += 1
+            name = f"{wanted}-{n}"
+        return name
 
     def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
         """Reuse the base model's vectors for a text-mode fine-tune (no re-indexing).
@@ -462,12 +537,18 @@ class Library:
     def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
         path = ann_path(self.dir, model_name)
         try:
-            return AnnIndex.load(path, self.store, model_name, dim, params=self.ann_params)
+            return AnnIndex.load(path, self._callers, model_name, dim, params=self.ann_params)
         except AnnIndexError as exc:
             reason = str(exc)
         logger.info("building the %s index from the library: %s", model_name, reason)
         index = AnnIndex.build(
-            path, self.store, model_name, dim, params=self.ann_params, progress=progress, save=False
+            path,
+            self._callers,
+            model_name,
+            dim,
+            params=self.ann_params,
+            progress=progress,
+            save=False,
         )
         index.rebuild_reason = reason
         if not self.store.read_only and self._write_lock.try_acquire():

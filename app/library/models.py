@@ -3,7 +3,9 @@
 The choice, in order: the model asked for (``--model``, a name or a path), the library's
 setting ``"model"`` (``lotlip-search model use NAME``), the best installed official model
 (ViT-B/16, then ViT-B/32), and last the small bundled ``lotlip-tiny``, with a warning that it
-only knows simple coloured shapes and how to get the real one.
+only knows simple coloured shapes and how to get the real one. The warning is given when the
+bundled model is the fallback (nothing else is installed and none was chosen), once per library
+(recorded in the setting ``bundled_model_warned``), not on every command.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ BUNDLED_WARNING = (
     "how to install it by hand)."
 )
 
+WARNED_SETTING = "bundled_model_warned"
+"""Library setting: the bundled-model warning was given for this library."""
+
 _cache: dict[tuple[str, str], LoTLIP] = {}
 _cache_lock = threading.Lock()
 
@@ -49,7 +54,8 @@ class ModelChoice:
     """The model a command or window works with.
 
     ``source`` says why it was chosen: ``"requested"``, ``"library setting"``,
-    ``"best installed"`` or ``"bundled"``.
+    ``"best installed"`` or ``"bundled"``. ``warning`` is the bundled-model warning when it is
+    due now (see the module docstring), else ``None``.
     """
 
     model: LoTLIP
@@ -130,4 +136,20 @@ def choose_model(
             ) from exc
         raise
     bundled = model.name == registry.BUNDLED_MODEL
-    return ModelChoice(model, model.name, bundled, BUNDLED_WARNING if bundled else None, source)
+    warning = BUNDLED_WARNING if bundled and _bundled_warning_due(lib, source) else None
+    return ModelChoice(model, model.name, bundled, warning, source)
+
+
+def _bundled_warning_due(lib: Library | None, source: str) -> bool:
+    """True the first time the bundled model is this library's fallback (and records it)."""
+    if source != "bundled":
+        return False  # chosen by name: the user knows what it is
+    if lib is None:
+        return True
+    try:
+        if lib.store.get_setting(WARNED_SETTING):
+            return False
+        lib.store.set_setting(WARNED_SETTING, True)
+    except Exception as exc:  # a read-only or busy library: warn rather than fail
+        logger.debug("could not record the bundled-model warning: %s", exc)
+    return True

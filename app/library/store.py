@@ -1246,6 +1246,28 @@ class Store:
                 self._bump(conn, [name])
         return n
 
+    def rename_model(self, old: str, new: str) -> None:
+        """Move ``old``'s registration and all its vectors to the unused name ``new`` (one
+        transaction; nothing is deleted). Both names' generations jump past either's, so no
+        index saved under either name before the rename matches the store afterwards."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM models WHERE name = ?", (new,)).fetchone():
+                raise ValueError(f"a model named {new!r} is already registered")
+            if not conn.execute("UPDATE models SET name = ? WHERE name = ?", (new, old)).rowcount:
+                raise KeyError(f"no model named {old!r}")
+            top = 1 + max(
+                int(row[0])
+                for row in conn.execute(
+                    "SELECT value FROM meta WHERE key IN (?, ?) UNION ALL SELECT 0",
+                    (_gen_key(old), _gen_key(new)),
+                )
+            )
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [(_gen_key(old), str(top)), (_gen_key(new), str(top))],
+            )
+
     # -- embeddings ------------------------------------------------------------------
 
     def generation(self, model: str) -> int:

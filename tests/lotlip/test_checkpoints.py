@@ -171,3 +171,62 @@ def test_plain_pickle_payload_is_refused(tmp_path: Path, protocol: int) -> None:
     if protocol == 2:  # torch's own protocol: the unpickler reaches the GLOBAL and names it
         assert isinstance(info.value, lotlip.UnsafeCheckpointError)
         assert "open" in str(info.value)
+
+
+# -- a model's name comes from the user, never from its shapes ----------------------------------
+@pytest.fixture
+def small_shape_is_official(
+    monkeypatch: pytest.MonkeyPatch, small_official_checkpoint: Path, bert_vocab_file: Path
+) -> str:
+    """Make the small official-layout architecture count as the released ``lotlip-vit-b16``
+    (a real B/16 checkpoint is ~800 MB): any checkpoint of that shape now *looks* official."""
+    from lotlip.checkpoints import infer_official_config
+    from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
+
+    shape = infer_official_config(read_state_dict(small_official_checkpoint))
+    fake = LoTLIPConfig.from_dict({**shape.to_dict(), "name": "lotlip-vit-b16"})
+    monkeypatch.setitem(OFFICIAL_CONFIGS, "lotlip-vit-b16", fake)
+    return "lotlip-vit-b16"
+
+
+def test_official_shaped_checkpoint_is_named_after_its_file(
+    small_shape_is_official: str, small_official_checkpoint: Path, bert_vocab_file: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from lotlip.checkpoints import official_architecture
+
+    tuned = tmp_path / "holiday-finetune.pt"
+    tuned.write_bytes(small_official_checkpoint.read_bytes())
+    model = lotlip.load(tuned, device="cpu", vocab=bert_vocab_file)
+    assert model.name == "holiday-finetune"
+    assert official_architecture(model.config) == small_shape_is_official  # shape, not identity
+
+    generic = tmp_path / "run-7" / "model.pt"  # a generic file name: its folder names it
+    generic.parent.mkdir()
+    generic.write_bytes(small_official_checkpoint.read_bytes())
+    assert lotlip.load(generic, device="cpu", vocab=bert_vocab_file).name == "run-7"
+
+
+def test_save_writes_config_atomically(
+    tmp_path: Path, make_tiny_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash while config.json is written leaves the previous complete file (or none)."""
+    model = make_tiny_model()
+    folder = tmp_path / "saved"
+    model.save(folder, metadata={"run": 1})
+
+    real_write_text = Path.write_text
+
+    def write_half_then_fail(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        real_write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", write_half_then_fail)
+    with pytest.raises(OSError):
+        model.save(folder, metadata={"run": 2})
+    monkeypatch.undo()
+    assert json.loads((folder / CONFIG_FILE).read_text())["metadata"]["run"] == 1
+    assert lotlip.load(folder, device="cpu").metadata["run"] == 1
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [CONFIG_FILE, WEIGHTS_FILE, "vocab.txt"]
+    )

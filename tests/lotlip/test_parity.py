@@ -17,8 +17,13 @@ import pytest
 import torch
 
 import lotlip
-from lotlip.checkpoints import infer_official_config, ours_to_official, read_state_dict
-from lotlip.config import OFFICIAL_CONFIGS
+from lotlip.checkpoints import (
+    infer_official_config,
+    official_architecture,
+    ours_to_official,
+    read_state_dict,
+)
+from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
 
 TOL = 1e-5
 REF_DTYPE = torch.float64
@@ -244,8 +249,8 @@ def test_b16_parity(b16: dict, wrapping: str, tmp_path: Path, bert_vocab_file: P
     model = lotlip.load(path, device="cpu", vocab=bert_vocab_file, precision="fp32")
     path.unlink()
 
-    assert model.name == "lotlip-vit-b16"
-    assert model.config == OFFICIAL_CONFIGS["lotlip-vit-b16"]
+    assert model.name == tmp_path.name  # named after its file (here: its folder), not its shape
+    assert official_architecture(model.config) == "lotlip-vit-b16"
     assert model.device == torch.device("cpu") and model.dtype == torch.float32
     assert not model.training
     # the three wrappings share one path after unwrapping; check the convenience API once
@@ -298,11 +303,12 @@ def test_official_config_inferred_from_shapes(
     assert config.vision.num_positions == (224 // patch) ** 2 + 1
     assert config.vision.layers == vision_layers and config.text.layers == text_layers
     assert config.text.embedding_rows == 30524 and config.text.num_corner_tokens == 2
-    if expected is None:
-        assert config.name not in OFFICIAL_CONFIGS
-    else:
-        assert config.name == expected
-        assert config == OFFICIAL_CONFIGS[expected]
+    assert config.name == "lotlip-custom"  # shapes never name a model
+    assert official_architecture(config) == expected
+    if expected is not None:
+        assert config == LoTLIPConfig.from_dict(
+            {**OFFICIAL_CONFIGS[expected].to_dict(), "name": config.name}
+        )
 
 
 # -- strict loading -------------------------------------------------------------------------------

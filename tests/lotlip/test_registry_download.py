@@ -1,10 +1,12 @@
 """Downloads and the model registry, against a local stand-in for the Hugging Face hub.
 
-The stand-in speaks the small part of the hub protocol that ``huggingface_hub`` uses:
+The stand-in speaks the small part of the hub protocol that ``huggingface_hub``'s public
+``hf_hub_download`` uses:
 ``HEAD``/``GET {endpoint}/{repo_id}/resolve/{revision}/{filename}`` answered with
 ``X-Repo-Commit`` and ``ETag`` (plus, for the LFS-style checkpoint, a 302 to a separate "CDN"
 origin with ``X-Linked-Etag``/``X-Linked-Size``), and ``Range: bytes=N-`` requests answered with
-206. Nothing leaves 127.0.0.1.
+206. It can drop a connection half-way, fail with 503, or send a corrupted body (right length,
+wrong sha256). Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -48,7 +52,10 @@ class HubState:
     lfs: set[str]  # filenames served LFS-style (redirect to the CDN origin)
     requests: list[Request] = field(default_factory=list)
     truncate_next_get: bool = False  # next full GET: send half the body, then drop the connection
-    outage: bool = False  # GETs answer 503 (set after a truncation to make the call fail)
+    outage_after_truncation: bool = True  # then GETs answer 503, so the whole call fails
+    outage: bool = False  # GETs answer 503
+    corrupt_gets: int = 0  # this many next full GETs send the right length with one byte flipped
+    pause_s: float = 0.0  # sleep between 256 KiB pieces of a body (a slow line)
     cdn_base: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -139,15 +146,24 @@ def make_handler(state: HubState, origin: str) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
             payload = data[start:]
+            if state.corrupt_gets and not requested and payload:
+                state.corrupt_gets -= 1
+                payload = bytes([payload[0] ^ 0xFF]) + payload[1:]
             if state.truncate_next_get and not requested:
                 state.truncate_next_get = False
-                state.outage = True
+                state.outage = state.outage_after_truncation
                 self.wfile.write(payload[: len(payload) // 2])
                 self.wfile.flush()
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self.wfile.write(payload)
+            if not state.pause_s:
+                self.wfile.write(payload)
+                return
+            for start in range(0, len(payload), 1 << 18):
+                self.wfile.write(payload[start : start + (1 << 18)])
+                self.wfile.flush()
+                time.sleep(state.pause_s)
 
     return Handler
 
@@ -238,39 +254,128 @@ def test_download_lands_in_cache(hub: FakeHub, payload: dict[str, bytes], tmp_pa
     assert len(hub.gets()) == n_gets
 
 
-def test_interrupted_download_resumes(
+def test_dropped_connection_resumes_within_the_download(
     hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
     hub.state.truncate_next_get = True
+    hub.state.outage_after_truncation = False  # the connection drops once; the server stays up
+
+    ckpt, _ = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+
+    cdn_gets = [r for r in hub.gets() if r.origin == "cdn"]
+    assert len(cdn_gets) == 2
+    match = re.fullmatch(r"bytes=(\d+)-", cdn_gets[1].range or "")
+    assert match, f"the retry did not resume with a Range request: {cdn_gets[1]}"
+    assert 0 < int(match[1]) < len(payload["model.pt"])
+    assert ckpt.read_bytes() == payload["model.pt"]
+
+
+def test_failed_download_leaves_no_partial_file_and_retry_completes(
+    hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    hub.state.truncate_next_get = True  # drops the connection, then the hub answers 503
 
     with pytest.raises(lotlip.DownloadError) as info:
         registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
-    assert "again" in str(info.value)  # tells the user a retry resumes
+    assert "again" in str(info.value)  # tells the user what to do
     assert registry.cached_official_files(NAME, cache) is None
-    first_call_gets = len(hub.gets())
+    assert [p for p in cache.rglob("*") if p.name.endswith(".incomplete")] == []
 
     hub.state.outage = False  # the network is back
     ckpt, vocab = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
-
-    resumed = [r for r in hub.gets()[first_call_gets:] if r.path.startswith("/lfs/")]
-    assert len(resumed) == 1
-    match = re.fullmatch(r"bytes=(\d+)-", resumed[0].range or "")
-    assert match, f"the second call did not resume with a Range request: {resumed[0]}"
-    assert 0 < int(match[1]) < len(payload["model.pt"])
     assert ckpt.read_bytes() == payload["model.pt"]
     assert vocab.read_bytes() == payload["vocab.txt"]
-    leftovers = [p for p in cache.rglob("*") if p.name.endswith(".incomplete")]
-    assert leftovers == []
+
+
+def test_corrupted_download_is_detected_and_fetched_again(
+    hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    hub.state.corrupt_gets = 1
+
+    ckpt, _ = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+
+    assert ckpt.read_bytes() == payload["model.pt"]
+    assert len([r for r in hub.gets() if r.origin == "cdn"]) == 2
+
+
+def test_corrupted_cache_file_is_detected_and_fetched_again(
+    hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ckpt, _ = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+    blob = ckpt.resolve()
+    blob.chmod(0o644)
+    with blob.open("r+b") as fh:  # bit rot: same size, other bytes
+        fh.seek(1000)
+        fh.write(b"\0" * 16)
+
+    again, _ = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+
+    assert again.read_bytes() == payload["model.pt"]
+
+
+def test_download_that_stays_corrupt_fails_and_keeps_nothing(hub: FakeHub, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    hub.state.corrupt_gets = 100
+
+    with pytest.raises(lotlip.DownloadError) as info:
+        registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+
+    assert "checksum" in str(info.value)
+    assert registry.cached_official_files(NAME, cache) is None
+
+
+class RecordingBar:
+    """A tqdm-compatible class that records what the download reported."""
+
+    bars: ClassVar[list[RecordingBar]] = []
+
+    def __init__(self, *args: object, total: int | None = None, initial: int = 0, **kw: object):
+        self.total, self.n, self.desc = total, initial, str(kw.get("desc") or "")
+        RecordingBar.bars.append(self)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def test_progress_bar_class_sees_every_byte(
+    hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
+) -> None:
+    RecordingBar.bars = []
+    registry.download(
+        NAME, cache_dir=tmp_path / "cache", endpoint=hub.endpoint, progress_bar=RecordingBar
+    )
+    checkpoint_bars = [b for b in RecordingBar.bars if b.total == len(payload["model.pt"])]
+    assert checkpoint_bars and checkpoint_bars[-1].n == len(payload["model.pt"])
+
+
+def test_download_uses_only_public_huggingface_hub_api() -> None:
+    source = Path(registry.__file__).read_text(encoding="utf-8")
+    assert "file_download" not in source and "WeakFileLock" not in source
+    assert ".incomplete" not in source and "http_get" not in source
 
 
 def test_offline_download_explains_manual_install(tmp_path: Path, no_proxy: None) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
     with pytest.raises(lotlip.DownloadError) as info:
         registry.download(NAME, cache_dir=tmp_path / "cache", endpoint=endpoint, progress=False)
     message = str(info.value)
-    assert "model import" in message
+    assert "Could not reach" in message and "model import" in message
     assert registry.OFFICIAL_MODELS[NAME].url in message
+    assert time.monotonic() - started < 10  # no minute-long retrying before saying so
 
 
 def test_download_after_server_shutdown(hub: FakeHub, tmp_path: Path) -> None:
@@ -279,6 +384,17 @@ def test_download_after_server_shutdown(hub: FakeHub, tmp_path: Path) -> None:
     with pytest.raises(lotlip.DownloadError) as info:
         registry.download(NAME, cache_dir=tmp_path / "cache", endpoint=endpoint, progress=False)
     assert "model import" in str(info.value)
+
+
+def test_offline_with_a_cached_download_uses_it(
+    hub: FakeHub, payload: dict[str, bytes], tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    first = registry.download(NAME, cache_dir=cache, endpoint=hub.endpoint, progress=False)
+    endpoint = hub.endpoint
+    hub.shutdown()
+    again = registry.download(NAME, cache_dir=cache, endpoint=endpoint, progress=False)
+    assert again == first and again[0].read_bytes() == payload["model.pt"]
 
 
 def test_unknown_name_is_not_downloaded(tmp_path: Path) -> None:
@@ -354,3 +470,12 @@ def test_download_then_load_by_name_offline(
     assert model.name == NAME
     texts = ["a dog on the grass"]
     np.testing.assert_array_equal(model.embed_texts(texts), direct.embed_texts(texts))
+
+
+def test_installed_folder_is_known_by_its_installed_name(
+    isolated_model_homes: dict[str, Path], make_tiny_model
+) -> None:
+    """A model folder copied in under another name (the GUI's folder import) is that name."""
+    make_tiny_model().save(isolated_model_homes["models"] / "holiday")  # saved as lotlip-test
+    assert lotlip.load("holiday", device="cpu").name == "holiday"
+    assert [m.name for m in registry.installed_models() if m.kind != "bundled"] == ["holiday"]

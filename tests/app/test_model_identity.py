@@ -1,0 +1,146 @@
+"""A model is who the user says it is (plus its weights' fingerprint), never its tensor shapes;
+switching models never deletes another model's vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lotlip
+from app.cli import EXIT_OK
+from app.library.indexer import Indexer
+from app.library.search import Searcher
+from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+
+
+@pytest.fixture
+def official_shaped_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A micro model saved in the official .pt layout, whose architecture is made to count as
+    the released ``lotlip-vit-b16`` (a real one is ~800 MB): it *looks* official by shape."""
+    from lotlip.checkpoints import infer_official_config, ours_to_official, read_state_dict
+    from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
+    from tests.lotlip.conftest import make_bert_like_vocab
+
+    vocab = make_bert_like_vocab()
+    model = build_micro_model("x", 3, vocab)
+    checkpoint = tmp_path / "holiday-finetune.pt"
+    torch.save({"state_dict": ours_to_official(model.state_dict())}, checkpoint)
+    shape = infer_official_config(read_state_dict(checkpoint))
+    fake = LoTLIPConfig.from_dict({**shape.to_dict(), "name": "lotlip-vit-b16"})
+    monkeypatch.setitem(OFFICIAL_CONFIGS, "lotlip-vit-b16", fake)
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(tmp_path / "models"))
+    return checkpoint, tmp_path / "vocab.txt"
+
+
+def test_import_of_an_official_shaped_checkpoint_keeps_its_own_name(
+    cli, official_shaped_checkpoint: tuple[Path, Path]
+) -> None:
+    checkpoint, vocab = official_shaped_checkpoint
+    status, out, err = cli("model", "import", str(checkpoint), "--vocab", str(vocab), model=None)
+    assert status == EXIT_OK, err
+    assert "installed holiday-finetune" in out
+
+    status, out, _ = cli("model", "list", "--json", model=None)
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["holiday-finetune"]["installed"] is True
+    assert rows["lotlip-vit-b16"]["installed"] is False  # not mistaken for the release
+
+
+def test_switching_weights_under_one_name_keeps_both_vector_sets(
+    library, micro_model, tmp_path: Path
+) -> None:
+    """Two models with the same name (two fine-tune runs, two downloads of ``model.pt``):
+    indexing with one never deletes the other's vectors, and switching back re-embeds nothing."""
+    folder = tmp_path / "photos"
+    draw_folder(folder, 5)
+    for seed, where in ((0, "a"), (1, "b")):
+        build_micro_model("same-name", seed, micro_model.tokenizer.vocab).save(
+            tmp_path / where / "same-name"
+        )
+    first = lotlip.load(tmp_path / "a" / "same-name", device="cpu")
+    second = lotlip.load(tmp_path / "b" / "same-name", device="cpu")
+    assert first.name == second.name == "same-name"
+
+    Indexer(library, first, batch_size=4, workers=1).run([folder])
+    ids, first_vectors = library.store.embedding_matrix("same-name")
+    assert Indexer(library, second, batch_size=4, workers=1).run().embedded == 5
+
+    back = Indexer(library, first, batch_size=4, workers=1).run()
+
+    assert back.embedded == 0  # the first model's vectors were kept, not re-made
+    again_ids, again = library.store.embedding_matrix("same-name")
+    assert np.array_equal(ids, again_ids) and np.array_equal(first_vectors, again)
+    response = Searcher(library, first).search("a red shape", top=5)
+    assert len(response.results) == 5 and not response.warnings
+    # and the other way round: the second model's vectors come back as they were
+    assert Indexer(library, second, batch_size=4, workers=1).run().embedded == 0
+    assert library.store.embedding_count(RANDOM_MODEL) == 0  # nothing else was touched
+
+
+def test_rename_model_moves_vectors_and_outdates_both_generations(
+    library, micro_model, tmp_path: Path
+) -> None:
+    draw_folder(tmp_path / "photos", 3)
+    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
+    store = library.store
+    ids, vectors = store.embedding_matrix(RANDOM_MODEL)
+    before = store.generation(RANDOM_MODEL)
+
+    store.rename_model(RANDOM_MODEL, "kept@abc")
+
+    assert store.embedding_count(RANDOM_MODEL) == 0 and store.get_model(RANDOM_MODEL) is None
+    moved_ids, moved = store.embedding_matrix("kept@abc")
+    assert np.array_equal(ids, moved_ids) and np.array_equal(vectors, moved)
+    assert store.generation(RANDOM_MODEL) > before and store.generation("kept@abc") > before
+    with pytest.raises(ValueError):
+        store.rename_model("kept@abc", "kept@abc")  # the new name must be free
+
+
+def _tensor_outside_sampled_blocks(weights: Path) -> str:
+    """A tensor whose bytes lie outside the three 64 KiB blocks (start, middle, end) that the
+    library's sampled weights-file hash reads."""
+    block = 64 * 1024
+    raw = weights.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    size, middle = len(raw), (len(raw) - block) // 2
+    windows = [(0, block), (middle, middle + block), (size - block, size)]
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = (8 + length + offset for offset in info["data_offsets"])
+        if all(end <= lo or start >= hi for lo, hi in windows):
+            return key
+    raise AssertionError("the model file is too small for this test")
+
+
+def test_weights_that_differ_anywhere_are_other_weights(library, micro_model, tmp_path):
+    """The fingerprint covers every byte of the weights, not a sample of the file."""
+    from lotlip.config import small_config
+    from lotlip.model import LoTLIP
+    from lotlip.tokenizer import LoTLIPTokenizer
+
+    vocab = micro_model.tokenizer.vocab
+    config = small_config("same-name", vocab_size=len(vocab), width=64, layers=2, heads=2,
+                          image_size=32, patch_size=8)  # fmt: skip
+    torch.manual_seed(0)
+    first = LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+    first.save(tmp_path / "a" / "same-name")
+    key = _tensor_outside_sampled_blocks(tmp_path / "a" / "same-name" / "model.safetensors")
+    with torch.no_grad():
+        first.state_dict()[key].add_(0.5)  # a change only a whole-file fingerprint sees
+    first.save(tmp_path / "b" / "same-name")
+    folder = tmp_path / "photos"
+    draw_folder(folder, 4)
+
+    Indexer(library, lotlip.load(tmp_path / "a" / "same-name", device="cpu")).run([folder])
+    report = Indexer(library, lotlip.load(tmp_path / "b" / "same-name", device="cpu")).run()
+
+    assert report.embedded == 4
