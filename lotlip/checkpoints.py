@@ -8,20 +8,18 @@ missing, unlike the reference's ``strict=False`` that hides mistakes (LOTLIP.md 
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .folders import (  # the torch-free part of the format, re-exported here
-    CONFIG_FILE,
-    FORMAT,
     WEIGHTS_FILE,
     CheckpointError,
     read_folder_config,
@@ -29,7 +27,7 @@ from .folders import (  # the torch-free part of the format, re-exported here
 from .folders import is_pretrained_folder as is_pretrained_folder
 from .model import LoTLIP
 from .tokenizer import LoTLIPTokenizer
-from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
+from .vision import TIMM_PREFIX, timm_to_vit_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +75,16 @@ def _strip_module(key: str) -> str:
     return key[len("module.") :] if key.startswith("module.") else key
 
 
+HEAD_WIDTH = 64  # every ViT and BERT size the official towers come from uses 64-wide heads
+
+
 def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) -> LoTLIPConfig:
-    """Derive the architecture from tensor shapes; name it after the official config it equals."""
+    """Derive the architecture from tensor shapes; name it after the official config it equals.
+
+    Shapes do not show the number of attention heads. When the shapes equal an official
+    architecture its config gives them; otherwise the towers are assumed to use 64-wide heads
+    (as ViT and BERT do), and a width that is not a multiple of 64 is refused as ambiguous.
+    """
     try:
         width = sd[TIMM_PREFIX + "cls_token"].shape[-1]
         patch = sd[TIMM_PREFIX + "patch_embed.proj.weight"].shape[-1]
@@ -100,22 +106,16 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
             f"the word embedding has {words.shape[0]} rows; a LoTLIP checkpoint has "
             f"{BERT_BASE_VOCAB} + corner tokens"
         )
-    config = LoTLIPConfig(
+    shapes = LoTLIPConfig(
         name=name or "lotlip-custom",
         vision=VisionConfig(
-            image_size=grid * patch,
-            patch_size=patch,
-            width=width,
-            layers=vis_layers,
-            heads=max(1, width // 64),
-            mlp_dim=mlp,
+            image_size=grid * patch, patch_size=patch, width=width, layers=vis_layers, mlp_dim=mlp
         ),
         text=TextConfig(
             vocab_size=BERT_BASE_VOCAB,
             num_corner_tokens=corners,
             width=words.shape[1],
             layers=text_layers,
-            heads=max(1, words.shape[1] // 64),
             mlp_dim=text_mlp,
             max_positions=text_positions,
             type_vocab_size=types,
@@ -123,17 +123,31 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
         embed_dim=embed_dim,
     )
     for official in OFFICIAL_CONFIGS.values():
-        if _same_architecture(official, config):
-            return official if name is None else _renamed(official, name)
-    return config
+        if _same_architecture(
+            official, _with_heads(shapes, official.vision.heads, official.text.heads)
+        ):
+            return official if name is None else replace(official, name=name)
+    return _with_heads(shapes, _heads(width, "image"), _heads(words.shape[1], "text"))
 
 
-def _renamed(config: LoTLIPConfig, name: str) -> LoTLIPConfig:
-    return LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+def _with_heads(config: LoTLIPConfig, vision: int, text: int) -> LoTLIPConfig:
+    return replace(
+        config, vision=replace(config.vision, heads=vision), text=replace(config.text, heads=text)
+    )
 
 
 def _same_architecture(a: LoTLIPConfig, b: LoTLIPConfig) -> bool:
     return a.vision == b.vision and a.text == b.text and a.embed_dim == b.embed_dim
+
+
+def _heads(width: int, tower: str) -> int:
+    if width % HEAD_WIDTH:
+        raise CheckpointError(
+            f"cannot tell how many attention heads the {width}-wide {tower} tower has (the "
+            f"shapes do not say, and {width} is not a multiple of {HEAD_WIDTH}); save the model "
+            "in our folder format, whose config.json records them"
+        )
+    return width // HEAD_WIDTH
 
 
 def _count_layers(sd: dict[str, torch.Tensor], prefix: str) -> int:
@@ -145,13 +159,6 @@ def official_to_ours(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     vision = {k: v for k, v in sd.items() if k.startswith(TIMM_PREFIX)}
     rest = {k: v for k, v in sd.items() if not k.startswith(TIMM_PREFIX)}
     return {**timm_to_vit_state_dict(vision), **rest}
-
-
-def ours_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our state dict -> the official key layout (for exporting to open_clip users)."""
-    vision = {k: v for k, v in sd.items() if k.startswith("visual.vit.")}
-    rest = {k: v for k, v in sd.items() if not k.startswith("visual.vit.")}
-    return {**vit_to_timm_state_dict(vision), **rest}
 
 
 def _uninitialized_model(config: LoTLIPConfig, tokenizer: LoTLIPTokenizer) -> LoTLIP:
@@ -207,18 +214,8 @@ def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None
 def save_pretrained(
     model: LoTLIP, folder: str | Path, metadata: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``model`` as a folder: model.safetensors, config.json and vocab.txt."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    tmp.replace(folder / WEIGHTS_FILE)
-    meta = {**model.metadata, **(metadata or {})}
-    document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
-    (folder / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    model.tokenizer.save(folder)
-    return folder
+    """Write ``model`` as a folder (see :meth:`LoTLIP.save`, which does the writing)."""
+    return model.save(folder, metadata=metadata)
 
 
 def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:
