@@ -45,7 +45,7 @@ def bert_like_vocab() -> list[str]:
     return vocab
 
 
-def micro_model(
+def new_micro_model(
     name: str, vocab: list[str], *, seed: int = 0, width: int = 32, layers: int = 1, heads: int = 2
 ) -> LoTLIP:
     """A random LoTLIP small enough to run in milliseconds (32 px images, 8 px patches)."""

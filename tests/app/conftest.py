@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # let `pytest` (not only `python -m pytest`) import `app`
     sys.path.insert(0, str(ROOT))
 
+from tests.builders import caption_vocab, new_micro_model  # noqa: E402  (needs ROOT on sys.path)
+
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
                "tiff": "TIFF"}  # fmt: skip
 
@@ -62,33 +64,13 @@ TRAINED_MODEL = "micro-trained"
 GALLERY_SCENES = 10  # held-out scenes the trained micro model memorises (its test gallery)
 
 
-def _vocab() -> list[str]:
-    from training.synthetic import caption_corpus
-    from training.vocab import build_wordpiece_vocab
-
-    return build_wordpiece_vocab(caption_corpus(200), 300)
-
-
-def build_micro_model(name: str, seed: int, vocab: list[str]):
-    """A random LoTLIP small enough to run in milliseconds (width 32, one layer)."""
-    from lotlip.config import small_config
-    from lotlip.model import LoTLIP
-    from lotlip.tokenizer import LoTLIPTokenizer
-
-    torch.manual_seed(seed)
-    config = small_config(
-        name, vocab_size=len(vocab), width=32, layers=1, heads=2, image_size=32, patch_size=8
-    )
-    return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
-
-
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A models folder with the random micro models, set as ``LOTLIP_MODELS_DIR``."""
     folder = tmp_path_factory.mktemp("models")
-    vocab = _vocab()
-    build_micro_model(RANDOM_MODEL, 0, vocab).save(folder / RANDOM_MODEL)
-    build_micro_model(OTHER_MODEL, 1, vocab).save(folder / OTHER_MODEL)
+    vocab = caption_vocab()
+    new_micro_model(RANDOM_MODEL, vocab, seed=0).save(folder / RANDOM_MODEL)
+    new_micro_model(OTHER_MODEL, vocab, seed=1).save(folder / OTHER_MODEL)
     old = os.environ.get("LOTLIP_MODELS_DIR")
     os.environ["LOTLIP_MODELS_DIR"] = str(folder)
     yield folder
@@ -136,7 +118,7 @@ def ranking_model(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     from training.synthetic import heldout_seeds
     from training.train import TrainConfig, train
 
-    model = build_micro_model(TRAINED_MODEL, 0, _vocab())
+    model = new_micro_model(TRAINED_MODEL, caption_vocab(), seed=0)
     data = _Gallery(list(heldout_seeds(GALLERY_SCENES)), model.preprocess)
     config = TrainConfig(
         out=str(tmp_path_factory.mktemp("micro-run")),

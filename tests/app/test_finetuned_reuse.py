@@ -9,12 +9,13 @@ import torch
 
 from app.library.indexer import Indexer
 from app.library.models import load_model
-from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+from tests.app.conftest import RANDOM_MODEL, draw_folder
+from tests.builders import new_micro_model
 
 
 def _derived_model(base, models_dir: Path, name: str, *, change_image_tower: bool):
     """A saved copy of ``base`` with new text weights, recorded as a text-mode fine-tune."""
-    derived = build_micro_model(name, 0, base.tokenizer.vocab)
+    derived = new_micro_model(name, base.tokenizer.vocab, seed=0)
     derived.load_state_dict(base.state_dict())
     with torch.no_grad():
         derived.text.proj.weight.add_(0.05)
