@@ -657,13 +657,6 @@ class Scanner:
             self.on_rejected(info, reason)
 
 
-def scan(
-    roots: Iterable[ScanRoot | _RootLike | str | os.PathLike[str]], **options: Any
-) -> Iterator[FileInfo]:
-    """Shorthand for ``iter(Scanner(roots, **options))``."""
-    return iter(Scanner(roots, **options))
-
-
 # --------------------------------------------------------------------------- planning
 
 
