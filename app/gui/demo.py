@@ -16,7 +16,7 @@ DEMO_SIZE = 320
 def write_demo_scenes(session: Session, count: int | None = None) -> str:
     """Render ``count`` held-out synthetic scenes into the library's demo folder (as the CLI's
     ``lotlip-search demo`` does)."""
-    from app.library.demo import write_gallery
+    from app.library.demo_gallery import write_gallery
 
     folder = session.library.demo_dir
     write_gallery(folder, count or DEMO_SCENES, DEMO_SIZE)

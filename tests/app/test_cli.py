@@ -208,7 +208,7 @@ def test_cli_and_library_import_without_qt() -> None:
     code = (
         "import sys, app.cli; light = [m for m in sys.modules if m.split('.')[0] == 'torch']; "
         "import app.library.library, app.library.indexer, app.library.search, "
-        "app.library.models, app.library.demo, app.commands.demo; "
+        "app.library.models, app.library.demo_gallery, app.commands.demo; "
         "qt = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6')]; "
         "print(light, qt); sys.exit(1 if light or qt else 0)"
     )

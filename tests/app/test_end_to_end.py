@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from app.library.demo import CAPTION_VARIANT, scene_path
+from app.library.demo_gallery import CAPTION_VARIANT, scene_path
 from app.library.indexer import Indexer
 from app.library.models import load_model
 from app.library.search import Searcher
