@@ -1,5 +1,10 @@
 """LoTLIP: long-text CLIP with corner tokens, as a small, Qt-free model library.
 
+This room holds the model and everything needed to use it: configs, the two towers, the
+tokenizer, image loading and preprocessing, checkpoint formats, the registry of known models,
+devices and precisions. It imports only third-party libraries (torch, transformers, safetensors,
+Pillow, huggingface_hub), never ``training`` or ``app``.
+
 >>> import lotlip
 >>> model = lotlip.load("lotlip-tiny")
 >>> model.embed_texts(["a large red circle in the centre. a small blue star at the top"])
