@@ -146,7 +146,6 @@ def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
 
     sc = Scanner([ScanRoot(str(tmp_path), tuple(excludes))])
     assert names(list(sc), tmp_path) == set(keep)
-    assert sc.stats.skipped_excluded >= 4 and sc.stats.skipped_hidden >= len(junk)
 
     shown = Scanner([tmp_path], excludes=excludes, include_hidden=True)
     assert names(list(shown), tmp_path) == set(keep) | set(hidden)
@@ -248,7 +247,6 @@ def test_symlink_loops_terminate_and_files_come_once(draw, tmp_path: Path) -> No
     sc = Scanner([root])
     found = sorted(os.path.relpath(i.path, root) for i in sc)
     assert found == ["a/one.jpg", "b/two.jpg"]  # direct paths win over link routes
-    assert sc.stats.skipped_links >= 3
 
 
 def test_symlinks_never_leave_the_roots(draw, tmp_path: Path) -> None:
