@@ -285,7 +285,7 @@ def test_official_config_inferred_from_shapes(
     )
     config = infer_official_config(sd)
     assert config.vision.patch_size == patch
-    assert config.vision.num_positions == (224 // patch) ** 2 + 1
+    assert config.vision.image_size == 224  # read from the (224 / patch)² + 1 positions
     assert config.vision.layers == vision_layers and config.text.layers == text_layers
     assert config.text.embedding_rows == 30524 and config.text.num_corner_tokens == 2
     if expected is None:
