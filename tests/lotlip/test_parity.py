@@ -322,6 +322,14 @@ def test_small_official_checkpoint_loads(
     assert model.config.vision.width == 64
 
 
+def _load_edited(checkpoint: Path, vocab: Path, tmp_path: Path, edit) -> lotlip.LoTLIP:
+    """Load a copy of ``checkpoint`` after ``edit(state_dict)`` changed it."""
+    sd = _small_sd(checkpoint)
+    edit(sd)
+    torch.save(sd, tmp_path / "model.pt")
+    return lotlip.load(tmp_path / "model.pt", device="cpu", vocab=vocab, precision="fp32")
+
+
 @pytest.mark.parametrize(
     "missing",
     [
@@ -336,11 +344,10 @@ def test_small_official_checkpoint_loads(
 def test_missing_tensor_is_an_error(
     small_official_checkpoint: Path, bert_vocab_file: Path, tmp_path: Path, missing: str
 ) -> None:
-    sd = _small_sd(small_official_checkpoint)
-    del sd[missing]
-    torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(lotlip.CheckpointError):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
+        _load_edited(
+            small_official_checkpoint, bert_vocab_file, tmp_path, lambda sd: sd.pop(missing)
+        )
 
 
 @pytest.mark.parametrize(
@@ -356,18 +363,20 @@ def test_missing_tensor_is_an_error(
 def test_stray_tensor_is_an_error(
     small_official_checkpoint: Path, bert_vocab_file: Path, tmp_path: Path, stray: str
 ) -> None:
-    sd = _small_sd(small_official_checkpoint)
-    sd[stray] = torch.zeros(64)
-    torch.save(sd, tmp_path / "model.pt")
     with pytest.raises(lotlip.CheckpointError):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
+        _load_edited(
+            small_official_checkpoint,
+            bert_vocab_file,
+            tmp_path,
+            lambda sd: sd.__setitem__(stray, torch.zeros(64)),
+        )
 
 
 def test_wrong_shape_is_an_error(
     small_official_checkpoint: Path, bert_vocab_file: Path, tmp_path: Path
 ) -> None:
-    sd = _small_sd(small_official_checkpoint)
-    sd["visual.trunk.blocks.0.mlp.fc2.bias"] = torch.zeros(65)
-    torch.save(sd, tmp_path / "model.pt")
+    def widen(sd: dict[str, torch.Tensor]) -> None:
+        sd["visual.trunk.blocks.0.mlp.fc2.bias"] = torch.zeros(65)
+
     with pytest.raises(lotlip.CheckpointError, match="shape"):
-        lotlip.load(tmp_path / "model.pt", device="cpu", vocab=bert_vocab_file, precision="fp32")
+        _load_edited(small_official_checkpoint, bert_vocab_file, tmp_path, widen)
