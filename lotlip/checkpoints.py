@@ -218,8 +218,8 @@ def save_pretrained(
     return model.save(folder, metadata=metadata)
 
 
-def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoTLIP:
-    """Load a model folder written by :func:`save_pretrained` (weights via safetensors)."""
+def load_pretrained(folder: str | Path) -> LoTLIP:
+    """Load a model folder written by :meth:`LoTLIP.save` (weights via safetensors)."""
     folder = Path(folder)
     config, metadata = read_folder_config(folder)
     tokenizer = LoTLIPTokenizer.from_folder(
@@ -235,6 +235,4 @@ def load_pretrained(folder: str | Path, dtype: torch.dtype | None = None) -> LoT
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     load_state_strict(model, state, str(folder))
     model.metadata = {**metadata, "path": str(folder)}
-    if dtype is not None:
-        model.to(dtype=dtype)
     return model.eval()
