@@ -118,14 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    index.add_parser(sub, **common)
-    search.add_parser(sub, **common)
-    status.add_parsers(sub, **common)
-    forget.add_parser(sub, **common)
-    models.add_parser(sub, **common)
-    demo.add_parser(sub, **common)
-    init.add_parser(sub, **common)
-    finetune.add_parser(sub, **common)
+    for command in (index, search, status, forget, models, demo, init, finetune):
+        command.add_parser(sub, **common)  # in this order in --help
     return parser
 
 

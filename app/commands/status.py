@@ -8,7 +8,7 @@ import os
 from app.commands.common import EXIT_NO_MODEL, EXIT_OK, CommandError, Context, print_json, say
 
 
-def add_parsers(sub: argparse._SubParsersAction, **common: object) -> None:
+def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     """Register ``status`` and ``errors``."""
     commands = (
         (
