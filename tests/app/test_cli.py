@@ -151,6 +151,17 @@ def test_model_list_import_use_remove(cli, official_checkpoint, tmp_path: Path) 
     assert status == EXIT_ERROR and "evil.pt" in err
 
 
+def test_import_refuses_a_checkpoint_whose_heads_cannot_be_told(
+    cli, official_checkpoint, tmp_path: Path
+) -> None:
+    _, vocab = official_checkpoint
+    sizes = {**SMALL_OFFICIAL, "width": 96, "embed_dim": 96}
+    torch.save(official_state_dict(**sizes, seed=4), tmp_path / "odd.pt")
+    status, _, err = cli("model", "import", str(tmp_path / "odd.pt"), "--vocab", str(vocab))
+    assert status == EXIT_ERROR and "attention heads" in err and "96-wide image" in err
+    assert "odd" not in cli("model", "list", model=None)[1]
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
