@@ -15,10 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lotlip.config import small_config
 from lotlip.model import LoTLIP
 from lotlip.tokenizer import LoTLIPTokenizer
-from tests.builders import SMALL_OFFICIAL, bert_like_vocab
+from tests.builders import SMALL_OFFICIAL, bert_like_vocab, new_micro_model
 from tests.builders import official_state_dict as make_official_state_dict
 
 # -- vocabularies ---------------------------------------------------------------------------------
@@ -65,14 +64,10 @@ def randomize_(module: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
 def make_tiny_model(tiny_vocab: list[str]) -> Callable[..., LoTLIP]:
     """Factory: a small random LoTLIP (64 wide, 2 layers, 32 px images) on the tiny vocabulary."""
 
-    def factory(seed: int = 0, **overrides: object) -> LoTLIP:
-        torch.manual_seed(seed)
-        kwargs: dict = dict(width=64, layers=2, heads=4, image_size=32, patch_size=8)
-        kwargs.update(overrides)
-        config = small_config("lotlip-test", vocab_size=len(tiny_vocab), **kwargs)
-        model = LoTLIP(config, LoTLIPTokenizer(tiny_vocab))
+    def factory(seed: int = 0) -> LoTLIP:
+        model = new_micro_model("lotlip-test", tiny_vocab, seed=seed, width=64, layers=2, heads=4)
         randomize_(model, seed)
-        return model.eval()
+        return model
 
     return factory
 
