@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from app.commands import demo, finetune, forget, index, info, init, models, saved, search
+from app.commands import demo, finetune, forget, index, init, models, saved, search, status
 from app.commands.common import (
     ACCESS_CREATE,
     ACCESS_INIT,
@@ -118,15 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    index.add_parser(sub, **common)
-    search.add_parser(sub, **common)
-    saved.add_parser(sub, **common)
-    info.add_parsers(sub, **common)
-    forget.add_parser(sub, **common)
-    models.add_parser(sub, **common)
-    demo.add_parser(sub, **common)
-    init.add_parser(sub, **common)
-    finetune.add_parser(sub, **common)
+    for command in (index, search, saved, status, forget, models, demo, init, finetune):
+        command.add_parser(sub, **common)  # in this order in --help
     return parser
 
 
@@ -184,12 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        status = _main(argv)
+        exit_status = _main(argv)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
-    return status
+    return exit_status
 
 
 def _silence_stdout() -> None:
@@ -236,11 +229,11 @@ def _main(argv: list[str]) -> int:
     except Exception as exc:
         if args.verbose:
             logger.exception("command failed")
-        message, status = describe_error(exc, ctx.directory)
+        message, exit_status = describe_error(exc, ctx.directory)
         usage = None
-        if status == EXIT_USAGE:
+        if exit_status == EXIT_USAGE:
             usage = getattr(exc, "usage", None) or args.usage_of()
-        return _fail(exc, status, message, usage, wants_json)
+        return _fail(exc, exit_status, message, usage, wants_json)
     finally:
         ctx.close()
 

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         LOTLIP_SEARCH_GUI_CONFIG=str(work / "gui.ini"),
     )
     sys.path.insert(0, str(ROOT))
-    from app.library.demo import write_gallery
+    from app.library.demo_gallery import write_gallery
 
     write_gallery(gallery, args.scenes, 320)
     subprocess.run(

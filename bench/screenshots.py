@@ -46,7 +46,7 @@ def ensure_display(argv: list[str]) -> None:
 
 def write_gallery(folder: Path, count: int) -> list[int]:
     """Held-out scenes (320 px PNG + caption sidecars), plus one damaged file."""
-    from app.library.demo import write_gallery as write
+    from app.library.demo_gallery import write_gallery as write
 
     seeds = write(folder, count, 320)
     (folder / "IMG_2041.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64)

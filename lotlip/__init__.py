@@ -1,5 +1,10 @@
 """LoTLIP: long-text CLIP with corner tokens, as a small, Qt-free model library.
 
+This room holds the model and everything needed to use it: configs, the two towers, the
+tokenizer, image loading and preprocessing, checkpoint formats, the registry of known models,
+devices and precisions. It imports only third-party libraries (torch, transformers, safetensors,
+Pillow, huggingface_hub), never ``training`` or ``app``.
+
 >>> import lotlip
 >>> model = lotlip.load("lotlip-tiny")
 >>> model.embed_texts(["a large red circle in the centre. a small blue star at the top"])
@@ -16,9 +21,6 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "CheckpointError": "folders",
     "UnsafeCheckpointError": "checkpoints",
-    "is_pretrained_folder": "folders",
-    "load_official": "checkpoints",
-    "load_pretrained": "checkpoints",
     "LoTLIPConfig": "config",
     "TextConfig": "config",
     "VisionConfig": "config",
@@ -32,11 +34,8 @@ _LAZY = {
     "OFFICIAL_MODELS": "registry",
     "DownloadError": "registry",
     "ModelNotFoundError": "registry",
-    "cached_official_files": "registry",
     "download": "registry",
     "installed_models": "registry",
-    "offline_instructions": "registry",
-    "resolve_folder": "registry",
     "LoTLIPTokenizer": "tokenizer",
     "TokenCount": "tokenizer",
     "TokenizedBatch": "tokenizer",

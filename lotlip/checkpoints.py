@@ -8,23 +8,18 @@ missing, unlike the reference's ``strict=False`` that hides mistakes (LOTLIP.md 
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
-from .files import file_digest, write_atomic, write_text_atomic
 from .folders import (  # the torch-free part of the format, re-exported here
-    CONFIG_FILE,
-    FORMAT,
-    WEIGHTS_BYTES_KEY,
-    WEIGHTS_DIGEST_KEY,
     WEIGHTS_FILE,
     CheckpointError,
     read_folder_config,
@@ -32,7 +27,7 @@ from .folders import (  # the torch-free part of the format, re-exported here
 from .folders import is_pretrained_folder as is_pretrained_folder
 from .model import LoTLIP
 from .tokenizer import LoTLIPTokenizer
-from .vision import TIMM_PREFIX, timm_to_vit_state_dict, vit_to_timm_state_dict
+from .vision import TIMM_PREFIX, timm_to_vit_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +80,18 @@ def _strip_module(key: str) -> str:
     return key[len("module.") :] if key.startswith("module.") else key
 
 
+HEAD_WIDTH = 64  # every ViT and BERT size the official towers come from uses 64-wide heads
+
+
 def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) -> LoTLIPConfig:
     """Derive the architecture from tensor shapes, named ``name`` (default ``lotlip-custom``).
 
     Shapes say what a checkpoint *is built like*, never which model it is: a fine-tune of the
     B/16 release has exactly its shapes. The name always comes from the caller (see
     :func:`checkpoint_name`); :func:`official_architecture` tells which release a shape equals.
+    Shapes do not show the number of attention heads: when they equal an official architecture
+    its config gives them; otherwise the towers are assumed to use 64-wide heads (as ViT and
+    BERT do), and a width that is not a multiple of 64 is refused as ambiguous.
     """
     try:
         width = sd[TIMM_PREFIX + "cls_token"].shape[-1]
@@ -113,30 +114,28 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
             f"the word embedding has {words.shape[0]} rows; a LoTLIP checkpoint has "
             f"{BERT_BASE_VOCAB} + corner tokens"
         )
-    config = LoTLIPConfig(
+    shapes = LoTLIPConfig(
         name=name or CUSTOM_NAME,
         vision=VisionConfig(
-            image_size=grid * patch,
-            patch_size=patch,
-            width=width,
-            layers=vis_layers,
-            heads=max(1, width // 64),
-            mlp_dim=mlp,
+            image_size=grid * patch, patch_size=patch, width=width, layers=vis_layers, mlp_dim=mlp
         ),
         text=TextConfig(
             vocab_size=BERT_BASE_VOCAB,
             num_corner_tokens=corners,
             width=words.shape[1],
             layers=text_layers,
-            heads=max(1, words.shape[1] // 64),
             mlp_dim=text_mlp,
             max_positions=text_positions,
             type_vocab_size=types,
         ),
         embed_dim=embed_dim,
     )
-    official = official_architecture(config)
-    return config if official is None else _renamed(OFFICIAL_CONFIGS[official], config.name)
+    for official in OFFICIAL_CONFIGS.values():
+        if _same_architecture(
+            official, _with_heads(shapes, official.vision.heads, official.text.heads)
+        ):
+            return replace(official, name=shapes.name)
+    return _with_heads(shapes, _heads(width, "image"), _heads(words.shape[1], "text"))
 
 
 def official_architecture(config: LoTLIPConfig) -> str | None:
@@ -156,12 +155,24 @@ def checkpoint_name(path: str | Path) -> str:
     return path.stem
 
 
-def _renamed(config: LoTLIPConfig, name: str) -> LoTLIPConfig:
-    return LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+def _with_heads(config: LoTLIPConfig, vision: int, text: int) -> LoTLIPConfig:
+    return replace(
+        config, vision=replace(config.vision, heads=vision), text=replace(config.text, heads=text)
+    )
 
 
 def _same_architecture(a: LoTLIPConfig, b: LoTLIPConfig) -> bool:
     return a.vision == b.vision and a.text == b.text and a.embed_dim == b.embed_dim
+
+
+def _heads(width: int, tower: str) -> int:
+    if width % HEAD_WIDTH:
+        raise CheckpointError(
+            f"cannot tell how many attention heads the {width}-wide {tower} tower has (the "
+            f"shapes do not say, and {width} is not a multiple of {HEAD_WIDTH}); save the model "
+            "in our folder format, whose config.json records them"
+        )
+    return width // HEAD_WIDTH
 
 
 def _count_layers(sd: dict[str, torch.Tensor], prefix: str) -> int:
@@ -173,13 +184,6 @@ def official_to_ours(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     vision = {k: v for k, v in sd.items() if k.startswith(TIMM_PREFIX)}
     rest = {k: v for k, v in sd.items() if not k.startswith(TIMM_PREFIX)}
     return {**timm_to_vit_state_dict(vision), **rest}
-
-
-def ours_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our state dict -> the official key layout (for exporting to open_clip users)."""
-    vision = {k: v for k, v in sd.items() if k.startswith("visual.vit.")}
-    rest = {k: v for k, v in sd.items() if not k.startswith("visual.vit.")}
-    return {**vit_to_timm_state_dict(vision), **rest}
 
 
 def _uninitialized_model(config: LoTLIPConfig, tokenizer: LoTLIPTokenizer) -> LoTLIP:
@@ -238,29 +242,12 @@ def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None
 def save_pretrained(
     model: LoTLIP, folder: str | Path, metadata: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``model`` as a folder: model.safetensors, config.json and vocab.txt."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    digest: dict[str, Any] = {}
-
-    def write_weights(tmp: Path) -> None:
-        save_file(state, str(tmp), {"format": FORMAT})
-        digest[WEIGHTS_DIGEST_KEY], digest[WEIGHTS_BYTES_KEY] = file_digest(tmp)
-
-    write_atomic(folder / WEIGHTS_FILE, write_weights)
-    model.tokenizer.save(folder)
-    meta = {**model.metadata, **(metadata or {}), **digest}
-    document = {"format": FORMAT, "config": model.config.to_dict(), "metadata": meta}
-    # config.json last: a folder is a model only once it is complete (is_pretrained_folder)
-    write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
-    return folder
+    """Write ``model`` as a folder (see :meth:`LoTLIP.save`, which does the writing)."""
+    return model.save(folder, metadata=metadata)
 
 
-def load_pretrained(
-    folder: str | Path, dtype: torch.dtype | None = None, *, name: str | None = None
-) -> LoTLIP:
-    """Load a model folder written by :func:`save_pretrained` (weights via safetensors).
+def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:
+    """Load a model folder written by :meth:`LoTLIP.save` (weights via safetensors).
 
     ``name``: what the model is called (the name it is installed under); default: the name
     saved in its config.
@@ -268,7 +255,7 @@ def load_pretrained(
     folder = Path(folder)
     config, metadata = read_folder_config(folder)
     if name and name != config.name:
-        config = _renamed(config, name)
+        config = replace(config, name=name)
     tokenizer = LoTLIPTokenizer.from_folder(
         folder,
         num_corner_tokens=config.text.num_corner_tokens,
@@ -282,6 +269,4 @@ def load_pretrained(
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     load_state_strict(model, state, str(folder))
     model.metadata = {**metadata, "path": str(folder)}
-    if dtype is not None:
-        model.to(dtype=dtype)
     return model.eval()

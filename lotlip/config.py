@@ -24,11 +24,6 @@ class VisionConfig:
     mlp_dim: int = 3072
     layer_norm_eps: float = 1e-6
 
-    @property
-    def num_positions(self) -> int:
-        """Patch tokens plus the CLS token."""
-        return (self.image_size // self.patch_size) ** 2 + 1
-
 
 @dataclass(frozen=True)
 class TextConfig:

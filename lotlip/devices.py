@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-
 
 class DeviceUnavailableError(RuntimeError):
     """The requested accelerator is not present on this machine."""

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
 from .config import LoTLIPConfig
 from .devices import resolve_device
+from .files import file_digest, write_atomic, write_text_atomic
+from .folders import CONFIG_FILE, FORMAT, WEIGHTS_BYTES_KEY, WEIGHTS_DIGEST_KEY, WEIGHTS_FILE
 from .precision import PrecisionError, apply_precision, compute_dtype, resolve_precision
 from .text import TextTower
 from .tokenizer import LoTLIPTokenizer
 from .transforms import Preprocess
 from .vision import VisionTower
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 class LoTLIP(nn.Module):
@@ -82,14 +83,6 @@ class LoTLIP(nn.Module):
         """[B, L] token ids -> [B, K+1, D]: [CLS] then each corner token (for training)."""
         return self.text.forward_slots(input_ids.to(self.device))
 
-    def forward(
-        self, pixels: torch.Tensor, input_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalized image and [CLS] text features plus the exponentiated logit scale."""
-        img = nn.functional.normalize(self.encode_image(pixels), dim=-1)
-        txt = nn.functional.normalize(self.encode_text(input_ids), dim=-1)
-        return img, txt, self.logit_scale.exp()
-
     # -- convenience -----------------------------------------------------------------------------
     @torch.inference_mode()
     def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -137,19 +130,27 @@ class LoTLIP(nn.Module):
         self.precision = concrete
         return self.eval()
 
-    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> None:
-        """Write this model in our format (safetensors + config.json + vocab.txt)."""
-        from .checkpoints import save_pretrained
+    def save(self, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write this model in our format: model.safetensors, config.json and vocab.txt.
 
-        save_pretrained(self, folder, metadata=metadata)
+        Reading the folder back is :func:`lotlip.checkpoints.load_pretrained`.
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().to("cpu").contiguous() for k, v in self.state_dict().items()}
+        digest: dict[str, Any] = {}
 
-    def parameter_count(self) -> int:
-        """Number of parameters (for model cards and listings)."""
-        return sum(p.numel() for p in self.parameters())
+        def write_weights(tmp: Path) -> None:
+            save_file(state, str(tmp), {"format": FORMAT})
+            digest[WEIGHTS_DIGEST_KEY], digest[WEIGHTS_BYTES_KEY] = file_digest(tmp)
 
-    def temperature(self) -> float:
-        """1 / exp(logit_scale)."""
-        return 1.0 / math.exp(float(self.logit_scale))
+        write_atomic(folder / WEIGHTS_FILE, write_weights)
+        self.tokenizer.save(folder)
+        meta = {**self.metadata, **(metadata or {}), **digest}
+        document = {"format": FORMAT, "config": self.config.to_dict(), "metadata": meta}
+        # config.json last: a folder is a model only once it is complete (is_pretrained_folder)
+        write_text_atomic(folder / CONFIG_FILE, json.dumps(document, indent=2) + "\n")
+        return folder
 
 
 def _normalized_numpy(features: torch.Tensor) -> np.ndarray:

@@ -19,7 +19,7 @@ from app.commands.common import (
 )
 
 if TYPE_CHECKING:
-    from app.library.demo import DemoQuery, DemoResult
+    from app.library.demo_gallery import DemoQuery, DemoResult
 
 WIDTH = 88
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"--count must be at least 2 (got {args.count})")
     if args.queries < 1:
         raise UsageError(f"--queries must be at least 1 (got {args.queries})")
-    from app.library.demo import remove_demo, run_demo
+    from app.library.demo_gallery import remove_demo, run_demo
 
     choice = ctx.choose_model()
     say("LoTLIP Search demo")

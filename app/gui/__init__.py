@@ -1,5 +1,9 @@
 """The desktop app (``lotlip-search-gui``): PySide6 widgets that drive ``app.library`` and
-``training`` from worker threads. No indexing, search or training logic lives here."""
+``training`` from worker threads. No indexing, search or training logic lives here.
+
+It may import ``app.library``, ``training`` and ``lotlip``; nothing outside ``app.gui``
+imports it.
+"""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def write_demo_scenes(
 ) -> tuple[str, list[int]]:
     """Render ``count`` held-out synthetic scenes into the library's demo folder (as the CLI's
     ``lotlip-search demo`` does), reporting ``(done, total)`` every few scenes."""
-    from app.library.demo import gallery_seeds
+    from app.library.demo_gallery import gallery_seeds
     from training.synthetic import write_scenes
 
     folder = session.library.demo_dir
@@ -55,7 +55,7 @@ def write_demo_scenes(
 
 def example_queries(seeds: list[int], n: int = DEMO_QUERIES) -> list[str]:
     """Long captions of ``n`` scenes spread over the gallery (what the CLI demo searches for)."""
-    from app.library.demo import CAPTION_VARIANT, query_seeds
+    from app.library.demo_gallery import CAPTION_VARIANT, query_seeds
     from training.synthetic import make_scene
 
     texts = []

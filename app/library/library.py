@@ -328,10 +328,6 @@ class Library:
             )
         return result
 
-    def offline_folders(self) -> list[str]:
-        """Paths of the root folders that are offline (see :func:`root_is_online`)."""
-        return [s.path for s in self.folder_status() if not s.online]
-
     def forget(self, path: str | os.PathLike[str]) -> int:
         """Remove the images at or below ``path`` from the store and every ANN index.
 

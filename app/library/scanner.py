@@ -179,13 +179,6 @@ class Move:
 class ScanStats:
     """Counters filled in while a :class:`Scanner` runs."""
 
-    dirs: int = 0
-    files_seen: int = 0
-    images: int = 0
-    skipped_hidden: int = 0
-    skipped_excluded: int = 0
-    skipped_not_image: int = 0
-    skipped_links: int = 0
     links_outside: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     missing_roots: list[str] = field(default_factory=list)
@@ -470,7 +463,6 @@ class Scanner:
     def _walk_part(self, root: ScanRoot) -> Iterator[FileInfo]:
         """Walk only ``root.start`` below ``root`` (nothing if that part is excluded)."""
         if _excluded(root.excludes, root.start, True) or _excluded(self.excludes, root.start, True):
-            self.stats.skipped_excluded += 1
             return
         top = os.fsencode(os.path.join(root.path, *root.start.split("/")))
         try:
@@ -491,7 +483,6 @@ class Scanner:
         stack: list[tuple[bytes, str]] = [(top, top_rel)]
         while stack:
             dir_b, rel_dir = stack.pop()
-            self.stats.dirs += 1
             try:
                 with os.scandir(dir_b) as it:
                     entries = sorted(it, key=lambda e: e.name)
@@ -516,8 +507,6 @@ class Scanner:
                 if is_link:
                     if self.follow_symlinks:
                         self._pending.append(_Pending(entry.path, rel, root))
-                    else:
-                        self.stats.skipped_links += 1
                     continue
                 if is_dir:
                     try:
@@ -547,46 +536,37 @@ class Scanner:
                 self._error(os.fsdecode(path), exc, "cannot resolve the folder")
                 return False
             if is_within_any(real, self.skip_paths):
-                self.stats.skipped_excluded += 1
                 return False
         self._visited.add(key)
         return True
 
     def _skip_name(self, name: str, rel: str, is_dir: bool, root: ScanRoot) -> bool:
-        if _junk(name):
-            self.stats.skipped_hidden += 1
-            return True
-        if name.startswith(".") and not self.include_hidden:
-            self.stats.skipped_hidden += 1
-            return True
-        if _excluded(root.excludes, rel, is_dir) or _excluded(self.excludes, rel, is_dir):
-            self.stats.skipped_excluded += 1
-            return True
-        return False
+        return (
+            _junk(name)
+            or (name.startswith(".") and not self.include_hidden)
+            or _excluded(root.excludes, rel, is_dir)
+            or _excluded(self.excludes, rel, is_dir)
+        )
 
     def _follow(self, link: _Pending) -> Iterator[FileInfo]:
         """Handle a symlink after all direct routes were walked."""
         try:
             real = os.path.realpath(link.path)
         except OSError as exc:  # e.g. a link into /proc that the system will not resolve
-            self.stats.skipped_links += 1
             self._error(os.fsdecode(link.path), exc, "cannot resolve the link")
             return
         if not is_within_any(real, self._real_roots):
             logger.debug("skipping link out of the roots: %s", os.fsdecode(link.path))
-            self.stats.skipped_links += 1
             self.stats.links_outside += 1
             return
         try:
             st = os.stat(link.path)
         except OSError as exc:  # dangling, or a loop
-            self.stats.skipped_links += 1
             self._error(os.fsdecode(link.path), exc, "cannot resolve the link")
             return
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if not self._enter_dir(link.path, key, link.root):
-                self.stats.skipped_links += 1
                 return
             self._visited.discard(key)  # _walk marks it again
             yield from self._walk(link.path, link.rel, link.root, key)
@@ -597,26 +577,22 @@ class Scanner:
             return
         if (parent.st_dev, parent.st_ino) in self._visited:
             # the target's own folder was walked: it was seen (or excluded) under its real path
-            self.stats.skipped_links += 1
             return
         info = self._file(link.path, link.root, linked=True)
         if info is not None:
             yield info
 
     def _file(self, path: bytes, root: ScanRoot, *, linked: bool) -> FileInfo | None:
-        self.stats.files_seen += 1
         name = os.fsdecode(os.path.basename(path))
         ext = os.path.splitext(name)[1].lower()
         if ext in NON_IMAGE_EXTENSIONS or (ext not in IMAGE_EXTENSIONS and not self.sniff_unknown):
-            self.stats.skipped_not_image += 1
             return None
         try:
             st = os.stat(path)
         except OSError as exc:
             self._error(os.fsdecode(path), exc, "cannot read the file")
             return None
-        if not stat.S_ISREG(st.st_mode) or st.st_size < 8:
-            self.stats.skipped_not_image += 1  # FIFOs, devices, empty files
+        if not stat.S_ISREG(st.st_mode) or st.st_size < 8:  # FIFOs, devices, empty files
             if stat.S_ISREG(st.st_mode) and ext in IMAGE_EXTENSIONS:
                 reason = (
                     "empty file (0 bytes)"
@@ -636,7 +612,6 @@ class Scanner:
             self._error(os.fsdecode(path), exc, "cannot read the file")
             return None
         if fmt is None or fmt not in self.formats:
-            self.stats.skipped_not_image += 1
             if ext in IMAGE_EXTENSIONS:
                 reason = (
                     f"not an image: its content is not a known picture format despite the "
@@ -646,7 +621,6 @@ class Scanner:
                 )
                 self._reject(path, st, root, fmt or "", reason)
             return None
-        self.stats.images += 1
         return FileInfo(os.fsdecode(path), st.st_size, st.st_mtime_ns, root.path, fmt)
 
     def _reject(
@@ -655,13 +629,6 @@ class Scanner:
         if self.on_rejected is not None:
             info = FileInfo(os.fsdecode(path), st.st_size, st.st_mtime_ns, root.path, fmt)
             self.on_rejected(info, reason)
-
-
-def scan(
-    roots: Iterable[ScanRoot | _RootLike | str | os.PathLike[str]], **options: Any
-) -> Iterator[FileInfo]:
-    """Shorthand for ``iter(Scanner(roots, **options))``."""
-    return iter(Scanner(roots, **options))
 
 
 # --------------------------------------------------------------------------- planning

@@ -702,33 +702,6 @@ class Store:
             raise KeyError(f"unknown folder: {folder!r}")
         return found.id
 
-    def remove_folder(self, folder: FolderRef) -> np.ndarray:
-        """Remove a folder with its images, embeddings, captions and failures.
-
-        Returns the removed image ids (int64), e.g. to delete them from ANN indexes. Bumps the
-        generation of every model that lost vectors.
-        """
-        with self._write() as conn:
-            folder_id = self._folder_id(folder)
-            ids = np.fromiter(
-                (
-                    r[0]
-                    for r in conn.execute("SELECT id FROM images WHERE folder_id = ?", (folder_id,))
-                ),
-                dtype=np.int64,
-            )
-            models = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT DISTINCT e.model FROM embeddings e JOIN images i ON i.id = e.image_id "
-                    "WHERE i.folder_id = ?",
-                    (folder_id,),
-                )
-            ]
-            conn.execute("DELETE FROM folders WHERE id = ?", (folder_id,))
-            self._bump(conn, models)
-        return ids
-
     def forget_path(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Forget everything at or below ``path``, in one transaction; return the image ids.
 
@@ -1163,10 +1136,6 @@ class Store:
             )
             for r in rows
         ]
-
-    def clear_failure(self, path: str) -> bool:
-        """Forget the failure record of ``path``; true if there was one."""
-        return self.clear_failures([path]) > 0
 
     def clear_failures(self, paths: Iterable[str]) -> int:
         """Forget the failure records of ``paths``; returns how many were removed."""

@@ -3,10 +3,7 @@ the CLI run in this process or in a child process."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +16,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # let `pytest` (not only `python -m pytest`) import `app`
     sys.path.insert(0, str(ROOT))
+
+from tests.builders import caption_vocab, new_micro_model  # noqa: E402  (needs ROOT on sys.path)
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
                "tiff": "TIFF"}  # fmt: skip
@@ -58,37 +57,16 @@ torch.set_num_threads(1)
 
 RANDOM_MODEL = "micro-random"
 OTHER_MODEL = "micro-random-b"  # same dimension, other weights
-TRAINED_MODEL = "micro-trained"
-GALLERY_SCENES = 10  # held-out scenes the trained micro model memorises (its test gallery)
-
-
-def _vocab() -> list[str]:
-    from training.synthetic import caption_corpus
-    from training.vocab import build_wordpiece_vocab
-
-    return build_wordpiece_vocab(caption_corpus(200), 300)
-
-
-def build_micro_model(name: str, seed: int, vocab: list[str]):
-    """A random LoTLIP small enough to run in milliseconds (width 32, one layer)."""
-    from lotlip.config import small_config
-    from lotlip.model import LoTLIP
-    from lotlip.tokenizer import LoTLIPTokenizer
-
-    torch.manual_seed(seed)
-    config = small_config(
-        name, vocab_size=len(vocab), width=32, layers=1, heads=2, image_size=32, patch_size=8
-    )
-    return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+GALLERY_SCENES = 10  # held-out scenes the ranking tests search
 
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A models folder with the random micro models, set as ``LOTLIP_MODELS_DIR``."""
     folder = tmp_path_factory.mktemp("models")
-    vocab = _vocab()
-    build_micro_model(RANDOM_MODEL, 0, vocab).save(folder / RANDOM_MODEL)
-    build_micro_model(OTHER_MODEL, 1, vocab).save(folder / OTHER_MODEL)
+    vocab = caption_vocab()
+    new_micro_model(RANDOM_MODEL, vocab, seed=0).save(folder / RANDOM_MODEL)
+    new_micro_model(OTHER_MODEL, vocab, seed=1).save(folder / OTHER_MODEL)
     old = os.environ.get("LOTLIP_MODELS_DIR")
     os.environ["LOTLIP_MODELS_DIR"] = str(folder)
     yield folder
@@ -106,56 +84,14 @@ def micro_model(models_dir: Path):
     return load_model(RANDOM_MODEL, "cpu")
 
 
-class _Gallery(torch.utils.data.Dataset):
-    """The gallery scenes, rendered once, each with a randomly chosen long caption."""
-
-    def __init__(self, seeds: list[int], preprocess) -> None:
-        from training.synthetic import make_scene
-
-        self.scenes = [make_scene(s) for s in seeds]
-        self.pixels = [preprocess(s.render(64)) for s in self.scenes]
-        self.rng = random.Random(0)
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def __getitem__(self, i: int):
-        scene = self.scenes[i]
-        return self.pixels[i], scene.short_caption, [self.rng.choice(scene.long_captions)]
-
-
 @pytest.fixture(scope="session")
-def ranking_model(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A model that really ranks scenes: the bundled ``lotlip-tiny`` when it is installed,
-    else a micro model trained here (~20 s) until it has memorised the held-out gallery
-    (the first :data:`GALLERY_SCENES` held-out scenes, which the ranking tests search)."""
+def ranking_model(models_dir: Path) -> str:
+    """A model that really ranks scenes: the bundled ``lotlip-tiny`` (trained on other scenes
+    than the held-out ones the tests search)."""
     from lotlip import registry
 
-    if registry.is_installed(registry.BUNDLED_MODEL):
-        return registry.BUNDLED_MODEL
-    from training.synthetic import heldout_seeds
-    from training.train import TrainConfig, train
-
-    model = build_micro_model(TRAINED_MODEL, 0, _vocab())
-    data = _Gallery(list(heldout_seeds(GALLERY_SCENES)), model.preprocess)
-    config = TrainConfig(
-        out=str(tmp_path_factory.mktemp("micro-run")),
-        steps=600,
-        batch_size=GALLERY_SCENES,
-        lr=2e-3,
-        warmup=20,
-        weight_decay=0.0,
-        captions="long",
-        save_every=10**9,
-        log_every=10**9,
-        device="cpu",
-    )
-    torch.manual_seed(0)
-    with contextlib.redirect_stderr(io.StringIO()):  # no progress bar in the test log
-        train(config, model, data)
-    torch.set_num_threads(1)
-    model.eval().save(models_dir / TRAINED_MODEL)
-    return TRAINED_MODEL
+    assert registry.is_installed(registry.BUNDLED_MODEL), "resources/models/lotlip-tiny is missing"
+    return registry.BUNDLED_MODEL
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import torch
 
 from app.cli import EXIT_ERROR, EXIT_NO_MODEL, EXIT_OK, EXIT_USAGE, main
 from tests.app.conftest import RANDOM_MODEL, draw_folder, draw_image
+from tests.builders import SMALL_OFFICIAL, bert_like_vocab, official_state_dict
 
 COMMANDS = [
     [], ["index"], ["search"], ["status"], ["errors"], ["forget"], ["model"], ["model", "list"],
@@ -105,32 +106,12 @@ def test_index_search_status_errors_forget(cli, tmp_path: Path) -> None:
     assert json.loads(out)["images"] == 0 and json.loads(out)["folders"] == []
 
 
-def bert_like_vocab() -> list[str]:
-    """30522 unique tokens with BERT's special tokens at their real ids."""
-    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += ["a", "the", "photo", "of", "red", "blue", "dog", "cat", "on", "grass", ".", ","]
-    vocab += [f"tok{i}" for i in range(30522 - len(vocab))]
-    assert len(set(vocab)) == 30522
-    return vocab
-
-
 @pytest.fixture(scope="module")
 def official_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny model saved in the official open_clip layout (.pt) plus its vocab.txt."""
-    from lotlip.checkpoints import ours_to_official
-    from lotlip.config import small_config
-    from lotlip.model import LoTLIP
-    from lotlip.tokenizer import LoTLIPTokenizer
-
+    """A small random model saved in the official open_clip layout (.pt) plus its vocab.txt."""
     folder = tmp_path_factory.mktemp("official")
-    vocab = bert_like_vocab()
-    config = small_config(
-        "x", vocab_size=len(vocab), width=32, layers=1, heads=2, image_size=32, patch_size=8
-    )
-    torch.manual_seed(3)
-    model = LoTLIP(config, LoTLIPTokenizer(vocab))
-    torch.save({"state_dict": ours_to_official(model.state_dict())}, folder / "model.pt")
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    torch.save({"state_dict": official_state_dict(**SMALL_OFFICIAL, seed=3)}, folder / "model.pt")
+    (folder / "vocab.txt").write_text("\n".join(bert_like_vocab()) + "\n", encoding="utf-8")
     return folder / "model.pt", folder / "vocab.txt"
 
 
@@ -168,6 +149,17 @@ def test_model_list_import_use_remove(cli, official_checkpoint, tmp_path: Path) 
     bad.write_bytes(b"this is not a checkpoint")
     status, _, err = cli("model", "import", str(bad), "--vocab", str(vocab), "--name", "evil")
     assert status == EXIT_ERROR and "evil.pt" in err
+
+
+def test_import_refuses_a_checkpoint_whose_heads_cannot_be_told(
+    cli, official_checkpoint, tmp_path: Path
+) -> None:
+    _, vocab = official_checkpoint
+    sizes = {**SMALL_OFFICIAL, "width": 96, "embed_dim": 96}
+    torch.save(official_state_dict(**sizes, seed=4), tmp_path / "odd.pt")
+    status, _, err = cli("model", "import", str(tmp_path / "odd.pt"), "--vocab", str(vocab))
+    assert status == EXIT_ERROR and "attention heads" in err and "96-wide image" in err
+    assert "odd" not in cli("model", "list", model=None)[1]
 
 
 def closed_port() -> int:
@@ -227,7 +219,7 @@ def test_cli_and_library_import_without_qt() -> None:
     code = (
         "import sys, app.cli; light = [m for m in sys.modules if m.split('.')[0] == 'torch']; "
         "import app.library.library, app.library.indexer, app.library.search, "
-        "app.library.models, app.library.demo, app.commands.demo; "
+        "app.library.models, app.library.demo_gallery, app.commands.demo; "
         "qt = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6')]; "
         "print(light, qt); sys.exit(1 if light or qt else 0)"
     )

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
+
+import pytest
 
 from app.library.ann import AnnIndex, ann_path
 from app.library.library import Library, LibraryBusyError
@@ -25,8 +29,16 @@ def test_search_while_another_process_indexes(
     proc = start_cli([*args, "--batch-size", "2", "--save-every", "1", "--json"], models_dir)
     try:
         wait_for(lambda: committed(db) >= 10, proc)
-        forgot = 0
         with Library.open(lib_dir) as lib:  # this test process is the second process
+            # Hold the indexer mid-run (SIGSTOP), so that forget always meets a running indexer:
+            # writers exclude each other, and forget is refused instead of waiting.
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                assert proc.poll() is None, "the indexer finished too early for this test"
+                with pytest.raises(LibraryBusyError, match="indexing"):
+                    lib.forget(folder / "img_0000.jpg")
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
             searcher = Searcher(lib, micro_model)
             for _ in range(2):
                 before = len(lib.store.image_ids())
@@ -35,19 +47,10 @@ def test_search_while_another_process_indexes(
                 assert 10 <= before < IMAGES, "the indexer finished too early for this test"
                 assert len(response.results) == 5
                 assert all(r.path.startswith(str(folder)) for r in response.results)
-            # writers exclude each other: forgetting is refused while the indexer runs
-            forgot = 0
-            if proc.poll() is None:
-                try:
-                    forgot = lib.forget(folder / "img_0000.jpg")
-                except LibraryBusyError as exc:
-                    assert "indexing" in str(exc)
-                else:
-                    assert proc.poll() is not None, "forget ran while another process indexed"
     finally:
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
     assert json.loads(out)["added"] == IMAGES
     with Library.open(lib_dir) as lib:  # the indexer's saved index is complete and current
         index = AnnIndex.load(ann_path(lib_dir, RANDOM_MODEL), lib.store, RANDOM_MODEL)
-        assert len(index) == IMAGES - forgot
+        assert len(index) == IMAGES

@@ -9,12 +9,13 @@ import torch
 
 from app.library.indexer import Indexer
 from app.library.models import load_model
-from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+from tests.app.conftest import RANDOM_MODEL, draw_folder
+from tests.builders import new_micro_model
 
 
 def _derived_model(base, models_dir: Path, name: str, *, change_image_tower: bool):
     """A saved copy of ``base`` with new text weights, recorded as a text-mode fine-tune."""
-    derived = build_micro_model(name, 0, base.tokenizer.vocab)
+    derived = new_micro_model(name, base.tokenizer.vocab, seed=0)
     derived.load_state_dict(base.state_dict())
     with torch.no_grad():
         derived.text.proj.weight.add_(0.05)
@@ -25,13 +26,19 @@ def _derived_model(base, models_dir: Path, name: str, *, change_image_tower: boo
     return load_model(name, "cpu")
 
 
-def test_text_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
+def _index_then_derive(library, base, models_dir, tmp_path, photos: int, new_image_tower: bool):
+    """Index ``photos`` photos with ``base``, then run the indexer with a model derived from it
+    (a text fine-tune, or one whose image tower changed too); the derived model and report."""
     folder = tmp_path / "photos"
-    draw_folder(folder, 9)
-    Indexer(library, micro_model, batch_size=4, workers=2).run([folder])
-    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+    draw_folder(folder, photos)
+    Indexer(library, base, batch_size=4, workers=2).run([folder])
+    name = "micro-impostor" if new_image_tower else "micro-tuned"
+    derived = _derived_model(base, models_dir, name, change_image_tower=new_image_tower)
+    return derived, Indexer(library, derived, batch_size=4, workers=2).run()
 
-    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+def test_text_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
+    tuned, report = _index_then_derive(library, micro_model, models_dir, tmp_path, 9, False)
 
     assert report.reused == 9
     assert report.embedded == 0 and report.added == 0
@@ -42,12 +49,7 @@ def test_text_finetune_takes_over_base_vectors(library, micro_model, models_dir,
 
 
 def test_other_image_weights_are_reindexed(library, micro_model, models_dir, tmp_path):
-    folder = tmp_path / "photos"
-    draw_folder(folder, 6)
-    Indexer(library, micro_model, batch_size=4, workers=2).run([folder])
-    impostor = _derived_model(micro_model, models_dir, "micro-impostor", change_image_tower=True)
-
-    report = Indexer(library, impostor, batch_size=4, workers=2).run()
+    _, report = _index_then_derive(library, micro_model, models_dir, tmp_path, 6, True)
 
     assert report.reused == 0
     assert report.embedded == 6

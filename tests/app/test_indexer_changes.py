@@ -214,13 +214,18 @@ def test_stop_leaves_pending_files_and_the_next_run_takes_them(
     assert library.store.pending_count(micro_model.name) == 0
 
 
-def test_indexing_a_subfolder_of_an_indexed_folder_embeds_nothing(
-    library, micro_model, tmp_path: Path
-) -> None:
+def _nested_photos(library, model, tmp_path: Path) -> tuple[Path, Indexer]:
+    """``photos`` with 2 photos of its own and 3 in ``photos/sub``; an indexer for them."""
     photos = tmp_path / "photos"
     draw_folder(photos / "sub", 3)
     draw_folder(photos, 2, start=10)
-    indexer = Indexer(library, micro_model, batch_size=4, workers=1)
+    return photos, Indexer(library, model, batch_size=4, workers=1)
+
+
+def test_indexing_a_subfolder_of_an_indexed_folder_embeds_nothing(
+    library, micro_model, tmp_path: Path
+) -> None:
+    photos, indexer = _nested_photos(library, micro_model, tmp_path)
     assert indexer.run([photos]).added == 5
     ids = sorted(library.store.image_ids().tolist())
 
@@ -239,10 +244,7 @@ def test_indexing_a_subfolder_of_an_indexed_folder_embeds_nothing(
 def test_indexing_the_parent_of_an_indexed_folder_takes_it_in(
     library, micro_model, tmp_path: Path
 ) -> None:
-    photos = tmp_path / "photos"
-    draw_folder(photos / "sub", 3)
-    draw_folder(photos, 2, start=10)
-    indexer = Indexer(library, micro_model, batch_size=4, workers=1)
+    photos, indexer = _nested_photos(library, micro_model, tmp_path)
     assert indexer.run([photos / "sub"]).added == 3
     report = indexer.run([photos])
     assert (report.added, report.embedded, report.unchanged) == (2, 2, 3)

@@ -122,16 +122,16 @@ def test_folders(store: Store, tmp_path: Path) -> None:
     assert store.get_folder(f.id) == store.get_folder(f.path) == store.get_folder(again)
     assert store.get_folder(tmp_path / "unknown") is None
 
-    ids = store.upsert_images_with_embeddings(records(f.id, ["a", "b"]), "m", vecs(2))
-    store.record_failure("/photos/bad.jpg", "truncated", folder_id=f.id)
+    base = str(tmp_path / "pics")
+    ids = store.upsert_images_with_embeddings(records(f.id, ["a", "b"], base), "m", vecs(2))
+    store.record_failure(f"{base}/bad.jpg", "truncated", folder_id=f.id)
     store.add_caption(ids[0], "x")
     gen = store.generation("m")
-    removed = store.remove_folder(f)
+    removed = store.forget_path(f.path)
     assert sorted(removed.tolist()) == sorted(ids) and removed.dtype == np.int64
     assert store.rows_for(ids) == [] and store.failures() == [] and store.captions() == []
     assert store.embedding_count("m") == 0 and store.generation("m") == gen + 1
-    with pytest.raises(KeyError):
-        store.remove_folder(f.id)
+    assert store.get_folder(f.id) is None and store.folders() == [g]
 
 
 # --------------------------------------------------------------------------- images & vectors
@@ -280,7 +280,7 @@ def test_non_utf8_paths_round_trip(store: Store) -> None:
     store.move_image(path, new)
     assert os.fsencode(store.rows_for([image_id])[0].path) == b"/photos/caf\xe9/\xe0.jpg"
     store.record_failure(path, "bad bytes")
-    assert store.failures()[0].path == path and store.clear_failure(path)
+    assert store.failures()[0].path == path and store.clear_failures([path]) == 1
 
 
 # --------------------------------------------------------------------------- failures, models
@@ -294,7 +294,7 @@ def test_failures(store: Store) -> None:
     (x,) = store.failures(f)
     assert (x.path, x.reason, x.size, x.mtime_ns) == ("/p/x.jpg", "truncated", 5, 6) and x.failed_at
     assert len(store.failures()) == 2
-    assert store.clear_failure("/p/x.jpg") and not store.clear_failure("/p/x.jpg")
+    assert store.clear_failures(["/p/x.jpg"]) == 1 and store.clear_failures(["/p/x.jpg"]) == 0
     assert store.clear_failures(["/q/y.jpg", "/nope"]) == 1 and store.failures() == []
 
 

@@ -7,7 +7,6 @@ shapes written out by hand (LOTLIP.md §1), never from our own model's ``state_d
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lotlip.config import small_config
 from lotlip.model import LoTLIP
 from lotlip.tokenizer import LoTLIPTokenizer
+from tests.builders import SMALL_OFFICIAL, bert_like_vocab, new_micro_model
+from tests.builders import official_state_dict as make_official_state_dict
 
 # -- vocabularies ---------------------------------------------------------------------------------
 TINY_WORDS = [
@@ -27,28 +27,6 @@ TINY_WORDS = [
     "cafe", "&", ".", ",", "!", "[", "]", "corner", "0", "1", "##0", "##1", "x", "y", "z",
 ]  # fmt: skip
 TINY_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-BERT_VOCAB_SIZE = 30522
-# Real words placed in the synthetic 30522-token vocabulary so captions tokenize to varied ids.
-BERT_REAL_WORDS = [
-    "a", "the", "photo", "of", "dog", "cat", "on", "grass", "red", "car", "parked", "near", "house",
-    "with", "blue", "door", "and", "two", "windows", "tree", "in", "front", "sky", "is", "clear",
-    ".", ",", "!", "big", "small", "man", "woman", "holding", "umbrella", "street", "at", "night",
-]  # fmt: skip
-
-
-def make_bert_like_vocab() -> list[str]:
-    """30522 unique tokens with the bert-base-uncased special tokens at their real ids."""
-    vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)]
-    vocab += ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    assert vocab.index("[UNK]") == 100 and vocab.index("[MASK]") == 103
-    vocab += BERT_REAL_WORDS
-    n = 0
-    while len(vocab) < BERT_VOCAB_SIZE:
-        vocab.append(f"tok{n}" if n % 2 == 0 else f"##piece{n}")
-        n += 1
-    assert len(set(vocab)) == BERT_VOCAB_SIZE
-    return vocab
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +41,7 @@ def tiny_tokenizer(tiny_vocab: list[str]) -> LoTLIPTokenizer:
 
 @pytest.fixture(scope="session")
 def bert_vocab() -> list[str]:
-    return make_bert_like_vocab()
+    return bert_like_vocab()
 
 
 @pytest.fixture(scope="session")
@@ -86,107 +64,19 @@ def randomize_(module: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
 def make_tiny_model(tiny_vocab: list[str]) -> Callable[..., LoTLIP]:
     """Factory: a small random LoTLIP (64 wide, 2 layers, 32 px images) on the tiny vocabulary."""
 
-    def factory(seed: int = 0, **overrides: object) -> LoTLIP:
-        torch.manual_seed(seed)
-        kwargs: dict = dict(width=64, layers=2, heads=4, image_size=32, patch_size=8)
-        kwargs.update(overrides)
-        config = small_config("lotlip-test", vocab_size=len(tiny_vocab), **kwargs)
-        model = LoTLIP(config, LoTLIPTokenizer(tiny_vocab))
+    def factory(seed: int = 0) -> LoTLIP:
+        model = new_micro_model("lotlip-test", tiny_vocab, seed=seed, width=64, layers=2, heads=4)
         randomize_(model, seed)
-        return model.eval()
+        return model
 
     return factory
 
 
 # -- official (open_clip) layout, written independently of our model ------------------------------
-def make_official_state_dict(
-    *,
-    patch: int = 16,
-    image_size: int = 224,
-    width: int = 768,
-    vision_layers: int = 12,
-    vision_mlp: int = 3072,
-    text_width: int = 768,
-    text_layers: int = 12,
-    text_mlp: int = 3072,
-    word_rows: int = BERT_VOCAB_SIZE + 2,
-    text_positions: int = 512,
-    type_vocab: int = 2,
-    embed_dim: int = 768,
-    seed: int = 0,
-    meta: bool = False,
-) -> dict[str, torch.Tensor]:
-    """A random state dict in the open_clip ``CustomTextCLIP`` (timm ViT + HF BERT) key layout.
-
-    ``meta=True`` gives shape-only tensors (for tests of shape inference, at no cost).
-    """
-    gen = torch.Generator().manual_seed(seed)
-
-    def randn(*shape: int, std: float) -> torch.Tensor:
-        if meta:
-            return torch.empty(*shape, device="meta")
-        return torch.randn(*shape, generator=gen) * std
-
-    def linear(prefix: str, out_f: int, in_f: int, bias: bool = True) -> None:
-        sd[prefix + ".weight"] = randn(out_f, in_f, std=1.0 / math.sqrt(in_f))
-        if bias:
-            sd[prefix + ".bias"] = randn(out_f, std=0.05)
-
-    def norm(prefix: str, dim: int) -> None:
-        sd[prefix + ".weight"] = 1.0 + randn(dim, std=0.1)
-        sd[prefix + ".bias"] = randn(dim, std=0.05)
-
-    sd: dict[str, torch.Tensor] = {}
-    v = "visual.trunk."
-    grid = image_size // patch
-    # The token embeddings are tiny (std ~1e-3), so the first LayerNorm of each tower sees an
-    # input variance comparable to its eps: a wrong eps (1e-6 for timm, 1e-12 for BERT) shows.
-    sd[v + "cls_token"] = randn(1, 1, width, std=1e-3)
-    sd[v + "pos_embed"] = randn(1, grid * grid + 1, width, std=1e-3)
-    sd[v + "patch_embed.proj.weight"] = randn(
-        width, 3, patch, patch, std=1e-3 / math.sqrt(3 * patch**2)
-    )
-    sd[v + "patch_embed.proj.bias"] = randn(width, std=1e-3)
-    for i in range(vision_layers):
-        b = f"{v}blocks.{i}."
-        norm(b + "norm1", width)
-        linear(b + "attn.qkv", 3 * width, width)
-        linear(b + "attn.proj", width, width)
-        norm(b + "norm2", width)
-        linear(b + "mlp.fc1", vision_mlp, width)
-        linear(b + "mlp.fc2", width, vision_mlp)
-    norm(v + "norm", width)
-
-    t = "text.transformer."
-    sd[t + "embeddings.word_embeddings.weight"] = randn(word_rows, text_width, std=1e-3)
-    sd[t + "embeddings.position_embeddings.weight"] = randn(text_positions, text_width, std=1e-3)
-    sd[t + "embeddings.token_type_embeddings.weight"] = randn(type_vocab, text_width, std=1e-3)
-    norm(t + "embeddings.LayerNorm", text_width)
-    for i in range(text_layers):
-        b = f"{t}encoder.layer.{i}."
-        for part in ("query", "key", "value"):
-            linear(b + "attention.self." + part, text_width, text_width)
-        linear(b + "attention.output.dense", text_width, text_width)
-        norm(b + "attention.output.LayerNorm", text_width)
-        linear(b + "intermediate.dense", text_mlp, text_width)
-        linear(b + "output.dense", text_width, text_mlp)
-        norm(b + "output.LayerNorm", text_width)
-    linear(t + "pooler.dense", text_width, text_width)
-    linear("text.proj", embed_dim, text_width, bias=False)
-    sd["logit_scale"] = torch.tensor(math.log(1 / 0.07) + 0.3)
-    return sd
-
-
 @pytest.fixture(scope="session")
 def official_state_dict() -> Callable[..., dict[str, torch.Tensor]]:
-    """Factory for random official-layout state dicts (see :func:`make_official_state_dict`)."""
+    """Factory: random official-layout state dicts (:func:`tests.builders.official_state_dict`)."""
     return make_official_state_dict
-
-
-SMALL_OFFICIAL = dict(
-    patch=8, image_size=32, width=64, vision_layers=2, vision_mlp=128,
-    text_width=64, text_layers=2, text_mlp=128, text_positions=160, embed_dim=64,
-)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 import lotlip
-from lotlip.checkpoints import CONFIG_FILE, FORMAT, WEIGHTS_FILE, read_state_dict
+from lotlip.checkpoints import read_state_dict
+from lotlip.folders import CONFIG_FILE, FORMAT, WEIGHTS_FILE
 
 TEXTS = ["a big red car", "the cat on the grass. a small house with a tree", "x"]
 

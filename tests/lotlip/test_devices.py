@@ -16,14 +16,16 @@ def no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(devices, "_mps_available", lambda: False)
 
 
-def test_auto_is_what_this_machine_has() -> None:
-    if torch.cuda.is_available():
-        expected = "cuda"
-    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        expected = "mps"
-    else:
-        expected = "cpu"
-    assert resolve_device("auto").type == expected
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_prefers_cuda_then_mps(
+    monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, expected: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
 
 
 @pytest.mark.usefixtures("no_accelerator")

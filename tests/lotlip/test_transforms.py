@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lotlip.transforms import ImageLoadError, Preprocess, load_image
+from lotlip.transforms import ImageLoadError, Preprocess, load_image, resize_shortest_side
 
 
 def save(path: Path, data: bytes) -> Path:
@@ -207,40 +207,61 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 # -- preprocessing --------------------------------------------------------------------------------
-def reference_preprocess(im: Image.Image, size: int) -> torch.Tensor:
-    """torchvision Resize(size) (shortest side) + CenterCrop(size) + Normalize(0.5, 0.5)."""
-    w, h = im.size
-    if w <= h:
-        new_w, new_h = size, int(size * h / w)
-    else:
-        new_w, new_h = int(size * w / h), size
-    resized = im.resize((new_w, new_h), Image.Resampling.BICUBIC)
-    top = round((new_h - size) / 2.0)
-    left = round((new_w - size) / 2.0)
-    crop = np.asarray(resized, dtype=np.float64)[top : top + size, left : left + size]
-    assert crop.shape == (size, size, 3)
-    return torch.from_numpy(((crop / 255.0 - 0.5) / 0.5).transpose(2, 0, 1))
+@pytest.mark.parametrize(
+    ("width", "height", "size", "expected"),
+    [
+        (301, 157, 224, (429, 224)),
+        (157, 301, 224, (224, 429)),
+        (100, 50, 224, (448, 224)),
+        (33, 50, 32, (32, 48)),
+        (313, 157, 224, (446, 224)),  # the long side 446.57 is truncated, as torchvision does
+    ],
+)
+def test_shortest_side_becomes_size(width: int, height: int, size: int, expected) -> None:
+    assert resize_shortest_side(Image.new("RGB", (width, height)), size).size == expected
+
+
+def coordinate_image(width: int, height: int) -> Image.Image:
+    """Red = x, green = y, blue = 7: every pixel says where it was."""
+    x, y = np.meshgrid(np.arange(width), np.arange(height))
+    pixels = np.stack([x, y, np.full_like(x, 7)], axis=-1).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
 
 
 @pytest.mark.parametrize(
-    ("width", "height", "size"),
+    ("width", "height", "left", "top"),
     [
-        (301, 157, 224),
-        (157, 301, 224),
-        (224, 224, 224),
-        (100, 50, 224),
-        (225, 224, 224),
-        (33, 50, 32),
-        (227, 224, 224),  # crop offset 1.5 rounds to 2
-        (224, 229, 224),  # crop offset 2.5 rounds (half to even) to 2
-        (313, 157, 224),  # long side 446.57 is truncated to 446
+        (224, 224, 0, 0),
+        (226, 224, 1, 0),
+        (225, 224, 0, 0),  # offset 0.5 rounds half to even: 0
+        (227, 224, 2, 0),  # offset 1.5 rounds to 2
+        (224, 229, 0, 2),  # offset 2.5 rounds to 2
     ],
 )
-def test_preprocess_matches_reference(make_image, width: int, height: int, size: int) -> None:
-    im = make_image(width, height, seed=width + height)
-    out = Preprocess(size)(im)
-    assert out.dtype == torch.float32 and out.shape == (3, size, size)
-    torch.testing.assert_close(out.double(), reference_preprocess(im, size), rtol=0, atol=1e-6)
+def test_center_crop_offsets(width: int, height: int, left: int, top: int) -> None:
+    """No resize (the shortest side is already 224): the crop alone decides each pixel."""
+    out = Preprocess(224)(coordinate_image(width, height))
+    assert out.dtype == torch.float32 and out.shape == (3, 224, 224)
+    pixel = (out[:, [0, 223], [0, 223]] + 1) * 127.5  # back to 0..255: top-left, bottom-right
+    torch.testing.assert_close(
+        pixel, torch.tensor([[left, left + 223], [top, top + 223], [7, 7]]).float()
+    )
+
+
+@pytest.mark.parametrize("portrait", [False, True])
+def test_resize_then_centre_crop_of_a_two_tone_image(portrait: bool) -> None:
+    """400x200, black left of x=200 and white right of it: resized to 448x224, the middle 224
+    columns are cropped, so the edge lands in the middle of the output."""
+    pixels = np.zeros((200, 400, 3), np.uint8)
+    pixels[:, 200:] = 255
+    if portrait:
+        pixels = pixels.transpose(1, 0, 2).copy()
+    out = Preprocess(224)(Image.fromarray(pixels, "RGB"))
+    if portrait:
+        out = out.transpose(1, 2)
+    assert out.shape == (3, 224, 224)
+    assert torch.equal(out[:, :, :100], -torch.ones(3, 224, 100))
+    assert torch.equal(out[:, :, 124:], torch.ones(3, 224, 100))
 
 
 def test_preprocess_range_and_normalization() -> None:

@@ -8,26 +8,28 @@ import os
 from app.commands.common import EXIT_NO_MODEL, EXIT_OK, CommandError, Context, print_json, say
 
 
-def add_parsers(sub: argparse._SubParsersAction, **common: object) -> None:
+def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     """Register ``status`` and ``errors``."""
-    p = sub.add_parser(
-        "status",
-        help="what the library holds: folders, photos, models",
-        description="Show the library folder, its folders and photo counts, the vectors per "
-        "model, failures, and which model searches would use.",
-        **common,
+    commands = (
+        (
+            "status",
+            "what the library holds: folders, photos, models",
+            "Show the library folder, its folders and photo counts, the vectors per model, "
+            "failures, and which model searches would use.",
+            run_status,
+        ),
+        (
+            "errors",
+            "files that could not be indexed, with the reason",
+            "List the files that could not be indexed and why. They are retried automatically "
+            "once they change (size or modification time).",
+            run_errors,
+        ),
     )
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(run=run_status)
-    p = sub.add_parser(
-        "errors",
-        help="files that could not be indexed, with the reason",
-        description="List the files that could not be indexed and why. They are retried "
-        "automatically once they change (size or modification time).",
-        **common,
-    )
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(run=run_errors)
+    for name, summary, description, run in commands:
+        p = sub.add_parser(name, help=summary, description=description, **common)
+        p.add_argument("--json", action="store_true", help="print as JSON")
+        p.set_defaults(run=run)
 
 
 def status_data(ctx: Context) -> dict[str, object]:
