@@ -55,11 +55,11 @@ def test_cli_download_installs_the_model_despite_a_corrupted_transfer(
     import torch
 
     from app.cli import EXIT_OK
-    from tests.lotlip.conftest import SMALL_OFFICIAL, make_bert_like_vocab, make_official_state_dict
+    from tests.builders import SMALL_OFFICIAL, bert_like_vocab, official_state_dict
 
     checkpoint = tmp_path / "model.pt"
-    torch.save(make_official_state_dict(**SMALL_OFFICIAL, seed=3), checkpoint)
-    vocab = ("\n".join(make_bert_like_vocab()) + "\n").encode()
+    torch.save(official_state_dict(**SMALL_OFFICIAL, seed=3), checkpoint)
+    vocab = ("\n".join(bert_like_vocab()) + "\n").encode()
     hub = start_hub(
         {(MODEL_REPO, "model.pt"): checkpoint.read_bytes(), (VOCAB_REPO, "vocab.txt"): vocab},
         lfs={"model.pt"},

@@ -14,7 +14,8 @@ import lotlip
 from app.cli import EXIT_OK
 from app.library.indexer import Indexer
 from app.library.search import Searcher
-from tests.app.conftest import RANDOM_MODEL, build_micro_model, draw_folder
+from tests.app.conftest import RANDOM_MODEL, draw_folder
+from tests.builders import new_micro_model
 
 
 @pytest.fixture
@@ -23,14 +24,13 @@ def official_shaped_checkpoint(
 ) -> tuple[Path, Path]:
     """A micro model saved in the official .pt layout, whose architecture is made to count as
     the released ``lotlip-vit-b16`` (a real one is ~800 MB): it *looks* official by shape."""
-    from lotlip.checkpoints import infer_official_config, ours_to_official, read_state_dict
+    from lotlip.checkpoints import infer_official_config, read_state_dict
     from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
-    from tests.lotlip.conftest import make_bert_like_vocab
+    from tests.builders import SMALL_OFFICIAL, bert_like_vocab, official_state_dict
 
-    vocab = make_bert_like_vocab()
-    model = build_micro_model("x", 3, vocab)
+    vocab = bert_like_vocab()
     checkpoint = tmp_path / "holiday-finetune.pt"
-    torch.save({"state_dict": ours_to_official(model.state_dict())}, checkpoint)
+    torch.save({"state_dict": official_state_dict(**SMALL_OFFICIAL, seed=3)}, checkpoint)
     shape = infer_official_config(read_state_dict(checkpoint))
     fake = LoTLIPConfig.from_dict({**shape.to_dict(), "name": "lotlip-vit-b16"})
     monkeypatch.setitem(OFFICIAL_CONFIGS, "lotlip-vit-b16", fake)
@@ -61,7 +61,7 @@ def test_switching_weights_under_one_name_keeps_both_vector_sets(
     folder = tmp_path / "photos"
     draw_folder(folder, 5)
     for seed, where in ((0, "a"), (1, "b")):
-        build_micro_model("same-name", seed, micro_model.tokenizer.vocab).save(
+        new_micro_model("same-name", micro_model.tokenizer.vocab, seed=seed).save(
             tmp_path / where / "same-name"
         )
     first = lotlip.load(tmp_path / "a" / "same-name", device="cpu")
