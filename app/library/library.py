@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import platformdirs
 
-from app.library.ann import AnnIndex, AnnIndexError, AnnParams, Progress, ann_path
+from app.library.ann import (
+    AnnIndex,
+    AnnIndexError,
+    AnnParams,
+    Progress,
+    ann_path,
+    saved_generation,
+)
 from app.library.locking import FileLock, LockBusyError
 from app.library.scanner import content_hash
 from app.library.store import Folder, Store
@@ -245,10 +252,15 @@ class Library:
         return self._write_lock.held
 
     def _drop_stale_anns(self) -> None:
+        """Bring cached indexes up to what other processes wrote, into the graph (writer)."""
         with self._anns_lock:
             for name, index in list(self._anns.items()):
-                if index.generation != self.store.generation(name):
+                try:
+                    index.catch_up()
+                except AnnIndexError:
                     del self._anns[name]
+                    continue
+                index.fold()
 
     def _settle_anns(self) -> None:
         with self._anns_lock:
@@ -355,9 +367,12 @@ class Library:
     ) -> AnnIndex:
         """The ANN index of ``model_name``, opened (or rebuilt from the store) once and cached.
 
-        ``refresh``: reopen a cached index that is behind the store because another process
-        wrote to it (searchers pass this; inside :meth:`writing` the cached index is the live
-        one and is returned as is). A rebuilt index is saved only when no other process holds
+        ``refresh``: catch a cached index up with what another process wrote since (searchers
+        pass this; inside :meth:`writing` the cached index is the live one and is returned as
+        is). Changes since the saved file are searched exactly on top of it; the file is
+        loaded again when the writer pruned the changes it covers, or when the delta grew past
+        ``AnnParams.delta_reload`` and a newer file is saved. Inside :meth:`writing` the delta
+        is folded into the graph. A rebuilt index is saved only when no other process holds
         the write lock (the writer will save its own).
         """
         with self._anns_lock:
@@ -365,12 +380,32 @@ class Library:
             if index is not None:
                 if not refresh or self.is_writing:
                     return index
-                if index.generation == self.store.generation(model_name):
-                    return index
-                logger.debug("index %s is behind the store; reopening", model_name)
-            index = self._open_ann(model_name, dim, progress)
+                index = self._caught_up(index)
+            if index is None:
+                index = self._open_ann(model_name, dim, progress)
             self._anns[model_name] = index
+            if self.is_writing:
+                index.fold()
             return index
+
+    def _caught_up(self, index: AnnIndex) -> AnnIndex | None:
+        """``index`` brought up to the store, a freshly loaded file, or ``None`` (reopen)."""
+        try:
+            index.catch_up()
+        except AnnIndexError as exc:
+            logger.debug("index %s: %s; loading the saved file again", index.model, exc)
+            return None
+        if index.delta_count <= self.ann_params.delta_reload:
+            return index
+        newer = saved_generation(index.path)
+        if newer is None or index.base_generation is None or newer <= index.base_generation:
+            return index
+        try:
+            return AnnIndex.load(
+                index.path, self.store, index.model, index.dim, params=index.params
+            )
+        except AnnIndexError:
+            return index  # keep the one that works
 
     def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
         path = ann_path(self.dir, model_name)

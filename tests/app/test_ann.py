@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.library.ann import AnnIndex, AnnParams, ann_path, sidecar_path
+from app.library.ann import AnnIndex, AnnIndexError, AnnParams, SaveCadence, ann_path, sidecar_path
 from app.library.store import ImageRecord, Store
 
 DIM = 32
@@ -220,21 +220,10 @@ def test_rebuild_when_missing_truncated_or_corrupt(filled, tmp_path: Path) -> No
     assert AnnIndex.open_or_build(path, store, MODEL).rebuild_reason is None
 
 
-def test_rebuild_when_stale(filled, tmp_path: Path) -> None:
+def test_rebuild_only_when_the_file_cannot_be_caught_up(filled, tmp_path: Path) -> None:
     store, ids, _ = filled
     path = ann_path(tmp_path, MODEL)
     AnnIndex.open_or_build(path, store, MODEL)
-
-    more = fill(store, clustered(50, seed=9), start=10_000)  # written behind the index's back
-    index = AnnIndex.open_or_build(path, store, MODEL)
-    assert "stale" in index.rebuild_reason
-    assert index.labels() == set(store.embedding_ids(MODEL).tolist()) == set(ids) | set(more)
-
-    # same count, different vectors: only the generation can tell
-    store.upsert_images_with_embeddings([ImageRecord("/p/0.jpg", 1, 1)], MODEL, -clustered(1))
-    index = AnnIndex.open_or_build(path, store, MODEL)
-    assert "generation" in index.rebuild_reason
-    assert index.search(-clustered(1)[0], 1)[0][0] == store.image_id("/p/0.jpg")
 
     # saving an index that missed a change made by another process marks the file stale
     index = AnnIndex.open_or_build(path, store, MODEL)
@@ -242,10 +231,122 @@ def test_rebuild_when_stale(filled, tmp_path: Path) -> None:
     index.save()
     assert "stale" in AnnIndex.open_or_build(path, store, MODEL).rebuild_reason
 
+    # the change record was pruned past the file's generation (a newer file was saved and
+    # this one is an old copy): it cannot be caught up
+    old = path.read_bytes(), sidecar_path(path).read_text()
+    fill(store, clustered(5, seed=8), start=20_000)
+    AnnIndex.open_or_build(path, store, MODEL).save()
+    path.write_bytes(old[0])
+    sidecar_path(path).write_text(old[1])
+    rebuilt = AnnIndex.open_or_build(path, store, MODEL)
+    assert "change record" in rebuilt.rebuild_reason
+    assert rebuilt.labels() == set(store.embedding_ids(MODEL).tolist())
+
+    # a model removed and added again under the same name: its old file is not trusted
+    store.remove_model(MODEL)
+    again = fill(store, clustered(30, seed=10), start=30_000)
+    rebuilt = AnnIndex.open_or_build(path, store, MODEL)
+    assert "change record" in rebuilt.rebuild_reason and rebuilt.labels() == set(again.tolist())
+
     # an index file from another library is never trusted
     with Store.open(tmp_path / "other.db") as other:
-        fill(other, clustered(3000))
+        fill(other, clustered(30))
         assert "library_id" in AnnIndex.open_or_build(path, other, MODEL).rebuild_reason
+
+
+def test_file_behind_the_store_is_caught_up_not_rebuilt(filled, tmp_path: Path) -> None:
+    store, ids, vectors = filled
+    path = ann_path(tmp_path, MODEL)
+    AnnIndex.open_or_build(path, store, MODEL)
+    # written behind the index's back (another process): added, replaced, removed
+    new_vectors = clustered(50, seed=9)
+    new_ids = fill(store, new_vectors, start=10_000)
+    target = -vectors[0]
+    store.upsert_images_with_embeddings([ImageRecord("/p/0.jpg", 1, 1)], MODEL, target[None])
+    removed = ids[100:400]
+    store.remove_images(removed)
+
+    index = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(ef_search=128))
+    assert index.rebuild_reason is None
+    assert index.generation == store.generation(MODEL) > index.base_generation
+    assert index.delta_count == 51  # 50 added + 1 replaced; the removed are only hidden
+    assert index.labels() == set(store.embedding_ids(MODEL).tolist())
+
+    for n in (0, 17, 49):  # fresh vectors are found
+        got, scores = index.search(new_vectors[n], 1)
+        assert got[0] == new_ids[n] and scores[0] == pytest.approx(1.0, abs=1e-4)
+    got, scores = index.search(target, 1)  # the replaced vector is searched by its new value
+    assert got[0] == ids[0] and scores[0] == pytest.approx(1.0, abs=1e-4)
+    old_hits = dict(zip(*(a.tolist() for a in index.search(vectors[0], 50)), strict=True))
+    assert ids[0] not in old_hits or old_hits[ids[0]] < 0
+    for q in (*vectors[100:110], *clustered(10, seed=13)):  # removed ids never come back
+        assert not set(index.search(q, 50)[0].tolist()) & set(removed.tolist())
+
+    # merged results match exact search over the store's current vectors
+    current_ids, current = store.embedding_matrix(MODEL)
+    assert recall(index, current_ids, current, clustered(40, seed=14), 10) >= 0.95
+    allowed = set(new_ids[:10].tolist()) | set(ids[400:420].tolist())
+    got = index.search(new_vectors[3], 10, filter=allowed)[0]
+    assert got[0] == new_ids[3] and set(got.tolist()) <= allowed and len(got) == 10
+    odd = index.search(new_vectors[3], 10, filter=lambda i: i % 2 == 1)[0]
+    assert len(odd) == 10 and all(i % 2 == 1 for i in odd.tolist())
+    assert (new_ids[3] in odd) == bool(new_ids[3] % 2)
+    np.testing.assert_allclose(index.vectors([new_ids[5]])[0], new_vectors[5], atol=1e-6)
+
+
+def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
+    store, _, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    writer = AnnIndex.open_or_build(path, store, MODEL)
+    reader = AnnIndex.open_or_build(path, store, MODEL)
+    behind = AnnIndex.open_or_build(path, store, MODEL)
+    first = store.generation(MODEL)
+
+    more = clustered(20, seed=15)
+    more_ids = fill(store, more, start=40_000)
+    writer.add(more_ids, more)
+    assert reader.catch_up() == 20 and reader.delta_count == 20
+    assert reader.search(more[4], 1)[0][0] == more_ids[4]
+    store.remove_images(more_ids[:5])
+    writer.delete(more_ids[:5])
+    assert reader.catch_up() == 5 and reader.delta_count == 15  # only what is new
+    assert reader.catch_up() == 0  # nothing new
+    assert not set(reader.search(more[0], 20)[0].tolist()) & set(more_ids[:5].tolist())
+
+    writer.save()  # the file covers everything: the record before it is pruned
+    assert writer.generation == store.generation(MODEL)
+    assert not store.embedding_changes(MODEL, first).complete
+    fill(store, clustered(2, seed=16), start=50_000)
+    assert reader.catch_up() == 2  # it had seen everything before the save
+    with pytest.raises(AnnIndexError):  # a reader behind the pruned part loads the file again
+        behind.catch_up()
+    fresh = AnnIndex.open_or_build(path, store, MODEL)
+    assert fresh.rebuild_reason is None and fresh.delta_count == 2
+    assert fresh.labels() == set(store.embedding_ids(MODEL).tolist())
+
+    # a writer folds the delta into the graph before it saves
+    fresh.save()
+    assert fresh.delta_count == 0 and fresh.labels() == set(store.embedding_ids(MODEL).tolist())
+    assert AnnIndex.open_or_build(path, store, MODEL).delta_count == 0
+
+
+def test_save_cadence_bounds_count_time_and_cost() -> None:
+    by_count = SaveCadence(every=100, interval_s=3600)
+    assert not by_count.due()
+    by_count.note(99)
+    assert not by_count.due()
+    by_count.note(1)
+    assert by_count.due()
+    by_count.saved(0.0)
+    assert by_count.changes == 0 and not by_count.due()
+
+    by_time = SaveCadence(every=10**9, interval_s=0.0)
+    assert not by_time.due()  # nothing to save
+    by_time.note(1)
+    assert by_time.due()
+    by_time.saved(3600.0)  # a save that took an hour: not again soon, however much changed
+    by_time.note(10**9)
+    assert not by_time.due()
 
 
 def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> None:
