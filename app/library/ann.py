@@ -2,9 +2,10 @@
 
 The file ``<library>/ann/<model>.hnsw`` (see :func:`ann_path`) holds the graph; a JSON sidecar
 ``<model>.hnsw.json`` records what it was built from: dim, space, M, ef_construction, live and
-deleted label counts, the file size, the library id and the store **generation** of the model
-(see :mod:`app.library.store`). Labels are image ids from the store; vectors are L2-normalised
-and compared by inner product, so scores are cosine similarities (higher is better).
+deleted label counts, the file size and CRC-32, the library id and the store **generation** of
+the model (see :mod:`app.library.store`). Labels are image ids from the store; vectors are
+L2-normalised and compared by inner product, so scores are cosine similarities (higher is
+better).
 
 Readers and the writer (one per library, see :mod:`app.library.library`):
 
@@ -49,6 +50,7 @@ import re
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -65,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 _GET_CHUNK = 16384  # vectors fetched from hnswlib at a time for exact search / compaction
-_LOAD_TRIES = 3  # a writer may replace the file while it is read: read it again
+_LOAD_TRIES = 5  # a writer may replace the file while it is read: read it again
 
 Filter = Callable[[int], bool] | Collection[int] | np.ndarray
 """Allowed ids for a search: a predicate on an id, or a collection of ids."""
@@ -103,15 +105,16 @@ class SaveCadence:
     """When a writer saves its index: bounded by count and by time, and by its own cost.
 
     Due once ``every`` changes were made since the last save, or ``interval_s`` seconds passed
-    with at least one; but saving may take at most ``max_share`` of the time (a save of a big
-    index that took 2 s waits 10 s at 0.2), so small libraries save often and large ones do
-    not spend their time writing. Readers search the changes since the last save exactly, so
-    this bounds their extra work.
+    with at least one; but a save that took over ``min_cost_s`` may take at most ``max_share``
+    of the time (a save of a big index that took 2 s waits 10 s at 0.2), so small libraries
+    save often and large ones do not spend their time writing. Readers search the changes
+    since the last save exactly, so this bounds their extra work.
     """
 
     every: int = 2000
     interval_s: float = 30.0
     max_share: float = 0.2
+    min_cost_s: float = 0.25
     changes: int = 0
     _last: float = 0.0
     _cost: float = 0.0
@@ -128,7 +131,7 @@ class SaveCadence:
         if self.changes <= 0:
             return False
         waited = time.monotonic() - self._last
-        if waited * self.max_share < self._cost:
+        if self._cost > self.min_cost_s and waited * self.max_share < self._cost:
             return False
         return self.changes >= self.every or waited >= self.interval_s
 
@@ -189,6 +192,20 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     return meta
 
 
+def _sidecar_changes(path: Path, meta: dict[str, Any], wait_s: float = 0.25) -> bool:
+    """True if the sidecar differs from ``meta`` now or within ``wait_s`` (a save under way)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if _read_sidecar(path) != meta:
+                return True
+        except AnnIndexError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def saved_generation(path: str | os.PathLike[str]) -> int | None:
     """The store generation the saved file at ``path`` claims (``None`` if unreadable)."""
     try:
@@ -196,6 +213,15 @@ def saved_generation(path: str | os.PathLike[str]) -> int | None:
     except AnnIndexError:
         return None
     return generation if isinstance(generation, int) else None
+
+
+def _crc32(path: Path) -> int:
+    """CRC-32 of a file (about 3 GB/s: a fraction of what loading the index costs)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            crc = zlib.crc32(chunk, crc)
+    return crc
 
 
 def _file_id(path_or_stat: Path | os.stat_result) -> tuple[int, int, int] | None:
@@ -328,7 +354,13 @@ class AnnIndex:
         dim = cls._resolve_dim(store, model, dim)
         for _ in range(_LOAD_TRIES):
             meta = _read_sidecar(path)
-            index = cls._load_file(path, meta, store, model, dim, params)
+            try:
+                index = cls._load_file(path, meta, store, model, dim, params)
+            except AnnIndexError:
+                # the writer replaces the file, then its sidecar: in between they disagree
+                if not _sidecar_changes(path, meta):
+                    raise
+                index = None
             if index is not None:
                 return index
             logger.debug("index file %s was replaced while being read; reading it again", path)
@@ -368,6 +400,10 @@ class AnnIndex:
             raise AnnIndexError(
                 f"index file is {before.st_size} bytes, expected {meta.get('file_size')}"
             )
+        if "crc32" in meta and _crc32(path) != meta["crc32"]:  # files of older versions lack it
+            if _read_sidecar(path) != meta:
+                return None
+            raise AnnIndexError("corrupt index file: checksum mismatch")
         raw = hnswlib.Index(space=params.space, dim=dim)
         try:
             raw.load_index(str(path), max_elements=0)
@@ -380,13 +416,18 @@ class AnnIndex:
         with store.snapshot():
             changes = store.embedding_changes(model, generation)
             if not changes.complete:
+                if _read_sidecar(path) != meta:
+                    return None  # a writer saved a newer file and pruned the record meanwhile
                 raise AnnIndexError(
                     f"stale: index generation {generation}, store {changes.generation}, and "
                     "the store's change record does not reach back that far"
                 )
             ids = store.embedding_ids(model)
             found, vectors = store.vectors_for(changes.ids, model)
-        labels = np.asarray(raw.get_ids_list(), dtype=np.int64)
+        try:
+            labels = np.asarray(raw.get_ids_list(), dtype=np.int64)
+        except (OverflowError, ValueError) as exc:
+            raise AnnIndexError(f"corrupt index file: {exc}") from None
         if len(labels) != raw.element_count:
             raise AnnIndexError("corrupt index file: label table does not match element count")
         # unchanged stored ids must be live labels; the other labels are deleted or changed
@@ -765,7 +806,14 @@ class AnnIndex:
             if self._deleted and len(self._deleted) > self.params.compact_ratio * slots:
                 self.compact()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            size = _write_atomic(self.path, lambda tmp: self._index.save_index(str(tmp)))
+            crc = 0
+
+            def write(tmp: Path) -> None:
+                nonlocal crc
+                self._index.save_index(str(tmp))
+                crc = _crc32(tmp)
+
+            size = _write_atomic(self.path, write)
             library_id = self._store.library_id if self._store is not None else None
             meta = {
                 "format": FORMAT,
@@ -780,6 +828,7 @@ class AnnIndex:
                 "generation": generation,
                 "library_id": library_id,
                 "file_size": size,
+                "crc32": crc,
                 "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             text = json.dumps(meta, indent=1)
