@@ -975,8 +975,8 @@ class Store:
         with self._write() as conn:
             count = conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (name,))
             n = int(count.fetchone()[0])
-            if conn.execute("DELETE FROM models WHERE name = ?", (name,)).rowcount:
-                self._bump(conn, [name])
+            # the trigger model_removed bumps its generation and resets its change record
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
         return n
 
     # -- embeddings ------------------------------------------------------------------

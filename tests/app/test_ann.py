@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.library.ann import AnnIndex, AnnIndexError, AnnParams, SaveCadence, ann_path, sidecar_path
-from app.library.store import ImageRecord, Store
+from app.library.store import ImageRecord, Store, apply_migrations, connect
 
 DIM = 32
 MODEL = "lotlip-tiny"
@@ -401,3 +402,69 @@ def test_ann_path_is_safe() -> None:
     odd = ann_path("/lib", "../my model/v2")
     assert odd.parent == Path("/lib/ann") and "/" not in odd.name and not odd.name.startswith(".")
     assert ann_path("/lib", "a/b") != ann_path("/lib", "a_b")
+
+
+# --------------------------------------------------------------------------- change record
+
+
+def _record(store: Store) -> list[tuple[str, int, str]]:
+    rows = store.conn.execute("SELECT model, image_id, op FROM embedding_changes ORDER BY id")
+    return [tuple(r) for r in rows]
+
+
+def test_change_record_is_written_with_the_vectors(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "library.db")
+    folder = store.add_folder(tmp_path / "photos")
+    rows = [ImageRecord(str(tmp_path / "photos" / f"{i}.jpg"), 1, 1, folder.id) for i in range(4)]
+    ids = store.upsert_images_with_embeddings(rows, MODEL, clustered(4))
+    start = store.generation(MODEL)
+    store.upsert_images_with_embeddings(rows[:1], MODEL, clustered(1, seed=1))  # replaced
+    store.remove_images(ids[1:2])
+    store.add_model("other", DIM)
+    assert store.copy_embeddings(MODEL, "other") == 3
+    # new content for a photo drops the other model's vector (a cascade inside the store)
+    store.upsert_images_with_embeddings([ImageRecord(rows[2].path, 2, 2)], MODEL, clustered(1))
+    assert _record(store)[4:] == [
+        (MODEL, ids[0], "replace"),
+        (MODEL, ids[1], "remove"),
+        ("other", ids[0], "add"),
+        ("other", ids[2], "add"),
+        ("other", ids[3], "add"),
+        ("other", ids[2], "remove"),
+        (MODEL, ids[2], "replace"),
+    ]
+    changes = store.embedding_changes(MODEL, start)
+    assert changes.complete and changes.generation == store.generation(MODEL)
+    assert changes.ids.tolist() == [ids[0], ids[1], ids[2]]
+    assert store.embedding_changes(MODEL, changes.generation).ids.tolist() == []
+
+    # a transaction that fails writes no record and no vectors
+    before = _record(store)
+    with pytest.raises(ValueError):
+        store.upsert_images_with_embeddings(rows, MODEL, np.ones((4, DIM + 1)))
+    bad = [ImageRecord(str(tmp_path / "photos" / "9.jpg"), 1, 1, folder_id=999_999)]
+    with pytest.raises(sqlite3.IntegrityError):  # no such folder: fails inside the transaction
+        store.upsert_images_with_embeddings(bad, MODEL, clustered(1))
+    assert _record(store) == before
+
+    # forgetting a folder: its images' vectors cascade away and are recorded as removed
+    gen = store.generation(MODEL)
+    store.remove_folder(folder)
+    assert set(store.embedding_changes(MODEL, gen).ids.tolist()) == {ids[0], ids[2], ids[3]}
+    assert store.embedding_count(MODEL) == 0
+    store.close()
+
+
+def test_change_record_starts_at_the_upgrade(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "library.db")
+    apply_migrations(conn, 2)  # a library made before the change record existed
+    conn.execute("INSERT INTO meta(key, value) VALUES ('_generation:' || ?, '7')", (MODEL,))
+    conn.commit()
+    conn.close()
+    with Store.open(tmp_path / "library.db") as store:
+        assert not store.embedding_changes(MODEL, 6).complete  # older files: rebuilt
+        assert store.embedding_changes(MODEL, 7).complete  # a current file is trusted
+        store.upsert_images_with_embeddings([ImageRecord("/p/1.jpg", 1, 1)], MODEL, clustered(1))
+        assert store.embedding_changes(MODEL, 7).ids.tolist() == [store.image_id("/p/1.jpg")]
+        with pytest.raises(ValueError):
+            store.prune_embedding_changes(MODEL, 99)
