@@ -96,8 +96,8 @@ class AnnParams:
     ef_search: int = 64
     exact_below: int = 1000
     compact_ratio: float = 0.25
-    delta_reload: int = 20_000
-    """A reader reloads the saved file (if newer) once this many vectors are searched exactly."""
+    delta_reload: int = 2000
+    """A reader reloads a newer saved file (in the background) once its delta is this large."""
 
 
 @dataclass
@@ -276,6 +276,7 @@ class AnnIndex:
         """Store generation this index reflects, with the delta (set by build/load/save)."""
         self.base_generation: int | None = None
         """Store generation of the graph alone (of the file it was loaded from)."""
+        self._file_generation: int | None = None  # of the file last loaded or saved
         self.rebuild_reason: str | None = None
         """Why :meth:`open_or_build` rebuilt the index (``None`` when the file was reused)."""
         self._store = store
@@ -445,7 +446,7 @@ class AnnIndex:
         index._index = raw
         index._deleted = set(deleted)
         index._live = set(labels.tolist()) - index._deleted
-        index.generation = index.base_generation = generation
+        index.generation = index.base_generation = index._file_generation = generation
         index._apply_changes(changes.ids, found, vectors, changes.generation)
         return index
 
@@ -787,7 +788,8 @@ class AnnIndex:
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
         (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
-        deleted share exceeds ``params.compact_ratio``.
+        deleted share exceeds ``params.compact_ratio``. Then prunes the store's change record
+        up to the previous file's generation.
         """
         with self._lock:
             self.fold()
@@ -836,8 +838,12 @@ class AnnIndex:
                 sidecar_path(self.path), lambda tmp: tmp.write_text(text, encoding="utf-8")
             )
             self.generation = self.base_generation = generation
-        if self._store is not None and generation >= 0:
-            try:  # the file now covers these changes: readers behind it reload it
-                self._store.prune_embedding_changes(self.model, generation)
+            previous, self._file_generation = self._file_generation, generation
+        # The record before the previous file is no longer needed: a reader that has seen the
+        # previous file (or anything later) still catches up without reloading on its query
+        # path, and one further behind loads this file.
+        if self._store is not None and previous is not None and 0 <= previous <= generation:
+            try:
+                self._store.prune_embedding_changes(self.model, previous)
             except (sqlite3.Error, ValueError) as exc:
                 logger.warning("could not prune the change record of %s: %s", self.model, exc)

@@ -118,6 +118,7 @@ class Library:
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
+        self._reloads: dict[str, threading.Thread] = {}
         self._write_lock = FileLock(directory / LOCK_FILE)
 
     @classmethod
@@ -133,6 +134,7 @@ class Library:
 
     def close(self) -> None:
         """Save nothing, drop the caches and close the database (safe to call twice)."""
+        self.wait_for_reloads()
         with self._anns_lock:
             self._anns.clear()
         self.store.close()
@@ -369,11 +371,13 @@ class Library:
 
         ``refresh``: catch a cached index up with what another process wrote since (searchers
         pass this; inside :meth:`writing` the cached index is the live one and is returned as
-        is). Changes since the saved file are searched exactly on top of it; the file is
-        loaded again when the writer pruned the changes it covers, or when the delta grew past
-        ``AnnParams.delta_reload`` and a newer file is saved. Inside :meth:`writing` the delta
-        is folded into the graph. A rebuilt index is saved only when no other process holds
-        the write lock (the writer will save its own).
+        is). Changes since the saved file are searched exactly on top of it. Once the delta
+        exceeds ``AnnParams.delta_reload`` and the writer has saved a newer file, that file is
+        loaded in a background thread and swapped in; searches do not wait for it. Only a
+        reader that fell behind the change record (idle through two writer saves) loads the
+        file on its query. Inside :meth:`writing` the delta is folded into the graph. A rebuilt
+        index is saved only when no other process holds the write lock (the writer saves its
+        own).
         """
         with self._anns_lock:
             index = self._anns.get(model_name)
@@ -395,17 +399,42 @@ class Library:
         except AnnIndexError as exc:
             logger.debug("index %s: %s; loading the saved file again", index.model, exc)
             return None
-        if index.delta_count <= self.ann_params.delta_reload:
-            return index
-        newer = saved_generation(index.path)
-        if newer is None or index.base_generation is None or newer <= index.base_generation:
-            return index
-        try:
-            return AnnIndex.load(
-                index.path, self.store, index.model, index.dim, params=index.params
-            )
-        except AnnIndexError:
-            return index  # keep the one that works
+        if index.delta_count > self.ann_params.delta_reload and index.base_generation is not None:
+            newer = saved_generation(index.path)
+            if newer is not None and newer > index.base_generation:
+                self._reload_in_background(index)
+        return index
+
+    def _reload_in_background(self, index: AnnIndex) -> None:
+        """Load the newer saved file in a thread; searches go on with ``index`` meanwhile."""
+        name = index.model
+        if name in self._reloads:
+            return
+
+        def reload() -> None:
+            try:
+                fresh = AnnIndex.load(index.path, self.store, name, index.dim, params=index.params)
+            except Exception as exc:  # a failed reload only keeps the delta
+                logger.debug("background reload of the %s index failed: %s", name, exc)
+                return
+            finally:
+                with self._anns_lock:
+                    self._reloads.pop(name, None)
+            with self._anns_lock:
+                if self._anns.get(name) is index and not self.is_writing:
+                    self._anns[name] = fresh
+                    logger.debug("swapped in the %s index saved at %s", name, fresh.base_generation)
+
+        thread = threading.Thread(target=reload, name=f"ann-reload-{name}", daemon=True)
+        self._reloads[name] = thread
+        thread.start()
+
+    def wait_for_reloads(self) -> None:
+        """Wait for background index reloads to finish (tests, :meth:`close`)."""
+        with self._anns_lock:
+            threads = list(self._reloads.values())
+        for thread in threads:
+            thread.join()
 
     def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
         path = ann_path(self.dir, model_name)

@@ -235,8 +235,9 @@ def test_rebuild_only_when_the_file_cannot_be_caught_up(filled, tmp_path: Path) 
     # the change record was pruned past the file's generation (a newer file was saved and
     # this one is an old copy): it cannot be caught up
     old = path.read_bytes(), sidecar_path(path).read_text()
-    fill(store, clustered(5, seed=8), start=20_000)
-    AnnIndex.open_or_build(path, store, MODEL).save()
+    for round_ in range(2):  # each save prunes up to the file before it
+        fill(store, clustered(5, seed=8), start=20_000 + 10 * round_)
+        AnnIndex.open_or_build(path, store, MODEL).save()
     path.write_bytes(old[0])
     sidecar_path(path).write_text(old[1])
     rebuilt = AnnIndex.open_or_build(path, store, MODEL)
@@ -314,11 +315,17 @@ def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     assert reader.catch_up() == 0  # nothing new
     assert not set(reader.search(more[0], 20)[0].tolist()) & set(more_ids[:5].tolist())
 
-    writer.save()  # the file covers everything: the record before it is pruned
+    writer.save()  # the record is pruned up to the previous file: readers that saw it go on
     assert writer.generation == store.generation(MODEL)
+    assert store.embedding_changes(MODEL, first).complete
+    fill(store, clustered(1, seed=17), start=45_000)
+    writer.fold() if writer.catch_up() else None
+    saved_before = writer.generation
+    writer.save()  # ... and now up to the first save
     assert not store.embedding_changes(MODEL, first).complete
+    assert store.embedding_changes(MODEL, saved_before).complete
     fill(store, clustered(2, seed=16), start=50_000)
-    assert reader.catch_up() == 2  # it had seen everything before the save
+    assert reader.catch_up() == 3  # it had seen the first save: it still catches up
     with pytest.raises(AnnIndexError):  # a reader behind the pruned part loads the file again
         behind.catch_up()
     fresh = AnnIndex.open_or_build(path, store, MODEL)

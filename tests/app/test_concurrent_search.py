@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.library.ann import AnnIndex, ann_path, saved_generation, sidecar_path
+from app.library.ann import AnnIndex, AnnParams, ann_path, saved_generation, sidecar_path
 from app.library.indexer import Indexer
 from app.library.library import Library, LibraryBusyError
 from app.library.search import Searcher
@@ -92,6 +92,31 @@ def test_reader_catches_up_while_another_library_writes(tmp_path: Path, builds) 
             again = reader.ann(MODEL, DIM, refresh=True)
             assert again.search(more[1], 1)[0][0] == more_ids[1]
         assert len(builds) == 1
+
+
+def test_reader_swaps_in_the_writers_newer_file_in_the_background(tmp_path: Path, builds) -> None:
+    lib_dir = tmp_path / "library"
+    with Library.open(lib_dir) as writer, writer.writing():
+        fill(writer.store, clustered(1500, seed=32))
+        writer.ann(MODEL, DIM)
+    with (
+        Library.open(lib_dir) as writer,
+        Library.open(lib_dir, ann_params=AnnParams(delta_reload=10)) as reader,
+    ):
+        first = reader.ann(MODEL, DIM, refresh=True)
+        with writer.writing():
+            index = writer.ann(MODEL, DIM)
+            new = clustered(40, seed=33)
+            index.add(fill(writer.store, new, start=10_000), new)
+            index.save()
+            assert reader.ann(MODEL, DIM, refresh=True) is first  # answered from the delta
+            assert first.delta_count == 40
+            reader.wait_for_reloads()
+            swapped = reader.ann(MODEL, DIM, refresh=True)
+            assert swapped is not first and swapped.delta_count == 0
+            assert swapped.base_generation == writer.store.generation(MODEL)
+            assert swapped.search(new[7], 1)[0][0] == writer.store.image_id("/p/10007.jpg")
+    assert len(builds) == 1
 
 
 def test_corrupt_or_foreign_file_is_rebuilt_by_the_reader(tmp_path: Path, builds) -> None:
