@@ -9,6 +9,15 @@ For each library size, printed with p50/p95:
   the same queries, and its ratio to the encoding alone (target: <= 1.2x);
 * **ANN recall@10** against exact search (target: >= 0.98) at a few ``ef`` values.
 
+``--concurrent`` measures instead how searching behaves while **another process indexes**:
+a writer process (``nice 19``, paced at ``--write-rate`` new vectors per second, removing a
+quarter as many, saving the index on the indexer's :class:`~app.library.ann.SaveCadence`)
+changes the library while this process searches it. Printed: p50/p95 of end-to-end searches
+(16-token text) and of the retrieval alone (query vector -> results) while idle and while
+the writer runs, their ratio (target: <= 1.5x), and recall@10 before and after (the
+reader's index after the run: the saved file plus the changes it caught up on, against
+exact search over the store as it is then).
+
 The library's vectors are shaped like real ones, not uniform noise (which defeats every graph
 index and proves nothing): generated scenes are embedded by a small LoTLIP (the bundled model
 when installed, else a random small one), lifted into 768 dimensions by a random orthonormal
@@ -18,11 +27,15 @@ is clustered with a low intrinsic dimension. Held-out mixes serve as recall quer
     python bench/bench_search.py                    # 100k and 1M (long: builds 1M-vector HNSW)
     python bench/bench_search.py --sizes 100000     # 100k only
     python bench/bench_search.py --quick            # smoke run (seconds)
+    python bench/bench_search.py --concurrent --sizes 100000   # search while indexing
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +45,7 @@ import numpy as np
 import torch
 from common import header, official_random_model, percentiles, small_random_model
 
-from app.library.ann import AnnIndex, AnnParams, ann_path
+from app.library.ann import AnnIndex, AnnParams, SaveCadence, ann_path
 from app.library.library import Library
 from app.library.search import Searcher
 from app.library.store import ImageRecord
@@ -207,6 +220,174 @@ def run_size(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int
             )
 
 
+# -- searching while another process indexes ------------------------------------------------
+
+
+def exact_top_of(ids: np.ndarray, matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-``k`` of each query over ``matrix`` (rows are ``ids``)."""
+    scores = queries @ matrix.T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return ids[top]
+
+
+def recall_at_10(index: AnnIndex, queries: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the exact top-10 that ``index.search`` finds."""
+    hits = sum(
+        len(set(index.search(q, 10)[0].tolist()) & set(t.tolist()))
+        for q, t in zip(queries, truth, strict=True)
+    )
+    return hits / (10 * len(queries))
+
+
+class RebuildCounter(logging.Handler):
+    """Counts the reader's index rebuilds (``Library`` logs each one) while in a ``with``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+        self._logger = logging.getLogger("app.library.library")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("building the")
+
+    def __enter__(self) -> RebuildCounter:
+        self._level = self._logger.level
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+def writer_process(
+    lib_dir: str, model_name: str, gen: Generator, rate: float, go, stop, out
+) -> None:
+    """The other process: adds and removes vectors like an indexer until ``stop`` is set."""
+    os.nice(19)  # a background indexer: the searches measured here have the CPU first
+    batch, removals = 32, 8
+    rng = np.random.default_rng(7)
+    with Library.open(lib_dir) as lib, lib.writing():
+        index = lib.ann(model_name, gen.dim)
+        live = lib.store.embedding_ids(model_name)
+        cadence = SaveCadence()
+        stats = {"added": 0, "removed": 0, "saves": 0, "save_s": 0.0}
+        out.put("ready")
+        go.wait()
+        started, n = time.monotonic(), 0
+        while not stop.is_set():
+            vectors = gen.chunk(n, batch, salt=2)
+            rows = [ImageRecord(f"/bench/new/{n:06d}-{i:02d}.jpg", 1, 1) for i in range(batch)]
+            new_ids = lib.store.upsert_images_with_embeddings(rows, model_name, vectors)
+            index.add(np.asarray(new_ids), vectors)
+            gone = rng.choice(live, removals, replace=False)
+            live = np.setdiff1d(live, gone)
+            lib.store.remove_images(gone)
+            index.delete(gone)
+            stats["added"] += batch
+            stats["removed"] += removals
+            cadence.note(batch + removals)
+            if cadence.due():
+                began = time.monotonic()
+                index.save()
+                cadence.saved(time.monotonic() - began)
+                stats["saves"] += 1
+                stats["save_s"] += time.monotonic() - began
+            n += 1
+            time.sleep(max(0.0, started + n * batch / rate - time.monotonic()))
+        stats["seconds"] = time.monotonic() - started
+        out.put(stats)
+
+
+def timed_searches(
+    searcher: Searcher, texts: list[str], vectors: np.ndarray, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Milliseconds of end-to-end searches and of retrievals, alternating, for ``seconds``."""
+    full, retrieval = [], []
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline or n < 5:
+        started = time.perf_counter()
+        searcher.search(texts[n % len(texts)], top=20)
+        full.append((time.perf_counter() - started) * 1000.0)
+        for q in vectors[(4 * n) % len(vectors) :][:4]:
+            started = time.perf_counter()
+            searcher.search_vector(q, top=20)
+            retrieval.append((time.perf_counter() - started) * 1000.0)
+        n += 1
+    return full, retrieval
+
+
+def run_concurrent(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int) -> None:
+    """Search a library of ``total`` vectors while another process indexes into it."""
+    header(f"search while another process indexes: {total:,} photos ({gen.dim}-d, {model.name})")
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        with Library.open(tmp) as lib, lib.writing():
+            ids = fill_library(lib, model.name, gen, total)
+            started = time.perf_counter()
+            lib.ann(model.name, gen.dim)
+            print(f"   HNSW: built and saved in {time.perf_counter() - started:.1f} s")
+        texts = [text_of_length(model, 16, seed) for seed in range(20)]
+        vectors = gen.chunk(0, 200, salt=3)
+        queries = gen.chunk(0, args.recall_queries, salt=1)
+        truth = ids[exact_top(gen, total, queries, 10)]
+
+        ctx = multiprocessing.get_context("spawn")
+        go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+        writer = ctx.Process(
+            target=writer_process, args=(tmp, model.name, gen, args.write_rate, go, stop, out)
+        )
+        builds = RebuildCounter()
+        with Library.open(tmp) as lib, builds:
+            searcher = Searcher(lib, model)
+            searcher.search(texts[0])  # loads the saved index
+            idle_recall = recall_at_10(lib.ann(model.name, refresh=True), queries, truth)
+            writer.start()
+            assert out.get(timeout=600) == "ready"
+            idle = timed_searches(searcher, texts, vectors, args.phase_seconds)
+            go.set()
+            busy = timed_searches(searcher, texts, vectors, args.phase_seconds)
+            stop.set()
+            stats = out.get(timeout=600)
+            writer.join(timeout=600)
+
+            index = lib.ann(model.name, refresh=True)
+            current_ids, current = lib.store.embedding_matrix(model.name)
+            busy_recall = recall_at_10(
+                index, queries, exact_top_of(current_ids, current, queries, 10)
+            )
+            stale = set(index.labels()) ^ set(current_ids.tolist())
+            print(
+                f"   writer: +{stats['added']:,} / -{stats['removed']:,} vectors in "
+                f"{stats['seconds']:.0f} s, {stats['saves']} saves ({stats['save_s']:.1f} s), "
+                f"nice 19"
+            )
+            print(
+                f"   reader: {builds.count} index rebuilds; at the end {index.delta_count:,} "
+                f"vectors searched exactly on top of the file, {len(stale)} labels differing "
+                "from the store"
+            )
+        ratios = []
+        for label, a, b in (
+            ("end-to-end search, 16 tokens", idle[0], busy[0]),
+            ("retrieval alone (vector -> rows)", idle[1], busy[1]),
+        ):
+            p50_idle = show(f"{label}, idle", a)
+            p50_busy = show(f"{label}, writer running", b)
+            ratios.append(p50_busy / p50_idle)
+        print(
+            f"   ratio p50 writer running / idle: end-to-end {ratios[0]:.3f}x, retrieval "
+            f"{ratios[1]:.3f}x   (target <= 1.5x)"
+        )
+        print(
+            f"   recall@10 (ef {AnnParams().ef_search}): idle {idle_recall:.4f}, after the run "
+            f"{busy_recall:.4f}   (target: unchanged)"
+        )
+
+
 def main() -> None:
     """Parse the options and run every size."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -216,16 +397,24 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--scenes", type=int, default=1000, help="base scene embeddings")
     parser.add_argument("--work", type=Path, default=None, help="folder for the temp library")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="search while another process indexes"
+    )
+    parser.add_argument("--write-rate", type=float, default=200.0, help="vectors/s (concurrent)")
+    parser.add_argument(
+        "--phase-seconds", type=float, default=30.0, help="idle and busy phase length"
+    )
     args = parser.parse_args()
     if args.quick:
         model = small_random_model(name="bench-small")
         sizes, args.queries, args.recall_queries, args.scenes = [3000], 8, 50, 150
+        args.phase_seconds = 3.0
     else:
         model = official_random_model(16, name="bench-b16")
         sizes = [int(s) for s in args.sizes.split(",") if s]
     gen = Generator(scene_embeddings(args.scenes), model.embed_dim)
     for total in sizes:
-        run_size(args, model, gen, total)
+        (run_concurrent if args.concurrent else run_size)(args, model, gen, total)
     if args.quick:
         print("(quick mode only checks that the script works: too small to judge speed)")
 

@@ -249,6 +249,77 @@ def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return ids[order].astype(np.int64), scores[order].astype(np.float32)
 
 
+class _Delta:
+    """Vectors changed since the graph was saved, in rows appended to one matrix.
+
+    A replaced or removed id only blanks its row (id -1), so taking in a change costs the size
+    of the change, not of the delta; blank rows are squeezed out once they are the majority.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+        self.clear()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._rows
+
+    def keys(self) -> Collection[int]:
+        """The ids held."""
+        return self._rows.keys()
+
+    def get(self, image_id: int) -> np.ndarray:
+        """The vector of a held id."""
+        return self._matrix[self._rows[image_id]]
+
+    def pop(self, image_id: int) -> bool:
+        """Drop ``image_id``; false if it was not held."""
+        row = self._rows.pop(image_id, None)
+        if row is None:
+            return False
+        self._ids[row] = -1
+        return True
+
+    def put(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Hold (or replace) the vectors of ``ids`` (normalised already)."""
+        for image_id in ids.tolist():
+            self.pop(image_id)
+        self._squeeze()
+        end = self._used + len(ids)
+        if end > len(self._ids):
+            capacity = max(64, 2 * len(self._ids), end)
+            grown = np.zeros((capacity, self.dim), np.float32)
+            grown[: self._used] = self._matrix[: self._used]
+            self._matrix = grown
+            self._ids = np.concatenate([self._ids, np.full(capacity - len(self._ids), -1)])
+        self._ids[self._used : end] = ids
+        self._matrix[self._used : end] = vectors
+        for offset, image_id in enumerate(ids.tolist()):
+            self._rows[image_id] = self._used + offset
+        self._used = end
+
+    def clear(self) -> None:
+        """Hold nothing."""
+        self._rows: dict[int, int] = {}
+        self._ids = np.zeros(0, np.int64)
+        self._matrix = np.zeros((0, self.dim), np.float32)
+        self._used = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, matrix)`` of the rows in use; blank rows have id -1."""
+        self._squeeze()
+        return self._ids[: self._used], self._matrix[: self._used]
+
+    def _squeeze(self) -> None:
+        if self._used > 2 * len(self._rows) + 64:
+            keep = np.flatnonzero(self._ids[: self._used] >= 0)
+            ids, matrix = self._ids[keep], self._matrix[keep]
+            self.clear()
+            self.put(ids, matrix)
+
+
 class AnnIndex:
     """An HNSW index of one model's vectors, keyed by image id. Thread-safe (one lock).
 
@@ -284,8 +355,7 @@ class AnnIndex:
         self._live: set[int] = set()
         self._deleted: set[int] = set()
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
-        self._delta: dict[int, np.ndarray] = {}  # changed since the graph: searched exactly
-        self._delta_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._delta = _Delta(self.dim)  # changed since the graph was saved: searched exactly
         self._index = self._new_index(capacity)
 
     def _new_index(self, capacity: int) -> hnswlib.Index:
@@ -482,10 +552,9 @@ class AnnIndex:
                     self._live.discard(image_id)
                     self._deleted.add(image_id)
                     self._cache = None
-                self._delta.pop(image_id, None)
-            for image_id, vector in zip(found.tolist(), vecs, strict=True):
-                self._delta[image_id] = vector
-            self._delta_cache = None
+                self._delta.pop(image_id)
+            if len(found):
+                self._delta.put(found, vecs)
             self.generation = generation
 
     def fold(self) -> int:
@@ -493,10 +562,10 @@ class AnnIndex:
         with self._lock:
             if not self._delta:
                 return 0
-            ids = np.fromiter(self._delta.keys(), np.int64, count=len(self._delta))
-            vectors = np.stack(list(self._delta.values()))
+            ids, vectors = self._delta.arrays()
+            held = ids >= 0
+            ids, vectors = ids[held].copy(), vectors[held].copy()
             self._delta.clear()
-            self._delta_cache = None
             self.add(ids, vectors)
             self.base_generation = self.generation
             return len(ids)
@@ -561,7 +630,7 @@ class AnnIndex:
     def labels(self) -> set[int]:
         """The live labels (image ids), the delta's included."""
         with self._lock:
-            return self._live | self._delta.keys()
+            return self._live | set(self._delta.keys())
 
     def add(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> int:
         """Add or update vectors for ``ids`` (normalised here); returns how many ids were new.
@@ -582,9 +651,7 @@ class AnnIndex:
         keep = len(id_arr) - 1 - last
         id_arr, vecs = id_arr[keep], vecs[keep]
         with self._lock:
-            in_delta = [i for i in id_arr.tolist() if self._delta.pop(i, None) is not None]
-            if in_delta:
-                self._delta_cache = None
+            in_delta = [i for i in id_arr.tolist() if self._delta.pop(i)]
             fresh = [i for i in id_arr.tolist() if i not in self._live and i not in self._deleted]
             needed = self._index.element_count + len(fresh)
             if needed > self.capacity:
@@ -608,8 +675,7 @@ class AnnIndex:
         removed = 0
         with self._lock:
             for image_id in set(id_list.reshape(-1).tolist()):
-                if self._delta.pop(image_id, None) is not None:
-                    self._delta_cache = None
+                if self._delta.pop(image_id):
                     removed += 1
                 elif image_id in self._live:
                     self._index.mark_deleted(image_id)
@@ -633,7 +699,7 @@ class AnnIndex:
                 out[graph] = self._get(np.asarray([id_list[n] for n in graph], np.int64))
             for n, i in enumerate(id_list):
                 if i in self._delta:
-                    out[n] = self._delta[i]
+                    out[n] = self._delta.get(i)
             return out
 
     # -- searching -------------------------------------------------------------------
@@ -664,20 +730,18 @@ class AnnIndex:
     def _search_delta(
         self, query: np.ndarray, k: int, filter: Filter | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        if self._delta_cache is None:
-            ids = np.fromiter(self._delta.keys(), np.int64, count=len(self._delta))
-            self._delta_cache = ids, np.stack(list(self._delta.values()))
-        ids, matrix = self._delta_cache
+        ids, matrix = self._delta.arrays()
+        scores = matrix @ query
+        mask = ids >= 0
         if filter is not None:
             if callable(filter):
-                mask = np.fromiter((bool(filter(int(i))) for i in ids), bool, count=len(ids))
+                mask &= np.fromiter((i >= 0 and bool(filter(i)) for i in ids.tolist()), bool)
             else:
                 allowed = filter if isinstance(filter, np.ndarray) else list(filter)
-                mask = np.isin(ids, np.asarray(allowed, dtype=np.int64))
-            ids, matrix = ids[mask], matrix[mask]
-        if len(ids) == 0:
+                mask &= np.isin(ids, np.asarray(allowed, dtype=np.int64))
+        if not mask.any():
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return _top_k(ids, matrix @ query, k)
+        return _top_k(ids[mask], scores[mask], k)
 
     def _search_graph(
         self, query: np.ndarray, k: int, filter: Filter | None

@@ -338,6 +338,25 @@ def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     assert AnnIndex.open_or_build(path, store, MODEL).delta_count == 0
 
 
+def test_delta_stays_exact_through_many_edits_of_the_same_photos(filled, tmp_path: Path) -> None:
+    store, ids, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    AnnIndex.open_or_build(path, store, MODEL)
+    reader = AnnIndex.open_or_build(path, store, MODEL)
+    rows = [ImageRecord(f"/p/{i}.jpg", 1, 1) for i in range(10)]
+    for round_ in range(20):  # each edit blanks a row of the delta; blank rows get squeezed out
+        latest = clustered(10, seed=100 + round_)
+        store.upsert_images_with_embeddings(rows, MODEL, latest)
+        reader.catch_up()
+        assert reader.delta_count == 10
+    for n in range(10):
+        got, scores = reader.search(latest[n], 1)
+        assert got[0] == ids[n] and scores[0] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(reader.vectors(ids[:10]), latest, atol=1e-6)
+    reader.fold()
+    assert reader.delta_count == 0 and reader.search(latest[3], 1)[0][0] == ids[3]
+
+
 def test_save_cadence_bounds_count_time_and_cost() -> None:
     by_count = SaveCadence(every=100, interval_s=3600)
     assert not by_count.due()
