@@ -241,6 +241,12 @@ def _has_label(raw: hnswlib.Index, label: int) -> bool:
     return True
 
 
+def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``matrix @ query`` on this thread. A BLAS matrix-vector product wakes the BLAS thread
+    pool, which on a busy machine cost ~14 ms here against 0.3 ms for this loop (3200 x 768)."""
+    return np.einsum("ij,j->i", matrix, query)
+
+
 def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if len(ids) > k:
         part = np.argpartition(-scores, k - 1)[:k]
@@ -731,7 +737,7 @@ class AnnIndex:
         self, query: np.ndarray, k: int, filter: Filter | None
     ) -> tuple[np.ndarray, np.ndarray]:
         ids, matrix = self._delta.arrays()
-        scores = matrix @ query
+        scores = _dot(matrix, query)
         mask = ids >= 0
         if filter is not None:
             if callable(filter):
@@ -814,13 +820,13 @@ class AnnIndex:
             ids, matrix = ids[mask], matrix[mask]
         if len(ids) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return _top_k(ids, matrix @ query, k)
+        return _top_k(ids, _dot(matrix, query), k)
 
     def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
         for start in range(0, len(ids), _GET_CHUNK):
             chunk = ids[start : start + _GET_CHUNK]
-            scores = self._get(chunk) @ query
+            scores = _dot(self._get(chunk), query)
             best_ids, best_scores = _top_k(
                 np.concatenate([best_ids, chunk]), np.concatenate([best_scores, scores]), k
             )
