@@ -425,7 +425,7 @@ def main() -> None:
     )
     parser.add_argument("--write-rate", type=float, default=200.0, help="vectors/s (concurrent)")
     parser.add_argument(
-        "--phase-seconds", type=float, default=30.0, help="idle and busy time each (concurrent)"
+        "--phase-seconds", type=float, default=20.0, help="idle and busy time each (concurrent)"
     )
     args = parser.parse_args()
     if args.quick:

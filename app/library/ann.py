@@ -535,6 +535,8 @@ class AnnIndex:
         """
         if self._store is None or self.generation is None:
             raise ValueError("catch_up needs an index opened from a store")
+        if self._store.generation(self.model) == self.generation:
+            return 0  # the common case, one query: nothing was written since
         with self._store.snapshot():
             changes = self._store.embedding_changes(self.model, self.generation)
             if changes.generation == self.generation:
