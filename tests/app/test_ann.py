@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +337,30 @@ def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     fresh.save()
     assert fresh.delta_count == 0 and fresh.labels() == set(store.embedding_ids(MODEL).tolist())
     assert AnnIndex.open_or_build(path, store, MODEL).delta_count == 0
+
+
+def test_load_waits_out_a_save_in_progress(filled, tmp_path: Path) -> None:
+    store, _, _ = filled
+    path = ann_path(tmp_path, MODEL)
+    index = AnnIndex.open_or_build(path, store, MODEL)
+    old_sidecar = sidecar_path(path).read_text()
+    more = clustered(20, seed=70)
+    index.add(fill(store, more, start=60_000), more)
+    index.save()
+    new_sidecar = sidecar_path(path).read_text()
+    sidecar_path(path).write_text(old_sidecar)  # the writer renamed the graph, not the sidecar
+
+    def finish_save() -> None:
+        tmp = sidecar_path(path).with_suffix(".tmp")
+        tmp.write_text(new_sidecar)
+        os.replace(tmp, sidecar_path(path))
+
+    timer = threading.Timer(0.1, finish_save)
+    timer.start()
+    loaded = AnnIndex.open_or_build(path, store, MODEL)
+    timer.join()
+    assert loaded.rebuild_reason is None and loaded.delta_count == 0
+    assert loaded.labels() == set(store.embedding_ids(MODEL).tolist())
 
 
 def test_delta_stays_exact_through_many_edits_of_the_same_photos(filled, tmp_path: Path) -> None:
