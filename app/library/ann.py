@@ -549,6 +549,15 @@ class AnnIndex:
         self._apply_changes(changes.ids, found, vectors, changes.generation)
         return len(changes.ids)
 
+    def reloaded(self) -> AnnIndex:
+        """The saved file loaded again (and caught up) through this index's store.
+
+        Raises :class:`AnnIndexError` when the file cannot be used.
+        """
+        if self._store is None:
+            raise ValueError("reloaded needs an index opened from a store")
+        return type(self).load(self.path, self._store, self.model, self.dim, params=self.params)
+
     def _apply_changes(
         self, changed: np.ndarray, found: np.ndarray, vectors: np.ndarray, generation: int
     ) -> None:

@@ -413,7 +413,7 @@ class Library:
 
         def reload() -> None:
             try:
-                fresh = AnnIndex.load(index.path, self.store, name, index.dim, params=index.params)
+                fresh = index.reloaded()
             except Exception as exc:  # a failed reload only keeps the delta
                 logger.debug("background reload of the %s index failed: %s", name, exc)
                 return

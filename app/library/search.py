@@ -202,6 +202,18 @@ class Searcher:
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
+    def similar(self, image_id: int, top: int = 20) -> SearchResponse:
+        """Images most like the indexed image ``image_id`` (itself left out)."""
+        started = time.perf_counter()
+        found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
+        if not len(found):
+            raise KeyError(f"image {image_id} has no {self.model.name} vector")
+        response = self._run(_unit(vectors[0]), top, None, None, None, None, [], exclude=image_id)
+        rows = self.lib.store.rows_for([image_id])
+        response.like = rows[0].path if rows else None
+        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return response
+
     def search_vector(
         self,
         vector: np.ndarray,
@@ -215,18 +227,6 @@ class Searcher:
         started = time.perf_counter()
         query = _unit(np.asarray(vector, dtype=np.float32).reshape(-1))
         response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude=None)
-        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
-        return response
-
-    def similar(self, image_id: int, top: int = 20) -> SearchResponse:
-        """Images most like the indexed image ``image_id`` (itself left out)."""
-        started = time.perf_counter()
-        found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
-        if not len(found):
-            raise KeyError(f"image {image_id} has no {self.model.name} vector")
-        response = self._run(_unit(vectors[0]), top, None, None, None, None, [], exclude=image_id)
-        rows = self.lib.store.rows_for([image_id])
-        response.like = rows[0].path if rows else None
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
