@@ -318,10 +318,6 @@ def _gen_key(model: str) -> str:
     return f"_generation:{model}"
 
 
-def _horizon_key(model: str) -> str:
-    return f"_changes_from:{model}"
-
-
 def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
     if isinstance(row, ImageRecord):
         return row
@@ -332,6 +328,10 @@ def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
 def _as_ids(ids: Iterable[int] | np.ndarray) -> list[int]:
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids), dtype=np.int64)
     return [int(i) for i in arr.reshape(-1)]
+
+
+def _horizon_key(model: str) -> str:
+    return f"_changes_from:{model}"
 
 
 def _vectors(vectors: Any, n: int) -> np.ndarray:
