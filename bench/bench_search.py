@@ -293,7 +293,7 @@ class BenchWriter:
         self.cadence.note(self.batch + self.removals)
         if self.cadence.due():
             started = time.monotonic()
-            self.index.save()
+            self.index.save(prune=True)
             self.cadence.saved(time.monotonic() - started)
             self.stats["saves"] += 1
             self.stats["save_s"] += time.monotonic() - started

@@ -11,8 +11,8 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
 
 * The **writer** (indexer, forget) applies each change to the store first, then to its
   in-memory index, and saves the file now and then (:class:`SaveCadence`) and at the end.
-  :meth:`AnnIndex.save` stamps the store's generation and prunes the store's change record
-  up to it.
+  :meth:`AnnIndex.save` stamps the store's generation; the indexer's saves also prune the
+  store's change record up to the previous file.
 * A **reader** loads the file, which may be behind the store, and catches up from the store's
   change record (:meth:`~app.library.store.Store.embedding_changes`): every id added,
   replaced or removed since the file's generation is hidden in the graph (``mark_deleted``)
@@ -33,7 +33,7 @@ Typical writer use::
     ids = store.upsert_images_with_embeddings(rows, model, vectors)
     ann.add(ids, vectors)
     ann.delete(store_removed_ids)
-    ann.save()          # stamps the store's current generation
+    ann.save(prune=True)  # stamps the store's generation, prunes the change record
 
 Deleted labels stay in the graph (``mark_deleted``) until :meth:`AnnIndex.save` compacts an
 index whose deleted share exceeds ``AnnParams.compact_ratio``. Re-adding a deleted id revives
@@ -862,15 +862,16 @@ class AnnIndex:
             self._deleted.clear()
             self._cache = None
 
-    def save(self, generation: int | None = None) -> None:
+    def save(self, generation: int | None = None, *, prune: bool = False) -> None:
         """Write the index and its sidecar atomically (temp file, fsync, ``os.replace``).
 
         ``generation`` is the store generation the contents reflect. By default the store's
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
         (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
-        deleted share exceeds ``params.compact_ratio``. Then prunes the store's change record
-        up to the previous file's generation.
+        deleted share exceeds ``params.compact_ratio``. ``prune`` (the indexer's saves): then
+        prune the store's change record up to the previous file's generation, in a transaction
+        of its own (so callers that must write in one transaction, like forget, leave it).
         """
         with self._lock:
             self.fold()
@@ -923,7 +924,9 @@ class AnnIndex:
         # The record before the previous file is no longer needed: a reader that has seen the
         # previous file (or anything later) still catches up without reloading on its query
         # path, and one further behind loads this file.
-        if self._store is not None and previous is not None and 0 <= previous <= generation:
+        if not prune or self._store is None or previous is None:
+            return
+        if 0 <= previous <= generation:
             try:
                 self._store.prune_embedding_changes(self.model, previous)
             except (sqlite3.Error, ValueError) as exc:

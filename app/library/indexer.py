@@ -481,7 +481,7 @@ class Indexer:
         """Save the index; returns the seconds it took."""
         started = time.monotonic()
         try:
-            ann.save()
+            ann.save(prune=True)
         except OSError as exc:  # the index is a cache: the next open rebuilds it
             logger.warning("could not save the ANN index: %s", exc)
         return time.monotonic() - started

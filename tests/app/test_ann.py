@@ -238,7 +238,7 @@ def test_rebuild_only_when_the_file_cannot_be_caught_up(filled, tmp_path: Path) 
     old = path.read_bytes(), sidecar_path(path).read_text()
     for round_ in range(2):  # each save prunes up to the file before it
         fill(store, clustered(5, seed=8), start=20_000 + 10 * round_)
-        AnnIndex.open_or_build(path, store, MODEL).save()
+        AnnIndex.open_or_build(path, store, MODEL).save(prune=True)
     path.write_bytes(old[0])
     sidecar_path(path).write_text(old[1])
     rebuilt = AnnIndex.open_or_build(path, store, MODEL)
@@ -316,13 +316,15 @@ def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     assert reader.catch_up() == 0  # nothing new
     assert not set(reader.search(more[0], 20)[0].tolist()) & set(more_ids[:5].tolist())
 
-    writer.save()  # the record is pruned up to the previous file: readers that saw it go on
+    writer.save(
+        prune=True
+    )  # the record is pruned up to the previous file: readers that saw it go on
     assert writer.generation == store.generation(MODEL)
     assert store.embedding_changes(MODEL, first).complete
     fill(store, clustered(1, seed=17), start=45_000)
     writer.fold() if writer.catch_up() else None
     saved_before = writer.generation
-    writer.save()  # ... and now up to the first save
+    writer.save(prune=True)  # ... and now up to the first save
     assert not store.embedding_changes(MODEL, first).complete
     assert store.embedding_changes(MODEL, saved_before).complete
     fill(store, clustered(2, seed=16), start=50_000)

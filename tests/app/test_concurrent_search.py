@@ -85,7 +85,7 @@ def test_reader_catches_up_while_another_library_writes(tmp_path: Path, builds) 
                 for q in clustered(5, seed=50 + round_):
                     got = set(searched.search(q, 10)[0].tolist())
                     assert len(got & set(exact_top(current_ids, current, q, 10).tolist())) >= 8
-            index.save()  # the writer's periodic save: prunes the record up to it
+            index.save(prune=True)  # the writer's periodic save: prunes the record up to it
             more = clustered(3, seed=60)
             more_ids = fill(writer.store, more, start=50_000)
             index.add(more_ids, more)
