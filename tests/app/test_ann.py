@@ -500,10 +500,13 @@ def test_change_record_is_written_with_the_vectors(tmp_path: Path) -> None:
         store.upsert_images_with_embeddings(bad, MODEL, clustered(1))
     assert _record(store) == before
 
-    # forgetting a folder: its images' vectors cascade away and are recorded as removed
-    gen = store.generation(MODEL)
-    store.remove_folder(folder)
-    assert set(store.embedding_changes(MODEL, gen).ids.tolist()) == {ids[0], ids[2], ids[3]}
+    # a folder deleted by any code path: its images' vectors cascade away, recorded as removed
+    with store.conn:
+        store.conn.execute("DELETE FROM folders WHERE id = ?", (folder.id,))
+    assert sorted(_record(store)[len(before) :]) == [
+        *((MODEL, i, "remove") for i in (ids[0], ids[2], ids[3])),
+        *(("other", i, "remove") for i in (ids[0], ids[3])),
+    ]
     assert store.embedding_count(MODEL) == 0
     store.close()
 
