@@ -9,6 +9,15 @@ For each library size, printed with p50/p95:
   the same queries, and its ratio to the encoding alone (target: <= 1.2x);
 * **ANN recall@10** against exact search (target: >= 0.98) at a few ``ef`` values.
 
+``--concurrent`` measures instead how searching behaves while **another process indexes**:
+a writer process (``nice 19``, paced at ``--write-rate`` new vectors per second, removing a
+quarter as many, saving the index on the indexer's :class:`~app.library.ann.SaveCadence`)
+changes the library while this process searches it. Printed: p50/p95 of end-to-end searches
+(16-token text) and of the retrieval alone (query vector -> results) while idle and while
+the writer runs, their ratio (target: <= 1.5x), and recall@10 before and after (the
+reader's index after the run: the saved file plus the changes it caught up on, against
+exact search over the store as it is then).
+
 The library's vectors are shaped like real ones, not uniform noise (which defeats every graph
 index and proves nothing): generated scenes are embedded by a small LoTLIP (the bundled model
 when installed, else a random small one), lifted into 768 dimensions by a random orthonormal
@@ -18,11 +27,15 @@ is clustered with a low intrinsic dimension. Held-out mixes serve as recall quer
     python bench/bench_search.py                    # 100k and 1M (long: builds 1M-vector HNSW)
     python bench/bench_search.py --sizes 100000     # 100k only
     python bench/bench_search.py --quick            # smoke run (seconds)
+    python bench/bench_search.py --concurrent --sizes 100000   # search while indexing
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import multiprocessing
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +45,7 @@ import numpy as np
 import torch
 from common import header, official_random_model, percentiles, small_random_model
 
-from app.library.ann import AnnIndex, AnnParams, ann_path
+from app.library.ann import AnnIndex, AnnParams, SaveCadence, ann_path
 from app.library.library import Library
 from app.library.search import Searcher
 from app.library.store import ImageRecord
@@ -40,6 +53,7 @@ from lotlip.model import LoTLIP
 from training import synthetic
 
 CHUNK = 20_000
+WINDOW_S = 2.5  # concurrent case: idle and busy windows alternate at this length
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -207,6 +221,196 @@ def run_size(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int
             )
 
 
+# -- searching while another process indexes ------------------------------------------------
+
+
+def exact_top_of(ids: np.ndarray, matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the exact top-``k`` of each query over ``matrix`` (rows are ``ids``)."""
+    scores = queries @ matrix.T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return ids[top]
+
+
+def recall_at_10(index: AnnIndex, queries: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the exact top-10 that ``index.search`` finds."""
+    hits = sum(
+        len(set(index.search(q, 10)[0].tolist()) & set(t.tolist()))
+        for q, t in zip(queries, truth, strict=True)
+    )
+    return hits / (10 * len(queries))
+
+
+class RebuildCounter(logging.Handler):
+    """Counts the reader's index rebuilds (``Library`` logs each one) while in a ``with``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+        self._logger = logging.getLogger("app.library.library")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("building the")
+
+    def __enter__(self) -> RebuildCounter:
+        self._level = self._logger.level
+        self._logger.setLevel(logging.INFO)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+class BenchWriter:
+    """Indexer-like writes: batches of new vectors, some removals, saves on the cadence."""
+
+    batch, removals = 32, 8
+
+    def __init__(self, lib: Library, model_name: str, gen: Generator) -> None:
+        self.lib, self.model_name, self.gen = lib, model_name, gen
+        self.index = lib.ann(model_name, gen.dim)
+        self.live = lib.store.embedding_ids(model_name)
+        self.cadence = SaveCadence()
+        self.rng = np.random.default_rng(7)
+        self.batches = 0
+        self.stats = {"added": 0, "removed": 0, "saves": 0, "save_s": 0.0, "seconds": 0.0}
+
+    def write_batch(self) -> None:
+        """Store and index one batch (one transaction each, as the indexer does)."""
+        n = self.batches
+        vectors = self.gen.chunk(n, self.batch, salt=2)
+        rows = [ImageRecord(f"/bench/new/{n:06d}-{i:02d}.jpg", 1, 1) for i in range(self.batch)]
+        new_ids = self.lib.store.upsert_images_with_embeddings(rows, self.model_name, vectors)
+        self.index.add(np.asarray(new_ids), vectors)
+        gone = self.rng.choice(self.live, self.removals, replace=False)
+        self.live = np.setdiff1d(self.live, gone)
+        self.lib.store.remove_images(gone)
+        self.index.delete(gone)
+        self.batches += 1
+        self.stats["added"] += self.batch
+        self.stats["removed"] += self.removals
+        self.cadence.note(self.batch + self.removals)
+        if self.cadence.due():
+            started = time.monotonic()
+            self.index.save(prune=True)
+            self.cadence.saved(time.monotonic() - started)
+            self.stats["saves"] += 1
+            self.stats["save_s"] += time.monotonic() - started
+
+
+def writer_process(
+    lib_dir: str, model_name: str, gen: Generator, rate: float, go, stop, out
+) -> None:
+    """The other process: writes at ``rate`` vectors/s while ``go`` is set, until ``stop``."""
+    os.nice(19)  # a background indexer: the searches measured here have the CPU first
+    with Library.open(lib_dir) as lib, lib.writing():
+        writer = BenchWriter(lib, model_name, gen)
+        out.put("ready")
+        while not stop.is_set():
+            if not go.wait(0.05):  # paused: the reader is measuring an idle window
+                continue
+            started, first = time.monotonic(), writer.batches
+            while go.is_set() and not stop.is_set():
+                writer.write_batch()
+                due = started + (writer.batches - first) * writer.batch / rate
+                time.sleep(max(0.0, due - time.monotonic()))
+            writer.stats["seconds"] += time.monotonic() - started
+        out.put(writer.stats)
+
+
+def timed_searches(
+    searcher: Searcher, texts: list[str], vectors: np.ndarray, seconds: float
+) -> tuple[list[float], list[float]]:
+    """Milliseconds of end-to-end searches and of retrievals, alternating, for ``seconds``."""
+    full, retrieval = [], []
+    deadline = time.monotonic() + seconds
+    n = 0
+    while time.monotonic() < deadline or n < 5:
+        started = time.perf_counter()
+        searcher.search(texts[n % len(texts)], top=20)
+        full.append((time.perf_counter() - started) * 1000.0)
+        for q in vectors[(4 * n) % len(vectors) :][:4]:
+            started = time.perf_counter()
+            searcher.search_vector(q, top=20)
+            retrieval.append((time.perf_counter() - started) * 1000.0)
+        n += 1
+    return full, retrieval
+
+
+def run_concurrent(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int) -> None:
+    """Search a library of ``total`` vectors while another process indexes into it."""
+    header(f"search while another process indexes: {total:,} photos ({gen.dim}-d, {model.name})")
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        with Library.open(tmp) as lib, lib.writing():
+            ids = fill_library(lib, model.name, gen, total)
+            started = time.perf_counter()
+            lib.ann(model.name, gen.dim)
+            print(f"   HNSW: built and saved in {time.perf_counter() - started:.1f} s")
+        texts = [text_of_length(model, 16, seed) for seed in range(20)]
+        vectors = gen.chunk(0, 200, salt=3)
+        queries = gen.chunk(0, args.recall_queries, salt=1)
+        truth = ids[exact_top(gen, total, queries, 10)]
+
+        ctx = multiprocessing.get_context("spawn")
+        go, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+        writer = ctx.Process(
+            target=writer_process, args=(tmp, model.name, gen, args.write_rate, go, stop, out)
+        )
+        builds = RebuildCounter()
+        with Library.open(tmp) as lib, builds:
+            searcher = Searcher(lib, model)
+            searcher.search(texts[0])  # loads the saved index
+            idle_recall = recall_at_10(lib.ann(model.name, refresh=True), queries, truth)
+            writer.start()
+            assert out.get(timeout=600) == "ready"
+            fresh = timed_searches(searcher, texts, vectors, args.phase_seconds / 3)
+            # idle and busy windows alternate, so both see the same background load
+            idle: tuple[list[float], list[float]] = ([], [])
+            busy: tuple[list[float], list[float]] = ([], [])
+            for _ in range(max(1, round(args.phase_seconds / WINDOW_S))):
+                for target, running in ((idle, False), (busy, True)):
+                    (go.set if running else go.clear)()
+                    time.sleep(0.2)  # the writer finishes or starts its batch
+                    window = timed_searches(searcher, texts, vectors, WINDOW_S)
+                    target[0].extend(window[0])
+                    target[1].extend(window[1])
+            stop.set()
+            stats = out.get(timeout=600)
+            writer.join(timeout=600)
+
+            index = lib.ann(model.name, refresh=True)
+            current_ids, current = lib.store.embedding_matrix(model.name)
+            busy_recall = recall_at_10(
+                index, queries, exact_top_of(current_ids, current, queries, 10)
+            )
+            stale = set(index.labels()) ^ set(current_ids.tolist())
+            print(
+                f"   writer: +{stats['added']:,} / -{stats['removed']:,} vectors in "
+                f"{stats['seconds']:.0f} s, {stats['saves']} saves ({stats['save_s']:.1f} s), "
+                f"nice 19"
+            )
+            print(
+                f"   reader: {builds.count} index rebuilds; at the end {index.delta_count:,} "
+                f"vectors searched exactly on top of the file, {len(stale)} labels differing "
+                "from the store"
+            )
+        for n, label in enumerate(("end-to-end search, 16 tokens", "retrieval (vector -> rows)")):
+            p50_fresh = show(f"{label}: idle, fresh file", fresh[n])
+            p50_idle = show(f"{label}: idle windows", idle[n])
+            p50_busy = show(f"{label}: writer windows", busy[n])
+            print(
+                f"   ratio p50 writer running / idle: {p50_busy / p50_idle:.3f}x "
+                f"(/ fresh file: {p50_busy / p50_fresh:.3f}x)   (target <= 1.5x)"
+            )
+        print(
+            f"   recall@10 (ef {AnnParams().ef_search}): idle {idle_recall:.4f}, after the run "
+            f"{busy_recall:.4f}   (target: unchanged)"
+        )
+
+
 def main() -> None:
     """Parse the options and run every size."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -216,16 +420,24 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--scenes", type=int, default=1000, help="base scene embeddings")
     parser.add_argument("--work", type=Path, default=None, help="folder for the temp library")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="search while another process indexes"
+    )
+    parser.add_argument("--write-rate", type=float, default=200.0, help="vectors/s (concurrent)")
+    parser.add_argument(
+        "--phase-seconds", type=float, default=20.0, help="idle and busy time each (concurrent)"
+    )
     args = parser.parse_args()
     if args.quick:
         model = small_random_model(name="bench-small")
         sizes, args.queries, args.recall_queries, args.scenes = [3000], 8, 50, 150
+        args.phase_seconds = 3.0
     else:
         model = official_random_model(16, name="bench-b16")
         sizes = [int(s) for s in args.sizes.split(",") if s]
     gen = Generator(scene_embeddings(args.scenes), model.embed_dim)
     for total in sizes:
-        run_size(args, model, gen, total)
+        (run_concurrent if args.concurrent else run_size)(args, model, gen, total)
     if args.quick:
         print("(quick mode only checks that the script works: too small to judge speed)")
 

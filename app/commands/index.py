@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="save the search index every N batches (default: every 50, at most once a minute)",
+        help="save the search index every N batches (default: every 50 or once a minute)",
     )
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.set_defaults(run=run)

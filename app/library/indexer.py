@@ -11,9 +11,12 @@ One :class:`Indexer` run:
    plus one file per thread in flight, so memory stays flat however large the folder. While
    the main thread runs the image tower on batch *i*, the threads decode batch *i + 1*. Each
    batch is written to SQLite in **one transaction** (images + vectors), then added to the
-   ANN index, which is saved every ``save_every`` batches (at most once per
-   ``save_interval_s``) and at the end. A file that cannot be decoded is recorded in the
-   store's failures with its reason and skipped until its size or mtime changes.
+   ANN index, which is saved after ``save_every`` batches or ``save_interval_s`` seconds,
+   whichever comes first (:class:`~app.library.ann.SaveCadence`: saving a large index is not
+   allowed to take over the run), and at the end; other processes' searches cover the
+   changes since the last save exactly, so this keeps their extra work small. A file that
+   cannot be decoded is recorded in the store's failures with its reason and skipped until
+   its size or mtime changes.
 
 What a run looks at: the root folders it is given (all of them by default). A path inside a
 root folder is indexed as that part of its root (``ScanRoot.start``): its photos keep their
@@ -34,8 +37,9 @@ Crash safety: SQLite is the truth and each batch commits atomically, so a run ki
 moment (SIGKILL, power loss) leaves complete batches and nothing else; the next run's plan
 sees exactly which files still need a vector (no duplicates: paths are unique; no holes:
 unfinished files are still "new"). The ANN file is a cache written atomically and stamped with
-the store's generation; if it is behind, it is rebuilt from the store when opened. Cancelling
-(the ``cancel`` callback, Ctrl-C in the CLI) stops after the current batch and saves the index.
+the store's generation; if it is behind, it catches up from the store's change record when
+opened. Cancelling (the ``cancel`` callback, Ctrl-C in the CLI) stops after the current batch
+and saves the index.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from app.library.ann import SaveCadence
 from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
 from app.library.paths import is_within
@@ -181,7 +186,7 @@ class Indexer:
         batch_size: images per forward pass and per store transaction.
         workers: decode threads (default :func:`default_workers`).
         save_every: save the ANN index after this many batches ...
-        save_interval_s: ... but not more often than this.
+        save_interval_s: ... or after this many seconds, whichever first (0: count only).
         lookahead: batches decoded ahead of the model.
     """
 
@@ -467,8 +472,8 @@ class Indexer:
         total = len(todo)
         done = 0
         started = time.monotonic()
-        batches_since_save = 0
-        last_save = time.monotonic()
+        interval = self.save_interval_s if self.save_interval_s > 0 else float("inf")
+        cadence = SaveCadence(every=self.save_every * self.batch_size, interval_s=interval)
         batch: list[Decoded] = []
 
         def emit(current: str | None, force: bool = False) -> None:
@@ -492,14 +497,10 @@ class Indexer:
                 self._commit(batch, replaced, ann, report)
                 done += len(batch)
                 emit(batch[-1].info.path, force=True)
+                cadence.note(len(batch))
                 batch = []
-                batches_since_save += 1
-                if (
-                    batches_since_save >= self.save_every
-                    and time.monotonic() - last_save >= self.save_interval_s
-                ):
-                    self._save(ann)
-                    batches_since_save, last_save = 0, time.monotonic()
+                if cadence.due():
+                    cadence.saved(self._save(ann))
         if stop():
             report.cancelled = True
             logger.info("indexing cancelled; %d decoded files were not committed", len(batch))
@@ -560,8 +561,11 @@ class Indexer:
         report.failed += 1
         report.failures.append((path, failure.reason))
 
-    def _save(self, ann: AnnIndex) -> None:
+    def _save(self, ann: AnnIndex) -> float:
+        """Save the index; returns the seconds it took."""
+        started = time.monotonic()
         try:
-            ann.save()
+            ann.save(prune=True)
         except OSError as exc:  # the index is a cache: the next open rebuilds it
             logger.warning("could not save the ANN index: %s", exc)
+        return time.monotonic() - started

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import platformdirs
 
-from app.library.ann import AnnIndex, AnnIndexError, AnnParams, Progress, ann_path
+from app.library.ann import (
+    AnnIndex,
+    AnnIndexError,
+    AnnParams,
+    Progress,
+    ann_path,
+    saved_generation,
+)
 from app.library.locking import FileLock, LockBusyError
 from app.library.paths import is_within
 from app.library.scanner import rebase_pattern
@@ -197,6 +204,7 @@ class Library:
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
         self._anns_lock = threading.RLock()
+        self._reloads: dict[str, threading.Thread] = {}
         self._write_lock = FileLock(directory / LOCK_FILE)
 
     @classmethod
@@ -247,6 +255,7 @@ class Library:
 
     def close(self) -> None:
         """Save nothing, drop the caches and close the database (safe to call twice)."""
+        self.wait_for_reloads()
         with self._anns_lock:
             self._anns.clear()
         self._store.close()
@@ -387,10 +396,15 @@ class Library:
         return self._write_lock.held
 
     def _drop_stale_anns(self) -> None:
+        """Bring cached indexes up to what other processes wrote, into the graph (writer)."""
         with self._anns_lock:
             for name, index in list(self._anns.items()):
-                if index.generation != self.store.generation(name):
+                try:
+                    index.catch_up()
+                except AnnIndexError:
                     del self._anns[name]
+                    continue
+                index.fold()
 
     def _settle_anns(self) -> None:
         with self._anns_lock:
@@ -513,22 +527,72 @@ class Library:
     ) -> AnnIndex:
         """The ANN index of ``model_name``, opened (or rebuilt from the store) once and cached.
 
-        ``refresh``: reopen a cached index that is behind the store because another process
-        wrote to it (searchers pass this; inside :meth:`writing` the cached index is the live
-        one and is returned as is). A rebuilt index is saved only when no other process holds
-        the write lock (the writer will save its own).
+        ``refresh``: catch a cached index up with what another process wrote since (searchers
+        pass this; inside :meth:`writing` the cached index is the live one and is returned as
+        is). Changes since the saved file are searched exactly on top of it. Once the delta
+        exceeds ``AnnParams.delta_reload`` and the writer has saved a newer file, that file is
+        loaded in a background thread and swapped in; searches do not wait for it. Only a
+        reader that fell behind the change record (idle through two writer saves) loads the
+        file on its query. Inside :meth:`writing` the delta is folded into the graph. A rebuilt
+        index is saved only when no other process holds the write lock (the writer saves its
+        own).
         """
         with self._anns_lock:
             index = self._anns.get(model_name)
             if index is not None:
                 if not refresh or self.is_writing:
                     return index
-                if index.generation == self.store.generation(model_name):
-                    return index
-                logger.debug("index %s is behind the store; reopening", model_name)
-            index = self._open_ann(model_name, dim, progress)
+                index = self._caught_up(index)
+            if index is None:
+                index = self._open_ann(model_name, dim, progress)
             self._anns[model_name] = index
+            if self.is_writing:
+                index.fold()
             return index
+
+    def _caught_up(self, index: AnnIndex) -> AnnIndex | None:
+        """``index`` brought up to the store, a freshly loaded file, or ``None`` (reopen)."""
+        try:
+            index.catch_up()
+        except AnnIndexError as exc:
+            logger.debug("index %s: %s; loading the saved file again", index.model, exc)
+            return None
+        if index.delta_count > self.ann_params.delta_reload and index.base_generation is not None:
+            newer = saved_generation(index.path)
+            if newer is not None and newer > index.base_generation:
+                self._reload_in_background(index)
+        return index
+
+    def _reload_in_background(self, index: AnnIndex) -> None:
+        """Load the newer saved file in a thread; searches go on with ``index`` meanwhile."""
+        name = index.model
+        if name in self._reloads:
+            return
+
+        def reload() -> None:
+            try:
+                fresh = index.reloaded()
+            except Exception as exc:  # a failed reload only keeps the delta
+                logger.debug("background reload of the %s index failed: %s", name, exc)
+                return
+            finally:
+                with self._anns_lock:
+                    self._reloads.pop(name, None)
+            with self._anns_lock:
+                if self._anns.get(name) is index and not self.is_writing:
+                    self._anns[name] = fresh
+                    logger.debug("swapped in the %s index saved at %s", name, fresh.base_generation)
+
+        thread = threading.Thread(target=reload, name=f"ann-reload-{name}", daemon=True)
+        self._reloads[name] = thread
+        thread.start()
+
+    def wait_for_reloads(self) -> None:
+        """Wait for background index reloads to finish (tests, :meth:`close`)."""
+        with self._anns_lock:
+            threads = list(self._reloads.values())
+        for thread in threads:
+            thread.join()
 
     def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
         path = ann_path(self.dir, model_name)

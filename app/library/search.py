@@ -305,6 +305,22 @@ class Searcher:
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        top: int = 20,
+        threshold: float | None = None,
+        folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+    ) -> SearchResponse:
+        """Like :meth:`search` for a query embedding made elsewhere (normalised here)."""
+        started = time.perf_counter()
+        query = _unit(np.asarray(vector, dtype=np.float32).reshape(-1))
+        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude=None)
+        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return response
+
     def _run(
         self,
         query: np.ndarray,

@@ -22,6 +22,16 @@ Generations: the meta key ``_generation:<model>`` is an integer bumped in the sa
 transaction as every change to that model's embeddings (insert, replace, delete, cascades from
 removing images, folders or the model). An ANN index saved at generation *g* is current exactly
 when the store is still at *g*; :class:`app.library.ann.AnnIndex` checks this on open.
+
+Change record: the table ``embedding_changes`` lists, per model, every image id whose vector
+was added, replaced or removed, with the generation the model had when it happened. SQLite
+triggers on ``embeddings`` write it, so it is always in the same transaction as the vectors,
+whatever code path (or cascade) changed them. Generations are bumped after the changes of a
+transaction, so the changes committed after a reader saw generation *g* are exactly the rows
+with ``generation >= g`` (:meth:`Store.embedding_changes`). A writer that saved an ANN file at
+*g* prunes rows before *g* (:meth:`Store.prune_embedding_changes`); the meta key
+``_changes_from:<model>`` records where the record starts. Removing or renaming a model resets
+its record (readers then rebuild).
 """
 
 from __future__ import annotations
@@ -51,6 +61,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
 CAPTION_KINDS = ("short", "long", "user")
+
+_GEN_OF = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '_generation:' || {m}), 0)"
+# A model removed or renamed: bump its generation, drop its record and start the record anew
+# there (ANN files saved before cannot be caught up and are rebuilt).
+_RESET = (
+    "DELETE FROM embedding_changes WHERE model = {m}; "
+    "INSERT OR REPLACE INTO meta(key, value) VALUES ('_generation:' || {m}, "
+    "CAST(" + _GEN_OF + " + 1 AS TEXT)); "
+    "INSERT OR REPLACE INTO meta(key, value) SELECT '_changes_from:' || {m}, value "
+    "FROM meta WHERE key = '_generation:' || {m};"
+)
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the core tables
@@ -128,6 +149,38 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             spec TEXT NOT NULL,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL)""",
+    ),
+    # 5: the per-model change record behind ANN readers (see "Change record" above)
+    (
+        """CREATE TABLE embedding_changes (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            image_id INTEGER NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('add', 'replace', 'remove')),
+            generation INTEGER NOT NULL)""",
+        "CREATE INDEX embedding_changes_model ON embedding_changes(model, generation)",
+        f"""CREATE TRIGGER embedding_added AFTER INSERT ON embeddings BEGIN
+            INSERT INTO embedding_changes(model, image_id, op, generation)
+            VALUES (NEW.model, NEW.image_id, 'add', {_GEN_OF.format(m="NEW.model")}); END""",
+        f"""CREATE TRIGGER embedding_replaced AFTER UPDATE ON embeddings BEGIN
+            INSERT INTO embedding_changes(model, image_id, op, generation)
+            SELECT OLD.model, OLD.image_id, 'remove', {_GEN_OF.format(m="OLD.model")}
+            WHERE OLD.model != NEW.model OR OLD.image_id != NEW.image_id;
+            INSERT INTO embedding_changes(model, image_id, op, generation)
+            VALUES (NEW.model, NEW.image_id, 'replace', {_GEN_OF.format(m="NEW.model")}); END""",
+        # a model's own removal (its vectors cascade) is a reset, not a list of removals
+        f"""CREATE TRIGGER embedding_removed AFTER DELETE ON embeddings
+            WHEN EXISTS (SELECT 1 FROM models WHERE name = OLD.model) BEGIN
+            INSERT INTO embedding_changes(model, image_id, op, generation)
+            VALUES (OLD.model, OLD.image_id, 'remove', {_GEN_OF.format(m="OLD.model")}); END""",
+        f"""CREATE TRIGGER model_removed AFTER DELETE ON models BEGIN
+            {_RESET.format(m="OLD.name")} END""",
+        f"""CREATE TRIGGER model_renamed AFTER UPDATE OF name ON models
+            WHEN OLD.name != NEW.name BEGIN
+            {_RESET.format(m="OLD.name")} {_RESET.format(m="NEW.name")} END""",
+        # libraries indexed before the record existed: it starts at today's generations
+        "INSERT OR REPLACE INTO meta(key, value) SELECT '_changes_from:' || substr(key, 13), "
+        "value FROM meta WHERE substr(key, 1, 12) = '_generation:'",
     ),
 )
 """Schema steps; step *i* (0-based) takes the database from version *i* to *i + 1*."""
@@ -238,6 +291,21 @@ class Caption:
 
 
 @dataclass(frozen=True, slots=True)
+class EmbeddingChanges:
+    """Images whose ``model`` vector changed between generations ``since`` and ``generation``.
+
+    ``complete`` is false when the change record cannot tell (see
+    :meth:`Store.embedding_changes`); ``ids`` is then empty.
+    """
+
+    model: str
+    since: int
+    generation: int
+    ids: np.ndarray
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
 class StoreCounts:
     """Row counts for a status display; ``embeddings`` maps model name to vector count."""
 
@@ -310,6 +378,10 @@ def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
 def _as_ids(ids: Iterable[int] | np.ndarray) -> list[int]:
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids), dtype=np.int64)
     return [int(i) for i in arr.reshape(-1)]
+
+
+def _horizon_key(model: str) -> str:
+    return f"_changes_from:{model}"
 
 
 def _vectors(vectors: Any, n: int) -> np.ndarray:
@@ -1211,8 +1283,8 @@ class Store:
         with self._write() as conn:
             count = conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (name,))
             n = int(count.fetchone()[0])
-            if conn.execute("DELETE FROM models WHERE name = ?", (name,)).rowcount:
-                self._bump(conn, [name])
+            # the trigger model_removed bumps its generation and resets its change record
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
         return n
 
     def rename_model(self, old: str, new: str) -> None:
@@ -1243,6 +1315,51 @@ class Store:
         """The model's embedding generation (0 before its first vector)."""
         value = self._one("SELECT value FROM meta WHERE key = ?", (_gen_key(model),))
         return 0 if value is None else int(value)
+
+    def embedding_changes(self, model: str, since: int) -> EmbeddingChanges:
+        """What happened to ``model``'s vectors after generation ``since`` (one snapshot).
+
+        ``ids``: the images whose vector was added, replaced or removed since then (their
+        current vectors, if any, are in the store). ``complete`` is false when the record no
+        longer reaches back to ``since`` (pruned after a save, the model was removed or
+        renamed, or the database predates the record).
+        """
+        with self.snapshot():
+            generation = self.generation(model)
+            if since == generation:
+                return EmbeddingChanges(model, since, generation, np.zeros(0, np.int64), True)
+            horizon = int(
+                self._one("SELECT value FROM meta WHERE key = ?", (_horizon_key(model),)) or 0
+            )
+            if since > generation or since < horizon:
+                return EmbeddingChanges(model, since, generation, np.zeros(0, np.int64), False)
+            try:
+                with self._lock:
+                    rows = self.conn.execute(
+                        "SELECT DISTINCT image_id FROM embedding_changes "
+                        "WHERE model = ? AND generation >= ? ORDER BY image_id",
+                        (model, since),
+                    )
+                    ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+            except sqlite3.OperationalError:  # an old schema opened read-only: no record
+                return EmbeddingChanges(model, since, generation, np.zeros(0, np.int64), False)
+        return EmbeddingChanges(model, since, generation, ids, True)
+
+    def prune_embedding_changes(self, model: str, upto: int) -> int:
+        """Forget ``model``'s changes before generation ``upto`` (an ANN file saved there covers
+        them); readers behind ``upto`` must reload that file. Returns how many rows went."""
+        with self._write() as conn:
+            if upto > self.generation(model):
+                raise ValueError(f"generation {upto} of {model!r} does not exist yet")
+            gone = conn.execute(
+                "DELETE FROM embedding_changes WHERE model = ? AND generation < ?", (model, upto)
+            ).rowcount
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (_horizon_key(model), str(int(upto))),
+            )
+            return gone
 
     def model_dim(self, model: str) -> int | None:
         """The registered dimension of ``model``, or ``None``."""
