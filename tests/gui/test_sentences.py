@@ -108,7 +108,11 @@ def test_sentences_show_and_cycle_without_reencoding(
 
 
 def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
+    from app.gui.main_window import PAGE_RESULTS, PAGE_WELCOME
+
     window = make_window()
+    # the empty library's info shows the welcome page; wait for it so it cannot replace the grid
+    qtbot.waitUntil(lambda: window.stack.currentIndex() == PAGE_WELCOME, timeout=10_000)
     request = _text_request("two shapes. a red star", sentences=(("a red star", "ignore"),))
     assert request_from_saved(saved_from_request("x", request)) == request  # round trip
     window.request = request
@@ -117,8 +121,12 @@ def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
         id=1, path="/none.png", score=0.9, sentences=marks, duplicates=("/a.png", "/b.png")
     )
     window.results.set_items([item], "relevance")
-    window._show_page(1)  # the grid
-    qtbot.waitUntil(lambda: window.view.isVisible(), timeout=5_000)
+    window._show_page(PAGE_RESULTS)
+    # the grid spreads its columns over the view's width, which the preview (shown with the
+    # grid) narrows: read tile positions once the splitter and the view have laid out
+    preview = window.splitter.indexOf(window.preview)
+    qtbot.waitUntil(lambda: window.splitter.sizes()[preview] > 0, timeout=5_000)
+    window.view.doItemsLayout()
     index = window.results.index(0)
     rect = window.view.visualRect(index)
     edge = window.view.itemDelegate().edge
