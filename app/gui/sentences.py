@@ -20,8 +20,8 @@ from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter
+from PySide6.QtCore import QEvent, QObject, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.panels import ELIDED_MIN_WIDTH
 from app.gui.results import ItemRole, ResultItem
 from app.library.explain import IGNORE, MARK_FLOOR, MUST, NORMAL, NOT, next_state
 
@@ -181,6 +182,37 @@ def _chip_text(text: str, state: str) -> str:
     return STATE_LABELS[state] + short
 
 
+class SentenceChip(QToolButton):
+    """A sentence's button: the whole chip text when there is room, elided (``…``) when the bar
+    is narrow, so a long paragraph cannot widen the window (the tooltip has the sentence)."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.full_text = text
+        self.setText(text)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        """The size with the whole text (fonts may change after construction)."""
+        hint = super().sizeHint()
+        shown = self.fontMetrics().horizontalAdvance(self.text())
+        return QSize(hint.width() - shown + self.fontMetrics().horizontalAdvance(self.full_text),
+                     hint.height())  # fmt: skip
+
+    def minimumSizeHint(self) -> QSize:
+        """A few characters wide: the bar shares its width among the chips."""
+        return QSize(min(ELIDED_MIN_WIDTH, self.sizeHint().width()), self.sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Elide the text to the new width."""
+        padding = self.sizeHint().width() - self.fontMetrics().horizontalAdvance(self.full_text)
+        room = max(0, self.width() - padding)
+        self.setText(
+            self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, room)
+        )
+        super().resizeEvent(event)
+
+
 class SentenceBar(QWidget):
     """One button per sentence of the current query; a click emits ``cycleRequested(text)``."""
 
@@ -206,8 +238,7 @@ class SentenceBar(QWidget):
             button.deleteLater()
         self.buttons = []
         for s in sentences:
-            button = QToolButton(self)
-            button.setText(_chip_text(s.text, s.state))
+            button = SentenceChip(_chip_text(s.text, s.state), self)
             button.setToolTip(f"{s.text}\n({s.state}) {STATE_HELP}")
             button.setProperty("state", s.state)
             button.setCheckable(False)
@@ -331,10 +362,8 @@ class SavedSearchPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.save_button)
         layout.addWidget(self.delete_button)
-        row = QHBoxLayout()
-        row.addWidget(self.export_button)
-        row.addWidget(self.export_mode)
-        layout.addLayout(row)
+        layout.addWidget(self.export_button)  # stacked, not side by side: a narrow sidebar
+        layout.addWidget(self.export_mode)
         self.refresh()
 
     def refresh(self) -> None:

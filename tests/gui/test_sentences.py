@@ -144,3 +144,21 @@ def _text_request(text: str, **fields: Any) -> Any:
     from app.gui.requests import SearchRequest
 
     return SearchRequest(text=text, **fields)
+
+
+def test_many_sentences_and_the_sidebar_fit_1024x640(qtbot: Any, make_window: Any) -> None:
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QApplication
+
+    window = make_window()
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.size() == QSize(1024, 640), timeout=5_000)
+    texts = [f"sentence {i} tells about a long row of red boats by the sea" for i in range(9)]
+    window.paragraph.bar.set_sentences([SentenceScore(t, 0.1, 0.5) for t in texts])
+    QApplication.processEvents()
+    assert window.paragraph.bar.isVisible()
+    assert window.minimumSizeHint().width() <= 1024
+    assert window.size() == QSize(1024, 640)
+    buttons = window.paragraph.bar.buttons
+    assert [b.toolTip().split("\n")[0] for b in buttons] == texts  # full text on hover
+    assert all(b.geometry().right() < window.paragraph.bar.width() for b in buttons)
