@@ -18,11 +18,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QEvent, QObject, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -182,35 +183,55 @@ def _chip_text(text: str, state: str) -> str:
     return STATE_LABELS[state] + short
 
 
-class SentenceChip(QToolButton):
-    """A sentence's button: the whole chip text when there is room, elided (``…``) when the bar
-    is narrow, so a long paragraph cannot widen the window (the tooltip has the sentence)."""
+class _ElidedText:
+    """Mixed into a button class: the whole ``full_text`` when there is room, elided (``…``)
+    when the layout gives less, so long sentences cannot widen the window (tooltips hold
+    them)."""
 
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    full_text = ""
+
+    def _button(self) -> QAbstractButton:
+        return cast(QAbstractButton, self)
+
+    def set_full_text(self, text: str) -> None:
+        """The text to show, elided to the button's width."""
         self.full_text = text
-        self.setText(text)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self._button().setText(text)
+        self._button().updateGeometry()
 
     def sizeHint(self) -> QSize:
-        """The size with the whole text (fonts may change after construction)."""
-        hint = super().sizeHint()
-        shown = self.fontMetrics().horizontalAdvance(self.text())
-        return QSize(hint.width() - shown + self.fontMetrics().horizontalAdvance(self.full_text),
-                     hint.height())  # fmt: skip
+        """The size with the whole text."""
+        hint: QSize = super().sizeHint()  # type: ignore[misc]
+        metrics = self._button().fontMetrics()
+        shown = metrics.horizontalAdvance(self._button().text())
+        return QSize(
+            hint.width() - shown + metrics.horizontalAdvance(self.full_text), hint.height()
+        )
 
     def minimumSizeHint(self) -> QSize:
-        """A few characters wide: the bar shares its width among the chips."""
-        return QSize(min(ELIDED_MIN_WIDTH, self.sizeHint().width()), self.sizeHint().height())
+        """A few characters wide: the layout decides the width, not the text."""
+        hint = self.sizeHint()
+        return QSize(min(ELIDED_MIN_WIDTH, hint.width()), hint.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Elide the text to the new width."""
-        padding = self.sizeHint().width() - self.fontMetrics().horizontalAdvance(self.full_text)
-        room = max(0, self.width() - padding)
-        self.setText(
-            self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, room)
+        button = self._button()
+        metrics = button.fontMetrics()
+        room = button.width() - (
+            self.sizeHint().width() - metrics.horizontalAdvance(self.full_text)
         )
-        super().resizeEvent(event)
+        button.setText(
+            metrics.elidedText(self.full_text, Qt.TextElideMode.ElideRight, max(0, room))
+        )
+        super().resizeEvent(event)  # type: ignore[misc]
+
+
+class SentenceChip(_ElidedText, QToolButton):
+    """A sentence's button in the sentence bar."""
+
+
+class SentenceRow(_ElidedText, QPushButton):
+    """A sentence's row in the preview's list."""
 
 
 class SentenceBar(QWidget):
@@ -238,7 +259,9 @@ class SentenceBar(QWidget):
             button.deleteLater()
         self.buttons = []
         for s in sentences:
-            button = SentenceChip(_chip_text(s.text, s.state), self)
+            button = SentenceChip(self)
+            button.set_full_text(_chip_text(s.text, s.state))
+            button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             button.setToolTip(f"{s.text}\n({s.state}) {STATE_HELP}")
             button.setProperty("state", s.state)
             button.setCheckable(False)
@@ -274,7 +297,8 @@ class SentenceList(QWidget):
         self.rows = []
         for s in getattr(item, "sentences", ()) if item is not None else ():
             state = "" if s.state == NORMAL else f"  [{s.state}]"
-            row = QPushButton(f"{mark(s.standing, s.state)} {s.text}{state}", self)
+            row = SentenceRow(self)
+            row.set_full_text(f"{mark(s.standing, s.state)} {s.text}{state}")
             row.setFlat(True)
             row.setStyleSheet(
                 f"text-align: left; color: {standing_colour(s.standing).darker(140).name()};"
@@ -282,7 +306,8 @@ class SentenceList(QWidget):
                 else "text-align: left; color: gray;"
             )
             row.setToolTip(
-                f"cosine {s.score:.3f}, beats {s.standing:.0%} of the library. {STATE_HELP}"
+                f"{s.text}\ncosine {s.score:.3f}, beats {s.standing:.0%} of the library. "
+                + STATE_HELP
             )
             row.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             row.clicked.connect(lambda _=False, t=s.text: self.cycleRequested.emit(t))

@@ -162,3 +162,21 @@ def test_many_sentences_and_the_sidebar_fit_1024x640(qtbot: Any, make_window: An
     buttons = window.paragraph.bar.buttons
     assert [b.toolTip().split("\n")[0] for b in buttons] == texts  # full text on hover
     assert all(b.geometry().right() < window.paragraph.bar.width() for b in buttons)
+
+
+def test_preview_sentences_are_elided_not_clipped(qtbot: Any) -> None:
+    from app.gui.sentences import SentenceList
+
+    panel = SentenceList()
+    qtbot.addWidget(panel)
+    long = "a yellow star on the right of the picture, all on a grey background"
+    item = ResultItem(id=1, path="/x.png", sentences=(SentenceScore(long, 0.2, 0.9),))
+    panel.set_item(item)
+    panel.resize(200, 40)
+    panel.show()
+    qtbot.waitExposed(panel)
+    row = panel.rows[0]
+    assert row.width() <= 200
+    assert row.text().endswith("…") and row.text()[:-1] in f"✓ {long}"
+    assert row.fontMetrics().horizontalAdvance(row.text()) <= row.width()
+    assert row.toolTip().startswith(long)
