@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
@@ -51,7 +53,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STRIP_HEIGHT = 5
-CHIP_CHARS = 32
 STATE_LABELS = {NORMAL: "", MUST: "must: ", IGNORE: "ignored: ", NOT: "not: "}
 STATE_HELP = "Click to cycle: normal → must → ignore → not"
 
@@ -179,8 +180,7 @@ class TileClicks(QObject):
 
 
 def _chip_text(text: str, state: str) -> str:
-    short = text if len(text) <= CHIP_CHARS else text[: CHIP_CHARS - 1] + "…"
-    return STATE_LABELS[state] + short
+    return STATE_LABELS[state] + text  # elided by the chip when the bar is short of room
 
 
 class _ElidedText:
@@ -284,10 +284,34 @@ class SentenceList(QWidget):
         super().__init__(parent)
         self.setObjectName("sentenceList")
         self.rows: list[QPushButton] = []
-        self._layout = QVBoxLayout(self)
+        # the rows scroll: a long paragraph must not make the preview (and the window) taller
+        self._scroll = QScrollArea(self)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget(self._scroll)
+        self._layout = QVBoxLayout(content)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(1)
+        self._scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self._scroll)
         self.hide()
+
+    def sizeHint(self) -> QSize:
+        """Room for every row."""
+        return QSize(super().sizeHint().width(), self._rows_height(len(self.rows)))
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for two rows (or one); the rest scroll."""
+        return QSize(0, self._rows_height(min(2, len(self.rows))))
+
+    def _rows_height(self, count: int) -> int:
+        if not count:
+            return 0
+        spacing = self._layout.spacing()
+        return sum(r.sizeHint().height() + spacing for r in self.rows[:count]) - spacing
 
     def set_item(self, item: ResultItem | None) -> None:
         """Show the sentences of ``item`` (hidden when it has none)."""
@@ -297,7 +321,7 @@ class SentenceList(QWidget):
         self.rows = []
         for s in getattr(item, "sentences", ()) if item is not None else ():
             state = "" if s.state == NORMAL else f"  [{s.state}]"
-            row = SentenceRow(self)
+            row = SentenceRow(self._scroll.widget())
             row.set_full_text(f"{mark(s.standing, s.state)} {s.text}{state}")
             row.setFlat(True)
             row.setStyleSheet(

@@ -76,7 +76,7 @@ def test_sentences_show_and_cycle_without_reencoding(
     assert len(first.sentences) == n
     rows = features.preview_list.rows
     assert len(rows) == n and all(r.text()[0] in "✓✗" for r in rows)
-    assert rows[0].text()[2:].startswith(first.sentences[0].text)
+    assert rows[0].full_text[2:].startswith(first.sentences[0].text)  # (shown elided)
 
     cache = explain.query_cache(session.choice.model)
     encoded = cache.encoded
@@ -146,19 +146,31 @@ def _text_request(text: str, **fields: Any) -> Any:
     return SearchRequest(text=text, **fields)
 
 
-def test_many_sentences_and_the_sidebar_fit_1024x640(qtbot: Any, make_window: Any) -> None:
+def test_many_sentences_the_banner_and_the_sidebar_fit_1024x640(
+    qtbot: Any, make_window: Any
+) -> None:
     from PySide6.QtCore import QSize
     from PySide6.QtWidgets import QApplication
 
+    from app.gui.main_window import PAGE_RESULTS, PAGE_WELCOME
+
     window = make_window()
-    window.resize(1024, 640)
-    qtbot.waitUntil(lambda: window.size() == QSize(1024, 640), timeout=5_000)
+    qtbot.waitUntil(lambda: window.stack.currentIndex() == PAGE_WELCOME, timeout=10_000)
+    window._show_page(PAGE_RESULTS)  # search controls, grid and preview
+    window.banner.show()  # as with the bundled demo model
+    free = QSize(1024, 600)  # a 1024×640 screen less a title bar and a panel
+    window.resize(free)
+    qtbot.waitUntil(lambda: window.size() == free, timeout=5_000)
     texts = [f"sentence {i} tells about a long row of red boats by the sea" for i in range(9)]
-    window.paragraph.bar.set_sentences([SentenceScore(t, 0.1, 0.5) for t in texts])
+    marks = [SentenceScore(t, 0.1, 0.5) for t in texts]
+    window.paragraph.bar.set_sentences(marks)
+    window.preview.set_item(ResultItem(id=1, path="/none.png", sentences=tuple(marks)))
+    window.paragraph.preview_list.set_item(window.preview.item)
     QApplication.processEvents()
-    assert window.paragraph.bar.isVisible()
-    assert window.minimumSizeHint().width() <= 1024
-    assert window.size() == QSize(1024, 640)
+    assert window.paragraph.bar.isVisible() and window.paragraph.preview_list.isVisible()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= free.width() and hint.height() <= free.height(), hint
+    assert window.size() == free  # nothing made the window grow
     buttons = window.paragraph.bar.buttons
     assert [b.toolTip().split("\n")[0] for b in buttons] == texts  # full text on hover
     assert all(b.geometry().right() < window.paragraph.bar.width() for b in buttons)
