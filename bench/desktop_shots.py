@@ -2,7 +2,8 @@
 
 Starts ``Xvfb`` (screen ``--size``) with the ``openbox`` window manager, indexes a gallery of
 generated scenes with the CLI, starts ``python -m app`` and drives it with ``xdotool``
-(keyboard and mouse). Each picture is the whole screen (``import -window root``), window
+(keyboard and mouse): the main window with a paragraph's results, the context menu, the viewer
+and the Folders panel. Each picture is the whole screen (``import -window root``), window
 decorations, menus and the full-screen viewer included, so it shows what a person sees.
 
     python bench/desktop_shots.py                       # 1366×768 into docs/screenshots/
@@ -131,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         key("Return")  # the full-screen viewer
         key("Right")
         shot("viewer")
+        key("Escape")
+
+        run("xdotool", "windowactivate", "--sync", window, env=env)
+        key("alt+l")  # Library ▸ Folders…
+        key("f")
+        shot("folders", 2.5)
         key("Escape")
     finally:
         for process in reversed(started):

@@ -199,14 +199,15 @@ class _ElidedText:
         self._button().setText(text)
         self._button().updateGeometry()
 
+    def _text_width(self, text: str) -> int:
+        # measured as Qt's buttons measure their label, so the hints below add up exactly
+        return self._button().fontMetrics().size(Qt.TextFlag.TextShowMnemonic, text).width()
+
     def sizeHint(self) -> QSize:
         """The size with the whole text."""
         hint: QSize = super().sizeHint()  # type: ignore[misc]
-        metrics = self._button().fontMetrics()
-        shown = metrics.horizontalAdvance(self._button().text())
-        return QSize(
-            hint.width() - shown + metrics.horizontalAdvance(self.full_text), hint.height()
-        )
+        shown = self._text_width(self._button().text())
+        return QSize(hint.width() - shown + self._text_width(self.full_text), hint.height())
 
     def minimumSizeHint(self) -> QSize:
         """A few characters wide: the layout decides the width, not the text."""
@@ -216,13 +217,13 @@ class _ElidedText:
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Elide the text to the new width."""
         button = self._button()
-        metrics = button.fontMetrics()
-        room = button.width() - (
-            self.sizeHint().width() - metrics.horizontalAdvance(self.full_text)
+        needed = self._text_width(self.full_text)
+        room = button.width() - (self.sizeHint().width() - needed)
+        # (elidedText measures in fractions of a pixel: at exactly the rounded width it elides)
+        elided = button.fontMetrics().elidedText(
+            self.full_text, Qt.TextElideMode.ElideRight, max(0, room)
         )
-        button.setText(
-            metrics.elidedText(self.full_text, Qt.TextElideMode.ElideRight, max(0, room))
-        )
+        button.setText(self.full_text if room >= needed else elided)
         super().resizeEvent(event)  # type: ignore[misc]
 
 

@@ -192,3 +192,16 @@ def test_preview_sentences_are_elided_not_clipped(qtbot: Any) -> None:
     assert row.text().endswith("…") and row.text()[:-1] in f"✓ {long}"
     assert row.fontMetrics().horizontalAdvance(row.text()) <= row.width()
     assert row.toolTip().startswith(long)
+
+
+def test_sentence_chips_with_room_show_the_whole_sentence(qtbot: Any) -> None:
+    from app.gui.sentences import SentenceBar
+
+    texts = ["a red circle in the top left corner", "a yellow star, all on a grey background"]
+    bar = SentenceBar()
+    qtbot.addWidget(bar)
+    bar.set_sentences([SentenceScore(t, 0.1, 0.5) for t in texts])
+    bar.resize(1100, 30)
+    bar.show()
+    qtbot.waitExposed(bar)
+    assert [b.text() for b in bar.buttons] == texts
