@@ -73,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     sys.path.insert(0, str(ROOT))
     from app.library.demo import write_gallery
+    from training.synthetic import write_scenes
 
     write_gallery(gallery, args.scenes, 320)
+    (gallery / "IMG_0042.jpg").write_bytes(b"not a JPEG")  # the Folders panel shows a failure
+    phone = work / "Pictures" / "Phone"  # a second folder for the Folders panel
+    write_scenes(phone, 900_000, 12, size=320)
+    folders = [str(gallery), str(phone)]
     subprocess.run(
-        [sys.executable, "-m", "app.cli", "--model", "lotlip-tiny", "index", str(gallery)],
+        [sys.executable, "-m", "app.cli", "--model", "lotlip-tiny", "index", *folders],
         env=env,
         cwd=ROOT,
         check=True,
