@@ -2,7 +2,8 @@
 
 Starts ``Xvfb`` (screen ``--size``) with the ``openbox`` window manager, indexes a gallery of
 generated scenes with the CLI, starts ``python -m app`` and drives it with ``xdotool``
-(keyboard and mouse). Each picture is the whole screen (``import -window root``), window
+(keyboard and mouse): the main window with a paragraph's results, the context menu, the viewer
+and the Folders panel. Each picture is the whole screen (``import -window root``), window
 decorations, menus and the full-screen viewer included, so it shows what a person sees.
 
     python bench/desktop_shots.py                       # 1366×768 into docs/screenshots/
@@ -72,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     sys.path.insert(0, str(ROOT))
     from app.library.demo_gallery import write_gallery
+    from training.synthetic import write_scenes
 
     write_gallery(gallery, args.scenes, 320)
+    (gallery / "IMG_0042.jpg").write_bytes(b"not a JPEG")  # the Folders panel shows a failure
+    phone = work / "Pictures" / "Phone"  # a second folder for the Folders panel
+    write_scenes(phone, 900_000, 12, size=320)
+    folders = [str(gallery), str(phone)]
     subprocess.run(
-        [sys.executable, "-m", "app.cli", "--model", "lotlip-tiny", "index", str(gallery)],
+        [sys.executable, "-m", "app.cli", "--model", "lotlip-tiny", "index", *folders],
         env=env,
         cwd=ROOT,
         check=True,
@@ -131,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         key("Return")  # the full-screen viewer
         key("Right")
         shot("viewer")
+        key("Escape")
+
+        run("xdotool", "windowactivate", "--sync", window, env=env)
+        key("alt+l")  # Library ▸ Folders…
+        key("f")
+        shot("folders", 2.5)
         key("Escape")
     finally:
         for process in reversed(started):

@@ -36,7 +36,7 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("previewImage")
-        self.setMinimumSize(220, 180)
+        self.setMinimumSize(220, 96)  # shrinks first when a small screen is short of height
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._image: QImage | None = None
         self._scaled: QPixmap | None = None

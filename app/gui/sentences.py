@@ -18,13 +18,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from PySide6.QtCore import QEvent, QObject, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter
+from PySide6.QtCore import QEvent, QObject, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -32,12 +34,14 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from app.gui.panels import ELIDED_MIN_WIDTH
 from app.gui.results import ItemRole, ResultItem
 from app.library.explain import IGNORE, MARK_FLOOR, MUST, NORMAL, NOT, next_state
 
@@ -49,7 +53,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STRIP_HEIGHT = 5
-CHIP_CHARS = 32
 STATE_LABELS = {NORMAL: "", MUST: "must: ", IGNORE: "ignored: ", NOT: "not: "}
 STATE_HELP = "Click to cycle: normal → must → ignore → not"
 
@@ -177,8 +180,59 @@ class TileClicks(QObject):
 
 
 def _chip_text(text: str, state: str) -> str:
-    short = text if len(text) <= CHIP_CHARS else text[: CHIP_CHARS - 1] + "…"
-    return STATE_LABELS[state] + short
+    return STATE_LABELS[state] + text  # elided by the chip when the bar is short of room
+
+
+class _ElidedText:
+    """Mixed into a button class: the whole ``full_text`` when there is room, elided (``…``)
+    when the layout gives less, so long sentences cannot widen the window (tooltips hold
+    them)."""
+
+    full_text = ""
+
+    def _button(self) -> QAbstractButton:
+        return cast(QAbstractButton, self)
+
+    def set_full_text(self, text: str) -> None:
+        """The text to show, elided to the button's width."""
+        self.full_text = text
+        self._button().setText(text)
+        self._button().updateGeometry()
+
+    def _text_width(self, text: str) -> int:
+        # measured as Qt's buttons measure their label, so the hints below add up exactly
+        return self._button().fontMetrics().size(Qt.TextFlag.TextShowMnemonic, text).width()
+
+    def sizeHint(self) -> QSize:
+        """The size with the whole text."""
+        hint: QSize = super().sizeHint()  # type: ignore[misc]
+        shown = self._text_width(self._button().text())
+        return QSize(hint.width() - shown + self._text_width(self.full_text), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        """A few characters wide: the layout decides the width, not the text."""
+        hint = self.sizeHint()
+        return QSize(min(ELIDED_MIN_WIDTH, hint.width()), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Elide the text to the new width."""
+        button = self._button()
+        needed = self._text_width(self.full_text)
+        room = button.width() - (self.sizeHint().width() - needed)
+        # (elidedText measures in fractions of a pixel: at exactly the rounded width it elides)
+        elided = button.fontMetrics().elidedText(
+            self.full_text, Qt.TextElideMode.ElideRight, max(0, room)
+        )
+        button.setText(self.full_text if room >= needed else elided)
+        super().resizeEvent(event)  # type: ignore[misc]
+
+
+class SentenceChip(_ElidedText, QToolButton):
+    """A sentence's button in the sentence bar."""
+
+
+class SentenceRow(_ElidedText, QPushButton):
+    """A sentence's row in the preview's list."""
 
 
 class SentenceBar(QWidget):
@@ -206,8 +260,9 @@ class SentenceBar(QWidget):
             button.deleteLater()
         self.buttons = []
         for s in sentences:
-            button = QToolButton(self)
-            button.setText(_chip_text(s.text, s.state))
+            button = SentenceChip(self)
+            button.set_full_text(_chip_text(s.text, s.state))
+            button.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
             button.setToolTip(f"{s.text}\n({s.state}) {STATE_HELP}")
             button.setProperty("state", s.state)
             button.setCheckable(False)
@@ -230,10 +285,34 @@ class SentenceList(QWidget):
         super().__init__(parent)
         self.setObjectName("sentenceList")
         self.rows: list[QPushButton] = []
-        self._layout = QVBoxLayout(self)
+        # the rows scroll: a long paragraph must not make the preview (and the window) taller
+        self._scroll = QScrollArea(self)
+        self._scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self._scroll.setWidgetResizable(True)
+        self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget(self._scroll)
+        self._layout = QVBoxLayout(content)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(1)
+        self._scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self._scroll)
         self.hide()
+
+    def sizeHint(self) -> QSize:
+        """Room for every row."""
+        return QSize(super().sizeHint().width(), self._rows_height(len(self.rows)))
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for two rows (or one); the rest scroll."""
+        return QSize(0, self._rows_height(min(2, len(self.rows))))
+
+    def _rows_height(self, count: int) -> int:
+        if not count:
+            return 0
+        spacing = self._layout.spacing()
+        return sum(r.sizeHint().height() + spacing for r in self.rows[:count]) - spacing
 
     def set_item(self, item: ResultItem | None) -> None:
         """Show the sentences of ``item`` (hidden when it has none)."""
@@ -243,7 +322,8 @@ class SentenceList(QWidget):
         self.rows = []
         for s in getattr(item, "sentences", ()) if item is not None else ():
             state = "" if s.state == NORMAL else f"  [{s.state}]"
-            row = QPushButton(f"{mark(s.standing, s.state)} {s.text}{state}", self)
+            row = SentenceRow(self._scroll.widget())
+            row.set_full_text(f"{mark(s.standing, s.state)} {s.text}{state}")
             row.setFlat(True)
             row.setStyleSheet(
                 f"text-align: left; color: {standing_colour(s.standing).darker(140).name()};"
@@ -251,7 +331,8 @@ class SentenceList(QWidget):
                 else "text-align: left; color: gray;"
             )
             row.setToolTip(
-                f"cosine {s.score:.3f}, beats {s.standing:.0%} of the library. {STATE_HELP}"
+                f"{s.text}\ncosine {s.score:.3f}, beats {s.standing:.0%} of the library. "
+                + STATE_HELP
             )
             row.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             row.clicked.connect(lambda _=False, t=s.text: self.cycleRequested.emit(t))
@@ -331,10 +412,8 @@ class SavedSearchPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.save_button)
         layout.addWidget(self.delete_button)
-        row = QHBoxLayout()
-        row.addWidget(self.export_button)
-        row.addWidget(self.export_mode)
-        layout.addLayout(row)
+        layout.addWidget(self.export_button)  # stacked, not side by side: a narrow sidebar
+        layout.addWidget(self.export_mode)
         self.refresh()
 
     def refresh(self) -> None:

@@ -41,17 +41,21 @@ def test_saved_search_round_trip_and_validation(library) -> None:
     assert saved.delete("reds") and not saved.delete("reds")
 
 
+SAVED_STEP = 4  # MIGRATIONS[SAVED_STEP - 1] creates the saved_searches table
+
+
 def test_old_library_gains_the_saved_searches_table(tmp_path: Path) -> None:
+    assert "saved_searches" in MIGRATIONS[SAVED_STEP - 1][0]
     path = tmp_path / "library.db"
     conn = connect(path)
-    apply_migrations(conn, target=len(MIGRATIONS) - 1)
+    apply_migrations(conn, target=SAVED_STEP - 1)
     conn.close()
     with Store.open(path) as store:
         store.put_saved_search("x", {"text": "a cat"})
         assert store.saved_searches()[0][:2] == ("x", {"text": "a cat"})
     with pytest.raises(sqlite3.OperationalError):  # really absent before the step
         conn = connect(tmp_path / "old.db")
-        apply_migrations(conn, target=len(MIGRATIONS) - 1)
+        apply_migrations(conn, target=SAVED_STEP - 1)
         conn.execute("SELECT * FROM saved_searches")
 
 

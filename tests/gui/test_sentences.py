@@ -76,7 +76,7 @@ def test_sentences_show_and_cycle_without_reencoding(
     assert len(first.sentences) == n
     rows = features.preview_list.rows
     assert len(rows) == n and all(r.text()[0] in "✓✗" for r in rows)
-    assert rows[0].text()[2:].startswith(first.sentences[0].text)
+    assert rows[0].full_text[2:].startswith(first.sentences[0].text)  # (shown elided)
 
     cache = explain.query_cache(session.choice.model)
     encoded = cache.encoded
@@ -108,7 +108,11 @@ def test_sentences_show_and_cycle_without_reencoding(
 
 
 def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
+    from app.gui.main_window import PAGE_RESULTS, PAGE_WELCOME
+
     window = make_window()
+    # the empty library's info shows the welcome page; wait for it so it cannot replace the grid
+    qtbot.waitUntil(lambda: window.stack.currentIndex() == PAGE_WELCOME, timeout=10_000)
     request = _text_request("two shapes. a red star", sentences=(("a red star", "ignore"),))
     assert request_from_saved(saved_from_request("x", request)) == request  # round trip
     window.request = request
@@ -117,8 +121,12 @@ def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:
         id=1, path="/none.png", score=0.9, sentences=marks, duplicates=("/a.png", "/b.png")
     )
     window.results.set_items([item], "relevance")
-    window._show_page(1)  # the grid
-    qtbot.waitUntil(lambda: window.view.isVisible(), timeout=5_000)
+    window._show_page(PAGE_RESULTS)
+    # the grid spreads its columns over the view's width, which the preview (shown with the
+    # grid) narrows: read tile positions once the splitter and the view have laid out
+    preview = window.splitter.indexOf(window.preview)
+    qtbot.waitUntil(lambda: window.splitter.sizes()[preview] > 0, timeout=5_000)
+    window.view.doItemsLayout()
     index = window.results.index(0)
     rect = window.view.visualRect(index)
     edge = window.view.itemDelegate().edge
@@ -136,3 +144,64 @@ def _text_request(text: str, **fields: Any) -> Any:
     from app.gui.requests import SearchRequest
 
     return SearchRequest(text=text, **fields)
+
+
+def test_many_sentences_the_banner_and_the_sidebar_fit_1024x640(
+    qtbot: Any, make_window: Any
+) -> None:
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.main_window import PAGE_RESULTS, PAGE_WELCOME
+
+    window = make_window()
+    qtbot.waitUntil(lambda: window.stack.currentIndex() == PAGE_WELCOME, timeout=10_000)
+    window._show_page(PAGE_RESULTS)  # search controls, grid and preview
+    window.banner.show()  # as with the bundled demo model
+    free = QSize(1024, 600)  # a 1024×640 screen less a title bar and a panel
+    window.resize(free)
+    qtbot.waitUntil(lambda: window.size() == free, timeout=5_000)
+    texts = [f"sentence {i} tells about a long row of red boats by the sea" for i in range(9)]
+    marks = [SentenceScore(t, 0.1, 0.5) for t in texts]
+    window.paragraph.bar.set_sentences(marks)
+    window.preview.set_item(ResultItem(id=1, path="/none.png", sentences=tuple(marks)))
+    window.paragraph.preview_list.set_item(window.preview.item)
+    QApplication.processEvents()
+    assert window.paragraph.bar.isVisible() and window.paragraph.preview_list.isVisible()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= free.width() and hint.height() <= free.height(), hint
+    assert window.size() == free  # nothing made the window grow
+    buttons = window.paragraph.bar.buttons
+    assert [b.toolTip().split("\n")[0] for b in buttons] == texts  # full text on hover
+    assert all(b.geometry().right() < window.paragraph.bar.width() for b in buttons)
+
+
+def test_preview_sentences_are_elided_not_clipped(qtbot: Any) -> None:
+    from app.gui.sentences import SentenceList
+
+    panel = SentenceList()
+    qtbot.addWidget(panel)
+    long = "a yellow star on the right of the picture, all on a grey background"
+    item = ResultItem(id=1, path="/x.png", sentences=(SentenceScore(long, 0.2, 0.9),))
+    panel.set_item(item)
+    panel.resize(200, 40)
+    panel.show()
+    qtbot.waitExposed(panel)
+    row = panel.rows[0]
+    assert row.width() <= 200
+    assert row.text().endswith("…") and row.text()[:-1] in f"✓ {long}"
+    assert row.fontMetrics().horizontalAdvance(row.text()) <= row.width()
+    assert row.toolTip().startswith(long)
+
+
+def test_sentence_chips_with_room_show_the_whole_sentence(qtbot: Any) -> None:
+    from app.gui.sentences import SentenceBar
+
+    texts = ["a red circle in the top left corner", "a yellow star, all on a grey background"]
+    bar = SentenceBar()
+    qtbot.addWidget(bar)
+    bar.set_sentences([SentenceScore(t, 0.1, 0.5) for t in texts])
+    bar.resize(1100, 30)
+    bar.show()
+    qtbot.waitExposed(bar)
+    assert [b.text() for b in bar.buttons] == texts
