@@ -79,7 +79,7 @@ def test_model_trained_on_the_gallery_ranks_each_scene_first(
     model = new_micro_model("micro-trained", caption_vocab(), seed=0)
     config = TrainConfig(
         out=str(tmp_path / "run"),
-        steps=300,
+        steps=600,
         batch_size=GALLERY_SCENES,
         lr=2e-3,
         warmup=20,
