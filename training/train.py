@@ -29,13 +29,14 @@ import lotlip
 from lotlip.devices import resolve_device
 from lotlip.model import LoTLIP
 
+from .data import collate_captions
 from .distributed import DistInfo, barrier, init_distributed, local_device
 from .loss import lotlip_loss, select_text_slots
 
 log = logging.getLogger(__name__)
 
 CAPTION_MODES = ("long+short", "short", "long")
-FREEZE_MODES = ("none", "text", "last-n")
+TRAINABLE = ("full", "text", "last-n")
 MAX_LOGIT_SCALE = math.log(100.0)
 CHECKPOINT_NAME = "last.pt"
 
@@ -62,20 +63,23 @@ class TrainConfig:
     num_long: int = 2
     short_weight: float = 1.0
     long_weight: float = 1.0
-    freeze: str = "none"
+    trainable: str = "full"  # what trains: full | text (image tower frozen) | last-n
     last_n: int = 2
     seed: int = 0
     workers: int = 0
     device: str = "auto"
     max_seconds: float | None = None  # stop cleanly (with a checkpoint) after this long
     model_subdir: str = "model"  # where the final model goes inside ``out`` ("" = out itself)
+    cache_image_features: bool = True  # text mode: encode each image once, not every step
+    select_every: int = 0  # with a ``select`` score: evaluate every N steps, keep the best
+    patience: int = 0  # stop after this many ``select`` checks without improvement (0 = never)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.captions not in CAPTION_MODES:
             raise ValueError(f"captions must be one of {CAPTION_MODES}")
-        if self.freeze not in FREEZE_MODES:
-            raise ValueError(f"freeze must be one of {FREEZE_MODES}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}")
         self.betas = tuple(self.betas)  # type: ignore[assignment]
 
 
@@ -102,9 +106,9 @@ class TrainResult:
 
 
 # -- model set-up ---------------------------------------------------------------------------------
-def apply_freeze(model: LoTLIP, mode: str, last_n: int = 2) -> None:
-    """Choose what trains: ``none`` (everything), ``text`` (image tower frozen) or ``last-n``."""
-    if mode == "none":
+def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
+    """Choose what trains: ``full`` (everything), ``text`` (image tower frozen) or ``last-n``."""
+    if mode == "full":
         model.requires_grad_(True)
         return
     model.requires_grad_(False)
@@ -154,7 +158,47 @@ class _Encoder(nn.Module):
         self.model = model
 
     def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.model.encode_image(pixels), self.model.encode_text_slots(input_ids)
+        # [B, D] inputs are image features already (text mode caches them: FrozenImageFeatures)
+        image = pixels if pixels.ndim == 2 else self.model.encode_image(pixels)
+        return image, self.model.encode_text_slots(input_ids)
+
+
+class FrozenImageFeatures(Dataset):
+    """A map-style dataset whose pixels are replaced by the frozen image tower's features.
+
+    In text mode the image tower never changes, so every image is decoded and encoded once
+    here instead of at every step. Items are ``(features [D], short, longs)``; the captions
+    still follow the wrapped dataset's epoch (via its ``captions(i)`` when it has one).
+    """
+
+    def __init__(
+        self, dataset: Dataset, model: LoTLIP, device: torch.device, batch_size: int = 64
+    ) -> None:
+        self.dataset = dataset
+        was_training = model.visual.training
+        model.visual.eval()
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_captions)
+        chunks = []
+        with torch.no_grad():
+            for pixels, _, _ in loader:
+                chunks.append(model.encode_image(pixels.to(device)).float().cpu())
+        model.visual.train(was_training)
+        self.features = torch.cat(chunks)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on (it re-draws the captions)."""
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, list[str]]:
+        if hasattr(self.dataset, "captions"):
+            short, longs = self.dataset.captions(index)
+        else:
+            _, short, longs = self.dataset[index]
+        return self.features[index], short, longs
 
 
 # -- data order -----------------------------------------------------------------------------------
@@ -197,12 +241,6 @@ class StepSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:  # an endless sampler; DataLoader only needs this for display
         return self.per_epoch
-
-
-def collate(batch: list[tuple[torch.Tensor, str, list[str]]]) -> tuple[torch.Tensor, list, list]:
-    """Stack pixels; keep captions as lists of strings (tokenized in the loop)."""
-    pixels = torch.stack([b[0] for b in batch])
-    return pixels, [b[1] for b in batch], [list(b[2]) for b in batch]
 
 
 def caption_texts(shorts: list[str], longs: list[list[str]], mode: str, num_long: int) -> list[str]:
@@ -257,13 +295,16 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     metadata: dict[str, Any] | None = None,
     evaluate: Callable[[LoTLIP], dict[str, float]] | None = None,
+    select: Callable[[LoTLIP], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` per ``cfg``; resume from ``cfg.out`` if it has a checkpoint.
 
     ``dataset`` yields ``(pixels, short_caption, [long_caption, ...])``; a map-style dataset may
     expose ``set_epoch(epoch)`` to vary its caption sampling per epoch. The final model is saved
     in our format to ``<out>/model``; ``evaluate`` (if given) runs at the end and its metrics
-    are stored in the model's metadata.
+    are stored in the model's metadata. ``select`` (if given, with ``cfg.select_every``) scores
+    the model every few steps on validation data; the best-scoring weights are the ones kept,
+    and with ``cfg.patience`` training stops once the score has not improved that many times.
     """
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
@@ -272,9 +313,11 @@ def train(
     _seed_everything(cfg.seed + info.rank)
     model = model.to(device=device, dtype=torch.float32)
     model.train()
-    apply_freeze(model, cfg.freeze, cfg.last_n)
-    if cfg.freeze == "text":
+    set_trainable(model, cfg.trainable, cfg.last_n)
+    if cfg.trainable == "text":
         model.visual.eval()
+        if cfg.cache_image_features and not isinstance(dataset, IterableDataset):
+            dataset = FrozenImageFeatures(dataset, model, device, cfg.batch_size)
     encoder: nn.Module = _Encoder(model)
     if info.enabled:
         encoder = DistributedDataParallel(
@@ -291,6 +334,7 @@ def train(
 
     ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
     start_step, history = 0, []
+    best: dict[str, Any] | None = None  # {"score", "step", "model"} of the best select check
     state = load_checkpoint(ckpt_path)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -298,6 +342,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_step, history = state["step"], state["history"]
+        best = state.get("best")
         _restore_rng(state["rng"])
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "load_state_dict"):
             dataset.load_state_dict(state["data"])
@@ -388,20 +433,29 @@ def train(
             progress(StepReport(step, cfg.steps, loss_value, lr, rate))
         out_of_time = cfg.max_seconds is not None and time.monotonic() - started > cfg.max_seconds
         stop_now = bool(should_stop and should_stop()) or out_of_time
+        converged = False
+        if select is not None and cfg.select_every > 0 and step % cfg.select_every == 0:
+            best, converged = _select_check(cfg, model, select, step, best)
         if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
             if info.is_main:
                 save_checkpoint(
                     ckpt_path,
                     _training_state(
-                        cfg, step, model, optimizer, scheduler, scaler, history, dataset
+                        cfg, step, model, optimizer, scheduler, scaler, history, dataset, best
                     ),
                 )
             barrier()
         if stop_now and step < cfg.steps:
             stopped_early = True
             break
+        if converged:
+            log.info("no better %s for %d checks: stopping at step %d", "score", cfg.patience, step)
+            break
     if bar is not None:
         bar.close()
+    if best is not None and not stopped_early:
+        model.load_state_dict(best["model"])
+        log.info("kept the weights of step %d (score %.4f)", best["step"], best["score"])
 
     model_dir = None
     if not stopped_early and info.is_main:
@@ -413,6 +467,7 @@ def train(
             "steps": step,
             "final_loss": round(loss_value, 5),
             "train_config": _jsonable(asdict(cfg)),
+            **({"selected_step": best["step"]} if best is not None else {}),
             "metrics": metrics,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -427,7 +482,7 @@ def _batches(
     """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful)."""
     if isinstance(dataset, IterableDataset):
         while True:
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate)
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_captions)
             yield from loader
     sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
     batch = start_step * cfg.accum
@@ -441,7 +496,7 @@ def _batches(
         loader = DataLoader(
             dataset,
             batch_sampler=_FirstBatches(epoch_sampler, remaining),
-            collate_fn=collate,
+            collate_fn=collate_captions,
             num_workers=cfg.workers,
             persistent_workers=False,
         )
@@ -464,6 +519,27 @@ class _FirstBatches(Sampler[list[int]]):
         return self.count
 
 
+def _select_check(
+    cfg: TrainConfig,
+    model: LoTLIP,
+    select: Callable[[LoTLIP], float],
+    step: int,
+    best: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Score the model; return the (possibly new) best and whether patience has run out."""
+    was_training = model.training
+    model.eval()
+    score = float(select(model))
+    model.train(was_training)
+    if cfg.trainable == "text":
+        model.visual.eval()
+    if best is None or score > best["score"]:
+        model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return {"score": score, "step": step, "model": model_state, "misses": 0}, False
+    best["misses"] += 1
+    return best, cfg.patience > 0 and best["misses"] >= cfg.patience
+
+
 def _training_state(
     cfg: TrainConfig,
     step: int,
@@ -473,6 +549,7 @@ def _training_state(
     scaler: Any,
     history: list,
     dataset: Any,
+    best: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     data_state = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
     return {
@@ -485,6 +562,7 @@ def _training_state(
         "history": history,
         "config": _jsonable(asdict(cfg)),
         "data": data_state,
+        "best": best,
     }
 
 

@@ -25,12 +25,10 @@ from training.data import (
     MISSING_IMAGE,
     UNREADABLE_IMAGE,
     CaptionDataset,
-    ShardDataset,
     SkipStats,
     SyntheticDataset,
     choose_long_captions,
     collate_captions,
-    expand_shard_spec,
     folder_records,
     load_image,
     manifest_records,
@@ -41,6 +39,7 @@ from training.data import (
     sample_subcaption,
     split_sentences,
 )
+from training.shards import ShardDataset, expand_shard_spec
 
 # --------------------------------------------------------------------------------------------
 # helpers

@@ -1,4 +1,4 @@
-"""Fine-tuning on personal captions (training.finetune and the freeze modes of training.train)."""
+"""Fine-tuning on personal captions (training.finetune and what trains in training.train)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from training.data import load_image, split_sentences
 from training.evaluate import recall_at_k
 from training.finetune import finetune
 from training.synthetic import make_scene, scene_file_stem, write_scenes
-from training.train import TrainConfig, apply_freeze
+from training.train import TrainConfig, set_trainable
 
 SCENES = 30
 
@@ -63,7 +63,7 @@ def test_text_mode_improves_retrieval_and_keeps_image_embeddings_bit_identical(
         warmup=5,
         weight_decay=0.0,
         num_long=1,
-        freeze="text",
+        trainable="text",
         log_every=50,
         device="cpu",
     )
@@ -107,7 +107,7 @@ def test_text_mode_improves_retrieval_and_keeps_image_embeddings_bit_identical(
     assert meta["metrics_before"]["train_long_t2i_r1"] == pytest.approx(before)
     assert meta["metrics"]["train_long_t2i_r1"] == pytest.approx(after)
     assert meta["metrics"]["train_n"] == SCENES
-    assert meta["train_config"]["freeze"] == "text"
+    assert meta["train_config"]["trainable"] == "text"
 
 
 def blocks_of(key: str) -> tuple[str, int] | None:
@@ -136,7 +136,7 @@ def test_last_n_mode_changes_only_the_last_blocks_and_heads(
         batch_size=8,
         lr=1e-3,
         warmup=0,
-        freeze="last-n",
+        trainable="last-n",
         last_n=1,
         num_long=1,
         log_every=1,
@@ -173,25 +173,25 @@ def trainable(model: LoTLIP) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
-def test_apply_freeze_modes(make_model: Callable[..., LoTLIP]) -> None:
+def test_set_trainable_modes(make_model: Callable[..., LoTLIP]) -> None:
     model = make_model(layers=3)
     everything = {name for name, _ in model.named_parameters()}
 
-    apply_freeze(model, "text")
+    set_trainable(model, "text")
     assert trainable(model) == {n for n in everything if n.startswith("text.")} | {"logit_scale"}
 
-    apply_freeze(model, "none")
+    set_trainable(model, "full")
     assert trainable(model) == everything
 
     heads = {n for n in everything if n.startswith(HEADS)}
-    apply_freeze(model, "last-n", 2)
+    set_trainable(model, "last-n", 2)
     expected = heads | {n for n in everything if (b := blocks_of(n)) is not None and b[1] in (1, 2)}
     assert trainable(model) == expected
 
     # last_n = 0: only the heads (a [-0:] slice would have unfrozen every block)
-    apply_freeze(model, "last-n", 0)
+    set_trainable(model, "last-n", 0)
     assert trainable(model) == heads
     # more blocks than the model has: all blocks, still not the embeddings
-    apply_freeze(model, "last-n", 10)
+    set_trainable(model, "last-n", 10)
     assert "text.transformer.embeddings.word_embeddings.weight" not in trainable(model)
     assert "visual.vit.layers.0.mlp.fc1.weight" in trainable(model)
