@@ -30,7 +30,7 @@ from lotlip.devices import resolve_device
 from lotlip.model import LoTLIP
 
 from .data import collate_captions
-from .distributed import DistInfo, barrier, init_distributed, local_device
+from .distributed import DistInfo, all_gather_objects, barrier, init_distributed, local_device
 from .loss import lotlip_loss, select_text_slots
 
 log = logging.getLogger(__name__)
@@ -343,9 +343,10 @@ def train(
         scaler.load_state_dict(state["scaler"])
         start_step, history = state["step"], state["history"]
         best = state.get("best")
-        _restore_rng(state["rng"])
+        own = _own_state(state, info)
+        _restore_rng(own["rng"])
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "load_state_dict"):
-            dataset.load_state_dict(state["data"])
+            dataset.load_state_dict(own["data"])
         log.info("resumed %s at step %d", out, start_step)
 
     batches = _batches(cfg, dataset, info, start_step)
@@ -437,11 +438,12 @@ def train(
         if select is not None and cfg.select_every > 0 and step % cfg.select_every == 0:
             best, converged = _select_check(cfg, model, select, step, best)
         if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
+            ranks = all_gather_objects(_rank_state(dataset))  # every rank's RNG and data position
             if info.is_main:
                 save_checkpoint(
                     ckpt_path,
                     _training_state(
-                        cfg, step, model, optimizer, scheduler, scaler, history, dataset, best
+                        cfg, step, model, optimizer, scheduler, scaler, history, ranks, best
                     ),
                 )
             barrier()
@@ -479,11 +481,38 @@ def train(
 def _batches(
     cfg: TrainConfig, dataset: Dataset | IterableDataset, info: DistInfo, start_step: int
 ) -> Iterator[tuple[torch.Tensor, list[str], list[list[str]]]]:
-    """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful)."""
+    """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful).
+
+    A stream (tar shards) drops the last partial batch of each pass, so under DDP every rank
+    brings a full batch to every step (``all_gather`` needs equal shapes), whatever its shards
+    hold; a rank that runs out first starts its next pass. Loaders get their own generator:
+    creating one must not draw from the global RNG, or a resumed run would diverge.
+    """
     if isinstance(dataset, IterableDataset):
+        shards = getattr(dataset, "shards", None)
+        if shards is not None and len(shards) < info.world_size:
+            raise ValueError(
+                f"{len(shards)} tar shards for {info.world_size} processes: every process "
+                "needs at least one shard"
+            )
+        empty_passes = 0  # a pass resumed at its very end is empty once; twice means no data
         while True:
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate_captions)
-            yield from loader
+            loader = DataLoader(
+                dataset,
+                batch_size=cfg.batch_size,
+                collate_fn=collate_captions,
+                drop_last=True,
+                generator=torch.Generator(),
+            )
+            empty_passes += 1
+            for batch in loader:
+                empty_passes = 0
+                yield batch
+            if empty_passes >= 2:
+                raise ValueError(
+                    f"rank {info.rank}'s shards hold fewer than --batch-size "
+                    f"({cfg.batch_size}) usable samples"
+                )
     sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
     batch = start_step * cfg.accum
     while True:
@@ -499,6 +528,7 @@ def _batches(
             collate_fn=collate_captions,
             num_workers=cfg.workers,
             persistent_workers=False,
+            generator=torch.Generator(),
         )
         yield from loader
         batch += remaining
@@ -548,22 +578,39 @@ def _training_state(
     scheduler: Any,
     scaler: Any,
     history: list,
-    dataset: Any,
+    ranks: list[dict[str, Any]],
     best: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    data_state = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
     return {
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": _rng_state(),
+        "ranks": ranks,  # per rank: {"rng", "data"}
         "history": history,
         "config": _jsonable(asdict(cfg)),
-        "data": data_state,
         "best": best,
     }
+
+
+def _rank_state(dataset: Any) -> dict[str, Any]:
+    """This rank's own RNG state and data position."""
+    data = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
+    return {"rng": _rng_state(), "data": data}
+
+
+def _own_state(state: dict[str, Any], info: DistInfo) -> dict[str, Any]:
+    """This rank's part of a checkpoint (older checkpoints hold rank 0's state only)."""
+    ranks = state.get("ranks")
+    if ranks is None:
+        return {"rng": state["rng"], "data": state.get("data", {})}
+    if len(ranks) != info.world_size:
+        raise ValueError(
+            f"the checkpoint was written by {len(ranks)} processes, this run has "
+            f"{info.world_size}: resume with the same number of processes"
+        )
+    return ranks[info.rank]
 
 
 def _seed_everything(seed: int) -> None:
