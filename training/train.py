@@ -36,7 +36,8 @@ from .loss import lotlip_loss, select_text_slots
 log = logging.getLogger(__name__)
 
 CAPTION_MODES = ("long+short", "short", "long")
-TRAINABLE = ("full", "text", "last-n")
+TRAINABLE = ("full", "text", "text-last-n", "last-n")
+IMAGE_FROZEN = ("text", "text-last-n")  # modes that leave every image embedding unchanged
 MAX_LOGIT_SCALE = math.log(100.0)
 CHECKPOINT_NAME = "last.pt"
 
@@ -63,7 +64,7 @@ class TrainConfig:
     num_long: int = 2
     short_weight: float = 1.0
     long_weight: float = 1.0
-    trainable: str = "full"  # what trains: full | text (image tower frozen) | last-n
+    trainable: str = "full"  # what trains: full | text | text-last-n | last-n (set_trainable)
     last_n: int = 2
     seed: int = 0
     workers: int = 0
@@ -107,7 +108,9 @@ class TrainResult:
 
 # -- model set-up ---------------------------------------------------------------------------------
 def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
-    """Choose what trains: ``full`` (everything), ``text`` (image tower frozen) or ``last-n``."""
+    """Choose what trains: ``full`` (everything), ``text`` (the text tower; image tower frozen),
+    ``text-last-n`` (the text tower's embeddings and last ``last_n`` blocks, pooler and
+    projection) or ``last-n`` (the last ``last_n`` blocks and heads of both towers)."""
     if mode == "full":
         model.requires_grad_(True)
         return
@@ -115,6 +118,14 @@ def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     model.logit_scale.requires_grad_(True)
     if mode == "text":
         model.text.requires_grad_(True)
+        return
+    if mode == "text-last-n":
+        blocks = model.text.blocks()
+        for block in blocks[max(0, len(blocks) - last_n) :]:
+            block.requires_grad_(True)
+        model.text.transformer.embeddings.requires_grad_(True)
+        model.text.transformer.pooler.requires_grad_(True)
+        model.text.proj.requires_grad_(True)
         return
     for blocks in (model.visual.blocks(), model.text.blocks()):
         # not blocks[-last_n:]: with last_n = 0 that slice is every block
@@ -314,7 +325,7 @@ def train(
     model = model.to(device=device, dtype=torch.float32)
     model.train()
     set_trainable(model, cfg.trainable, cfg.last_n)
-    if cfg.trainable == "text":
+    if cfg.trainable in IMAGE_FROZEN:
         model.visual.eval()
         if cfg.cache_image_features and not isinstance(dataset, IterableDataset):
             dataset = FrozenImageFeatures(dataset, model, device, cfg.batch_size)
@@ -561,7 +572,7 @@ def _select_check(
     model.eval()
     score = float(select(model))
     model.train(was_training)
-    if cfg.trainable == "text":
+    if cfg.trainable in IMAGE_FROZEN:
         model.visual.eval()
     if best is None or score > best["score"]:
         model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
