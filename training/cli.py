@@ -109,7 +109,32 @@ def build_parser() -> argparse.ArgumentParser:
     fine.add_argument("--base", required=True, help="model to start from")
     fine.add_argument("--data", required=True, help="folder, .jsonl/.csv manifest, or .tar shards")
     fine.add_argument("--mode", choices=TRAINABLE, default="text")
-    fine.add_argument("--last-n", type=int, default=2, help="blocks to unfreeze in last-n mode")
+    fine.add_argument(
+        "--last-n", type=int, default=2, help="blocks to unfreeze in last-n / text-last-n mode"
+    )
+    fine.add_argument(
+        "--shuffle-sentences",
+        action="store_true",
+        help="augment: present each long caption's sentences in a random order",
+    )
+    fine.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        help="mix this many of the base model's synthetic training scenes in (keeps old skills)",
+    )
+    fine.add_argument(
+        "--select-every",
+        type=int,
+        default=0,
+        help="score held-out text->image R@1 every N steps and keep the best weights",
+    )
+    fine.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="with --select-every: stop after this many checks without improvement",
+    )
     fine.add_argument("--name", default=None, help="name of the new model")
     fine.set_defaults(steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1)
 
@@ -228,14 +253,19 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
-    from .finetune import finetune
+    from dataclasses import replace
 
-    result = finetune(
-        base=args.base,
-        data=args.data,
-        config=_train_config(args, args.mode),
-        name=args.name,
+    from .finetune import Recipe, finetune
+
+    recipe = Recipe(
+        shuffle_sentences=args.shuffle_sentences,
+        replay=args.replay,
+        select_on_heldout=args.select_every > 0,
     )
+    config = replace(
+        _train_config(args, args.mode), select_every=args.select_every, patience=args.patience
+    )
+    result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)
     return _report(result.train)
 
 

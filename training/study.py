@@ -99,18 +99,19 @@ CLI_DEFAULTS: dict[str, Any] = dict(
 )
 TRIALS: tuple[Trial, ...] = (
     Trial("CLI defaults (lr 5e-5, 200 steps)"),
-    Trial("lr 3e-4", {"lr": 3e-4}),
-    Trial("lr 1e-3", {"lr": 1e-3}),
-    Trial("lr 3e-4, 600 steps", {"lr": 3e-4, "steps": 600}),
-    Trial("lr 3e-4 + sentence shuffling", {"lr": 3e-4}, Recipe(shuffle_sentences=True)),
-    Trial("lr 3e-4 + replay 256 scenes", {"lr": 3e-4}, Recipe(replay=256)),
+    Trial("lr 1e-3, 100 steps", {"lr": 1e-3, "steps": 100, "warmup": 10}),
     Trial(
-        "lr 3e-4, last 2 text blocks + embeddings",
-        {"lr": 3e-4, "trainable": "text-last-n", "last_n": 2},
+        "lr 1e-3, 100 steps + sentence shuffling + replay of 128 scenes",
+        {"lr": 1e-3, "steps": 100, "warmup": 10},
+        Recipe(shuffle_sentences=True, replay=128),
     ),
     Trial(
-        "lr 3e-4, 600 steps, best on held-out",
-        {"lr": 3e-4, "steps": 600, "select_every": 25},
+        "lr 1e-3, 100 steps, embeddings + last 2 text blocks only",
+        {"lr": 1e-3, "steps": 100, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
+    ),
+    Trial(
+        "lr 1e-3, up to 200 steps, best on held-out (every 20, patience 3)",
+        {"lr": 1e-3, "steps": 200, "warmup": 10, "select_every": 20, "patience": 3},
         Recipe(select_on_heldout=True),
     ),
 )
