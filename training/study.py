@@ -134,10 +134,13 @@ def run_trial(
     unseen = eval_set_from_records(read_caption_records(unseen_dir, SkipStats("unseen")))
     tuned = lotlip.load(out, device="cpu")
     base_model = lotlip.load(base, device="cpu")
+    before, after = evaluate(base_model, unseen), evaluate(tuned, unseen)
     return {
         "trial": trial.name,
-        "unseen_before": evaluate(base_model, unseen)["long_t2i_r1"],
-        "unseen_after": evaluate(tuned, unseen)["long_t2i_r1"],
+        "unseen_before": before["long_t2i_r1"],
+        "unseen_after": after["long_t2i_r1"],
+        "unseen_short_before": before["short_t2i_r1"],
+        "unseen_short_after": after["short_t2i_r1"],
         "heldout_before": result.before.get("heldout_long_t2i_r1"),
         "heldout_after": result.after.get("heldout_long_t2i_r1"),
         "train_before": result.before["train_long_t2i_r1"],
@@ -162,15 +165,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_pictures(train_dir, TRAIN_SEEDS)
         write_pictures(unseen_dir, UNSEEN_SEEDS)
     chosen = args.only if args.only else range(len(TRIALS))
-    print("| recipe | unseen R@1 before → after | training R@1 | demo R@1 before → after | s |")
-    print("|---|---|---|---|---|")
+    print("| recipe | unseen paragraph R@1 | unseen short R@1 | training R@1 | demo R@1 | s |")
+    print("|---|---|---|---|---|---|")
     for number in chosen:
         row = run_trial(TRIALS[number], args.base, train_dir, unseen_dir, root / f"run{number}")
         with (root / "results.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         print(
             f"| {row['trial']} | {row['unseen_before']:.2f} → {row['unseen_after']:.2f} "
-            f"| {row['train_after']:.2f} | {row['demo_before']:.2f} → {row['demo_after']:.2f} "
+            f"| {row['unseen_short_before']:.2f} → {row['unseen_short_after']:.2f} "
+            f"| {row['train_before']:.2f} → {row['train_after']:.2f} "
+            f"| {row['demo_before']:.2f} → {row['demo_after']:.2f} "
             f"| {row['seconds']:.0f} |",
             flush=True,
         )
