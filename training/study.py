@@ -114,6 +114,16 @@ TRIALS: tuple[Trial, ...] = (
         {"lr": 1e-3, "steps": 200, "warmup": 10, "select_every": 20, "patience": 3},
         Recipe(select_on_heldout=True),
     ),
+    Trial(
+        "lr 1e-3, 100 steps, embeddings + last 2 text blocks, shuffling + replay 128",
+        {"lr": 1e-3, "steps": 100, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
+        Recipe(shuffle_sentences=True, replay=128),
+    ),
+    Trial(
+        "lr 1e-3, 200 steps, embeddings + last 2 text blocks, shuffling + replay 256",
+        {"lr": 1e-3, "steps": 200, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
+        Recipe(shuffle_sentences=True, replay=256),
+    ),
 )
 
 
