@@ -462,7 +462,7 @@ def train(
             stopped_early = True
             break
         if converged:
-            log.info("no better %s for %d checks: stopping at step %d", "score", cfg.patience, step)
+            log.info("no better score in %d checks: stopping at step %d", cfg.patience, step)
             break
     if bar is not None:
         bar.close()
