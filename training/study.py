@@ -124,6 +124,16 @@ TRIALS: tuple[Trial, ...] = (
         {"lr": 1e-3, "steps": 200, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
         Recipe(shuffle_sentences=True, replay=256),
     ),
+    Trial(
+        "lr 1e-3, 300 steps, whole text tower, shuffling + replay 256",
+        {"lr": 1e-3, "steps": 300, "warmup": 10},
+        Recipe(shuffle_sentences=True, replay=256),
+    ),
+    Trial(
+        "lr 2e-3, 200 steps, embeddings + last 2 text blocks, shuffling + replay 256",
+        {"lr": 2e-3, "steps": 200, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
+        Recipe(shuffle_sentences=True, replay=256),
+    ),
 )
 
 
