@@ -13,15 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from .benchmarks import LOADERS
 from .recipes import RECIPES
-from .train import CAPTION_MODES, TrainConfig, TrainResult
+from .train import CAPTION_MODES, TRAINABLE, TrainConfig, TrainResult
 
 if TYPE_CHECKING:
     from lotlip.model import LoTLIP
 
 log = logging.getLogger("training")
-
-FINETUNE_MODES = {"text": "text", "last-n": "last-n", "full": "none"}
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -109,8 +108,33 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     _add_common(fine)
     fine.add_argument("--base", required=True, help="model to start from")
     fine.add_argument("--data", required=True, help="folder, .jsonl/.csv manifest, or .tar shards")
-    fine.add_argument("--mode", choices=tuple(FINETUNE_MODES), default="text")
-    fine.add_argument("--last-n", type=int, default=2, help="blocks to unfreeze in last-n mode")
+    fine.add_argument("--mode", choices=TRAINABLE, default="text")
+    fine.add_argument(
+        "--last-n", type=int, default=2, help="blocks to unfreeze in last-n / text-last-n mode"
+    )
+    fine.add_argument(
+        "--shuffle-sentences",
+        action="store_true",
+        help="augment: present each long caption's sentences in a random order",
+    )
+    fine.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        help="mix this many of the base model's synthetic training scenes in (keeps old skills)",
+    )
+    fine.add_argument(
+        "--select-every",
+        type=int,
+        default=0,
+        help="score held-out text->image R@1 every N steps and keep the best weights",
+    )
+    fine.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="with --select-every: stop after this many checks without improvement",
+    )
     fine.add_argument("--name", default=None, help="name of the new model")
     fine.set_defaults(steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1)
 
@@ -124,12 +148,24 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     source = ev.add_mutually_exclusive_group()
     source.add_argument("--data", help="manifest/folder/shards with short and long captions")
     source.add_argument("--synthetic", type=int, default=500, help="held-out synthetic scenes")
+    ev.add_argument(
+        "--benchmark",
+        choices=tuple(LOADERS),
+        help="a paper benchmark in the reference repository's layout under --data; prints "
+        "the paper's table with the published LoTLIP-B/16 numbers beside the measured ones",
+    )
+    ev.add_argument(
+        "--include-training",
+        action="store_true",
+        help="with --data and a fine-tuned model: also count the pictures it was trained on "
+        "(by default only held-out ones are evaluated)",
+    )
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
-def _train_config(args: argparse.Namespace, freeze: str) -> TrainConfig:
+def _train_config(args: argparse.Namespace, trainable: str) -> TrainConfig:
     return TrainConfig(
         out=args.out,
         steps=args.steps,
@@ -144,7 +180,7 @@ def _train_config(args: argparse.Namespace, freeze: str) -> TrainConfig:
         log_every=args.log_every,
         captions=args.captions,
         num_long=args.num_long,
-        freeze=freeze,
+        trainable=trainable,
         last_n=getattr(args, "last_n", 2),
         seed=args.seed,
         workers=args.workers,
@@ -206,7 +242,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         )
         data_desc = {"data": f"synthetic scenes, seeds 0..{count - 1}", "samples": count}
     result = train(
-        _train_config(args, "none"),
+        _train_config(args, "full"),
         model,
         dataset,
         metadata={"kind": "pretrained", "base_model": args.init or "scratch", **data_desc},
@@ -217,14 +253,19 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
-    from .finetune import finetune
+    from dataclasses import replace
 
-    result = finetune(
-        base=args.base,
-        data=args.data,
-        config=_train_config(args, FINETUNE_MODES[args.mode]),
-        name=args.name,
+    from .finetune import Recipe, finetune
+
+    recipe = Recipe(
+        shuffle_sentences=args.shuffle_sentences,
+        replay=args.replay,
+        select_on_heldout=args.select_every > 0,
     )
+    config = replace(
+        _train_config(args, args.mode), select_every=args.select_every, patience=args.patience
+    )
+    result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)
     return _report(result.train)
 
 
@@ -244,17 +285,33 @@ def _report(result: TrainResult) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Print retrieval and zero-shot metrics."""
+    """Print retrieval and zero-shot metrics, or a paper benchmark's table."""
     import lotlip
 
     from .evaluate import evaluate, format_table, synthetic_eval_set, to_json
 
+    if args.benchmark and not args.data:
+        raise ValueError("--benchmark needs --data: the folder holding the benchmark")
     model = lotlip.load(args.model, device=args.device)
+    if args.benchmark:
+        from .benchmarks import benchmark_json, load_benchmark, paper_table, run_benchmark
+
+        metrics = run_benchmark(model, load_benchmark(args.benchmark, args.data))
+        show = benchmark_json if args.json else paper_table
+        print(show(args.benchmark, metrics, model.name))
+        return 0
     if args.data:
         from .data import SkipStats
-        from .finetune import eval_set_from_records, read_caption_records
+        from .finetune import eval_set_from_records, read_caption_records, unseen_records
 
-        data = eval_set_from_records(read_caption_records(args.data, SkipStats("evaluation")))
+        records = read_caption_records(args.data, SkipStats("evaluation"))
+        if not args.include_training:
+            records, dropped = unseen_records(records, model.metadata)
+            if dropped:
+                print(f"left out {dropped} pictures the model was trained on", file=sys.stderr)
+        if not records:
+            raise ValueError("no held-out pictures to evaluate (--include-training counts all)")
+        data = eval_set_from_records(records)
     else:
         data = synthetic_eval_set(args.synthetic, size=max(224, model.config.vision.image_size))
     metrics = evaluate(model, data)

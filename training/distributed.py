@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,6 +46,15 @@ def local_device(requested: torch.device, info: DistInfo) -> torch.device:
         torch.cuda.set_device(info.local_rank)
         return torch.device("cuda", info.local_rank)
     return requested
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value`` in rank order (``[value]`` alone)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def barrier() -> None:

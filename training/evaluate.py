@@ -2,7 +2,8 @@
 
 Scoring follows the reference (LOTLIP.md §7): L2-normalized features, ``S = T @ I.T`` over the
 whole set; text->image R@k is the fraction of texts whose own image is among the top k, and
-image->text the same on ``S.T``. No temperature is applied.
+image->text the same on ``S.T``. No temperature is applied. Ranks are pessimistic: a candidate
+that ties with the true match counts as above it, and NaN scores are never hits.
 """
 
 from __future__ import annotations
@@ -19,16 +20,27 @@ from lotlip.model import LoTLIP
 KS = (1, 5, 10)
 
 
-def recall_at_k(similarity: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
-    """Recall of the diagonal in a square [texts, images] similarity matrix, both directions."""
-    if similarity.shape[0] != similarity.shape[1]:
-        raise ValueError("retrieval needs one text per image")
+def pessimistic_ranks(similarity: np.ndarray) -> np.ndarray:
+    """0-based rank of each row's diagonal entry: how many other entries score at least as high.
+
+    Ties count against the true match, and NaN is never a hit: a NaN true score ranks last,
+    and a NaN rival ranks above it. So a constant or all-NaN matrix scores no hits below k = n.
+    """
     n = similarity.shape[0]
     own = similarity[np.arange(n), np.arange(n)]
-    # rank = how many candidates score strictly higher than the true match
-    t2i_rank = (similarity > own[:, None]).sum(axis=1)
-    by_image = similarity.transpose()
-    i2t_rank = (by_image > own[:, None]).sum(axis=1)
+    scores = np.where(np.isnan(similarity), np.inf, similarity)
+    at_least = (scores >= own[:, None]) | np.isnan(similarity)
+    ranks = at_least.sum(axis=1) - 1  # minus the true match itself
+    return np.where(np.isnan(own), n, ranks)
+
+
+def recall_at_k(similarity: np.ndarray, ks: Sequence[int] = KS) -> dict[str, float]:
+    """Recall of the diagonal in a square [texts, images] similarity matrix, both directions."""
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError("retrieval needs one text per image")
+    n = similarity.shape[0]
+    t2i_rank = pessimistic_ranks(similarity)
+    i2t_rank = pessimistic_ranks(similarity.transpose())
     scores: dict[str, float] = {}
     for k in ks:
         scores[f"t2i_r{k}"] = float((t2i_rank < k).mean()) if n else 0.0

@@ -12,13 +12,24 @@ import logging
 import random
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from torch.utils.data import Dataset
+
 from lotlip.config import with_name
 
-from .data import CaptionDataset, CaptionedImage, SkipStats, folder_records, manifest_records
+from . import synthetic
+from .data import (
+    CaptionDataset,
+    CaptionedImage,
+    Sample,
+    SkipStats,
+    SyntheticDataset,
+    folder_records,
+    manifest_records,
+)
 from .data import load_image as load_record_image
 from .evaluate import EvalSet, evaluate
 from .train import StepReport, TrainConfig, TrainResult, load_initial_model, train
@@ -26,6 +37,24 @@ from .train import StepReport, TrainConfig, TrainResult, load_initial_model, tra
 log = logging.getLogger(__name__)
 
 MIN_HELDOUT = 5
+DEMO_SCENES = 60  # the app's demo gallery: held-out synthetic scenes (app.library.demo)
+DEMO_CAPTION_VARIANT = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fine-tune uses its data, beyond the optimizer settings in :class:`TrainConfig`.
+
+    ``shuffle_sentences``: present each long caption's sentences in a random order.
+    ``replay``: mix this many of the base model's own synthetic training scenes into every
+    epoch, to keep old skills. ``select_on_heldout``: score held-out text->image R@1 every
+    ``config.select_every`` steps and keep the best weights (early stopping with
+    ``config.patience``); the held-out numbers then took part in choosing the model.
+    """
+
+    shuffle_sentences: bool = False
+    replay: int = 0
+    select_on_heldout: bool = False
 
 
 @dataclass
@@ -63,6 +92,60 @@ def split_heldout(
     return items[count:], items[:count]
 
 
+def record_id(record: CaptionedImage) -> str:
+    """What identifies a training picture in a model's metadata (its key, else its path)."""
+    return record.key or str(record.image)
+
+
+def unseen_records(
+    records: Sequence[CaptionedImage], metadata: dict[str, Any]
+) -> tuple[list[CaptionedImage], int]:
+    """(records the model was not fine-tuned on, how many were dropped)."""
+    seen = set(metadata.get("train_keys") or ())
+    kept = [record for record in records if record_id(record) not in seen]
+    return kept, len(records) - len(kept)
+
+
+class _Concat(Dataset):
+    """Datasets one after another, passing ``set_epoch`` and ``captions`` on."""
+
+    def __init__(self, *parts: Dataset) -> None:
+        self.parts = parts
+        self.sizes = [len(part) for part in parts]  # type: ignore[arg-type]
+
+    def set_epoch(self, epoch: int) -> None:
+        for part in self.parts:
+            part.set_epoch(epoch)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return sum(self.sizes)
+
+    def _locate(self, index: int) -> tuple[Dataset, int]:
+        for part, size in zip(self.parts, self.sizes, strict=True):
+            if index < size:
+                return part, index
+            index -= size
+        raise IndexError(index)
+
+    def __getitem__(self, index: int) -> Sample:
+        part, local = self._locate(index)
+        return part[local]
+
+    def captions(self, index: int) -> tuple[str, list[str]]:
+        part, local = self._locate(index)
+        return part.captions(local)  # type: ignore[attr-defined]
+
+
+def demo_eval_set(size: int, count: int = DEMO_SCENES) -> EvalSet:
+    """The demo gallery's scenes with the caption the demo queries with (forgetting check)."""
+    scenes = [synthetic.make_scene(seed) for seed in synthetic.heldout_seeds(count)]
+    return EvalSet(
+        images=[scene.render(size) for scene in scenes],
+        long_texts=[scene.long_captions[DEMO_CAPTION_VARIANT] for scene in scenes],
+        short_texts=[scene.short_caption for scene in scenes],
+    )
+
+
 def eval_set_from_records(records: Sequence[CaptionedImage]) -> EvalSet:
     """Images with their first long caption (or the short one) and short caption."""
     images, longs, shorts = [], [], []
@@ -86,12 +169,14 @@ def finetune(
     heldout_fraction: float = 0.2,
     progress: Callable[[StepReport], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    recipe: Recipe | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``base`` on captioned images and save the model to ``config.out``.
 
     ``data`` is a folder with sidecar captions, a JSONL/CSV manifest, or records. Retrieval is
-    measured before and after on held-out captions (when there are enough) and on the training
-    captions. Returns a :class:`FinetuneResult`; ``model_dir`` is None when stopped early.
+    measured before and after on held-out captions (when there are enough), on the training
+    captions and on the demo scenes (``demo_*``: what the base model knew, to see forgetting).
+    Returns a :class:`FinetuneResult`; ``model_dir`` is None when stopped early.
     """
     stats = SkipStats("fine-tune data")
     records = list(data) if not isinstance(data, str | Path) else read_caption_records(data, stats)
@@ -101,19 +186,39 @@ def finetune(
     model = load_initial_model(str(base))
     base_name = model.name
     model.config = with_name(model.config, name or f"{base_name}-finetuned")
-    dataset = CaptionDataset(
+    recipe = recipe or Recipe()
+    sentences = config.extra.get("sentences", 0) or None
+    dataset: Dataset = CaptionDataset(
         train_records,
         model.preprocess,
         num_long=config.num_long,
-        sentences_per_caption=config.extra.get("sentences", 0) or None,
+        sentences_per_caption=sentences,
         seed=config.seed,
         stats=stats,
+        shuffle_sentences=recipe.shuffle_sentences,
     )
-    batch = max(2, min(config.batch_size, len(dataset)))
+    if recipe.replay:
+        size = model.config.vision.image_size
+        replay = SyntheticDataset(
+            0,
+            recipe.replay,
+            model.preprocess,
+            image_size=size,
+            num_long=config.num_long,
+            sentences_per_caption=sentences,
+            seed=config.seed,
+        )
+        dataset = _Concat(dataset, replay)
+    batch = max(2, min(config.batch_size, len(dataset)))  # type: ignore[arg-type]
     config = replace(config, batch_size=batch, model_subdir="")
     eval_sets = {"train": eval_set_from_records(train_records)}
     if heldout:
         eval_sets["heldout"] = eval_set_from_records(heldout)
+    eval_sets["demo"] = demo_eval_set(max(224, model.config.vision.image_size))
+    select = None
+    if recipe.select_on_heldout and heldout:
+        heldout_set = eval_sets["heldout"]
+        select = lambda current: evaluate(current, heldout_set)["long_t2i_r1"]  # noqa: E731
 
     def measure(current: Any) -> dict[str, float]:
         return {
@@ -127,9 +232,11 @@ def finetune(
         "kind": "fine-tuned",
         "base_model": base_name,
         "base_spec": str(base),
-        "mode": {"none": "full"}.get(config.freeze, config.freeze),
+        "mode": config.trainable,
         "train_pairs": len(train_records),
         "heldout_pairs": len(heldout),
+        "train_keys": sorted(record_id(record) for record in train_records),
+        "recipe": asdict(recipe),
         "metrics_before": before,
     }
     result = train(
@@ -140,6 +247,7 @@ def finetune(
         should_stop=should_stop,
         metadata=metadata,
         evaluate=measure,
+        select=select,
     )
     after = result.model_dir and _saved_metrics(result)
     if result.model_dir is not None:

@@ -29,13 +29,15 @@ import lotlip
 from lotlip.devices import resolve_device
 from lotlip.model import LoTLIP
 
-from .distributed import DistInfo, barrier, init_distributed, local_device
+from .data import collate_captions
+from .distributed import DistInfo, all_gather_objects, barrier, init_distributed, local_device
 from .loss import lotlip_loss, select_text_slots
 
 log = logging.getLogger(__name__)
 
 CAPTION_MODES = ("long+short", "short", "long")
-FREEZE_MODES = ("none", "text", "last-n")
+TRAINABLE = ("full", "text", "text-last-n", "last-n")
+IMAGE_FROZEN = ("text", "text-last-n")  # modes that leave every image embedding unchanged
 MAX_LOGIT_SCALE = math.log(100.0)
 CHECKPOINT_NAME = "last.pt"
 
@@ -62,20 +64,23 @@ class TrainConfig:
     num_long: int = 2
     short_weight: float = 1.0
     long_weight: float = 1.0
-    freeze: str = "none"
+    trainable: str = "full"  # what trains: full | text | text-last-n | last-n (set_trainable)
     last_n: int = 2
     seed: int = 0
     workers: int = 0
     device: str = "auto"
     max_seconds: float | None = None  # stop cleanly (with a checkpoint) after this long
     model_subdir: str = "model"  # where the final model goes inside ``out`` ("" = out itself)
+    cache_image_features: bool = True  # text mode: encode each image once, not every step
+    select_every: int = 0  # with a ``select`` score: evaluate every N steps, keep the best
+    patience: int = 0  # stop after this many ``select`` checks without improvement (0 = never)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.captions not in CAPTION_MODES:
             raise ValueError(f"captions must be one of {CAPTION_MODES}")
-        if self.freeze not in FREEZE_MODES:
-            raise ValueError(f"freeze must be one of {FREEZE_MODES}")
+        if self.trainable not in TRAINABLE:
+            raise ValueError(f"trainable must be one of {TRAINABLE}")
         self.betas = tuple(self.betas)  # type: ignore[assignment]
 
 
@@ -102,15 +107,25 @@ class TrainResult:
 
 
 # -- model set-up ---------------------------------------------------------------------------------
-def apply_freeze(model: LoTLIP, mode: str, last_n: int = 2) -> None:
-    """Choose what trains: ``none`` (everything), ``text`` (image tower frozen) or ``last-n``."""
-    if mode == "none":
+def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
+    """Choose what trains: ``full`` (everything), ``text`` (the text tower; image tower frozen),
+    ``text-last-n`` (the text tower's embeddings and last ``last_n`` blocks, pooler and
+    projection) or ``last-n`` (the last ``last_n`` blocks and heads of both towers)."""
+    if mode == "full":
         model.requires_grad_(True)
         return
     model.requires_grad_(False)
     model.logit_scale.requires_grad_(True)
     if mode == "text":
         model.text.requires_grad_(True)
+        return
+    if mode == "text-last-n":
+        blocks = model.text.blocks()
+        for block in blocks[max(0, len(blocks) - last_n) :]:
+            block.requires_grad_(True)
+        model.text.transformer.embeddings.requires_grad_(True)
+        model.text.transformer.pooler.requires_grad_(True)
+        model.text.proj.requires_grad_(True)
         return
     for blocks in (model.visual.blocks(), model.text.blocks()):
         # not blocks[-last_n:]: with last_n = 0 that slice is every block
@@ -154,7 +169,47 @@ class _Encoder(nn.Module):
         self.model = model
 
     def forward(self, pixels: torch.Tensor, input_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.model.encode_image(pixels), self.model.encode_text_slots(input_ids)
+        # [B, D] inputs are image features already (text mode caches them: FrozenImageFeatures)
+        image = pixels if pixels.ndim == 2 else self.model.encode_image(pixels)
+        return image, self.model.encode_text_slots(input_ids)
+
+
+class FrozenImageFeatures(Dataset):
+    """A map-style dataset whose pixels are replaced by the frozen image tower's features.
+
+    In text mode the image tower never changes, so every image is decoded and encoded once
+    here instead of at every step. Items are ``(features [D], short, longs)``; the captions
+    still follow the wrapped dataset's epoch (via its ``captions(i)`` when it has one).
+    """
+
+    def __init__(
+        self, dataset: Dataset, model: LoTLIP, device: torch.device, batch_size: int = 64
+    ) -> None:
+        self.dataset = dataset
+        was_training = model.visual.training
+        model.visual.eval()
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_captions)
+        chunks = []
+        with torch.no_grad():
+            for pixels, _, _ in loader:
+                chunks.append(model.encode_image(pixels.to(device)).float().cpu())
+        model.visual.train(was_training)
+        self.features = torch.cat(chunks)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on (it re-draws the captions)."""
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, list[str]]:
+        if hasattr(self.dataset, "captions"):
+            short, longs = self.dataset.captions(index)
+        else:
+            _, short, longs = self.dataset[index]
+        return self.features[index], short, longs
 
 
 # -- data order -----------------------------------------------------------------------------------
@@ -197,12 +252,6 @@ class StepSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:  # an endless sampler; DataLoader only needs this for display
         return self.per_epoch
-
-
-def collate(batch: list[tuple[torch.Tensor, str, list[str]]]) -> tuple[torch.Tensor, list, list]:
-    """Stack pixels; keep captions as lists of strings (tokenized in the loop)."""
-    pixels = torch.stack([b[0] for b in batch])
-    return pixels, [b[1] for b in batch], [list(b[2]) for b in batch]
 
 
 def caption_texts(shorts: list[str], longs: list[list[str]], mode: str, num_long: int) -> list[str]:
@@ -257,13 +306,16 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     metadata: dict[str, Any] | None = None,
     evaluate: Callable[[LoTLIP], dict[str, float]] | None = None,
+    select: Callable[[LoTLIP], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` per ``cfg``; resume from ``cfg.out`` if it has a checkpoint.
 
     ``dataset`` yields ``(pixels, short_caption, [long_caption, ...])``; a map-style dataset may
     expose ``set_epoch(epoch)`` to vary its caption sampling per epoch. The final model is saved
     in our format to ``<out>/model``; ``evaluate`` (if given) runs at the end and its metrics
-    are stored in the model's metadata.
+    are stored in the model's metadata. ``select`` (if given, with ``cfg.select_every``) scores
+    the model every few steps on validation data; the best-scoring weights are the ones kept,
+    and with ``cfg.patience`` training stops once the score has not improved that many times.
     """
     out = Path(cfg.out)
     device = resolve_device(cfg.device)
@@ -272,9 +324,11 @@ def train(
     _seed_everything(cfg.seed + info.rank)
     model = model.to(device=device, dtype=torch.float32)
     model.train()
-    apply_freeze(model, cfg.freeze, cfg.last_n)
-    if cfg.freeze == "text":
+    set_trainable(model, cfg.trainable, cfg.last_n)
+    if cfg.trainable in IMAGE_FROZEN:
         model.visual.eval()
+        if cfg.cache_image_features and not isinstance(dataset, IterableDataset):
+            dataset = FrozenImageFeatures(dataset, model, device, cfg.batch_size)
     encoder: nn.Module = _Encoder(model)
     if info.enabled:
         encoder = DistributedDataParallel(
@@ -291,6 +345,7 @@ def train(
 
     ckpt_path = out / "checkpoints" / CHECKPOINT_NAME
     start_step, history = 0, []
+    best: dict[str, Any] | None = None  # {"score", "step", "model"} of the best select check
     state = load_checkpoint(ckpt_path)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -298,9 +353,11 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         start_step, history = state["step"], state["history"]
-        _restore_rng(state["rng"])
+        best = state.get("best")
+        own = _own_state(state, info)
+        _restore_rng(own["rng"])
         if isinstance(dataset, IterableDataset) and hasattr(dataset, "load_state_dict"):
-            dataset.load_state_dict(state["data"])
+            dataset.load_state_dict(own["data"])
         log.info("resumed %s at step %d", out, start_step)
 
     batches = _batches(cfg, dataset, info, start_step)
@@ -388,20 +445,30 @@ def train(
             progress(StepReport(step, cfg.steps, loss_value, lr, rate))
         out_of_time = cfg.max_seconds is not None and time.monotonic() - started > cfg.max_seconds
         stop_now = bool(should_stop and should_stop()) or out_of_time
+        converged = False
+        if select is not None and cfg.select_every > 0 and step % cfg.select_every == 0:
+            best, converged = _select_check(cfg, model, select, step, best)
         if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
+            ranks = all_gather_objects(_rank_state(dataset))  # every rank's RNG and data position
             if info.is_main:
                 save_checkpoint(
                     ckpt_path,
                     _training_state(
-                        cfg, step, model, optimizer, scheduler, scaler, history, dataset
+                        cfg, step, model, optimizer, scheduler, scaler, history, ranks, best
                     ),
                 )
             barrier()
         if stop_now and step < cfg.steps:
             stopped_early = True
             break
+        if converged:
+            log.info("no better score in %d checks: stopping at step %d", cfg.patience, step)
+            break
     if bar is not None:
         bar.close()
+    if best is not None and not stopped_early:
+        model.load_state_dict(best["model"])
+        log.info("kept the weights of step %d (score %.4f)", best["step"], best["score"])
 
     model_dir = None
     if not stopped_early and info.is_main:
@@ -413,6 +480,7 @@ def train(
             "steps": step,
             "final_loss": round(loss_value, 5),
             "train_config": _jsonable(asdict(cfg)),
+            **({"selected_step": best["step"]} if best is not None else {}),
             "metrics": metrics,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -424,11 +492,38 @@ def train(
 def _batches(
     cfg: TrainConfig, dataset: Dataset | IterableDataset, info: DistInfo, start_step: int
 ) -> Iterator[tuple[torch.Tensor, list[str], list[list[str]]]]:
-    """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful)."""
+    """Endless micro-batches starting at ``start_step`` (map-style: exact; iterable: stateful).
+
+    A stream (tar shards) drops the last partial batch of each pass, so under DDP every rank
+    brings a full batch to every step (``all_gather`` needs equal shapes), whatever its shards
+    hold; a rank that runs out first starts its next pass. Loaders get their own generator:
+    creating one must not draw from the global RNG, or a resumed run would diverge.
+    """
     if isinstance(dataset, IterableDataset):
+        shards = getattr(dataset, "shards", None)
+        if shards is not None and len(shards) < info.world_size:
+            raise ValueError(
+                f"{len(shards)} tar shards for {info.world_size} processes: every process "
+                "needs at least one shard"
+            )
+        empty_passes = 0  # a pass resumed at its very end is empty once; twice means no data
         while True:
-            loader = DataLoader(dataset, batch_size=cfg.batch_size, collate_fn=collate)
-            yield from loader
+            loader = DataLoader(
+                dataset,
+                batch_size=cfg.batch_size,
+                collate_fn=collate_captions,
+                drop_last=True,
+                generator=torch.Generator(),
+            )
+            empty_passes += 1
+            for batch in loader:
+                empty_passes = 0
+                yield batch
+            if empty_passes >= 2:
+                raise ValueError(
+                    f"rank {info.rank}'s shards hold fewer than --batch-size "
+                    f"({cfg.batch_size}) usable samples"
+                )
     sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
     batch = start_step * cfg.accum
     while True:
@@ -441,9 +536,10 @@ def _batches(
         loader = DataLoader(
             dataset,
             batch_sampler=_FirstBatches(epoch_sampler, remaining),
-            collate_fn=collate,
+            collate_fn=collate_captions,
             num_workers=cfg.workers,
             persistent_workers=False,
+            generator=torch.Generator(),
         )
         yield from loader
         batch += remaining
@@ -464,6 +560,27 @@ class _FirstBatches(Sampler[list[int]]):
         return self.count
 
 
+def _select_check(
+    cfg: TrainConfig,
+    model: LoTLIP,
+    select: Callable[[LoTLIP], float],
+    step: int,
+    best: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Score the model; return the (possibly new) best and whether patience has run out."""
+    was_training = model.training
+    model.eval()
+    score = float(select(model))
+    model.train(was_training)
+    if cfg.trainable in IMAGE_FROZEN:
+        model.visual.eval()
+    if best is None or score > best["score"]:
+        model_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return {"score": score, "step": step, "model": model_state, "misses": 0}, False
+    best["misses"] += 1
+    return best, cfg.patience > 0 and best["misses"] >= cfg.patience
+
+
 def _training_state(
     cfg: TrainConfig,
     step: int,
@@ -472,20 +589,39 @@ def _training_state(
     scheduler: Any,
     scaler: Any,
     history: list,
-    dataset: Any,
+    ranks: list[dict[str, Any]],
+    best: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    data_state = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
     return {
         "step": step,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": _rng_state(),
+        "ranks": ranks,  # per rank: {"rng", "data"}
         "history": history,
         "config": _jsonable(asdict(cfg)),
-        "data": data_state,
+        "best": best,
     }
+
+
+def _rank_state(dataset: Any) -> dict[str, Any]:
+    """This rank's own RNG state and data position."""
+    data = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
+    return {"rng": _rng_state(), "data": data}
+
+
+def _own_state(state: dict[str, Any], info: DistInfo) -> dict[str, Any]:
+    """This rank's part of a checkpoint (older checkpoints hold rank 0's state only)."""
+    ranks = state.get("ranks")
+    if ranks is None:
+        return {"rng": state["rng"], "data": state.get("data", {})}
+    if len(ranks) != info.world_size:
+        raise ValueError(
+            f"the checkpoint was written by {len(ranks)} processes, this run has "
+            f"{info.world_size}: resume with the same number of processes"
+        )
+    return ranks[info.rank]
 
 
 def _seed_everything(seed: int) -> None:

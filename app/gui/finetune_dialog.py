@@ -63,7 +63,7 @@ MODES = (
         "Also adapts how photos are seen: every photo is indexed again with the new model.",
     ),
     (
-        "none",
+        "full",
         "Whole model",
         "Slowest, and easy to overfit on a few hundred photos. Every photo is indexed again.",
     ),
@@ -151,7 +151,7 @@ def run_finetune(
         warmup=max(1, steps // 10),
         save_every=max(steps, 1),
         log_every=max(1, steps // 100),
-        freeze=plan.mode,
+        trainable=plan.mode,
         device=plan.device,
         seed=seed,
         workers=0,
@@ -418,7 +418,7 @@ class FinetuneDialog(QDialog):
         self.reindex_warning.setVisible(self.mode() != "text")
 
     def mode(self) -> str:
-        """The chosen training mode (``text``, ``last-n`` or ``none``)."""
+        """The chosen training mode (``text``, ``last-n`` or ``full``)."""
         return next(k for k, b in self.mode_buttons.items() if b.isChecked())
 
     def _update_plan_text(self) -> None:

@@ -7,11 +7,14 @@ outside pytest as one rank of a two-process job.
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from lotlip.config import small_config
@@ -98,6 +101,38 @@ class CaptionTensorDataset(Dataset):
             start = (self.epoch + j) % max(1, len(sentences) - 1)
             longs.append(". ".join(sentences[start : start + 2]))
         return self.pixels[index], scene.short_caption, longs
+
+
+def write_caption_shards(root: Path, sizes: list[int], size: int = IMAGE_SIZE) -> list[Path]:
+    """Tar shards (webdataset layout) of rendered scenes: ``sizes[i]`` samples in shard ``i``."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths, seed = [], 0
+    for number, count in enumerate(sizes):
+        path = root / f"shard-{number:03d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for _ in range(count):
+                scene = make_scene(seed)
+                image = io.BytesIO()
+                scene.render(size).save(image, format="PNG")
+                text = scene.short_caption + "\n\n" + "\n\n".join(scene.long_captions)
+                for ext, data in (("png", image.getvalue()), ("txt", text.encode())):
+                    info = tarfile.TarInfo(f"{seed:06d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+                seed += 1
+        paths.append(path)
+    return paths
+
+
+def noisy(transform: Callable[[Image.Image], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``transform`` plus noise from torch's global RNG: a run resumed with the wrong RNG state
+    sees different pixels (what random augmentation would do)."""
+
+    def apply(image: Image.Image) -> torch.Tensor:
+        pixels = transform(image)
+        return pixels + 0.1 * torch.randn(pixels.shape)
+
+    return apply
 
 
 def state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -2,17 +2,21 @@
 
 Usage (environment as torchrun sets it: MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK):
 
-    python ddp_worker.py OUT_DIR MODEL_DIR
+    python ddp_worker.py OUT_DIR MODEL_DIR SHARD_DIR
 
 1. The loss alone: each rank takes its half of a fixed global batch of random features, calls
    ``lotlip_loss`` (which all-gathers) and saves the loss and its gradients.
 2. The real ``train()`` on ``CaptionTensorDataset``: each rank draws its half of every global
    batch through ``StepSampler``; the final weights and gradients are saved. Two runs: plain,
    and with gradient accumulation (the ``no_sync`` path) and clipping.
+3. ``train()`` on deliberately uneven tar shards (the ranks hold different sample counts, and
+   no count is a multiple of the batch), with noise from each rank's own RNG on the pixels:
+   once straight through, and once stopped after step 4 and resumed.
 """
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import os
 import sys
@@ -55,9 +59,48 @@ def run_configs(out: Path) -> dict[str, TrainConfig]:
     }
 
 
+SHARD_STEPS, SHARD_STOP = 8, 4
+
+
+def shard_config(out: Path) -> TrainConfig:
+    """Part 3: batches of 3 per rank from shards whose sizes are not multiples of 3."""
+    return TrainConfig(
+        out=str(out),
+        steps=SHARD_STEPS,
+        batch_size=3,
+        lr=1e-3,
+        warmup=0,
+        weight_decay=0.1,
+        device="cpu",
+        seed=3,
+        log_every=1,
+        save_every=100,
+        num_long=1,
+        workers=0,
+    )
+
+
+def shard_run(conftest, model_dir: str, shards: list[Path], out: Path, stop: int = 0):
+    """One ``train()`` on the shards; with ``stop``, ask to stop after that many steps."""
+    from training.shards import ShardDataset
+
+    model = lotlip.load(model_dir, device="cpu")
+    data = ShardDataset(shards, conftest.noisy(model.preprocess), shuffle_buffer=4)
+    calls = [0]
+
+    def should_stop() -> bool:
+        calls[0] += 1
+        return calls[0] >= stop
+
+    result = train(shard_config(out), model, data, should_stop=should_stop if stop else None)
+    return model, result
+
+
 def main() -> None:
-    out, model_dir = Path(sys.argv[1]), sys.argv[2]
+    out, model_dir, shard_dir = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     torch.set_num_threads(1)
+    # a shape mismatch in all_gather fails within a minute instead of hanging the test
+    torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
     info = init_distributed(torch.device("cpu"))
     assert info.world_size == 2, info
     conftest = _conftest()
@@ -95,6 +138,22 @@ def main() -> None:
             },
             out / f"{name}_rank{info.rank}.pt",
         )
+
+    # 3. uneven tar shards, straight and stopped + resumed
+    shards = sorted(shard_dir.glob("*.tar"))
+    straight, straight_result = shard_run(conftest, model_dir, shards, out / "shards-straight")
+    first = shard_run(conftest, model_dir, shards, out / "shards-resumed", stop=SHARD_STOP)[1]
+    resumed, resumed_result = shard_run(conftest, model_dir, shards, out / "shards-resumed")
+    torch.save(
+        {
+            "straight": conftest.state_of(straight),
+            "straight_history": straight_result.history,
+            "first_steps": first.steps_done,
+            "resumed": conftest.state_of(resumed),
+            "resumed_history": resumed_result.history,
+        },
+        out / f"shards_rank{info.rank}.pt",
+    )
     cleanup()
 
 

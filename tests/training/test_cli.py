@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -146,10 +147,22 @@ def test_finetune_and_evaluate_a_folder(
     assert meta["mode"] == "full" and meta["train_pairs"] == 12
     capsys.readouterr()
 
-    assert main(["evaluate", "--model", str(out), "--data", str(caption_folder), "--json"]) == 0
+    evaluate = ["evaluate", "--model", str(out), "--data", str(caption_folder), "--json"]
+    # every picture trained the model: there is nothing held out to report on
+    assert main(evaluate) == 2
+    assert "no held-out pictures" in capsys.readouterr().err
+    assert main([*evaluate, "--include-training"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 12
     assert "zeroshot_acc" not in metrics  # no labels in a caption folder
+
+    # pictures added after the fine-tune are the only ones counted by default
+    for path in sorted(caption_folder.glob("scene_*"))[:6]:  # 3 pictures + their sidecars
+        shutil.copy(path, caption_folder / f"new-{path.name}")
+    assert main(evaluate) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n"] == 3
+    assert "left out 12 pictures" in captured.err
 
 
 def test_errors_exit_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,12 +25,10 @@ from training.data import (
     MISSING_IMAGE,
     UNREADABLE_IMAGE,
     CaptionDataset,
-    ShardDataset,
     SkipStats,
     SyntheticDataset,
     choose_long_captions,
     collate_captions,
-    expand_shard_spec,
     folder_records,
     load_image,
     manifest_records,
@@ -41,6 +39,7 @@ from training.data import (
     sample_subcaption,
     split_sentences,
 )
+from training.shards import ShardDataset, expand_shard_spec
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -554,3 +553,23 @@ def test_open_dataset_missing(tmp_path: Path) -> None:
         open_dataset(tmp_path / "nothing.jsonl", to_tensor)
     with pytest.raises(FileNotFoundError):
         open_dataset(str(tmp_path / "none-*.tar"), to_tensor)
+
+
+def test_caption_dataset_captions_without_images_and_sentence_shuffling(tmp_path: Path) -> None:
+    from training.data import CaptionDataset, CaptionedImage
+
+    long = "One. Two. Three. Four. Five"
+    records = [CaptionedImage(tmp_path / "missing.png", "short", [long], key="k")]
+    plain = CaptionDataset(records, lambda image: image, sentences_per_caption=0)
+    # captions() never opens the (missing) image and matches what __getitem__ would give
+    assert plain.captions(0) == ("short", [". ".join(["One", "Two", "Three", "Four", "Five"])])
+    shuffled = CaptionDataset(records, lambda image: image, sentences_per_caption=0, seed=1)
+    shuffled.shuffle_sentences = True
+    orders = set()
+    for epoch in range(8):
+        shuffled.set_epoch(epoch)
+        text = shuffled.captions(0)[1][0]
+        assert sorted(text.split(". ")) == sorted(["One", "Two", "Three", "Four", "Five"])
+        orders.add(text)
+        assert shuffled.captions(0)[1][0] == text  # seeded by (seed, epoch, index)
+    assert len(orders) > 3

@@ -8,6 +8,7 @@ gradients over the ranks, which is why ``train()`` multiplies the loss by the wo
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -24,7 +25,13 @@ from training.distributed import DistInfo
 from training.loss import lotlip_loss
 from training.train import StepSampler, TrainConfig, train
 
-from .conftest import CaptionTensorDataset, build_model, build_vocab, state_of
+from .conftest import (
+    CaptionTensorDataset,
+    build_model,
+    build_vocab,
+    state_of,
+    write_caption_shards,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -57,6 +64,9 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     build_model(build_vocab(), seed=7, layers=2, spread=0.05).save(model_dir)
     out = root / "out"
     out.mkdir()
+    # 5 + 4 + 2 + 7 samples: each rank's share differs per epoch and is rarely a multiple of 3
+    shard_dir = root / "shards"
+    write_caption_shards(shard_dir, [5, 4, 2, 7])
     port = free_port()
     procs = []
     for rank in range(WORLD):
@@ -72,7 +82,13 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(HERE / "ddp_worker.py"), str(out), str(model_dir)],
+                [
+                    sys.executable,
+                    str(HERE / "ddp_worker.py"),
+                    str(out),
+                    str(model_dir),
+                    str(shard_dir),
+                ],
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -187,3 +203,30 @@ def test_step_sampler_splits_each_global_batch_between_ranks() -> None:
     for _ in range(5):
         next(straight)
     assert [next(resumed) for _ in range(6)] == [next(straight) for _ in range(6)]
+
+
+def test_uneven_tar_shards_run_to_the_end_on_every_rank(ddp_run: dict[str, Any]) -> None:
+    worker = _load_worker()
+    ranks = [ddp_run["results"][f"shards_rank{rank}"] for rank in range(WORLD)]
+    for got in ranks:
+        steps = [h["step"] for h in got["straight_history"]]
+        assert steps == list(range(1, worker.SHARD_STEPS + 1))
+        assert all(math.isfinite(h["loss"]) for h in got["straight_history"])
+    # one model trained by both ranks: identical replicas after every step's all-reduce
+    for key, value in ranks[0]["straight"].items():
+        assert torch.equal(value, ranks[1]["straight"][key]), key
+
+
+def test_ddp_run_stopped_and_resumed_equals_an_uninterrupted_one(ddp_run: dict[str, Any]) -> None:
+    worker = _load_worker()
+    start = state_of(lotlip.load(ddp_run["model_dir"], device="cpu"))
+    for rank in range(WORLD):
+        got = ddp_run["results"][f"shards_rank{rank}"]
+        assert got["first_steps"] == worker.SHARD_STOP
+        # each rank's own pixel noise (RNG) and shard position come back on resume
+        assert [h["loss"] for h in got["resumed_history"]] == [
+            h["loss"] for h in got["straight_history"]
+        ], rank
+        for key, value in got["straight"].items():
+            assert torch.equal(got["resumed"][key], value), (rank, key)
+    assert not torch.equal(got["straight"]["logit_scale"], start["logit_scale"])

@@ -27,14 +27,14 @@ def brute_force_recall(similarity: np.ndarray, k: int) -> tuple[float, float]:
     """(text->image, image->text) R@k by sorting each query's candidates.
 
     Candidates are sorted by score, highest first; among equal scores the true match comes
-    first, so only strictly higher scores push it down ("strictly higher ranks first").
+    last (pessimistic), so a tie with the true match never counts as a hit.
     """
     n = similarity.shape[0]
 
     def hits(matrix: np.ndarray) -> float:
         found = 0
         for query in range(n):
-            order = sorted(range(n), key=lambda c: (-matrix[query, c], c != query))
+            order = sorted(range(n), key=lambda c: (-matrix[query, c], c == query))
             found += order.index(query) < k
         return found / n
 
@@ -63,17 +63,56 @@ def test_recall_at_k_on_a_worked_example() -> None:
         [
             [0.9, 0.1, 0.2],  # text 0: its image is best -> rank 0
             [0.8, 0.5, 0.9],  # text 1: two images score higher -> rank 2
-            [0.3, 0.3, 0.3],  # text 2: a three-way tie counts as a hit
+            [0.3, 0.3, 0.3],  # text 2: a three-way tie ranks it last -> rank 2
         ]
     )
     scores = recall_at_k(similarity, (1, 2, 3))
-    assert scores["t2i_r1"] == pytest.approx(2 / 3)
-    assert scores["t2i_r2"] == pytest.approx(2 / 3)
+    assert scores["t2i_r1"] == pytest.approx(1 / 3)
+    assert scores["t2i_r2"] == pytest.approx(1 / 3)
     assert scores["t2i_r3"] == pytest.approx(1.0)
     # columns: image 0 -> [0.9, 0.8, 0.3] rank 0; image 1 -> [0.1, 0.5, 0.3] rank 0;
     # image 2 -> [0.2, 0.9, 0.3] rank 1
     assert scores["i2t_r1"] == pytest.approx(2 / 3)
     assert scores["i2t_r2"] == pytest.approx(1.0)
+
+
+def test_recall_at_k_on_a_hand_computed_matrix() -> None:
+    # 4 texts x 4 images; the true match of text i is image i (the diagonal)
+    similarity = np.array(
+        [
+            [0.50, 0.40, 0.60, 0.10],  # text 0: image 2 above -> rank 1
+            [0.20, 0.70, 0.10, 0.00],  # text 1: best -> rank 0
+            [0.90, 0.80, 0.30, 0.95],  # text 2: three above -> rank 3
+            [0.10, 0.20, 0.30, 0.40],  # text 3: best -> rank 0
+        ]
+    )
+    scores = recall_at_k(similarity, (1, 2, 3, 4))
+    assert [scores[f"t2i_r{k}"] for k in (1, 2, 3, 4)] == pytest.approx([0.5, 0.75, 0.75, 1.0])
+    # image columns: 0 -> [.5,.2,.9,.1] rank 1; 1 -> [.4,.7,.8,.2] rank 1;
+    # 2 -> [.6,.1,.3,.3] rank 2 (the .3 tie counts against it); 3 -> [.1,0,.95,.4] rank 1
+    assert [scores[f"i2t_r{k}"] for k in (1, 2, 3, 4)] == pytest.approx([0.0, 0.75, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("value", [0.0, 0.37, np.nan])
+def test_constant_or_nan_similarity_never_scores_hits(value: float) -> None:
+    n = 8
+    scores = recall_at_k(np.full((n, n), value), (1, 5, 8))
+    # every candidate ties with (or, for NaN, cannot be compared to) the true one: ranked last
+    assert scores["t2i_r1"] == scores["i2t_r1"] == 0.0
+    assert scores["t2i_r5"] == scores["i2t_r5"] == 0.0
+    # only a cutoff covering the whole set finds it (as any ranking would)
+    expected_full = 0.0 if np.isnan(value) else 1.0
+    assert scores["t2i_r8"] == scores["i2t_r8"] == expected_full
+
+
+def test_nan_scores_are_misses_and_never_outrank_by_accident() -> None:
+    similarity = np.eye(4)
+    similarity[1, 1] = np.nan  # text 1's own score is undefined: a miss
+    similarity[2, 0] = np.nan  # a NaN rival of text 2 counts as above it
+    scores = recall_at_k(similarity, (1,))
+    assert scores["t2i_r1"] == pytest.approx(2 / 4)
+    # image columns: 0 -> [1, 0, nan, 0] NaN rival -> miss; 1 -> own NaN -> miss; 2, 3 hits
+    assert scores["i2t_r1"] == pytest.approx(2 / 4)
 
 
 def test_recall_at_k_edge_cases() -> None:

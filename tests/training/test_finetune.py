@@ -1,4 +1,4 @@
-"""Fine-tuning on personal captions (training.finetune and the freeze modes of training.train)."""
+"""Fine-tuning on personal captions (training.finetune and what trains in training.train)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from training.data import load_image, split_sentences
 from training.evaluate import recall_at_k
 from training.finetune import finetune
 from training.synthetic import make_scene, scene_file_stem, write_scenes
-from training.train import TrainConfig, apply_freeze
+from training.train import TrainConfig, set_trainable, train
 
 SCENES = 30
 
@@ -63,7 +63,7 @@ def test_text_mode_improves_retrieval_and_keeps_image_embeddings_bit_identical(
         warmup=5,
         weight_decay=0.0,
         num_long=1,
-        freeze="text",
+        trainable="text",
         log_every=50,
         device="cpu",
     )
@@ -107,7 +107,7 @@ def test_text_mode_improves_retrieval_and_keeps_image_embeddings_bit_identical(
     assert meta["metrics_before"]["train_long_t2i_r1"] == pytest.approx(before)
     assert meta["metrics"]["train_long_t2i_r1"] == pytest.approx(after)
     assert meta["metrics"]["train_n"] == SCENES
-    assert meta["train_config"]["freeze"] == "text"
+    assert meta["train_config"]["trainable"] == "text"
 
 
 def blocks_of(key: str) -> tuple[str, int] | None:
@@ -136,7 +136,7 @@ def test_last_n_mode_changes_only_the_last_blocks_and_heads(
         batch_size=8,
         lr=1e-3,
         warmup=0,
-        freeze="last-n",
+        trainable="last-n",
         last_n=1,
         num_long=1,
         log_every=1,
@@ -173,25 +173,112 @@ def trainable(model: LoTLIP) -> set[str]:
     return {name for name, p in model.named_parameters() if p.requires_grad}
 
 
-def test_apply_freeze_modes(make_model: Callable[..., LoTLIP]) -> None:
+def test_set_trainable_modes(make_model: Callable[..., LoTLIP]) -> None:
     model = make_model(layers=3)
     everything = {name for name, _ in model.named_parameters()}
 
-    apply_freeze(model, "text")
+    set_trainable(model, "text")
     assert trainable(model) == {n for n in everything if n.startswith("text.")} | {"logit_scale"}
 
-    apply_freeze(model, "none")
+    set_trainable(model, "full")
     assert trainable(model) == everything
 
     heads = {n for n in everything if n.startswith(HEADS)}
-    apply_freeze(model, "last-n", 2)
+    set_trainable(model, "last-n", 2)
     expected = heads | {n for n in everything if (b := blocks_of(n)) is not None and b[1] in (1, 2)}
     assert trainable(model) == expected
 
     # last_n = 0: only the heads (a [-0:] slice would have unfrozen every block)
-    apply_freeze(model, "last-n", 0)
+    set_trainable(model, "last-n", 0)
     assert trainable(model) == heads
     # more blocks than the model has: all blocks, still not the embeddings
-    apply_freeze(model, "last-n", 10)
+    set_trainable(model, "last-n", 10)
     assert "text.transformer.embeddings.word_embeddings.weight" not in trainable(model)
     assert "visual.vit.layers.0.mlp.fc1.weight" in trainable(model)
+
+    # text-last-n: the text tower's embeddings, last blocks, pooler and projection
+    set_trainable(model, "text-last-n", 1)
+    text_heads = {n for n in everything if n.startswith(("text.transformer.pooler.", "text.proj."))}
+    embeddings = {n for n in everything if n.startswith("text.transformer.embeddings.")}
+    last_text = {n for n in everything if blocks_of(n) == ("text", 2)}
+    assert trainable(model) == text_heads | embeddings | last_text | {"logit_scale"}
+
+
+def test_text_mode_encodes_each_image_once_and_trains_the_same(
+    tmp_path: Path, make_model: Callable[..., LoTLIP]
+) -> None:
+    from .conftest import CaptionTensorDataset, state_of
+
+    def run(cache: bool) -> tuple[LoTLIP, int]:
+        model = make_model(seed=4, layers=2, spread=0.1)
+        calls = [0]
+        model.visual.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        cfg = TrainConfig(
+            out=str(tmp_path / f"cache-{cache}"), steps=6, batch_size=4, lr=1e-3, warmup=0,
+            num_long=2, trainable="text", device="cpu", cache_image_features=cache,
+        )  # fmt: skip
+        train(cfg, model, CaptionTensorDataset(12))
+        return model, calls[0]
+
+    per_step, per_step_calls = run(cache=False)
+    cached, cached_calls = run(cache=True)
+    assert per_step_calls == 6  # the image tower ran at every step ...
+    assert cached_calls == 3  # ... or once per batch of the caching pass (12 images / 4)
+    expected = state_of(per_step)
+    for key, value in state_of(cached).items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_select_keeps_the_best_weights_and_stops_when_patience_runs_out(
+    tmp_path: Path, make_model: Callable[..., LoTLIP]
+) -> None:
+    from .conftest import CaptionTensorDataset, state_of
+
+    model = make_model(seed=4, layers=1)
+    scores = iter([0.1, 0.5, 0.3, 0.2, 0.9])  # best at the 2nd check, then two misses
+    kept: dict[int, dict[str, torch.Tensor]] = {}
+
+    def select(current: LoTLIP) -> float:
+        kept[len(kept) + 1] = state_of(current)
+        return next(scores)
+
+    cfg = TrainConfig(
+        out=str(tmp_path / "sel"), steps=20, batch_size=4, lr=1e-2, warmup=0, num_long=1,
+        trainable="text", device="cpu", select_every=2, patience=2, log_every=1,
+    )  # fmt: skip
+    result = train(cfg, model, CaptionTensorDataset(12), select=select)
+    assert result.steps_done == 8  # checks at steps 2, 4, 6, 8: no gain at 6 and 8 -> stop
+    assert len(kept) == 4
+    final = state_of(model)
+    for key, value in kept[2].items():
+        assert torch.equal(final[key], value), key  # the weights of step 4 were kept
+    _, meta = read_folder_config(result.model_dir)
+    assert meta["selected_step"] == 4
+
+
+def test_recipe_options_and_held_out_bookkeeping(
+    tmp_path: Path,
+    saved_model: Callable[..., Path],
+    photo_folder: tuple[Path, list[Path], list[str]],
+) -> None:
+    from training.data import CaptionedImage
+    from training.finetune import Recipe, unseen_records
+
+    folder, _, _ = photo_folder
+    cfg = TrainConfig(
+        out=str(tmp_path / "r"), steps=4, batch_size=8, lr=1e-3, warmup=0, num_long=1,
+        trainable="text", device="cpu", select_every=2,
+    )  # fmt: skip
+    recipe = Recipe(shuffle_sentences=True, replay=5, select_on_heldout=True)
+    result = finetune(saved_model(seed=1), folder, cfg, recipe=recipe)
+    assert result.train_pairs == 24 and result.heldout_pairs == 6
+    _, meta = read_folder_config(result.model_dir)
+    assert meta["recipe"] == {"shuffle_sentences": True, "replay": 5, "select_on_heldout": True}
+    assert meta["selected_step"] in (2, 4)
+    assert len(meta["train_keys"]) == 24
+    # forgetting is measured on the demo scenes, before and after
+    assert result.before["demo_n"] == result.after["demo_n"] == 60
+    records = [CaptionedImage(Path(key), "s", ["l"], key=key) for key in meta["train_keys"][:3]]
+    records.append(CaptionedImage(Path("new.png"), "s", ["l"], key="new.png"))
+    kept, dropped = unseen_records(records, meta)
+    assert [r.key for r in kept] == ["new.png"] and dropped == 3

@@ -184,7 +184,7 @@ def test_checkpoint_holds_only_plain_data_and_loads_weights_only(
     train(config(tmp_path, steps=2), make_model(), CaptionTensorDataset(12))
     path = tmp_path / "checkpoints" / CHECKPOINT_NAME
     state = torch.load(path, map_location="cpu", weights_only=True)
-    assert {"step", "model", "optimizer", "scheduler", "rng", "history", "config"} <= set(state)
+    assert {"step", "model", "optimizer", "scheduler", "ranks", "history", "config"} <= set(state)
     assert only_safe_types(state)
     assert state["config"]["steps"] == 2
     assert not list(path.parent.glob("*.tmp")), "atomic write leaves no temporary file"
@@ -235,3 +235,34 @@ def test_starting_a_finished_run_again_changes_nothing(
 
 def metrics_lines(run: Path) -> int:
     return len((run / "metrics.jsonl").read_text().splitlines())
+
+
+def test_tar_shards_through_train_resume_mid_shard(
+    tmp_path: Path, make_model: Callable[..., LoTLIP]
+) -> None:
+    """Shards of 7, 5 and 6 samples, batches of 4, a shuffle buffer of 3: the stop after step 3
+    falls inside the third shard, and the run crosses into a second epoch afterwards."""
+    from training.shards import ShardDataset
+
+    from .conftest import noisy, write_caption_shards
+
+    paths = write_caption_shards(tmp_path / "shards", [7, 5, 6])
+
+    def run(out: str, **kwargs: Any) -> tuple[LoTLIP, Any]:
+        model = make_model(seed=1, layers=2)
+        data = ShardDataset(paths, noisy(model.preprocess), shuffle_buffer=3, rank=0, world_size=1)
+        return model, train(config(tmp_path / out), model, data, **kwargs)
+
+    straight_model, straight = run("straight")
+    assert straight.steps_done == STEPS
+    _, first = run("resumed", should_stop=stop_after(3))
+    assert first.stopped_early and first.steps_done == 3
+    saved = load_checkpoint(tmp_path / "resumed" / "checkpoints" / CHECKPOINT_NAME)
+    cursor = saved["ranks"][0]["data"]["slots"]["0"]["cursor"]
+    assert cursor[0] == 2 and 0 < cursor[1] < 6, "the stop should fall inside the last shard"
+    resumed_model, resumed = run("resumed")
+    assert resumed.steps_done == STEPS
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    expected = state_of(straight_model)
+    for key, value in state_of(resumed_model).items():
+        assert torch.equal(value, expected[key]), key
