@@ -292,7 +292,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.benchmark and not args.data:
         raise ValueError("--benchmark needs --data: the folder holding the benchmark")
-    model = lotlip.load(args.model, device=args.device)
+    # fp32 everywhere: recall figures must not move with the machine's precision choice
+    model = lotlip.load(args.model, device=args.device, precision="fp32")
     if args.benchmark:
         from .benchmarks import benchmark_json, load_benchmark, paper_table, run_benchmark
 

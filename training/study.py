@@ -152,8 +152,8 @@ def run_trial(
     import lotlip
 
     unseen = eval_set_from_records(read_caption_records(unseen_dir, SkipStats("unseen")))
-    tuned = lotlip.load(out, device="cpu")
-    base_model = lotlip.load(base, device="cpu")
+    tuned = lotlip.load(out, device="cpu", precision="fp32")
+    base_model = lotlip.load(base, device="cpu", precision="fp32")
     before, after = evaluate(base_model, unseen), evaluate(tuned, unseen)
     return {
         "trial": trial.name,

@@ -84,7 +84,7 @@ def shard_run(conftest, model_dir: str, shards: list[Path], out: Path, stop: int
     """One ``train()`` on the shards; with ``stop``, ask to stop after that many steps."""
     from training.shards import ShardDataset
 
-    model = lotlip.load(model_dir, device="cpu")
+    model = lotlip.load(model_dir, device="cpu", precision="fp32")
     data = ShardDataset(shards, conftest.noisy(model.preprocess), shuffle_buffer=4)
     calls = [0]
 
@@ -127,7 +127,7 @@ def main() -> None:
 
     # 2. train() under DDP
     for name, cfg in run_configs(out).items():
-        model = lotlip.load(model_dir, device="cpu")
+        model = lotlip.load(model_dir, device="cpu", precision="fp32")
         result = train(cfg, model, conftest.CaptionTensorDataset(16))
         torch.save(
             {

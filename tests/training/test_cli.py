@@ -76,7 +76,7 @@ def test_pretrain_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixt
     # 2. the same command without the limit finishes the run
     assert main([*base, "--steps", "3"]) == 0
     assert metrics_steps(run) == [1, 2, 3]
-    model = lotlip.load(run / "model", device="cpu")
+    model = lotlip.load(run / "model", device="cpu", precision="fp32")
     assert model.name == "lotlip-micro"
     assert model.config.vision.image_size == 32 and model.embed_dim == 32
     _, meta = read_folder_config(run / "model")
@@ -92,7 +92,7 @@ def test_pretrain_resume_and_evaluate(tmp_path: Path, capsys: pytest.CaptureFixt
     _, meta = read_folder_config(run / "model")
     assert meta["steps"] == 5
     assert load_checkpoint(run / "checkpoints" / CHECKPOINT_NAME)["step"] == 5
-    longer = lotlip.load(run / "model", device="cpu").state_dict()
+    longer = lotlip.load(run / "model", device="cpu", precision="fp32").state_dict()
     assert any(not torch.equal(longer[k], after_three[k]) for k in after_three)
     capsys.readouterr()
 
@@ -141,7 +141,7 @@ def test_finetune_and_evaluate_a_folder(
     argv = ["finetune", "--base", str(base), "--data", str(caption_folder), "--out", str(out)]
     argv += ["--steps", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
     assert main([*argv, "--mode", "full", "--name", "my-photos"]) == 0
-    model = lotlip.load(out, device="cpu")  # --out itself is the model folder
+    model = lotlip.load(out, device="cpu", precision="fp32")  # --out itself is the model folder
     assert model.name == "my-photos"
     _, meta = read_folder_config(out)
     assert meta["mode"] == "full" and meta["train_pairs"] == 12

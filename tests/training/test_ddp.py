@@ -137,7 +137,7 @@ def reference_run(name: str, model_dir: Path, tmp_path: Path) -> tuple[LoTLIP, A
     worker = _load_worker()
     cfg: TrainConfig = worker.run_configs(tmp_path)[name]
     cfg.batch_size *= WORLD
-    model = lotlip.load(model_dir, device="cpu")
+    model = lotlip.load(model_dir, device="cpu", precision="fp32")
     return model, train(cfg, model, CaptionTensorDataset(16))
 
 
@@ -149,7 +149,7 @@ def test_ddp_train_equals_single_process_on_the_global_batch(
     ranks = [ddp_run["results"][f"{name}_rank{rank}"] for rank in range(WORLD)]
     expected_grads = {n: p.grad for n, p in model.named_parameters()}
     expected_state = state_of(model)
-    start = state_of(lotlip.load(ddp_run["model_dir"], device="cpu"))
+    start = state_of(lotlip.load(ddp_run["model_dir"], device="cpu", precision="fp32"))
     for rank, got in enumerate(ranks):
         assert got["final_loss"] == pytest.approx(result.final_loss, rel=1e-5), rank
         assert [h["loss"] for h in got["history"]] == pytest.approx(
@@ -174,7 +174,7 @@ def test_ddp_train_equals_single_process_on_the_global_batch(
 def test_ddp_rank_zero_saved_the_model(ddp_run: dict[str, Any]) -> None:
     for name in ("plain", "accum"):
         folder = ddp_run["out"] / name / "model"
-        model = lotlip.load(folder, device="cpu")
+        model = lotlip.load(folder, device="cpu", precision="fp32")
         saved = ddp_run["results"][f"{name}_rank0"]["state"]
         for key, value in model.state_dict().items():
             assert torch.equal(value, saved[key]), key
@@ -219,7 +219,7 @@ def test_uneven_tar_shards_run_to_the_end_on_every_rank(ddp_run: dict[str, Any])
 
 def test_ddp_run_stopped_and_resumed_equals_an_uninterrupted_one(ddp_run: dict[str, Any]) -> None:
     worker = _load_worker()
-    start = state_of(lotlip.load(ddp_run["model_dir"], device="cpu"))
+    start = state_of(lotlip.load(ddp_run["model_dir"], device="cpu", precision="fp32"))
     for rank in range(WORLD):
         got = ddp_run["results"][f"shards_rank{rank}"]
         assert got["first_steps"] == worker.SHARD_STOP

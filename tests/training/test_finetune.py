@@ -73,8 +73,8 @@ def test_text_mode_improves_retrieval_and_keeps_image_embeddings_bit_identical(
     assert result.train_pairs == SCENES and result.heldout_pairs == 0
     assert not (tmp_path / "mine" / "checkpoints").exists()
 
-    base = lotlip.load(base_dir, device="cpu")
-    tuned = lotlip.load(result.model_dir, device="cpu")
+    base = lotlip.load(base_dir, device="cpu", precision="fp32")
+    tuned = lotlip.load(result.model_dir, device="cpu", precision="fp32")
     assert tuned.name == "my-model"
     pictures = [load_image(p) for p in paths]
     base_images = base.embed_images(pictures)
@@ -143,8 +143,8 @@ def test_last_n_mode_changes_only_the_last_blocks_and_heads(
         device="cpu",
     )
     result = finetune(base_dir, folder, cfg)  # default: 20 % held out
-    base = lotlip.load(base_dir, device="cpu").state_dict()
-    tuned = lotlip.load(result.model_dir, device="cpu").state_dict()
+    base = lotlip.load(base_dir, device="cpu", precision="fp32").state_dict()
+    tuned = lotlip.load(result.model_dir, device="cpu", precision="fp32").state_dict()
     assert base.keys() == tuned.keys()
     changed, kept = [], []
     for key in base:

@@ -22,7 +22,7 @@ def test_bundled_model_is_installed_small_and_documented() -> None:
 
 
 def test_bundled_model_long_text_recall_far_above_chance() -> None:
-    model = lotlip.load(registry.BUNDLED_MODEL, device="cpu")
+    model = lotlip.load(registry.BUNDLED_MODEL, device="cpu", precision="fp32")
     assert model.name == "lotlip-tiny" and model.config.text.num_corner_tokens == 2
     metrics = evaluate(model, synthetic_eval_set(100, size=224))
     assert metrics["long_t2i_r1"] >= 0.5, metrics
