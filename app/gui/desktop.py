@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import os
 import sys
@@ -61,3 +63,19 @@ def copy_paths(paths: list[str]) -> None:
     mime.setText("\n".join(paths))
     mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
     QGuiApplication.clipboard().setMimeData(mime)
+    _release_clipboard_at_exit()
+
+
+@functools.cache
+def _release_clipboard_at_exit() -> None:
+    """Empty our clipboard entry while Python still runs.
+
+    The clipboard owns the QMimeData made here; left to Qt's own clean-up, it is destroyed after
+    the interpreter has gone, and PySide6 (6.11) crashes the process on the way out.
+    """
+
+    def release() -> None:
+        if QGuiApplication.instance() is not None:
+            QGuiApplication.clipboard().clear()
+
+    atexit.register(release)
