@@ -136,7 +136,9 @@ def test_explain_scores_every_sentence_and_keeps_the_ranking(indexed, micro_mode
     for result in explained.results:
         row = every[list(ids).index(result.id)]
         assert [s.score for s in result.sentences] == pytest.approx(row, abs=1e-4)
-        expected = [(np.sum(every[:, j] < row[j] - 1e-6) + 0.5) / len(ids) for j in range(4)]
+        below = [np.sum(every[:, j] < row[j] - 1e-6) for j in range(4)]
+        ties = [np.sum(np.abs(every[:, j] - row[j]) <= 1e-6) for j in range(4)]  # itself, or more
+        expected = [(below[j] + 0.5 * ties[j]) / len(ids) for j in range(4)]
         assert [s.standing for s in result.sentences] == pytest.approx(expected, abs=1e-6)
     data = explained.as_dict()
     assert [s["text"] for s in data["sentences"]] == split_sentences(PARAGRAPH)
