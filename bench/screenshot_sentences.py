@@ -10,6 +10,7 @@ is none; generated held-out scenes; the bundled ``lotlip-tiny``), but indexed di
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import sys
@@ -21,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_explain import falsify  # noqa: E402
-from bench.screenshots import SIZE, ensure_display, write_gallery  # noqa: E402
+from bench.screenshots import SIZE, ensure_display, process_until, write_gallery  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     seeds = write_gallery(gallery, args.scenes)
     (gallery / "IMG_2041.jpg").unlink()
 
-    import time
-
-    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication
 
     import lotlip
@@ -61,17 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication([sys.argv[0]])
     apply_theme(app)
 
-    def wait(condition, timeout: float = 300.0, settle: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.005)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {condition}")
-        end = time.monotonic() + settle
-        while time.monotonic() < end:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.005)
+    wait = functools.partial(process_until, app, timeout=300.0)
 
     session = Session()
     session.set_setting("model", "lotlip-tiny")

@@ -14,6 +14,7 @@ for a minute on the gallery itself (so the pictures still show sensible rankings
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -30,6 +31,22 @@ if str(ROOT) not in sys.path:
 
 SIZE = (1280, 820)
 FALLBACK_MODEL = "screenshot-micro"
+
+
+def process_until(app: Any, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
+    """Run Qt's event loop until ``condition()`` holds, then ``settle`` seconds more."""
+    from PySide6.QtCore import QEventLoop
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {condition}")
+    end = time.monotonic() + settle
+    while time.monotonic() < end:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
 
 
 def ensure_display(argv: list[str]) -> None:
@@ -115,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
             print("the bundled model is not installed; training a micro model on the scenes …")
             model = train_fallback(models_dir, seeds)
 
-    from PySide6.QtCore import QEventLoop
     from PySide6.QtWidgets import QApplication, QWidget
 
     from app.gui.captions import start_caption_import
@@ -133,17 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     apply_theme(app)
 
-    def wait(condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.005)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {condition}")
-        end = time.monotonic() + settle
-        while time.monotonic() < end:
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-            time.sleep(0.005)
+    wait = functools.partial(process_until, app)
 
     def shot(widget: QWidget, name: str) -> None:
         wait(lambda: True, settle=0.4)
