@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 from app.gui.formatting import date_text, human_size
 from app.gui.panels import ElidedLabel
 from app.gui.results import ResultItem
-from app.gui.tasks import Task, TaskSet, bound
-from app.gui.thumbnails import load_scaled
+from app.gui.tasks import Task, TaskSet
+from app.gui.thumbnails import load_scaled_in_background
 
 PREVIEW_EDGE = 1600
 
@@ -197,13 +197,9 @@ class PreviewPane(QWidget):
             return
         self._fill(item)
         self.image.set_image(None, "Loading…")
-        if self._loading is not None:
-            self._loading.cancel()
-        path = item.path
-        task = Task(lambda _r, _c: load_scaled(path, PREVIEW_EDGE), name="preview")
-        task.succeeded.connect(bound(self, lambda image, p=path: self._loaded(p, image)))
-        task.failed.connect(bound(self, lambda message, p=path: self._failed(p, message)))
-        self._loading = self.tasks.start(task)
+        self._loading = load_scaled_in_background(
+            self, self.tasks, self._loading, item.path, PREVIEW_EDGE, self._loaded, self._failed
+        )
 
     def _fill(self, item: ResultItem) -> None:
         self.title.setText(item.name)

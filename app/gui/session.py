@@ -369,9 +369,7 @@ class Session(QObject):
             from app.library.search import Searcher
 
             leave_a_core_for_the_window()
-            choice = choose_model(
-                library, requested=requested, device=device, precision=precision
-            )
+            choice = choose_model(library, requested=requested, device=device, precision=precision)
             return choice, Searcher(library, choice.model)
 
         task = self.worker_task(work, name="model-load")

@@ -18,7 +18,9 @@ import logging
 import os
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
@@ -65,6 +67,30 @@ def decode_scaled(path: str, edge: int) -> object:
 def load_scaled(path: str, edge: int) -> QImage:
     """``path`` as a QImage with its longest side at most ``edge`` (for the preview pane)."""
     return pil_to_qimage(decode_scaled(path, edge))
+
+
+def load_scaled_in_background(
+    owner: QObject,
+    tasks: Any,
+    previous: Any,
+    path: str,
+    edge: int,
+    loaded: Callable[[str, QImage], None],
+    failed: Callable[[str, str], None],
+) -> Any:
+    """Cancel ``previous`` and decode ``path`` at ``edge`` in a worker (a ``Task`` of ``tasks``).
+
+    ``loaded(path, image)`` or ``failed(path, message)`` runs on the GUI thread while ``owner``
+    lives; the path lets the receiver ignore a result for a photo it no longer shows.
+    """
+    from app.gui.tasks import Task, bound
+
+    if previous is not None:
+        previous.cancel()
+    task = Task(lambda _r, _c: load_scaled(path, edge), name=f"load-{edge}")
+    task.succeeded.connect(bound(owner, lambda image: loaded(path, image)))
+    task.failed.connect(bound(owner, lambda message: failed(path, message)))
+    return tasks.start(task)
 
 
 def make_thumbnail(path: str, cache_dir: Path | None, edge: int = THUMB_EDGE) -> QImage:

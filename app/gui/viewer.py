@@ -22,8 +22,8 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.gui.results import ResultsModel
-from app.gui.tasks import Task, TaskSet, bound
-from app.gui.thumbnails import load_scaled
+from app.gui.tasks import Task, TaskSet
+from app.gui.thumbnails import load_scaled_in_background
 
 VIEWER_EDGE = 4096
 ZOOM_STEP = 1.25
@@ -165,13 +165,9 @@ class PhotoViewer(QWidget):
         self.caption.setText(f"{self.row + 1} / {count} · {item.path}{score}{KEYS_HINT}")
         self.caption.setToolTip(item.path)
         self.view.set_image(None, "Loading…")
-        if self._loading is not None:
-            self._loading.cancel()
-        path = item.path
-        task = Task(lambda _r, _c: load_scaled(path, VIEWER_EDGE), name="viewer")
-        task.succeeded.connect(bound(self, lambda image, p=path: self._loaded(p, image)))
-        task.failed.connect(bound(self, lambda message, p=path: self._failed(p, message)))
-        self._loading = self.tasks.start(task)
+        self._loading = load_scaled_in_background(
+            self, self.tasks, self._loading, item.path, VIEWER_EDGE, self._loaded, self._failed
+        )
 
     def current_path(self) -> str | None:
         """The path of the photo shown."""
