@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,48 @@ TRIALS: tuple[Trial, ...] = (
         {**SHORT_QUERY_SETTINGS, "last_n": 1, "short_weight": 2.0},
         SHORT_QUERY_RECIPE,
     ),
+    *(
+        Trial(name, {**SHORT_QUERY_SETTINGS, **changes}, recipe)
+        for name, changes, recipe in (
+            ("trial 9 with short weight 4", {"short_weight": 4.0}, SHORT_QUERY_RECIPE),
+            (
+                "trial 9 training only embeddings, pooler and projection, lr 3e-3",
+                {"short_weight": 2.0, "last_n": 0, "lr": 3e-3},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 training the whole text tower",
+                {"short_weight": 2.0, "trainable": "text"},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with replay 512",
+                {"short_weight": 2.0},
+                replace(SHORT_QUERY_RECIPE, replay=512),
+            ),
+            (
+                "trial 9 with replay 1024",
+                {"short_weight": 2.0},
+                replace(SHORT_QUERY_RECIPE, replay=1024),
+            ),
+            ("trial 6 with replay 512", {}, replace(SHORT_QUERY_RECIPE, replay=512)),
+            (
+                "trial 9 with 1-sentence long captions",
+                {"short_weight": 2.0, "sentences": 1},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with 2-sentence long captions",
+                {"short_weight": 2.0, "sentences": 2},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with 1-sentence long captions, 400 steps",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                SHORT_QUERY_RECIPE,
+            ),
+        )
+    ),
 )
 
 
@@ -157,9 +199,10 @@ def trial_config(trial: Trial, out: Path, seed: int | None = None) -> TrainConfi
     settings = {**CLI_DEFAULTS, **trial.settings}
     if seed is not None:
         settings["seed"] = seed
+    extra = {"sentences": settings.pop("sentences", 3)}  # the CLI's --sentences default
     return TrainConfig(
         out=str(out), trainable=settings.pop("trainable", "text"), device="cpu", workers=0,
-        log_every=50, save_every=10_000, extra={"sentences": 3}, **settings,
+        log_every=50, save_every=10_000, extra=extra, **settings,
     )  # fmt: skip
 
 

@@ -42,3 +42,10 @@ def test_the_documented_command_trains_as_the_study_measured(tmp_path: Path) -> 
     assert cli.extra["sentences"] == study.extra["sentences"]
     recipe = TRIALS[SHORT_QUERY_TRIAL].recipe
     assert (args.shuffle_sentences, args.replay) == (recipe.shuffle_sentences, recipe.replay)
+
+
+def test_a_trial_may_change_the_sentences_per_long_caption(tmp_path: Path) -> None:
+    chosen = [trial_config(t, tmp_path).extra["sentences"] for t in TRIALS]
+    assert chosen[0] == 3  # the CLI's --sentences default
+    assert sorted(set(chosen)) == [1, 2, 3]
+    assert all("sentences" not in asdict(trial_config(t, tmp_path)) for t in TRIALS)
