@@ -48,4 +48,3 @@ def test_a_trial_may_change_the_sentences_per_long_caption(tmp_path: Path) -> No
     chosen = [trial_config(t, tmp_path).extra["sentences"] for t in TRIALS]
     assert chosen[0] == 3  # the CLI's --sentences default
     assert sorted(set(chosen)) == [1, 2, 3]
-    assert all("sentences" not in asdict(trial_config(t, tmp_path)) for t in TRIALS)
