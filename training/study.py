@@ -189,6 +189,16 @@ TRIALS: tuple[Trial, ...] = (
                 {"short_weight": 2.0, "sentences": 1, "steps": 400},
                 SHORT_QUERY_RECIPE,
             ),
+            (
+                "trial 19 with replay 512",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                replace(SHORT_QUERY_RECIPE, replay=512),
+            ),
+            (
+                "trial 19 with replay 1024",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                replace(SHORT_QUERY_RECIPE, replay=1024),
+            ),
         )
     ),
 )
