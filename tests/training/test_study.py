@@ -8,11 +8,12 @@ from pathlib import Path
 from training.cli import _train_config, build_parser
 from training.study import TRIALS, reword, trial_config
 
-SHORT_QUERY_TRIAL = 9  # the short-query recipe docs/TRAINING.md recommends
+SHORT_QUERY_TRIAL = 6  # the short-query recipe docs/TRAINING.md recommends
 DOCUMENTED = (
     "finetune --base lotlip-tiny --data photos --out mine --mode text-last-n --last-n 2 "
-    "--lr 1e-3 --steps 200 --warmup 10 --shuffle-sentences --replay 256 --short-weight 2"
+    "--lr 1e-3 --steps 200 --warmup 10 --shuffle-sentences --replay 256"
 )
+SHORT_WEIGHT_TRIAL = 9
 
 SHARED_FIELDS = (
     *("steps", "lr", "warmup", "batch_size", "weight_decay", "num_long", "short_weight"),
@@ -26,11 +27,17 @@ def test_reword_renames_colours_shapes_and_background_keeping_capitals() -> None
 
 
 def test_a_seed_overrides_the_trial_and_nothing_else(tmp_path: Path) -> None:
-    trial = TRIALS[SHORT_QUERY_TRIAL]
+    trial = TRIALS[SHORT_WEIGHT_TRIAL]
     plain, seeded = trial_config(trial, tmp_path), trial_config(trial, tmp_path, seed=2)
     assert (plain.seed, seeded.seed) == (0, 2)
     assert {**asdict(seeded), "seed": 0} == asdict(plain)
     assert seeded.short_weight == 2.0 and seeded.trainable == "text-last-n"
+
+
+def test_the_short_weight_flag_reaches_the_config_as_in_the_study(tmp_path: Path) -> None:
+    args = build_parser().parse_args([*DOCUMENTED.split(), "--short-weight", "2"])
+    study = trial_config(TRIALS[SHORT_WEIGHT_TRIAL], tmp_path)
+    assert _train_config(args, args.mode).short_weight == study.short_weight == 2.0
 
 
 def test_the_documented_command_trains_as_the_study_measured(tmp_path: Path) -> None:
