@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -21,6 +22,17 @@ if TYPE_CHECKING:
     from lotlip.model import LoTLIP
 
 log = logging.getLogger("training")
+
+
+def _non_negative(text: str) -> float:
+    """argparse type: a finite float >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -45,6 +57,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         choices=CAPTION_MODES,
         default="long+short",
         help="which captions train: both (LoTLIP), only short, or only long",
+    )
+    p.add_argument(
+        "--short-weight",
+        type=_non_negative,
+        default=1.0,
+        help="weight of the short-caption loss term (the long terms weigh 1; default 1)",
     )
     p.add_argument("--num-long", type=int, default=1, help="long sub-captions per image and step")
     p.add_argument(
@@ -180,6 +198,7 @@ def _train_config(args: argparse.Namespace, trainable: str) -> TrainConfig:
         log_every=args.log_every,
         captions=args.captions,
         num_long=args.num_long,
+        short_weight=args.short_weight,
         trainable=trainable,
         last_n=getattr(args, "last_n", 2),
         seed=args.seed,

@@ -15,7 +15,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,11 @@ class Trial:
 CLI_DEFAULTS: dict[str, Any] = dict(
     steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1, num_long=1
 )
+# The best recipe of the first round, the base of the short-query trials.
+SHORT_QUERY_SETTINGS: dict[str, Any] = dict(
+    lr=1e-3, steps=200, warmup=10, trainable="text-last-n", last_n=2
+)
+SHORT_QUERY_RECIPE = Recipe(shuffle_sentences=True, replay=256)
 TRIALS: tuple[Trial, ...] = (
     Trial("CLI defaults (lr 5e-5, 200 steps)"),
     Trial("lr 1e-3, 100 steps", {"lr": 1e-3, "steps": 100, "warmup": 10}),
@@ -134,18 +139,88 @@ TRIALS: tuple[Trial, ...] = (
         {"lr": 2e-3, "steps": 200, "warmup": 10, "trainable": "text-last-n", "last_n": 2},
         Recipe(shuffle_sentences=True, replay=256),
     ),
+    Trial(
+        "lr 1e-3, 200 steps, embeddings + last 2 blocks, shuffling + replay 256, short weight 2",
+        {**SHORT_QUERY_SETTINGS, "short_weight": 2.0},
+        SHORT_QUERY_RECIPE,
+    ),
+    Trial(
+        "lr 1e-3, 200 steps, embeddings + last block, shuffling + replay 256, short weight 2",
+        {**SHORT_QUERY_SETTINGS, "last_n": 1, "short_weight": 2.0},
+        SHORT_QUERY_RECIPE,
+    ),
+    *(
+        Trial(name, {**SHORT_QUERY_SETTINGS, **changes}, recipe)
+        for name, changes, recipe in (
+            ("trial 9 with short weight 4", {"short_weight": 4.0}, SHORT_QUERY_RECIPE),
+            (
+                "trial 9 training only embeddings, pooler and projection, lr 3e-3",
+                {"short_weight": 2.0, "last_n": 0, "lr": 3e-3},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 training the whole text tower",
+                {"short_weight": 2.0, "trainable": "text"},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with replay 512",
+                {"short_weight": 2.0},
+                replace(SHORT_QUERY_RECIPE, replay=512),
+            ),
+            (
+                "trial 9 with replay 1024",
+                {"short_weight": 2.0},
+                replace(SHORT_QUERY_RECIPE, replay=1024),
+            ),
+            ("trial 6 with replay 512", {}, replace(SHORT_QUERY_RECIPE, replay=512)),
+            (
+                "trial 9 with 1-sentence long captions",
+                {"short_weight": 2.0, "sentences": 1},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with 2-sentence long captions",
+                {"short_weight": 2.0, "sentences": 2},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 9 with 1-sentence long captions, 400 steps",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                SHORT_QUERY_RECIPE,
+            ),
+            (
+                "trial 19 with replay 512",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                replace(SHORT_QUERY_RECIPE, replay=512),
+            ),
+            (
+                "trial 19 with replay 1024",
+                {"short_weight": 2.0, "sentences": 1, "steps": 400},
+                replace(SHORT_QUERY_RECIPE, replay=1024),
+            ),
+        )
+    ),
 )
 
 
-def run_trial(
-    trial: Trial, base: str, train_dir: Path, unseen_dir: Path, out: Path
-) -> dict[str, Any]:
-    """Fine-tune with one recipe; return its R@1 figures and wall time."""
+def trial_config(trial: Trial, out: Path, seed: int | None = None) -> TrainConfig:
+    """The fine-tune's settings: CLI defaults, the trial's changes, then ``seed`` if given."""
     settings = {**CLI_DEFAULTS, **trial.settings}
-    config = TrainConfig(
+    if seed is not None:
+        settings["seed"] = seed
+    extra = {"sentences": settings.pop("sentences", 3)}  # the CLI's --sentences default
+    return TrainConfig(
         out=str(out), trainable=settings.pop("trainable", "text"), device="cpu", workers=0,
-        log_every=50, save_every=10_000, extra={"sentences": 3}, **settings,
+        log_every=50, save_every=10_000, extra=extra, **settings,
     )  # fmt: skip
+
+
+def run_trial(
+    trial: Trial, base: str, train_dir: Path, unseen_dir: Path, out: Path, seed: int | None = None
+) -> dict[str, Any]:
+    """Fine-tune with one recipe (and seed); return its R@1 figures and wall time."""
+    config = trial_config(trial, out, seed)
     started = time.monotonic()
     result = finetune(base, train_dir, config, recipe=trial.recipe)
     seconds = time.monotonic() - started
@@ -157,6 +232,7 @@ def run_trial(
     before, after = evaluate(base_model, unseen), evaluate(tuned, unseen)
     return {
         "trial": trial.name,
+        "seed": config.seed,
         "unseen_before": before["long_t2i_r1"],
         "unseen_after": after["long_t2i_r1"],
         "unseen_short_before": before["short_t2i_r1"],
@@ -177,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the picture sets and runs")
     parser.add_argument("--base", default="lotlip-tiny")
     parser.add_argument("--only", type=int, nargs="*", help="trial numbers (0-based) to run")
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", help="run each trial with these seeds (default: 0)"
+    )
     args = parser.parse_args(argv)
     root = Path(args.out)
     train_dir = root / "pictures"
@@ -187,8 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = args.only if args.only else range(len(TRIALS))
     print("| recipe | unseen paragraph R@1 | unseen short R@1 | training R@1 | demo R@1 | s |")
     print("|---|---|---|---|---|---|")
-    for number in chosen:
-        row = run_trial(TRIALS[number], args.base, train_dir, unseen_dir, root / f"run{number}")
+    runs = [(number, seed) for number in chosen for seed in (args.seeds or [None])]
+    for number, seed in runs:
+        folder = root / (f"run{number}" if seed is None else f"run{number}-seed{seed}")
+        row = run_trial(TRIALS[number], args.base, train_dir, unseen_dir, folder, seed)
+        if seed is not None:
+            row["trial"] += f", seed {seed}"
         with (root / "results.jsonl").open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         print(

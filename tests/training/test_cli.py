@@ -140,11 +140,12 @@ def test_finetune_and_evaluate_a_folder(
     out = tmp_path / "mine"
     argv = ["finetune", "--base", str(base), "--data", str(caption_folder), "--out", str(out)]
     argv += ["--steps", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu"]
-    assert main([*argv, "--mode", "full", "--name", "my-photos"]) == 0
+    assert main([*argv, "--mode", "full", "--name", "my-photos", "--short-weight", "2.5"]) == 0
     model = lotlip.load(out, device="cpu", precision="fp32")  # --out itself is the model folder
     assert model.name == "my-photos"
     _, meta = read_folder_config(out)
     assert meta["mode"] == "full" and meta["train_pairs"] == 12
+    assert meta["train_config"]["short_weight"] == 2.5
     capsys.readouterr()
 
     evaluate = ["evaluate", "--model", str(out), "--data", str(caption_folder), "--json"]
@@ -172,3 +173,8 @@ def test_errors_exit_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "error:" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["pretrain", "--recipe", "huge", "--out", str(tmp_path)])
+    for weight in ("-1", "nan", "heavy"):  # a loss weight must be a finite number >= 0
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, "--short-weight", weight])
+        assert exited.value.code == 2
+        assert f"--short-weight: expected a number >= 0, got {weight}" in capsys.readouterr().err
