@@ -123,14 +123,6 @@ def test_images_chosen_by_content_not_name(draw, tmp_path: Path, monkeypatch) ->
     assert "fake.jpg" in opened
 
 
-def test_formats_and_sniff_unknown_options(draw, tmp_path: Path) -> None:
-    draw(tmp_path / "a.jpg", "jpeg")
-    draw(tmp_path / "b.png", "png")
-    draw(tmp_path / "c", "png")
-    assert names(list(Scanner([tmp_path], formats={"jpeg"})), tmp_path) == {"a.jpg"}
-    assert names(list(Scanner([tmp_path], sniff_unknown=False)), tmp_path) == {"a.jpg", "b.png"}
-
-
 def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
     keep = ["a.jpg", "trips/b.jpg", "other/private/c.jpg", "deep/er/d.jpg"]
     excluded = ["trips/private/x.jpg", "skip_me/y.jpg", "trips/z_draft.jpg", "deep/er/cache/w.jpg"]
@@ -146,9 +138,6 @@ def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
 
     sc = Scanner([ScanRoot(str(tmp_path), tuple(excludes))])
     assert names(list(sc), tmp_path) == set(keep)
-
-    shown = Scanner([tmp_path], excludes=excludes, include_hidden=True)
-    assert names(list(shown), tmp_path) == set(keep) | set(hidden)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +248,6 @@ def test_symlinks_never_leave_the_roots(draw, tmp_path: Path) -> None:
     os.symlink(tmp_path / "nowhere.jpg", root / "broken.jpg")
 
     assert names(list(Scanner([root])), root) == {"in.jpg"}
-    assert names(list(Scanner([root], follow_symlinks=False)), root) == {"in.jpg"}
 
 
 def test_links_out_of_the_root_are_counted(draw, tmp_path: Path) -> None:
@@ -297,7 +285,6 @@ def test_symlink_into_a_hidden_folder_inside_the_root_is_followed(draw, tmp_path
     os.symlink(".stash", root / "visible")
     found = list(Scanner([root]))
     assert names(found, root) == {"visible/s.jpg"}
-    assert names(list(Scanner([root], follow_symlinks=False)), root) == set()
 
 
 def test_symlink_between_roots_reports_the_real_root(draw, tmp_path: Path) -> None:
@@ -333,11 +320,10 @@ def test_non_utf8_file_name_round_trips(draw, tmp_path: Path) -> None:
 def test_missing_root_and_cancel_mark_incomplete(draw, tmp_path: Path) -> None:
     draw(tmp_path / "here" / "a.jpg")
     gone = tmp_path / "unplugged_drive"
-    errors: list[str] = []
-    sc = Scanner([tmp_path / "here", gone], on_error=lambda p, e: errors.append(p))
+    sc = Scanner([tmp_path / "here", gone])
     assert len(list(sc)) == 1
     assert sc.stats.missing_roots == [str(gone)]
-    assert sc.incomplete_paths == [str(gone)] and errors == [str(gone)]
+    assert sc.incomplete_paths == [str(gone)] and [p for p, _ in sc.stats.errors] == [str(gone)]
 
     for i in range(5):
         draw(tmp_path / "here" / f"b{i}.jpg", seed=i)
