@@ -44,13 +44,12 @@ import torch
 import torch.distributed as dist
 
 from app.library.decode import DecodeFailure, decode_ahead
-from app.library.indexer import CancelCallback, Indexer, IndexProgress, IndexReport, _Ticker
+from app.library.indexer import Indexer, IndexProgress, _Run
 from app.library.scanner import FileInfo
 from app.library.store import ImageRecord
 from training.distributed import DistInfo, barrier, cleanup, init_distributed, local_device
 
 if TYPE_CHECKING:
-    from app.library.ann import AnnIndex
     from app.library.library import Library
     from lotlip.model import LoTLIP
 
@@ -220,24 +219,14 @@ class BulkIndexer(Indexer):
         self.ranks: list[RankStats] = []
         self.merge_s = 0.0
 
-    def _embed_all(
-        self,
-        todo: list[FileInfo],
-        hashes: dict[str, str],
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-        tick: _Ticker,
-        stop: CancelCallback,
-    ) -> None:
+    def _embed_all(self, todo: list[FileInfo], run: _Run) -> None:
         wanted = {f.path: f for f in todo}
-        tick(IndexProgress("embedding", 0, len(todo)), force=True)
-        done = self.merge(wanted, folder_ids, replaced, ann, report)  # left by a killed run
+        run.tick(IndexProgress("embedding", 0, len(todo)), force=True)
+        done = self.merge(wanted, run)  # left by a killed run
         remaining = [f for f in todo if f.path not in done]
         if done:
             logger.info("merged %d files from shards of an earlier run", len(done))
-        work = Work(remaining, hashes, folder_ids)
+        work = Work(remaining, run.hashes, run.folder_ids)
         self.sent = True
         _broadcast(work, self.info)
         mine = embed_share(self.model, work, self.info, self.shard_dir, self.batch_size,
@@ -245,19 +234,13 @@ class BulkIndexer(Indexer):
         barrier()
         self.ranks = _gather(mine, self.info)
         merging = time.monotonic()
-        self.merge(wanted, folder_ids, replaced, ann, report)
+        self.merge(wanted, run)
         self.merge_s = time.monotonic() - merging
-        tick(IndexProgress("embedding", report.embedded, len(todo), failed=report.failed),
-             force=True)  # fmt: skip
+        report = run.report
+        run.tick(IndexProgress("embedding", report.embedded, len(todo), failed=report.failed),
+                 force=True)  # fmt: skip
 
-    def merge(
-        self,
-        wanted: dict[str, FileInfo],
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-    ) -> set[str]:
+    def merge(self, wanted: dict[str, FileInfo], run: _Run) -> set[str]:
         """Merge every whole shard into the store and the ANN index; returns the paths done.
 
         Only records of files still wanted as they are now (same size and mtime) are taken:
@@ -278,7 +261,7 @@ class BulkIndexer(Indexer):
                 ]  # fmt: skip
                 if keep:
                     records = [ImageRecord(**body["records"][i]) for i in keep]
-                    self._store(records, vectors[keep], replaced, ann, report)
+                    self._store(records, vectors[keep], run)
                     done.update(r.path for r in records)
                 for failure in body["failures"]:
                     if _current(wanted, failure["path"], failure["size"], failure["mtime_ns"]):
@@ -288,7 +271,7 @@ class BulkIndexer(Indexer):
                                          failure["root"]),
                                 failure["reason"], failure["size"], failure["mtime_ns"],
                             ),
-                            folder_ids, replaced, ann, report,
+                            run,
                         )  # fmt: skip
                         done.add(failure["path"])
             meta_path.unlink()
