@@ -47,6 +47,7 @@ from app.library.decode import DecodeFailure, decode_ahead
 from app.library.indexer import Indexer, IndexProgress, _Run
 from app.library.scanner import FileInfo
 from app.library.store import ImageRecord
+from lotlip.files import write_atomic, write_text_atomic
 from training.distributed import DistInfo, barrier, cleanup, init_distributed, local_device
 
 if TYPE_CHECKING:
@@ -117,12 +118,12 @@ def write_shard(
     failures: Sequence[DecodeFailure],
 ) -> None:
     """Write one shard atomically: the vectors first, then the ``.json`` that completes it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
-    tmp_npy, tmp_meta = folder / f".{name}.npy.tmp", folder / f".{name}.json.tmp"
-    with tmp_npy.open("wb") as fh:
-        np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
-    os.replace(tmp_npy, npy)
+
+    def save_vectors(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    write_atomic(folder / f"{name}.npy", save_vectors)
     body = {
         "model": model,
         "records": [asdict(r) for r in records],
@@ -132,8 +133,7 @@ def write_shard(
             for f in failures
         ],
     }  # fmt: skip
-    tmp_meta.write_text(json.dumps(body), encoding="utf-8")
-    os.replace(tmp_meta, meta)
+    write_text_atomic(folder / f"{name}.json", json.dumps(body))
 
 
 def complete_shards(folder: Path) -> list[Path]:

@@ -45,14 +45,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.library.paths import is_within_any
+from lotlip.files import file_digest
 
 logger = logging.getLogger(__name__)
 
 HEAD_BYTES = 32
 """How many leading bytes are read to recognise an image format."""
-
-HASH_CHUNK = 1024 * 1024
-"""Read size of :func:`content_hash`."""
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -240,11 +238,7 @@ def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) 
     callers that know it and is not needed.
     """
     del size
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path)[0]
 
 
 # --------------------------------------------------------------------------- walking

@@ -11,7 +11,6 @@ from PIL import Image
 
 from app.library import scanner as scanner_mod
 from app.library.scanner import (
-    HASH_CHUNK,
     HEAD_BYTES,
     FileInfo,
     KnownFile,
@@ -22,6 +21,8 @@ from app.library.scanner import (
     sniff_format,
 )
 from tests.app.conftest import run_unprivileged
+
+MIB = 1 << 20  # files of several MiB span several read chunks
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
                "tiff": "TIFF"}  # fmt: skip
@@ -360,7 +361,7 @@ def test_unreadable_files_and_folders_are_errors(draw, open_tmp: Path) -> None:
 
 def test_content_hash(tmp_path: Path) -> None:
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    payload = os.urandom(5 * HASH_CHUNK)
+    payload = os.urandom(5 * MIB)
     a.write_bytes(payload)
     b.write_bytes(payload)
     assert content_hash(a) == content_hash(b) and len(content_hash(a)) == 32
@@ -382,11 +383,11 @@ def test_content_hash_is_blake2b_of_the_whole_file(tmp_path: Path) -> None:
     import hashlib
 
     path = tmp_path / "big.bin"
-    payload = bytearray(os.urandom(7 * HASH_CHUNK))
+    payload = bytearray(os.urandom(7 * MIB))
     path.write_bytes(payload)
     assert content_hash(path) == hashlib.blake2b(payload, digest_size=16).hexdigest()
     before = content_hash(path)
-    for offset in (HASH_CHUNK + 17, len(payload) // 2 - HASH_CHUNK, len(payload) - HASH_CHUNK - 1):
+    for offset in (MIB + 17, len(payload) // 2 - MIB, len(payload) - MIB - 1):
         edited = bytearray(payload)
         edited[offset] ^= 0x01  # same size, outside a start/middle/end sample
         path.write_bytes(edited)
