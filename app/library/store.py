@@ -1,6 +1,13 @@
-"""The library's SQLite database: folders, images, embeddings, failures, models, captions.
+"""The library's SQLite database: folders, images, embeddings, failures, models, settings.
 
 SQLite is the source of truth; HNSW files (:mod:`app.library.ann`) are caches rebuilt from it.
+Captions are :mod:`app.library.captions` (mixed into :class:`Store`).
+
+Plain ``sqlite3`` for everything that binds a path (see "Paths" below: sqlite-utils binds
+``str``, which cannot carry bytes that are not UTF-8), for the transactions and for the
+migrations; sqlite-utils (``Store.db``) for reading rows as dictionaries and for tables
+without paths where a call of its replaces hand-written SQL (models, failures' listing,
+settings, captions).
 
 Connection setup: WAL journal, ``synchronous=NORMAL``, a busy timeout (30 s by default) and
 ``foreign_keys=ON``. One process may write while others read (readers see the last committed
@@ -53,6 +60,7 @@ from urllib.parse import quote
 import numpy as np
 from sqlite_utils import Database
 
+from app.library.captions import CaptionStore
 from app.library.paths import is_within
 from app.library.scanner import KnownFile, glob_escape
 
@@ -60,7 +68,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
-CAPTION_KINDS = ("short", "long", "user")
 
 _GEN_OF = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '_generation:' || {m}), 0)"
 # A model removed or renamed: bump its generation, drop its record and start the record anew
@@ -280,17 +287,6 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Caption:
-    """A caption attached to an image; ``kind`` is ``short``, ``long`` or ``user``."""
-
-    id: int
-    image_id: int
-    text: str
-    kind: str
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
 class EmbeddingChanges:
     """Images whose ``model`` vector changed between generations ``since`` and ``generation``.
 
@@ -368,16 +364,14 @@ def _under_sql(column: str, path: str | os.PathLike[str]) -> tuple[str, list[byt
     return sql, [_enc(text), _enc(below), _enc(below[:-1] + chr(ord(os.sep) + 1))]
 
 
-def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
-    if isinstance(row, ImageRecord):
-        return row
-    names = {f.name for f in fields(ImageRecord)}
-    return ImageRecord(**{k: v for k, v in row.items() if k in names})
-
-
 def _as_ids(ids: Iterable[int] | np.ndarray) -> list[int]:
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids), dtype=np.int64)
     return [int(i) for i in arr.reshape(-1)]
+
+
+def _check_setting_key(key: str) -> None:
+    if key.startswith("_"):
+        raise ValueError("setting keys starting with '_' are reserved")
 
 
 def _horizon_key(model: str) -> str:
@@ -551,7 +545,7 @@ def damaged_message(path: str | os.PathLike[str], reason: str) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-class Store:
+class Store(CaptionStore):
     """The library database. Create with :meth:`Store.open`; close with :meth:`close`.
 
     Usable as a context manager. Every public method is atomic on its own; use
@@ -627,12 +621,6 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def schema_version(self) -> int:
-        """The schema version of the open database."""
-        with self._lock:
-            return user_version(self.conn)
 
     # -- transactions ----------------------------------------------------------------
 
@@ -718,21 +706,15 @@ class Store:
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable setting (keys starting with ``_`` are reserved)."""
-        if key.startswith("_"):
-            raise ValueError("setting keys starting with '_' are reserved")
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+        _check_setting_key(key)
+        with self._write():
+            self.db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
 
     def delete_setting(self, key: str) -> None:
         """Forget a setting."""
-        if key.startswith("_"):
-            raise ValueError("setting keys starting with '_' are reserved")
-        with self._write() as conn:
-            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        _check_setting_key(key)
+        with self._write():
+            self.db["meta"].delete_where("key = ?", [key])
 
     # -- folders ---------------------------------------------------------------------
 
@@ -785,27 +767,12 @@ class Store:
         """
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
         with self._write() as conn:
-            images, img_args = _under_sql("i.path", text)
-            folders, folder_args = _under_sql("path", text)
-            ids = np.fromiter(
-                (r[0] for r in conn.execute(f"SELECT i.id FROM images i WHERE {images}", img_args)),
-                dtype=np.int64,
-            )
-            models: set[str] = set()
-            for chunk in _chunks(_as_ids(ids)):
-                models.update(
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN "
-                        f"({_marks(len(chunk))})",
-                        chunk,
-                    )
-                )
-                conn.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", chunk)
-            conn.execute(f"DELETE FROM folders WHERE {folders}", folder_args)
-            for table in ("failures", "pending"):
-                sql, args = _under_sql("path", text)
-                conn.execute(f"DELETE FROM {table} WHERE {sql}", args)
+            below, args = _under_sql("path", text)
+            rows = conn.execute(f"SELECT id FROM images WHERE {below}", args)
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+            self._delete_images(conn, _as_ids(ids))
+            for table in ("folders", "failures", "pending"):
+                conn.execute(f"DELETE FROM {table} WHERE {below}", args)
             holders = [f for f in self.folders() if is_within(text, f.path)]
             if holders:
                 root = max(holders, key=lambda f: len(f.path))
@@ -813,7 +780,6 @@ class Store:
                 pattern = "/" + glob_escape(rel)
                 if pattern not in root.excludes:
                     self.add_folder(root.path, [*root.excludes, pattern])
-            self._bump(conn, models)
         return ids
 
     def absorb_folders(self, parent: FolderRef, children: Sequence[FolderRef]) -> Folder:
@@ -943,21 +909,19 @@ class Store:
 
     def upsert_images_with_embeddings(
         self,
-        rows: Sequence[ImageRecord | Mapping[str, Any]],
+        records: Sequence[ImageRecord],
         model: str,
         vectors: Any,
     ) -> list[int]:
         """Insert or update images (by path) and their ``model`` vectors in one transaction.
 
-        ``rows`` are :class:`ImageRecord` or mappings with its field names; ``vectors`` is an
-        ``[len(rows), dim]`` float array (stored as little-endian float32). An image keeps its
-        id when its path is already known (and its folder when ``folder_id`` is ``None``).
-        If its size, mtime or hash changed, vectors of *other* models are dropped (they
-        describe the old content). The model is registered with this ``dim`` if unknown
-        (``ValueError`` if it is registered with another dim). Failure records for these
-        paths are cleared. Returns the image ids in row order.
+        ``vectors`` is an ``[len(records), dim]`` float array (stored as little-endian
+        float32). An image keeps its id when its path is already known (and its folder when
+        ``folder_id`` is ``None``). If its size, mtime or hash changed, vectors of *other*
+        models are dropped (they describe the old content). The model is registered with this
+        ``dim`` if unknown (``ValueError`` if it is registered with another dim). Failure
+        records for these paths are cleared. Returns the image ids in row order.
         """
-        records = [_as_record(r) for r in rows]
         arr = _vectors(vectors, len(records))
         if not records:
             return []
@@ -1079,19 +1043,22 @@ class Store:
 
         Bumps the generation of each model that lost vectors. Returns how many were deleted.
         """
-        id_list = _as_ids(ids)
-        removed = 0
         with self._write() as conn:
-            for chunk in _chunks(id_list):
-                marks = _marks(len(chunk))
-                models = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks})", chunk
-                    )
-                ]
-                removed += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
-                self._bump(conn, models)
+            return self._delete_images(conn, _as_ids(ids))
+
+    def _delete_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+        """Delete images by id (their vectors and captions cascade) and bump the generation of
+        every model that lost vectors; returns how many images went."""
+        models: set[str] = set()
+        removed = 0
+        for chunk in _chunks(ids):
+            marks = _marks(len(chunk))
+            rows = conn.execute(
+                f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks})", chunk
+            )
+            models.update(r[0] for r in rows)
+            removed += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
+        self._bump(conn, models)
         return removed
 
     def image_id(self, path: str) -> int | None:
@@ -1195,19 +1162,11 @@ class Store:
 
     def failures(self, folder: FolderRef | None = None) -> list[Failure]:
         """Failure records (all, or one folder's), by path."""
-        if folder is None:
-            rows = self._all("SELECT * FROM failures ORDER BY path")
-        else:
-            rows = self._all(
-                "SELECT * FROM failures WHERE folder_id = ? ORDER BY path",
-                (self._folder_id(folder),),
-            )
-        return [
-            Failure(
-                r["path"], r["reason"], r["folder_id"], r["size"], r["mtime_ns"], r["failed_at"]
-            )
-            for r in rows
-        ]
+        where, args = (None, []) if folder is None else ("folder_id = ?", [self._folder_id(folder)])
+        columns = ", ".join(f.name for f in fields(Failure))
+        with self._lock:
+            rows = self.db["failures"].rows_where(where, args, order_by="path", select=columns)
+            return [Failure(**r) for r in rows]
 
     def clear_failures(self, paths: Iterable[str]) -> int:
         """Forget the failure records of ``paths``; returns how many were removed."""
@@ -1465,50 +1424,6 @@ class Store:
         )
         return np.asarray(found, dtype=np.int64), vecs
 
-    # -- captions --------------------------------------------------------------------
-
-    def add_caption(self, image_id: int, text: str, kind: str = "user") -> int:
-        """Attach a caption to an image; returns the caption id."""
-        if kind not in CAPTION_KINDS:
-            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
-        with self._write():
-            table = self.db["captions"]
-            table.insert({"image_id": image_id, "text": text, "kind": kind, "created_at": _now()})
-            return int(table.last_rowid)  # type: ignore[union-attr]
-
-    def captions(self, image_id: int | None = None, kind: str | None = None) -> list[Caption]:
-        """Captions, optionally of one image and/or one kind, by id."""
-        where, params = [], []
-        if image_id is not None:
-            where.append("image_id = ?")
-            params.append(image_id)
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = "SELECT * FROM captions" + (" WHERE " + " AND ".join(where) if where else "")
-        return [Caption(**r) for r in self._all(sql + " ORDER BY id", params)]
-
-    def update_caption(
-        self, caption_id: int, text: str | None = None, kind: str | None = None
-    ) -> bool:
-        """Change a caption's text and/or kind; true if it exists."""
-        if kind is not None and kind not in CAPTION_KINDS:
-            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
-        with self._write() as conn:
-            return (
-                conn.execute(
-                    "UPDATE captions SET text = COALESCE(?, text), kind = COALESCE(?, kind) "
-                    "WHERE id = ?",
-                    (text, kind, caption_id),
-                ).rowcount
-                > 0
-            )
-
-    def delete_caption(self, caption_id: int) -> bool:
-        """Delete a caption; true if it existed."""
-        with self._write() as conn:
-            return conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,)).rowcount > 0
-
     # -- saved searches (the records are app.library.saved.SavedSearch as JSON) -------
 
     def put_saved_search(self, name: str, spec: Mapping[str, Any]) -> None:
@@ -1537,10 +1452,6 @@ class Store:
     def counts(self) -> StoreCounts:
         """Row counts for a status line, from one snapshot."""
         with self.snapshot():
-
-            def count(table: str) -> int:
-                return int(self._one(f"SELECT count(*) FROM {table}"))
-
             per_model = {
                 r["model"]: r["n"]
                 for r in self._all(
@@ -1548,31 +1459,10 @@ class Store:
                 )
             }
             return StoreCounts(
-                folders=count("folders"),
-                images=count("images"),
-                failures=count("failures"),
-                captions=count("captions"),
-                models=count("models"),
+                folders=self.db["folders"].count,
+                images=self.db["images"].count,
+                failures=self.db["failures"].count,
+                captions=self.db["captions"].count,
+                models=self.db["models"].count,
                 embeddings=per_model,
             )
-
-    def integrity_check(self, *, quick: bool = False) -> list[str]:
-        """Problems found by SQLite's integrity and foreign-key checks and vector sizes.
-
-        An empty list means healthy. ``quick`` uses ``PRAGMA quick_check`` (faster, skips
-        index-content checks).
-        """
-        problems: list[str] = []
-        with self.snapshot():
-            pragma = "quick_check" if quick else "integrity_check"
-            for (message,) in self.conn.execute(f"PRAGMA {pragma}"):
-                if message != "ok":
-                    problems.append(f"{pragma}: {message}")
-            for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check"):
-                problems.append(f"foreign key: {table} row {rowid} points to a missing {parent}")
-            for model, n in self.conn.execute(
-                "SELECT e.model, count(*) FROM embeddings e JOIN models m ON m.name = e.model "
-                "WHERE length(e.vector) != m.dim * 4 GROUP BY e.model"
-            ):
-                problems.append(f"{n} vectors of model {model!r} have the wrong size")
-        return problems
