@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from app.commands.common import (
-    EXIT_ERROR,
     EXIT_NO_MODEL,
     EXIT_OK,
+    CommandError,
     Context,
     UsageError,
     print_json,
@@ -29,7 +30,6 @@ The environment variable HF_ENDPOINT selects a Hugging Face mirror."""
 def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     """Register ``model`` and its sub-commands."""
     epilog = str(common.pop("epilog", ""))
-    formatter = common.get("formatter_class")
     model = sub.add_parser(
         "model",
         help="list, download, import and choose models",
@@ -40,32 +40,36 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     )
     actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
-    p = actions.add_parser(
-        "list", help="installed and available models", epilog=epilog, formatter_class=formatter
-    )
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(run=run_list)
+    def action(
+        name: str, run: Callable[..., int], help: str, description: str | None = None, more=""
+    ) -> argparse.ArgumentParser:
+        p = actions.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=more + epilog,
+            formatter_class=common.get("formatter_class"),
+        )
+        p.set_defaults(run=run)
+        return p
 
-    p = actions.add_parser(
+    p = action("list", run_list, "installed and available models")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p = action(
         "download",
-        help="download an official model from the Hugging Face hub",
-        description="Download an official LoTLIP checkpoint and the BERT vocabulary (with a "
-        "progress bar; a dropped connection is resumed, a corrupted file is fetched again) "
-        "and install it.",
-        epilog=DOWNLOAD_EPILOG + "\n\n" + epilog,
-        formatter_class=formatter,
+        run_download,
+        "download an official model from the Hugging Face hub",
+        "Download an official LoTLIP checkpoint and the BERT vocabulary (with a progress bar; "
+        "a dropped connection is resumed, a corrupted file is fetched again) and install it.",
+        DOWNLOAD_EPILOG + "\n\n",
     )
     p.add_argument("name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32")
-    p.set_defaults(run=run_download)
-
-    p = actions.add_parser(
+    p = action(
         "import",
-        help="install an official-format checkpoint (.pt) from a file",
-        description="Convert an open_clip-format LoTLIP checkpoint into the app's format and "
-        "install it. The file is read safely (tensors only; pickles that would run code are "
-        "refused).",
-        epilog=epilog,
-        formatter_class=formatter,
+        run_import,
+        "install an official-format checkpoint (.pt) from a file",
+        "Convert an open_clip-format LoTLIP checkpoint into the app's format and install it. "
+        "The file is read safely (tensors only; pickles that would run code are refused).",
     )
     p.add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
     p.add_argument(
@@ -79,30 +83,22 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         help="name to install it under (default: the file name, or its folder's for model.pt)",
     )
     p.add_argument("--replace", action="store_true", help="replace a model of the same name")
-    p.set_defaults(run=run_import)
-
-    p = actions.add_parser(
+    p = action(
         "use",
-        help="choose the model this library uses",
-        description="Remember NAME (a model name or folder) as this library's model. "
-        "`auto` goes back to the default: the best installed official model, else the bundled "
-        "one.",
-        epilog=epilog,
-        formatter_class=formatter,
+        run_use,
+        "choose the model this library uses",
+        "Remember NAME (a model name or folder) as this library's model. `auto` goes back to "
+        "the default: the best installed official model, else the bundled one.",
     )
     p.add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
-    p.set_defaults(run=run_use)
-
-    p = actions.add_parser(
+    p = action(
         "remove",
-        help="delete an installed model's files",
-        description="Delete an imported, downloaded or fine-tuned model from the models "
-        "folder. The library keeps its vectors (they are used again if it comes back).",
-        epilog=epilog,
-        formatter_class=formatter,
+        run_remove,
+        "delete an installed model's files",
+        "Delete an imported, downloaded or fine-tuned model from the models folder. The "
+        "library keeps its vectors (they are used again if it comes back).",
     )
     p.add_argument("name", metavar="NAME", help="the model to remove")
-    p.set_defaults(run=run_remove)
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
@@ -193,8 +189,7 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
             args.name, endpoint=endpoint, progress=sys.stderr.isatty()
         )
     except registry.DownloadError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(str(exc)) from None
     say(f"converting {args.name} ...", file=sys.stderr)
     target = registry.import_official(checkpoint, vocab=vocab, name=args.name, replace=True)
     clear_model_cache()
@@ -224,37 +219,28 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():
-        say(f"error: no such file: {checkpoint}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(f"no such file: {checkpoint}")
     vocab = Path(args.vocab).expanduser() if args.vocab else find_vocab(checkpoint)
     if vocab is None or not vocab.is_file():
-        say(
-            "error: the checkpoint needs the bert-base-uncased vocabulary: pass --vocab "
-            "vocab.txt (from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/"
-            "vocab.txt) or put vocab.txt next to it",
-            file=sys.stderr,
+        raise CommandError(
+            "the checkpoint needs the bert-base-uncased vocabulary: pass --vocab vocab.txt "
+            "(from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt) "
+            "or put vocab.txt next to it"
         )
-        return EXIT_ERROR
     name = args.name or checkpoint_name(checkpoint)
     try:
         target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
     except FileExistsError:
-        say(
-            f"error: a model named {name} is already installed; pass --replace to overwrite "
-            "it or --name to choose another name",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        raise CommandError(
+            f"a model named {name} is already installed; pass --replace to overwrite it or "
+            "--name to choose another name"
+        ) from None
     except (CheckpointError, ValueError, OSError) as exc:
-        say(f"error: cannot import {checkpoint}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(f"cannot import {checkpoint}: {exc}") from None
     except Exception as exc:  # torch.load of a damaged file can fail in many ways
-        say(
-            f"error: cannot import {checkpoint}: not a readable checkpoint "
-            f"({type(exc).__name__}: {exc})",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        raise CommandError(
+            f"cannot import {checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     clear_model_cache()
     say(f"installed {name} in {target}")
     say(f"use it with: lotlip-search model use {name}")
@@ -286,8 +272,9 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
 
         broken = {b.name: b.problem for b in registry.broken_models()}
         why = f"is broken: {broken[args.name]}" if args.name in broken else "is not installed"
-        say(f"error: model {args.name} {why} (see `lotlip-search model list`)", file=sys.stderr)
-        return EXIT_NO_MODEL
+        raise CommandError(
+            f"model {args.name} {why} (see `lotlip-search model list`)", EXIT_NO_MODEL
+        )
     path = Path(args.name).expanduser()
     value = str(path.resolve()) if path.exists() else args.name
     store.set_setting(MODEL_SETTING, value)
@@ -302,12 +289,8 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
 
     try:
         registry.remove_model(args.name)
-    except registry.ModelNotFoundError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_NO_MODEL
-    except ValueError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except ValueError as exc:  # a registry.ModelNotFoundError is mapped by the CLI (status 4)
+        raise CommandError(str(exc)) from None
     clear_model_cache()
     lib = ctx.existing_lib
     kept = 0
