@@ -65,17 +65,13 @@ ACCESS_INIT = "init"  # created in any folder (``lotlip-search init``)
 ACCESS_OPTIONAL = "optional"  # used when it exists (``ctx.existing_lib``), never created
 
 
-def _loaded_class(module: str, name: str) -> type | None:
-    """``module.name`` if that module is already imported (error mapping must not load torch)."""
-    found = getattr(sys.modules.get(module), name, None)
-    return found if isinstance(found, type) else None
-
-
 def _is_instance(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` is one of the classes ``names`` (dotted) whose module is already
+    imported: mapping an error must not load torch."""
     for dotted in names:
         module, _, name = dotted.rpartition(".")
-        cls = _loaded_class(module, name)
-        if cls is not None and isinstance(exc, cls):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
             return True
     return False
 

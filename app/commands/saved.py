@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from app.commands.common import EXIT_ERROR, EXIT_OK, Context, UsageError, print_json, say
+from app.commands.common import EXIT_OK, CommandError, Context, UsageError, print_json, say
 from app.commands.results import print_response
 
 HELP = "searches saved by name: list them, run one again, export its photos"
@@ -121,8 +121,7 @@ def run_delete(args: argparse.Namespace, ctx: Context) -> int:
     """Forget a saved search."""
     from app.library.saved import SavedSearches
 
-    if SavedSearches(ctx.lib.store).delete(args.name):
-        say(f"deleted {args.name!r}")
-        return EXIT_OK
-    say(f"error: no saved search called {args.name!r}", file=sys.stderr)
-    return EXIT_ERROR
+    if not SavedSearches(ctx.lib.store).delete(args.name):
+        raise CommandError(f"no saved search called {args.name!r}")
+    say(f"deleted {args.name!r}")
+    return EXIT_OK

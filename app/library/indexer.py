@@ -58,7 +58,7 @@ import torch
 from app.library.ann import SaveCadence
 from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
-from app.library.paths import is_within
+from app.library.paths import innermost, is_within
 from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, ScanRoot, plan_changes
 from app.library.store import Failure, Folder, ImageRecord
 
@@ -380,8 +380,7 @@ class Indexer:
         for path, reason in plan.scan_errors:
             old = plan.failures.get(path)
             if old is None or old.reason != reason or old.size is not None:
-                holders = [t.folder for t in targets if is_within(path, t.folder.path)]
-                folder = max(holders, key=lambda f: len(f.path)) if holders else None
+                folder = innermost(path, [t.folder for t in targets])
                 store.record_failure(path, reason, folder_id=folder.id if folder else None)
             report.failures.append((path, reason))
         report.failed += len(plan.scan_errors)

@@ -37,7 +37,7 @@ from app.library.ann import (
     saved_generation,
 )
 from app.library.locking import FileLock, LockBusyError
-from app.library.paths import is_within
+from app.library.paths import innermost, is_within
 from app.library.scanner import rebase_pattern
 from app.library.store import Folder, Store
 
@@ -316,12 +316,7 @@ class Library:
 
     def folder_for(self, path: str | os.PathLike[str]) -> Folder | None:
         """The innermost root folder that holds ``path`` (or is it), or ``None``."""
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
-        best: Folder | None = None
-        for folder in self.folders():
-            if is_within(text, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                best = folder
-        return best
+        return innermost(os.path.abspath(os.fsdecode(os.fspath(path))), self.folders())
 
     def folder_status(self, model: str | None = None) -> list[FolderStatus]:
         """Every root folder with its online state and counts (pending for ``model``, or any)."""

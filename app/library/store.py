@@ -61,7 +61,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from app.library.captions import CaptionStore
-from app.library.paths import is_within
+from app.library.paths import innermost, is_within
 from app.library.scanner import KnownFile, glob_escape
 
 logger = logging.getLogger(__name__)
@@ -773,9 +773,8 @@ class Store(CaptionStore):
             self._delete_images(conn, _as_ids(ids))
             for table in ("folders", "failures", "pending"):
                 conn.execute(f"DELETE FROM {table} WHERE {below}", args)
-            holders = [f for f in self.folders() if is_within(text, f.path)]
-            if holders:
-                root = max(holders, key=lambda f: len(f.path))
+            root = innermost(text, self.folders())
+            if root is not None:
                 rel = os.path.relpath(text, root.path).replace(os.sep, "/")
                 pattern = "/" + glob_escape(rel)
                 if pattern not in root.excludes:
