@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -270,6 +271,7 @@ def _library_leftover(name: str) -> bool:
     return name in LIBRARY_PARTS or name.lstrip(".").startswith("library.db")
 
 
+@dataclass
 class Context:
     """The global options and the library, opened on first use (``--help`` opens nothing).
 
@@ -278,25 +280,14 @@ class Context:
     a new ``library.db`` behind.
     """
 
-    def __init__(
-        self,
-        library: str | None,
-        model: str | None,
-        device: str,
-        verbose: bool,
-        *,
-        access: str = ACCESS_READ,
-        command: str = "",
-        precision: str = "auto",
-    ) -> None:
-        self.library_dir = library
-        self.model = model
-        self.device = device
-        self.precision = precision
-        self.verbose = verbose
-        self.access = access
-        self.command = command
-        self._lib: Library | None = None
+    library_dir: str | None
+    model: str | None
+    device: str
+    verbose: bool
+    access: str = ACCESS_READ
+    command: str = ""
+    precision: str = "auto"
+    _lib: Library | None = field(default=None, init=False, repr=False)
 
     @property
     def directory(self) -> Path:

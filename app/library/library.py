@@ -505,12 +505,9 @@ class Library:
     def model_is_current(self, model: LoTLIP) -> bool:
         """False when the library's vectors of ``model.name`` were made by other weights."""
         record = self.store.get_model(model.name)
-        if record is None:
-            return True
-        if record.dim != model.embed_dim:
-            return False
-        before, now = record.metadata.get(FINGERPRINT_KEY), model_fingerprint(model)
-        return not (before and now and before != now)
+        return record is None or _same_weights(
+            record.metadata, record.dim, model_fingerprint(model), model.embed_dim
+        )
 
     def ann(
         self,
