@@ -110,46 +110,32 @@ def model_rows(ctx: Context) -> list[dict[str, object]]:
     lib = ctx.existing_lib  # listing models needs no library
     vectors = lib.store.counts().embeddings if lib is not None else {}
     in_use, _ = resolve_model_spec(lib, ctx.model)
-    rows: list[dict[str, object]] = []
-    for m in registry.installed_models():
-        rows.append(
-            {
-                "name": m.name,
-                "kind": m.kind,
-                "installed": True,
-                "path": str(m.path),
-                "size_mb": round(m.size_bytes / 1e6, 1),
-                "vectors": vectors.get(m.name, 0),
-                "in_use": m.name == in_use,
-            }
-        )
-    for b in registry.broken_models():
-        rows.append(
-            {
-                "name": b.name,
-                "kind": "broken",
-                "installed": False,
-                "path": str(b.path),
-                "size_mb": None,
-                "vectors": vectors.get(b.name, 0),
-                "in_use": b.name == in_use,
-                "problem": b.problem,
-            }
-        )
+
+    def row(name: str, kind: str, installed: bool, path: object, size_mb: object) -> dict:
+        return {
+            "name": name,
+            "kind": kind,
+            "installed": installed,
+            "path": path,
+            "size_mb": size_mb,
+            "vectors": vectors.get(name, 0),
+            "in_use": name == in_use,
+        }
+
+    rows = [
+        row(m.name, m.kind, True, str(m.path), round(m.size_bytes / 1e6, 1))
+        for m in registry.installed_models()
+    ]
+    rows += [
+        row(b.name, "broken", False, str(b.path), None) | {"problem": b.problem}
+        for b in registry.broken_models()
+    ]
     names = {r["name"] for r in rows}
-    for name, info in registry.OFFICIAL_MODELS.items():
-        if name not in names:
-            rows.append(
-                {
-                    "name": name,
-                    "kind": "official",
-                    "installed": False,
-                    "path": None,
-                    "size_mb": info.approx_mb,
-                    "vectors": vectors.get(name, 0),
-                    "in_use": name == in_use,
-                }
-            )
+    rows += [
+        row(name, "official", False, None, info.approx_mb)
+        for name, info in registry.OFFICIAL_MODELS.items()
+        if name not in names
+    ]
     return rows
 
 

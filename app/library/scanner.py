@@ -386,6 +386,7 @@ class Scanner:
         self._pending: deque[_Pending] = deque()
         self._root_keys: dict[tuple[int, int], str] = {}
         self._real_roots: list[bytes] = []
+        present: list[tuple[ScanRoot, tuple[int, int]]] = []  # roots that are there
         for root in self.roots:
             root_b = os.fsencode(root.path)
             try:
@@ -396,22 +397,18 @@ class Scanner:
             if not stat.S_ISDIR(st.st_mode):
                 self._missing(root, NotADirectoryError(root.path))
                 continue
-            self._root_keys.setdefault((st.st_dev, st.st_ino), root.path)
-            self._real_roots.append(os.path.realpath(root_b))
-        for root in self.roots:
-            root_b = os.fsencode(root.path)
-            try:
-                st = os.stat(root_b)
-            except OSError:
-                continue  # already reported as missing
             key = (st.st_dev, st.st_ino)
-            if key in self._visited or self._root_keys.get(key) != root.path:
+            self._root_keys.setdefault(key, root.path)
+            self._real_roots.append(os.path.realpath(root_b))
+            present.append((root, key))
+        for root, key in present:
+            if key in self._visited or self._root_keys[key] != root.path:
                 logger.debug("root %s is listed twice; walking it once", root.path)
                 continue
             if root.start:
                 yield from self._walk_part(root)
             else:
-                yield from self._walk(root_b, "", root, key)
+                yield from self._walk(os.fsencode(root.path), "", root, key)
             if self.stats.cancelled:
                 return
         while self._pending and not self.stats.cancelled:
