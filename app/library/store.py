@@ -387,6 +387,13 @@ def _vectors(vectors: Any, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _id_at(conn: sqlite3.Connection, path: str) -> int | None:
+    """The id of the image at ``path``, or ``None``."""
+    row = conn.execute("SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(path),))
+    found = row.fetchone()
+    return None if found is None else int(found[0])
+
+
 def user_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the database file."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -848,19 +855,13 @@ class Store(CaptionStore):
         self, model: str | None = None, under: str | os.PathLike[str] | None = None
     ) -> int:
         """Files seen but not embedded yet (with ``model``, or with any model; below ``under``)."""
-        where, params = ["1"], []
+        sql, params = "SELECT count(DISTINCT path) FROM pending WHERE 1", []
         if model is not None:
-            where.append("model = ?")
-            params.append(model)
+            sql, params = f"{sql} AND model = ?", [model]
         if under is not None:
-            sql, args = _under_sql("path", under)
-            where.append(sql)
-            params += args
-        return int(
-            self._one(
-                f"SELECT count(DISTINCT path) FROM pending WHERE {' AND '.join(where)}", params
-            )
-        )
+            below, args = _under_sql("path", under)
+            sql, params = f"{sql} AND {below}", params + args
+        return int(self._one(sql, params))
 
     def folder_counts(self, model: str | None = None) -> dict[int, tuple[int, int, int]]:
         """folder id -> ``(photos, failures, pending)``; pending for ``model`` or any model."""
@@ -889,17 +890,15 @@ class Store(CaptionStore):
         With ``model``, ``KnownFile.embedded`` tells whether the image has a vector of that
         model; without it, ``embedded`` is true.
         """
-        folder_id = None if folder is None else self._folder_id(folder)
         sql = (
             "SELECT i.id, i.path, i.size, i.mtime_ns, i.hash, i.folder_id, "
-            + ("e.image_id IS NOT NULL" if model is not None else "1")
-            + " FROM images i "
-            + ("LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ? " if model else "")
-            + ("WHERE i.folder_id = ?" if folder_id is not None else "")
+            "? IS NULL OR e.image_id IS NOT NULL FROM images i "
+            "LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ?"
         )
-        params: list[Any] = ([model] if model is not None else []) + (
-            [folder_id] if folder_id is not None else []
-        )
+        params: list[Any] = [model, model]
+        if folder is not None:
+            sql += " WHERE i.folder_id = ?"
+            params.append(self._folder_id(folder))
         with self._lock:
             return {
                 r[1]: KnownFile(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
@@ -955,14 +954,7 @@ class Store(CaptionStore):
                     for r in records
                 ],
             )  # fmt: skip
-            ids = [
-                int(
-                    conn.execute(
-                        "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(r.path),)
-                    ).fetchone()[0]
-                )
-                for r in records
-            ]
+            ids = [_id_at(conn, r.path) for r in records]
             conn.executemany(
                 "INSERT INTO embeddings(image_id, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
@@ -1010,24 +1002,19 @@ class Store(CaptionStore):
         cleared. No generation changes: the vectors and ids stay the same.
         """
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(old_path),)
-            ).fetchone()
-            if row is None:
+            image_id = _id_at(conn, old_path)
+            if image_id is None:
                 raise KeyError(f"unknown image: {old_path!r}")
-            taken = conn.execute(
-                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(new_path),)
-            ).fetchone()
-            if taken is not None and taken[0] != row[0]:
+            if _id_at(conn, new_path) not in (None, image_id):
                 raise ValueError(f"another image already has path {new_path!r}")
             conn.execute(
                 "UPDATE images SET path = CAST(? AS TEXT), folder_id = COALESCE(?, folder_id), "
                 "size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns), "
                 "hash = COALESCE(?, hash) WHERE id = ?",
-                (_enc(new_path), folder_id, size, mtime_ns, hash, row[0]),
+                (_enc(new_path), folder_id, size, mtime_ns, hash, image_id),
             )
             conn.execute("DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(new_path),))
-            return int(row[0])
+            return image_id
 
     def touch_images(self, items: Iterable[tuple[int, int, int]]) -> None:
         """Record new ``(image_id, size, mtime_ns)`` for files whose content did not change."""
@@ -1062,8 +1049,8 @@ class Store(CaptionStore):
 
     def image_id(self, path: str) -> int | None:
         """The id of the image at ``path``, or ``None``."""
-        value = self._one("SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(path),))
-        return None if value is None else int(value)
+        with self._lock:
+            return _id_at(self.conn, path)
 
     def image_ids(
         self,
