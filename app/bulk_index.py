@@ -359,9 +359,9 @@ def _run_main(
     if args.json:
         print(json.dumps({**report.as_dict(), "ranks": ranks, "merge_s": indexer.merge_s}))
     else:
-        print(f"indexed with {info.world_size} rank(s): {report.added} added, "
-              f"{report.updated} updated, {report.moved} moved, {report.removed} removed, "
-              f"{report.failed} failed, {report.unchanged} unchanged")  # fmt: skip
+        from app.commands.index import summary
+
+        print(f"indexed with {info.world_size} rank(s): {summary(report)}")
         for r in indexer.ranks:
             print(f"  rank {r.rank}: {r.files} files in {r.seconds:.1f} s ({r.rate:.1f}/s)")
         print(f"  merge: {indexer.merge_s:.2f} s")
