@@ -406,6 +406,19 @@ def _too_new(version: int) -> SchemaTooNewError:
     )
 
 
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction: committed at the end, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int:
     """Run the pending :data:`MIGRATIONS` steps up to ``target`` (default: all); return the version.
 
@@ -417,23 +430,16 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
     if not 0 <= target <= SCHEMA_VERSION:
         raise ValueError(f"no schema version {target}")
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             current = user_version(conn)
             if current > SCHEMA_VERSION:
                 raise _too_new(current)
             if current >= target:
-                conn.execute("COMMIT")
                 return current
             for statement in MIGRATIONS[current]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {current + 1}")
-            conn.execute("COMMIT")
-            logger.info("library schema migrated to version %d", current + 1)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        logger.info("library schema migrated to version %d", current + 1)
 
 
 def _check_read_only_schema(conn: sqlite3.Connection, path: Path) -> None:
@@ -607,15 +613,11 @@ class Store(CaptionStore):
             else:
                 apply_migrations(conn)
             return cls(conn, path, read_only=read_only)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            if is_damage(exc):
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
                 raise DamagedDatabaseError(damaged_message(path, str(exc))) from exc
-            raise
-        except BaseException:
-            if conn is not None:
-                conn.close()
             raise
 
     def close(self) -> None:
@@ -641,15 +643,10 @@ class Store(CaptionStore):
                 raise StoreError("cannot write inside Store.snapshot()")
             if self.read_only:
                 raise ReadOnlyStoreError(f"{self.path} is read-only (opened without write access)")
-            self.conn.execute("BEGIN IMMEDIATE")
             self._txn = "write"
             try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+                with _immediate(self.conn):
+                    yield self.conn
             finally:
                 self._txn = None
 
