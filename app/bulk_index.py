@@ -48,7 +48,14 @@ from app.library.indexer import Indexer, IndexProgress, _Run
 from app.library.scanner import FileInfo
 from app.library.store import ImageRecord
 from lotlip.files import write_atomic, write_text_atomic
-from training.distributed import DistInfo, barrier, cleanup, init_distributed, local_device
+from training.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    cleanup,
+    init_distributed,
+    local_device,
+)
 
 if TYPE_CHECKING:
     from app.library.library import Library
@@ -86,15 +93,6 @@ class Work:
         """This rank's files: a fixed stride of the sorted list (the same on every rank)."""
         ordered = sorted(self.files, key=lambda f: f.path)
         return ordered[info.rank :: info.world_size]
-
-
-def _gather(stats: RankStats, info: DistInfo) -> list[RankStats]:
-    """Every rank's stats on rank 0 (an empty list elsewhere)."""
-    if not info.enabled:
-        return [stats]
-    box: list[Any] | None = [None] * info.world_size if info.is_main else None
-    dist.gather_object(stats, box, dst=0)
-    return list(box or [])
 
 
 def _broadcast(obj: Any, info: DistInfo) -> Any:
@@ -232,7 +230,7 @@ class BulkIndexer(Indexer):
         mine = embed_share(self.model, work, self.info, self.shard_dir, self.batch_size,
                            self.workers, self.run_id)  # fmt: skip
         barrier()
-        self.ranks = _gather(mine, self.info)
+        self.ranks = all_gather_objects(mine)
         merging = time.monotonic()
         self.merge(wanted, run)
         self.merge_s = time.monotonic() - merging
@@ -292,7 +290,7 @@ def serve(model: LoTLIP, info: DistInfo, shard_dir: Path, batch_size: int, worke
         return
     mine = embed_share(model, work, info, shard_dir, batch_size, workers, run_id)
     barrier()
-    _gather(mine, info)
+    all_gather_objects(mine)  # rank 0 reports them
 
 
 # -- command line ------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from app.library.ann import (
     Progress,
     ann_path,
     saved_generation,
+    sidecar_path,
 )
 from app.library.locking import FileLock, LockBusyError
 from app.library.paths import innermost, is_within
@@ -618,5 +619,5 @@ class Library:
             self._anns.pop(model_name, None)
         if delete_file:
             path = ann_path(self.dir, model_name)
-            for file in (path, path.with_name(path.name + ".json")):
-                file.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)

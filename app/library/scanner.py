@@ -605,7 +605,7 @@ class ChangeSet:
     * ``changed``: known paths whose size/mtime changed and whose content differs (or could
       not be compared): re-embed, the image keeps its id.
     * ``touched``: known paths with a new mtime but the same content hash: update size/mtime
-      only (``Store.touch_image``).
+      only (``Store.touch_images``).
     * ``moved``: a vanished known file found again at a new path (same size and content
       hash): ``Store.move_image`` keeps its id and vectors; if ``old.embedded`` is false it
       still needs embedding (see :meth:`to_embed`).
@@ -649,12 +649,6 @@ class ChangeSet:
             "stale_failures": len(self.stale_failures),
             "unchanged": self.unchanged,
         }
-
-    def __bool__(self) -> bool:
-        return any(
-            (self.new, self.changed, self.touched, self.moved, self.removed, self.missing,
-             self.stale_failures)
-        )  # fmt: skip
 
 
 def plan_changes(

@@ -460,7 +460,7 @@ def test_plan_changes_classifies_everything(draw, tmp_path: Path) -> None:
         "edit.jpg", "new.jpg", "noembed.jpg", "retry.jpg"
     ]  # fmt: skip
     assert plan.hashes[str(tmp_path / "moved_here" / "move.jpg")] == plan.moved[0].old.hash
-    assert plan.summary()["moved"] == 1 and plan
+    assert plan.summary()["moved"] == 1
 
 
 def test_plan_changes_hashes_only_when_needed(draw, tmp_path: Path) -> None:
