@@ -965,22 +965,14 @@ class Store(CaptionStore):
         return ids
 
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
+        sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"
+        models = [row[0] for row in self._rows_in(sql, ids, model)]
         for chunk in _chunks(ids):
-            marks = _marks(len(chunk))
-            models = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks}) "
-                    "AND model != ?",
-                    (*chunk, model),
-                )
-            ]
-            if models:
-                conn.execute(
-                    f"DELETE FROM embeddings WHERE image_id IN ({marks}) AND model != ?",
-                    (*chunk, model),
-                )
-                self._bump(conn, models)
+            conn.execute(
+                f"DELETE FROM embeddings WHERE model != ? AND image_id IN ({_marks(len(chunk))})",
+                (model, *chunk),
+            )
+        self._bump(conn, models)
 
     def move_image(
         self,
@@ -1032,15 +1024,12 @@ class Store(CaptionStore):
     def _delete_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> int:
         """Delete images by id (their vectors and captions cascade) and bump the generation of
         every model that lost vectors; returns how many images went."""
-        models: set[str] = set()
+        sql = "SELECT DISTINCT model FROM embeddings WHERE image_id IN ({ids})"
+        models = [row[0] for row in self._rows_in(sql, ids)]
         removed = 0
         for chunk in _chunks(ids):
-            marks = _marks(len(chunk))
-            rows = conn.execute(
-                f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks})", chunk
-            )
-            models.update(r[0] for r in rows)
-            removed += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
+            sql = f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})"
+            removed += conn.execute(sql, chunk).rowcount
         self._bump(conn, models)
         return removed
 
@@ -1109,18 +1098,24 @@ class Store(CaptionStore):
     def rows_for(self, ids: Iterable[int] | np.ndarray) -> list[ImageRow]:
         """Image rows for ``ids``, in the same order; unknown ids are skipped."""
         id_list = _as_ids(ids)
-        found: dict[int, ImageRow] = {}
-        with self._lock:
-            for chunk in _chunks(sorted(set(id_list))):
-                for r in self.db.query(
-                    "SELECT i.id, i.path, i.folder_id, f.path AS folder, i.size, i.mtime_ns, "
-                    "i.hash, i.width, i.height, i.taken_at, i.indexed_at FROM images i "
-                    "LEFT JOIN folders f ON f.id = i.folder_id "
-                    f"WHERE i.id IN ({_marks(len(chunk))})",
-                    list(chunk),
-                ):
-                    found[r["id"]] = ImageRow(**r)
+        rows = self._rows_in(
+            "SELECT i.id, i.path, i.folder_id, f.path, i.size, i.mtime_ns, i.hash, i.width, "
+            "i.height, i.taken_at, i.indexed_at FROM images i "
+            "LEFT JOIN folders f ON f.id = i.folder_id WHERE i.id IN ({ids})",
+            id_list,
+        )
+        found = {row[0]: ImageRow(*row) for row in rows}
         return [found[i] for i in id_list if i in found]
+
+    def _rows_in(self, sql: str, ids: Sequence[int], *params: Any) -> list[Any]:
+        """The rows of ``sql`` for ``ids`` (their ``IN`` list goes where ``{ids}`` is), read in
+        chunks that SQLite's variable limit allows; ``params`` come before the ids."""
+        rows: list[Any] = []
+        with self._lock:
+            for chunk in _chunks(sorted(set(ids))):
+                query = sql.format(ids=_marks(len(chunk)))
+                rows += self.conn.execute(query, (*params, *chunk)).fetchall()
+        return rows
 
     # -- failures --------------------------------------------------------------------
 
@@ -1390,15 +1385,8 @@ class Store(CaptionStore):
         """``(found_ids, vectors)`` for those of ``ids`` that have a ``model`` vector, in order."""
         id_list = _as_ids(ids)
         dim = self.model_dim(model) or 0
-        blobs: dict[int, bytes] = {}
-        with self._lock:
-            for chunk in _chunks(sorted(set(id_list))):
-                for image_id, blob in self.conn.execute(
-                    f"SELECT image_id, vector FROM embeddings WHERE model = ? "
-                    f"AND image_id IN ({_marks(len(chunk))})",
-                    (model, *chunk),
-                ):
-                    blobs[image_id] = blob
+        sql = "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN ({ids})"
+        blobs = dict(self._rows_in(sql, id_list, model))
         found = [i for i in id_list if i in blobs]
         vecs = (
             self._unpack([blobs[i] for i in found], dim)
