@@ -7,7 +7,7 @@ One :class:`Indexer` run:
 2. **Apply** what needs no model: moves keep their id and vectors, touched files get their new
    mtime, removed files leave the store and the ANN index.
 3. **Embed** new, changed and not-yet-embedded files. Decode threads (Pillow releases the GIL)
-   read, decode and preprocess files ahead of the main thread, at most ``lookahead`` batches
+   read, decode and preprocess files ahead of the main thread, at most two batches
    plus one file per thread in flight, so memory stays flat however large the folder. While
    the main thread runs the image tower on batch *i*, the threads decode batch *i + 1*. Each
    batch is written to SQLite in **one transaction** (images + vectors), then added to the
@@ -202,7 +202,6 @@ class Indexer:
         workers: decode threads (default :func:`default_workers`).
         save_every: save the ANN index after this many batches ...
         save_interval_s: ... or after this many seconds, whichever first (0: count only).
-        lookahead: batches decoded ahead of the model.
     """
 
     def __init__(
@@ -214,7 +213,6 @@ class Indexer:
         *,
         save_every: int = 50,
         save_interval_s: float = 60.0,
-        lookahead: int = 2,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -224,7 +222,6 @@ class Indexer:
         self.workers = workers if workers and workers > 0 else default_workers()
         self.save_every = max(1, save_every)
         self.save_interval_s = save_interval_s
-        self.lookahead = max(1, lookahead)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -468,7 +465,6 @@ class Indexer:
             self.model,
             batch_size=self.batch_size,
             workers=self.workers,
-            lookahead=self.lookahead,
             hashes=run.hashes,
             folder_ids=run.folder_ids,
             stop=run.stop,

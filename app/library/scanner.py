@@ -226,7 +226,7 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) -> str:
+def content_hash(path: str | bytes | os.PathLike[Any]) -> str:
     """Fingerprint a file's whole content: 32 hex digits of BLAKE2b-128.
 
     The hash decides two things. When a known file has a new mtime and the same size, an equal
@@ -234,10 +234,8 @@ def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) 
     an edit (re-embed) -- so it must see every byte: a retouched BMP/TIFF or an in-place
     metadata rewrite keeps the size and may change bytes anywhere. And when a file vanished
     and one of the same size and hash appeared, it was moved or renamed and keeps its vector.
-    Reading the whole file costs little next to decoding it. ``size`` is accepted for
-    callers that know it and is not needed.
+    Reading the whole file costs little next to decoding it.
     """
-    del size
     return file_digest(path)[0]
 
 
@@ -657,7 +655,7 @@ def plan_changes(
     *,
     failures: Iterable[_FailureLike] | Mapping[str, _FailureLike] = (),
     incomplete: Iterable[str] = (),
-    hash_fn: Callable[[str, int], str] = content_hash,
+    hash_fn: Callable[[str], str] = content_hash,
 ) -> ChangeSet:
     """Classify a scan against the store's view of the same roots.
 
@@ -668,7 +666,7 @@ def plan_changes(
             roots; a file whose failure record matches its size and mtime is skipped.
         incomplete: folders not fully scanned (``Scanner.incomplete_paths``); known files
             under them are never reported as removed.
-        hash_fn: ``(path, size) -> hash``, :func:`content_hash` by default.
+        hash_fn: ``path -> hash``, :func:`content_hash` by default.
 
     Hashes are only computed where they decide something: for new files whose size equals
     a vanished file's size (move candidates), and for changed files of the same size with a
@@ -686,7 +684,7 @@ def plan_changes(
     def hashed(info: FileInfo) -> str | None:
         if info.path not in result.hashes:
             try:
-                result.hashes[info.path] = hash_fn(info.path, info.size)
+                result.hashes[info.path] = hash_fn(info.path)
             except OSError as exc:
                 logger.warning("cannot hash %s: %s", info.path, exc)
                 return None

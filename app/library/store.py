@@ -690,16 +690,14 @@ class Store(CaptionStore):
 
     def _ensure_library_id(self) -> str:
         value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
-        if value is None and self.read_only:
-            return ""
-        if value is None:
+        if value is None and not self.read_only:
             with self._write() as conn:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('_library_id', ?)",
                     (uuid.uuid4().hex,),
                 )
             value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
-        return str(value)
+        return "" if value is None else str(value)
 
     # -- settings --------------------------------------------------------------------
 

@@ -468,7 +468,7 @@ def test_plan_changes_hashes_only_when_needed(draw, tmp_path: Path) -> None:
     known = known_from(list(Scanner([tmp_path])))
     draw(tmp_path / "b.jpg", seed=2, size=(30, 30))  # no vanished file of its size
     hashed: list[str] = []
-    plan = plan_changes(Scanner([tmp_path]), known, hash_fn=lambda p, s: hashed.append(p) or "h")
+    plan = plan_changes(Scanner([tmp_path]), known, hash_fn=lambda p: hashed.append(p) or "h")
     assert [os.path.basename(i.path) for i in plan.new] == ["b.jpg"] and hashed == []
 
 
