@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from app.commands.common import (
@@ -39,66 +38,69 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         **common,
     )
     actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-
-    def action(
-        name: str, run: Callable[..., int], help: str, description: str | None = None, more=""
-    ) -> argparse.ArgumentParser:
-        p = actions.add_parser(
+    table = (  # name, run, help, description
+        ("list", run_list, "installed and available models", None),
+        (
+            "download",
+            run_download,
+            "download an official model from the Hugging Face hub",
+            "Download an official LoTLIP checkpoint and the BERT vocabulary (with a progress "
+            "bar; a dropped connection is resumed, a corrupted file is fetched again) and "
+            "install it.",
+        ),
+        (
+            "import",
+            run_import,
+            "install an official-format checkpoint (.pt) from a file",
+            "Convert an open_clip-format LoTLIP checkpoint into the app's format and install "
+            "it. The file is read safely (tensors only; pickles that would run code are "
+            "refused).",
+        ),
+        (
+            "use",
+            run_use,
+            "choose the model this library uses",
+            "Remember NAME (a model name or folder) as this library's model. `auto` goes back "
+            "to the default: the best installed official model, else the bundled one.",
+        ),
+        (
+            "remove",
+            run_remove,
+            "delete an installed model's files",
+            "Delete an imported, downloaded or fine-tuned model from the models folder. The "
+            "library keeps its vectors (they are used again if it comes back).",
+        ),
+    )
+    parsers = {}
+    for name, run, summary, description in table:
+        parsers[name] = actions.add_parser(
             name,
-            help=help,
+            help=summary,
             description=description,
-            epilog=more + epilog,
+            epilog=(DOWNLOAD_EPILOG + "\n\n" if name == "download" else "") + epilog,
             formatter_class=common.get("formatter_class"),
         )
-        p.set_defaults(run=run)
-        return p
-
-    p = action("list", run_list, "installed and available models")
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p = action(
-        "download",
-        run_download,
-        "download an official model from the Hugging Face hub",
-        "Download an official LoTLIP checkpoint and the BERT vocabulary (with a progress bar; "
-        "a dropped connection is resumed, a corrupted file is fetched again) and install it.",
-        DOWNLOAD_EPILOG + "\n\n",
+        parsers[name].set_defaults(run=run)
+    parsers["list"].add_argument("--json", action="store_true", help="print as JSON")
+    parsers["download"].add_argument(
+        "name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32"
     )
-    p.add_argument("name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32")
-    p = action(
-        "import",
-        run_import,
-        "install an official-format checkpoint (.pt) from a file",
-        "Convert an open_clip-format LoTLIP checkpoint into the app's format and install it. "
-        "The file is read safely (tensors only; pickles that would run code are refused).",
-    )
-    p.add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
-    p.add_argument(
+    parsers["import"].add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
+    parsers["import"].add_argument(
         "--vocab",
         metavar="FILE",
         help="the bert-base-uncased vocab.txt (default: next to FILE or in the HF cache)",
     )
-    p.add_argument(
+    parsers["import"].add_argument(
         "--name",
         metavar="NAME",
         help="name to install it under (default: the file name, or its folder's for model.pt)",
     )
-    p.add_argument("--replace", action="store_true", help="replace a model of the same name")
-    p = action(
-        "use",
-        run_use,
-        "choose the model this library uses",
-        "Remember NAME (a model name or folder) as this library's model. `auto` goes back to "
-        "the default: the best installed official model, else the bundled one.",
+    parsers["import"].add_argument(
+        "--replace", action="store_true", help="replace a model of the same name"
     )
-    p.add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
-    p = action(
-        "remove",
-        run_remove,
-        "delete an installed model's files",
-        "Delete an imported, downloaded or fine-tuned model from the models folder. The "
-        "library keeps its vectors (they are used again if it comes back).",
-    )
-    p.add_argument("name", metavar="NAME", help="the model to remove")
+    parsers["use"].add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
+    parsers["remove"].add_argument("name", metavar="NAME", help="the model to remove")
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
