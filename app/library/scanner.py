@@ -41,7 +41,7 @@ import os
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from app.library.paths import is_within_any
@@ -636,17 +636,8 @@ class ChangeSet:
 
     def summary(self) -> dict[str, int]:
         """Counts per category, for logs and progress displays."""
-        return {
-            "new": len(self.new),
-            "changed": len(self.changed),
-            "touched": len(self.touched),
-            "moved": len(self.moved),
-            "removed": len(self.removed),
-            "missing": len(self.missing),
-            "failed": len(self.failed),
-            "stale_failures": len(self.stale_failures),
-            "unchanged": self.unchanged,
-        }
+        lists = [f.name for f in fields(self) if f.name not in ("unchanged", "hashes")]
+        return {name: len(getattr(self, name)) for name in lists} | {"unchanged": self.unchanged}
 
 
 def plan_changes(
