@@ -396,11 +396,8 @@ class Indexer:
             store.clear_failures(stale)
         for info, reason in plan.rejected:
             old = plan.failures.get(info.path)
-            if old is None or (old.size, old.mtime_ns, old.reason) != (
-                info.size,
-                info.mtime_ns,
-                reason,
-            ):
+            now = (info.size, info.mtime_ns, reason)
+            if old is None or (old.size, old.mtime_ns, old.reason) != now:
                 store.record_failure(
                     info.path,
                     reason,

@@ -861,16 +861,17 @@ class Store(CaptionStore):
     def folder_counts(self, model: str | None = None) -> dict[int, tuple[int, int, int]]:
         """folder id -> ``(photos, failures, pending)``; pending for ``model`` or any model."""
         counts: dict[int, list[int]] = {}
+        queries = [
+            ("SELECT folder_id, count(*) FROM images GROUP BY folder_id", ()),
+            ("SELECT folder_id, count(*) FROM failures GROUP BY folder_id", ()),
+            (
+                "SELECT folder_id, count(DISTINCT path) FROM pending "
+                "WHERE ? IS NULL OR model = ? GROUP BY folder_id",
+                (model, model),
+            ),
+        ]
         with self.snapshot():
-            queries = [
-                "SELECT folder_id, count(*) FROM images GROUP BY folder_id",
-                "SELECT folder_id, count(*) FROM failures GROUP BY folder_id",
-                "SELECT folder_id, count(DISTINCT path) FROM pending"
-                + (" WHERE model = ?" if model is not None else "")
-                + " GROUP BY folder_id",
-            ]
-            for n, sql in enumerate(queries):
-                args = [model] if n == 2 and model is not None else []
+            for n, (sql, args) in enumerate(queries):
                 for folder_id, count in self.conn.execute(sql, args):
                     counts.setdefault(folder_id, [0, 0, 0])[n] = int(count)
         return {k: (v[0], v[1], v[2]) for k, v in counts.items() if k is not None}
@@ -1060,12 +1061,9 @@ class Store(CaptionStore):
         params: list[Any] = []
         if under is not None:
             prefixes = [under] if isinstance(under, (str, os.PathLike)) else list(under)
-            ors: list[str] = []
-            for prefix in prefixes:
-                sql, args = _under_sql("i.path", prefix)
-                ors.append(sql)
-                params += args
-            where.append("(" + " OR ".join(ors) + ")" if ors else "0")
+            parts = [_under_sql("i.path", prefix) for prefix in prefixes]
+            where.append("(" + " OR ".join(sql for sql, _ in parts) + ")" if parts else "0")
+            params += [arg for _, args in parts for arg in args]
         if folders is not None:
             refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
             folder_ids = [self._folder_id(f) for f in refs]
