@@ -44,13 +44,20 @@ import torch
 import torch.distributed as dist
 
 from app.library.decode import DecodeFailure, decode_ahead
-from app.library.indexer import CancelCallback, Indexer, IndexProgress, IndexReport, _Ticker
+from app.library.indexer import Indexer, IndexProgress, _Run
 from app.library.scanner import FileInfo
 from app.library.store import ImageRecord
-from training.distributed import DistInfo, barrier, cleanup, init_distributed, local_device
+from lotlip.files import write_atomic, write_text_atomic
+from training.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    cleanup,
+    init_distributed,
+    local_device,
+)
 
 if TYPE_CHECKING:
-    from app.library.ann import AnnIndex
     from app.library.library import Library
     from lotlip.model import LoTLIP
 
@@ -88,15 +95,6 @@ class Work:
         return ordered[info.rank :: info.world_size]
 
 
-def _gather(stats: RankStats, info: DistInfo) -> list[RankStats]:
-    """Every rank's stats on rank 0 (an empty list elsewhere)."""
-    if not info.enabled:
-        return [stats]
-    box: list[Any] | None = [None] * info.world_size if info.is_main else None
-    dist.gather_object(stats, box, dst=0)
-    return list(box or [])
-
-
 def _broadcast(obj: Any, info: DistInfo) -> Any:
     """Rank 0's ``obj`` on every rank (pickled by torch.distributed among our own processes)."""
     if not info.enabled:
@@ -118,12 +116,12 @@ def write_shard(
     failures: Sequence[DecodeFailure],
 ) -> None:
     """Write one shard atomically: the vectors first, then the ``.json`` that completes it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    npy, meta = folder / f"{name}.npy", folder / f"{name}.json"
-    tmp_npy, tmp_meta = folder / f".{name}.npy.tmp", folder / f".{name}.json.tmp"
-    with tmp_npy.open("wb") as fh:
-        np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
-    os.replace(tmp_npy, npy)
+
+    def save_vectors(tmp: Path) -> None:
+        with tmp.open("wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+
+    write_atomic(folder / f"{name}.npy", save_vectors)
     body = {
         "model": model,
         "records": [asdict(r) for r in records],
@@ -133,8 +131,7 @@ def write_shard(
             for f in failures
         ],
     }  # fmt: skip
-    tmp_meta.write_text(json.dumps(body), encoding="utf-8")
-    os.replace(tmp_meta, meta)
+    write_text_atomic(folder / f"{name}.json", json.dumps(body))
 
 
 def complete_shards(folder: Path) -> list[Path]:
@@ -220,44 +217,28 @@ class BulkIndexer(Indexer):
         self.ranks: list[RankStats] = []
         self.merge_s = 0.0
 
-    def _embed_all(
-        self,
-        todo: list[FileInfo],
-        hashes: dict[str, str],
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-        tick: _Ticker,
-        stop: CancelCallback,
-    ) -> None:
+    def _embed_all(self, todo: list[FileInfo], run: _Run) -> None:
         wanted = {f.path: f for f in todo}
-        tick(IndexProgress("embedding", 0, len(todo)), force=True)
-        done = self.merge(wanted, folder_ids, replaced, ann, report)  # left by a killed run
+        run.tick(IndexProgress("embedding", 0, len(todo)), force=True)
+        done = self.merge(wanted, run)  # left by a killed run
         remaining = [f for f in todo if f.path not in done]
         if done:
             logger.info("merged %d files from shards of an earlier run", len(done))
-        work = Work(remaining, hashes, folder_ids)
+        work = Work(remaining, run.hashes, run.folder_ids)
         self.sent = True
         _broadcast(work, self.info)
         mine = embed_share(self.model, work, self.info, self.shard_dir, self.batch_size,
                            self.workers, self.run_id)  # fmt: skip
         barrier()
-        self.ranks = _gather(mine, self.info)
+        self.ranks = all_gather_objects(mine)
         merging = time.monotonic()
-        self.merge(wanted, folder_ids, replaced, ann, report)
+        self.merge(wanted, run)
         self.merge_s = time.monotonic() - merging
-        tick(IndexProgress("embedding", report.embedded, len(todo), failed=report.failed),
-             force=True)  # fmt: skip
+        report = run.report
+        run.tick(IndexProgress("embedding", report.embedded, len(todo), failed=report.failed),
+                 force=True)  # fmt: skip
 
-    def merge(
-        self,
-        wanted: dict[str, FileInfo],
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-    ) -> set[str]:
+    def merge(self, wanted: dict[str, FileInfo], run: _Run) -> set[str]:
         """Merge every whole shard into the store and the ANN index; returns the paths done.
 
         Only records of files still wanted as they are now (same size and mtime) are taken:
@@ -278,7 +259,7 @@ class BulkIndexer(Indexer):
                 ]  # fmt: skip
                 if keep:
                     records = [ImageRecord(**body["records"][i]) for i in keep]
-                    self._store(records, vectors[keep], replaced, ann, report)
+                    self._store(records, vectors[keep], run)
                     done.update(r.path for r in records)
                 for failure in body["failures"]:
                     if _current(wanted, failure["path"], failure["size"], failure["mtime_ns"]):
@@ -288,7 +269,7 @@ class BulkIndexer(Indexer):
                                          failure["root"]),
                                 failure["reason"], failure["size"], failure["mtime_ns"],
                             ),
-                            folder_ids, replaced, ann, report,
+                            run,
                         )  # fmt: skip
                         done.add(failure["path"])
             meta_path.unlink()
@@ -309,7 +290,7 @@ def serve(model: LoTLIP, info: DistInfo, shard_dir: Path, batch_size: int, worke
         return
     mine = embed_share(model, work, info, shard_dir, batch_size, workers, run_id)
     barrier()
-    _gather(mine, info)
+    all_gather_objects(mine)  # rank 0 reports them
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -376,9 +357,9 @@ def _run_main(
     if args.json:
         print(json.dumps({**report.as_dict(), "ranks": ranks, "merge_s": indexer.merge_s}))
     else:
-        print(f"indexed with {info.world_size} rank(s): {report.added} added, "
-              f"{report.updated} updated, {report.moved} moved, {report.removed} removed, "
-              f"{report.failed} failed, {report.unchanged} unchanged")  # fmt: skip
+        from app.commands.index import summary
+
+        print(f"indexed with {info.world_size} rank(s): {summary(report)}")
         for r in indexer.ranks:
             print(f"  rank {r.rank}: {r.files} files in {r.seconds:.1f} s ({r.rate:.1f}/s)")
         print(f"  merge: {indexer.merge_s:.2f} s")

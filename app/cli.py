@@ -160,10 +160,6 @@ def _setup_output(verbose: bool) -> None:
             reconfigure(errors="surrogateescape")
 
 
-def _error(message: object) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 def _command_name(args: argparse.Namespace) -> str:
     sub = getattr(args, "model_command", None)
     return f"{args.command} {sub}" if args.command == "model" and sub else str(args.command)
@@ -244,7 +240,7 @@ def _fail(
     """Report a failure: usage (for usage errors) and ``error: ...`` on stderr, JSON on stdout."""
     if usage:
         print(usage.rstrip(), file=sys.stderr)
-    _error(message)
+    print(f"error: {message}", file=sys.stderr)
     if wants_json:
         print_json(error_json(message, status))
     return status

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
@@ -65,17 +66,13 @@ ACCESS_INIT = "init"  # created in any folder (``lotlip-search init``)
 ACCESS_OPTIONAL = "optional"  # used when it exists (``ctx.existing_lib``), never created
 
 
-def _loaded_class(module: str, name: str) -> type | None:
-    """``module.name`` if that module is already imported (error mapping must not load torch)."""
-    found = getattr(sys.modules.get(module), name, None)
-    return found if isinstance(found, type) else None
-
-
 def _is_instance(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` is one of the classes ``names`` (dotted) whose module is already
+    imported: mapping an error must not load torch."""
     for dotted in names:
         module, _, name = dotted.rpartition(".")
-        cls = _loaded_class(module, name)
-        if cls is not None and isinstance(exc, cls):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type) and isinstance(exc, cls):
             return True
     return False
 
@@ -274,6 +271,7 @@ def _library_leftover(name: str) -> bool:
     return name in LIBRARY_PARTS or name.lstrip(".").startswith("library.db")
 
 
+@dataclass
 class Context:
     """The global options and the library, opened on first use (``--help`` opens nothing).
 
@@ -282,25 +280,14 @@ class Context:
     a new ``library.db`` behind.
     """
 
-    def __init__(
-        self,
-        library: str | None,
-        model: str | None,
-        device: str,
-        verbose: bool,
-        *,
-        access: str = ACCESS_READ,
-        command: str = "",
-        precision: str = "auto",
-    ) -> None:
-        self.library_dir = library
-        self.model = model
-        self.device = device
-        self.precision = precision
-        self.verbose = verbose
-        self.access = access
-        self.command = command
-        self._lib: Library | None = None
+    library_dir: str | None
+    model: str | None
+    device: str
+    verbose: bool
+    access: str = ACCESS_READ
+    command: str = ""
+    precision: str = "auto"
+    _lib: Library | None = field(default=None, init=False, repr=False)
 
     @property
     def directory(self) -> Path:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from app.commands.common import (
-    EXIT_ERROR,
     EXIT_NO_MODEL,
     EXIT_OK,
+    CommandError,
     Context,
     UsageError,
     print_json,
@@ -29,7 +29,6 @@ The environment variable HF_ENDPOINT selects a Hugging Face mirror."""
 def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     """Register ``model`` and its sub-commands."""
     epilog = str(common.pop("epilog", ""))
-    formatter = common.get("formatter_class")
     model = sub.add_parser(
         "model",
         help="list, download, import and choose models",
@@ -39,70 +38,69 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
         **common,
     )
     actions = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-
-    p = actions.add_parser(
-        "list", help="installed and available models", epilog=epilog, formatter_class=formatter
+    table = (  # name, run, help, description
+        ("list", run_list, "installed and available models", None),
+        (
+            "download",
+            run_download,
+            "download an official model from the Hugging Face hub",
+            "Download an official LoTLIP checkpoint and the BERT vocabulary (with a progress "
+            "bar; a dropped connection is resumed, a corrupted file is fetched again) and "
+            "install it.",
+        ),
+        (
+            "import",
+            run_import,
+            "install an official-format checkpoint (.pt) from a file",
+            "Convert an open_clip-format LoTLIP checkpoint into the app's format and install "
+            "it. The file is read safely (tensors only; pickles that would run code are "
+            "refused).",
+        ),
+        (
+            "use",
+            run_use,
+            "choose the model this library uses",
+            "Remember NAME (a model name or folder) as this library's model. `auto` goes back "
+            "to the default: the best installed official model, else the bundled one.",
+        ),
+        (
+            "remove",
+            run_remove,
+            "delete an installed model's files",
+            "Delete an imported, downloaded or fine-tuned model from the models folder. The "
+            "library keeps its vectors (they are used again if it comes back).",
+        ),
     )
-    p.add_argument("--json", action="store_true", help="print as JSON")
-    p.set_defaults(run=run_list)
-
-    p = actions.add_parser(
-        "download",
-        help="download an official model from the Hugging Face hub",
-        description="Download an official LoTLIP checkpoint and the BERT vocabulary (with a "
-        "progress bar; a dropped connection is resumed, a corrupted file is fetched again) "
-        "and install it.",
-        epilog=DOWNLOAD_EPILOG + "\n\n" + epilog,
-        formatter_class=formatter,
+    parsers = {}
+    for name, run, summary, description in table:
+        parsers[name] = actions.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=(DOWNLOAD_EPILOG + "\n\n" if name == "download" else "") + epilog,
+            formatter_class=common.get("formatter_class"),
+        )
+        parsers[name].set_defaults(run=run)
+    parsers["list"].add_argument("--json", action="store_true", help="print as JSON")
+    parsers["download"].add_argument(
+        "name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32"
     )
-    p.add_argument("name", metavar="NAME", help="lotlip-vit-b16 or lotlip-vit-b32")
-    p.set_defaults(run=run_download)
-
-    p = actions.add_parser(
-        "import",
-        help="install an official-format checkpoint (.pt) from a file",
-        description="Convert an open_clip-format LoTLIP checkpoint into the app's format and "
-        "install it. The file is read safely (tensors only; pickles that would run code are "
-        "refused).",
-        epilog=epilog,
-        formatter_class=formatter,
-    )
-    p.add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
-    p.add_argument(
+    parsers["import"].add_argument("file", metavar="FILE", help="the checkpoint (.pt)")
+    parsers["import"].add_argument(
         "--vocab",
         metavar="FILE",
         help="the bert-base-uncased vocab.txt (default: next to FILE or in the HF cache)",
     )
-    p.add_argument(
+    parsers["import"].add_argument(
         "--name",
         metavar="NAME",
         help="name to install it under (default: the file name, or its folder's for model.pt)",
     )
-    p.add_argument("--replace", action="store_true", help="replace a model of the same name")
-    p.set_defaults(run=run_import)
-
-    p = actions.add_parser(
-        "use",
-        help="choose the model this library uses",
-        description="Remember NAME (a model name or folder) as this library's model. "
-        "`auto` goes back to the default: the best installed official model, else the bundled "
-        "one.",
-        epilog=epilog,
-        formatter_class=formatter,
+    parsers["import"].add_argument(
+        "--replace", action="store_true", help="replace a model of the same name"
     )
-    p.add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
-    p.set_defaults(run=run_use)
-
-    p = actions.add_parser(
-        "remove",
-        help="delete an installed model's files",
-        description="Delete an imported, downloaded or fine-tuned model from the models "
-        "folder. The library keeps its vectors (they are used again if it comes back).",
-        epilog=epilog,
-        formatter_class=formatter,
-    )
-    p.add_argument("name", metavar="NAME", help="the model to remove")
-    p.set_defaults(run=run_remove)
+    parsers["use"].add_argument("name", metavar="NAME", help="model name, folder, or `auto`")
+    parsers["remove"].add_argument("name", metavar="NAME", help="the model to remove")
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
@@ -114,46 +112,32 @@ def model_rows(ctx: Context) -> list[dict[str, object]]:
     lib = ctx.existing_lib  # listing models needs no library
     vectors = lib.store.counts().embeddings if lib is not None else {}
     in_use, _ = resolve_model_spec(lib, ctx.model)
-    rows: list[dict[str, object]] = []
-    for m in registry.installed_models():
-        rows.append(
-            {
-                "name": m.name,
-                "kind": m.kind,
-                "installed": True,
-                "path": str(m.path),
-                "size_mb": round(m.size_bytes / 1e6, 1),
-                "vectors": vectors.get(m.name, 0),
-                "in_use": m.name == in_use,
-            }
-        )
-    for b in registry.broken_models():
-        rows.append(
-            {
-                "name": b.name,
-                "kind": "broken",
-                "installed": False,
-                "path": str(b.path),
-                "size_mb": None,
-                "vectors": vectors.get(b.name, 0),
-                "in_use": b.name == in_use,
-                "problem": b.problem,
-            }
-        )
+
+    def row(name: str, kind: str, installed: bool, path: object, size_mb: object) -> dict:
+        return {
+            "name": name,
+            "kind": kind,
+            "installed": installed,
+            "path": path,
+            "size_mb": size_mb,
+            "vectors": vectors.get(name, 0),
+            "in_use": name == in_use,
+        }
+
+    rows = [
+        row(m.name, m.kind, True, str(m.path), round(m.size_bytes / 1e6, 1))
+        for m in registry.installed_models()
+    ]
+    rows += [
+        row(b.name, "broken", False, str(b.path), None) | {"problem": b.problem}
+        for b in registry.broken_models()
+    ]
     names = {r["name"] for r in rows}
-    for name, info in registry.OFFICIAL_MODELS.items():
-        if name not in names:
-            rows.append(
-                {
-                    "name": name,
-                    "kind": "official",
-                    "installed": False,
-                    "path": None,
-                    "size_mb": info.approx_mb,
-                    "vectors": vectors.get(name, 0),
-                    "in_use": name == in_use,
-                }
-            )
+    rows += [
+        row(name, "official", False, None, info.approx_mb)
+        for name, info in registry.OFFICIAL_MODELS.items()
+        if name not in names
+    ]
     return rows
 
 
@@ -193,8 +177,7 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
             args.name, endpoint=endpoint, progress=sys.stderr.isatty()
         )
     except registry.DownloadError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(str(exc)) from None
     say(f"converting {args.name} ...", file=sys.stderr)
     target = registry.import_official(checkpoint, vocab=vocab, name=args.name, replace=True)
     clear_model_cache()
@@ -224,37 +207,28 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():
-        say(f"error: no such file: {checkpoint}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(f"no such file: {checkpoint}")
     vocab = Path(args.vocab).expanduser() if args.vocab else find_vocab(checkpoint)
     if vocab is None or not vocab.is_file():
-        say(
-            "error: the checkpoint needs the bert-base-uncased vocabulary: pass --vocab "
-            "vocab.txt (from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/"
-            "vocab.txt) or put vocab.txt next to it",
-            file=sys.stderr,
+        raise CommandError(
+            "the checkpoint needs the bert-base-uncased vocabulary: pass --vocab vocab.txt "
+            "(from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt) "
+            "or put vocab.txt next to it"
         )
-        return EXIT_ERROR
     name = args.name or checkpoint_name(checkpoint)
     try:
         target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
     except FileExistsError:
-        say(
-            f"error: a model named {name} is already installed; pass --replace to overwrite "
-            "it or --name to choose another name",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        raise CommandError(
+            f"a model named {name} is already installed; pass --replace to overwrite it or "
+            "--name to choose another name"
+        ) from None
     except (CheckpointError, ValueError, OSError) as exc:
-        say(f"error: cannot import {checkpoint}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        raise CommandError(f"cannot import {checkpoint}: {exc}") from None
     except Exception as exc:  # torch.load of a damaged file can fail in many ways
-        say(
-            f"error: cannot import {checkpoint}: not a readable checkpoint "
-            f"({type(exc).__name__}: {exc})",
-            file=sys.stderr,
-        )
-        return EXIT_ERROR
+        raise CommandError(
+            f"cannot import {checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     clear_model_cache()
     say(f"installed {name} in {target}")
     say(f"use it with: lotlip-search model use {name}")
@@ -286,8 +260,9 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
 
         broken = {b.name: b.problem for b in registry.broken_models()}
         why = f"is broken: {broken[args.name]}" if args.name in broken else "is not installed"
-        say(f"error: model {args.name} {why} (see `lotlip-search model list`)", file=sys.stderr)
-        return EXIT_NO_MODEL
+        raise CommandError(
+            f"model {args.name} {why} (see `lotlip-search model list`)", EXIT_NO_MODEL
+        )
     path = Path(args.name).expanduser()
     value = str(path.resolve()) if path.exists() else args.name
     store.set_setting(MODEL_SETTING, value)
@@ -302,12 +277,8 @@ def run_remove(args: argparse.Namespace, ctx: Context) -> int:
 
     try:
         registry.remove_model(args.name)
-    except registry.ModelNotFoundError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_NO_MODEL
-    except ValueError as exc:
-        say(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except ValueError as exc:  # a registry.ModelNotFoundError is mapped by the CLI (status 4)
+        raise CommandError(str(exc)) from None
     clear_model_cache()
     lib = ctx.existing_lib
     kept = 0

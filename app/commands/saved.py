@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from app.commands.common import EXIT_ERROR, EXIT_OK, Context, UsageError, print_json, say
+from app.commands.common import EXIT_OK, CommandError, Context, UsageError, print_json, say
 from app.commands.results import print_response
 
 HELP = "searches saved by name: list them, run one again, export its photos"
@@ -56,21 +56,13 @@ def save_search(ctx: Context, name: str, options: dict[str, Any]) -> None:
     """Save the ``Searcher.search`` keyword ``options`` under ``name`` (paths made absolute)."""
     from app.library.saved import SavedSearch, SavedSearches
 
+    spec = options | {
+        "sentences": dict(options.get("sentences") or {}),
+        "like": os.path.abspath(options["like"]) if options.get("like") else None,
+        "folders": [os.path.abspath(f) for f in options.get("folders") or ()],
+    }
     try:
-        search = SavedSearch(
-            name=name,
-            text=options["text"] or "",
-            sentences=dict(options.get("sentences") or {}),
-            must=tuple(options.get("must") or ()),
-            not_text=options.get("not_text"),
-            like=os.path.abspath(options["like"]) if options.get("like") else None,
-            folders=tuple(os.path.abspath(f) for f in options.get("folders") or ()),
-            date_from=options.get("date_from"),
-            date_to=options.get("date_to"),
-            threshold=options.get("threshold"),
-            top=options["top"],
-            group_duplicates=bool(options.get("group_duplicates")),
-        )
+        search = SavedSearch.from_spec(name, spec)  # the options it does not keep are left out
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     SavedSearches(ctx.lib.store).save(search)
@@ -121,8 +113,7 @@ def run_delete(args: argparse.Namespace, ctx: Context) -> int:
     """Forget a saved search."""
     from app.library.saved import SavedSearches
 
-    if SavedSearches(ctx.lib.store).delete(args.name):
-        say(f"deleted {args.name!r}")
-        return EXIT_OK
-    say(f"error: no saved search called {args.name!r}", file=sys.stderr)
-    return EXIT_ERROR
+    if not SavedSearches(ctx.lib.store).delete(args.name):
+        raise CommandError(f"no saved search called {args.name!r}")
+    say(f"deleted {args.name!r}")
+    return EXIT_OK

@@ -7,7 +7,7 @@ One :class:`Indexer` run:
 2. **Apply** what needs no model: moves keep their id and vectors, touched files get their new
    mtime, removed files leave the store and the ANN index.
 3. **Embed** new, changed and not-yet-embedded files. Decode threads (Pillow releases the GIL)
-   read, decode and preprocess files ahead of the main thread, at most ``lookahead`` batches
+   read, decode and preprocess files ahead of the main thread, at most two batches
    plus one file per thread in flight, so memory stays flat however large the folder. While
    the main thread runs the image tower on batch *i*, the threads decode batch *i + 1*. Each
    batch is written to SQLite in **one transaction** (images + vectors), then added to the
@@ -48,7 +48,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,7 +58,7 @@ import torch
 from app.library.ann import SaveCadence
 from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
-from app.library.paths import is_within
+from app.library.paths import innermost, is_within
 from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, ScanRoot, plan_changes
 from app.library.store import Failure, Folder, ImageRecord
 
@@ -136,6 +136,21 @@ class _Plan:
     links_outside: int
 
 
+@dataclass
+class _Run:
+    """One run's state, shared by its steps: the index, the report, progress and cancel, and
+    what planning learnt (root path -> folder id, content hashes by path, path -> id of the
+    image whose content changed)."""
+
+    ann: AnnIndex
+    report: IndexReport
+    tick: _Ticker
+    stop: CancelCallback
+    folder_ids: dict[str, int] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    replaced: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Target:
     """A root folder to index, whole or only the part ``start`` below it."""
@@ -187,7 +202,6 @@ class Indexer:
         workers: decode threads (default :func:`default_workers`).
         save_every: save the ANN index after this many batches ...
         save_interval_s: ... or after this many seconds, whichever first (0: count only).
-        lookahead: batches decoded ahead of the model.
     """
 
     def __init__(
@@ -199,7 +213,6 @@ class Indexer:
         *,
         save_every: int = 50,
         save_interval_s: float = 60.0,
-        lookahead: int = 2,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -209,7 +222,6 @@ class Indexer:
         self.workers = workers if workers and workers > 0 else default_workers()
         self.save_every = max(1, save_every)
         self.save_interval_s = save_interval_s
-        self.lookahead = max(1, lookahead)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -232,13 +244,13 @@ class Indexer:
             tick(IndexProgress("opening", 0, 0), force=True)
             self.lib.register_model(self.model)
             report.reused = self.lib.adopt_frozen_image_vectors(self.model)
-            ann = self.lib.ann(self.model.name, self.model.embed_dim)
+            run = _Run(self.lib.ann(self.model.name, self.model.embed_dim), report, tick, stop)
             targets = self._targets(folders)
             try:
-                self._index(targets, ann, report, tick, stop)
+                self._index(targets, run)
             finally:
                 tick(IndexProgress("saving", 0, 0), force=True)
-                self._save(ann)
+                self._save(run.ann)
             report.pending = sum(
                 self.lib.store.pending_count(self.model.name, under=t.scope) for t in targets
             )
@@ -277,14 +289,8 @@ class Indexer:
                     targets.append(_Target(roots[path], start))
         return targets
 
-    def _index(
-        self,
-        targets: list[_Target],
-        ann: AnnIndex,
-        report: IndexReport,
-        tick: _Ticker,
-        stop: CancelCallback,
-    ) -> None:
+    def _index(self, targets: list[_Target], run: _Run) -> None:
+        report = run.report
         counts = self.lib.store.folder_counts()
         online = []
         for target in targets:
@@ -296,17 +302,19 @@ class Indexer:
                     "folder offline, its %d photos are kept: %s", photos, target.folder.path
                 )
                 report.offline.append(target.folder.path)
-        plan = self._plan(online, tick, stop)
+        plan = self._plan(online, run.tick, run.stop)
         if plan is None:
             report.cancelled = True
             return
-        folder_ids = {t.folder.path: t.folder.id for t in targets}
-        tick(IndexProgress("updating", 0, 0), force=True)
+        changes = plan.changes
+        run.folder_ids = {t.folder.path: t.folder.id for t in targets}
+        run.hashes = changes.hashes
+        run.replaced = {info.path: old.id for info, old in changes.changed}
+        run.tick(IndexProgress("updating", 0, 0), force=True)
         report.links_outside = plan.links_outside
         self._record_scan_errors(plan, online, report)
-        self._record_rejections(plan, folder_ids, report)
-        embed_moves = self._apply(plan.changes, folder_ids, ann, report)
-        changes = plan.changes
+        self._record_rejections(plan, run)
+        embed_moves = self._apply(changes, run)
         report.unchanged = changes.unchanged
         report.failed += len(changes.failed)
         report.failures += [
@@ -314,17 +322,16 @@ class Indexer:
             for info in changes.failed
             if info.path in plan.failures
         ]
-        if stop():
+        if run.stop():
             report.cancelled = True
             return
-        replaced = {info.path: old.id for info, old in changes.changed}
         todo = changes.to_embed() + embed_moves
         self.lib.store.replace_pending(
             self.model.name,
             [t.scope for t in online],
-            [(info.path, folder_ids.get(info.root)) for info in todo],
+            [(info.path, run.folder_ids.get(info.root)) for info in todo],
         )
-        self._embed_all(todo, changes.hashes, folder_ids, replaced, ann, report, tick, stop)
+        self._embed_all(todo, run)
 
     def _plan(self, targets: list[_Target], tick: _Ticker, stop: CancelCallback) -> _Plan | None:
         """Scan the targets and compare with the store; ``None`` when cancelled."""
@@ -370,8 +377,7 @@ class Indexer:
         for path, reason in plan.scan_errors:
             old = plan.failures.get(path)
             if old is None or old.reason != reason or old.size is not None:
-                holders = [t.folder for t in targets if is_within(path, t.folder.path)]
-                folder = max(holders, key=lambda f: len(f.path)) if holders else None
+                folder = innermost(path, [t.folder for t in targets])
                 store.record_failure(path, reason, folder_id=folder.id if folder else None)
             report.failures.append((path, reason))
         report.failed += len(plan.scan_errors)
@@ -381,37 +387,30 @@ class Indexer:
         if fixed:
             store.clear_failures(fixed)
 
-    def _record_rejections(
-        self, plan: _Plan, folder_ids: dict[str, int], report: IndexReport
-    ) -> None:
+    def _record_rejections(self, plan: _Plan, run: _Run) -> None:
         """Failure records for files named like pictures that are not (kept up to date)."""
-        store = self.lib.store
+        store, report = self.lib.store, run.report
         rejected_paths = {info.path for info, _ in plan.rejected}
         stale = [p for p in plan.changes.stale_failures if p not in rejected_paths]
         if stale:
             store.clear_failures(stale)
         for info, reason in plan.rejected:
             old = plan.failures.get(info.path)
-            if old is None or (old.size, old.mtime_ns, old.reason) != (
-                info.size,
-                info.mtime_ns,
-                reason,
-            ):
+            now = (info.size, info.mtime_ns, reason)
+            if old is None or (old.size, old.mtime_ns, old.reason) != now:
                 store.record_failure(
                     info.path,
                     reason,
-                    folder_id=folder_ids.get(info.root),
+                    folder_id=run.folder_ids.get(info.root),
                     size=info.size,
                     mtime_ns=info.mtime_ns,
                 )
             report.failures.append((info.path, reason))
         report.failed += len(plan.rejected)
 
-    def _apply(
-        self, changes: ChangeSet, folder_ids: dict[str, int], ann: AnnIndex, report: IndexReport
-    ) -> list[FileInfo]:
+    def _apply(self, changes: ChangeSet, run: _Run) -> list[FileInfo]:
         """Touches, moves and removals (no model needed); returns moves that need a vector."""
-        store = self.lib.store
+        store, report = self.lib.store, run.report
         if changes.touched:
             store.touch_images((old.id, info.size, info.mtime_ns) for info, old in changes.touched)
             report.touched = len(changes.touched)
@@ -421,7 +420,7 @@ class Indexer:
                 store.move_image(
                     move.old.path,
                     move.new.path,
-                    folder_id=folder_ids.get(move.new.root),
+                    folder_id=run.folder_ids.get(move.new.root),
                     size=move.new.size,
                     mtime_ns=move.new.mtime_ns,
                     hash=changes.hashes.get(move.new.path),
@@ -434,41 +433,13 @@ class Indexer:
         if changes.removed:
             gone = [k.id for k in changes.removed]
             report.removed = store.remove_images(gone)
-            ann.delete(gone)
+            run.ann.delete(gone)
         return unrecorded
 
     # -- embedding -------------------------------------------------------------------------
 
-    def _decoded(
-        self,
-        todo: list[FileInfo],
-        hashes: dict[str, str],
-        folder_ids: dict[str, int],
-        stop: CancelCallback,
-    ) -> Iterator[Decoded | DecodeFailure]:
-        """Decode ``todo`` in the thread pool, in order (see :func:`decode_ahead`)."""
-        return decode_ahead(
-            todo,
-            self.model,
-            batch_size=self.batch_size,
-            workers=self.workers,
-            lookahead=self.lookahead,
-            hashes=hashes,
-            folder_ids=folder_ids,
-            stop=stop,
-        )
-
-    def _embed_all(
-        self,
-        todo: list[FileInfo],
-        hashes: dict[str, str],
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-        tick: _Ticker,
-        stop: CancelCallback,
-    ) -> None:
+    def _embed_all(self, todo: list[FileInfo], run: _Run) -> None:
+        """Decode ``todo`` in the thread pool (:func:`decode_ahead`), embed and store it."""
         total = len(todo)
         done = 0
         started = time.monotonic()
@@ -480,86 +451,79 @@ class Indexer:
             elapsed = max(1e-6, time.monotonic() - started)
             rate = done / elapsed
             eta = (total - done) / rate if rate > 0 else None
-            progress = IndexProgress("embedding", done, total, current, rate, eta, report.failed)
-            tick(progress, force=force)
+            progress = IndexProgress(
+                "embedding", done, total, current, rate, eta, run.report.failed
+            )
+            run.tick(progress, force=force)
 
         emit(None, force=True)
-        with contextlib.closing(self._decoded(todo, hashes, folder_ids, stop)) as items:
+        decoded = decode_ahead(
+            todo,
+            self.model,
+            batch_size=self.batch_size,
+            workers=self.workers,
+            hashes=run.hashes,
+            folder_ids=run.folder_ids,
+            stop=run.stop,
+        )
+        with contextlib.closing(decoded) as items:
             for item in items:
                 if isinstance(item, DecodeFailure):
-                    self._record_failure(item, folder_ids, replaced, ann, report)
+                    self._record_failure(item, run)
                     done += 1
                     emit(item.info.path)
                     continue
                 batch.append(item)
                 if len(batch) < self.batch_size:
                     continue
-                self._commit(batch, replaced, ann, report)
+                self._commit(batch, run)
                 done += len(batch)
                 emit(batch[-1].info.path, force=True)
                 cadence.note(len(batch))
                 batch = []
                 if cadence.due():
-                    cadence.saved(self._save(ann))
-        if stop():
-            report.cancelled = True
+                    cadence.saved(self._save(run.ann))
+        if run.stop():
+            run.report.cancelled = True
             logger.info("indexing cancelled; %d decoded files were not committed", len(batch))
             return
         if batch:
-            self._commit(batch, replaced, ann, report)
+            self._commit(batch, run)
             done += len(batch)
             emit(batch[-1].info.path, force=True)
 
-    def _commit(
-        self, batch: list[Decoded], replaced: dict[str, int], ann: AnnIndex, report: IndexReport
-    ) -> None:
+    def _commit(self, batch: list[Decoded], run: _Run) -> None:
         """Embed one batch, then :meth:`_store` it."""
         vectors = self.model.embed_pixels(torch.stack([d.pixels for d in batch]))
-        self._store([d.record for d in batch], vectors, replaced, ann, report)
+        self._store([d.record for d in batch], vectors, run)
 
-    def _store(
-        self,
-        records: list[ImageRecord],
-        vectors: np.ndarray,
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-    ) -> None:
+    def _store(self, records: list[ImageRecord], vectors: np.ndarray, run: _Run) -> None:
         """Write images and vectors in one transaction, then add them to the ANN index."""
         ids = self.lib.store.upsert_images_with_embeddings(records, self.model.name, vectors)
-        ann.add(np.asarray(ids, dtype=np.int64), vectors)
+        run.ann.add(np.asarray(ids, dtype=np.int64), vectors)
         self.lib.store.clear_pending(self.model.name, [r.path for r in records])
-        for record in records:
-            if record.path in replaced:
-                report.updated += 1
-            else:
-                report.added += 1
-        report.embedded += len(records)
+        updated = sum(record.path in run.replaced for record in records)
+        run.report.updated += updated
+        run.report.added += len(records) - updated
+        run.report.embedded += len(records)
 
-    def _record_failure(
-        self,
-        failure: DecodeFailure,
-        folder_ids: dict[str, int],
-        replaced: dict[str, int],
-        ann: AnnIndex,
-        report: IndexReport,
-    ) -> None:
+    def _record_failure(self, failure: DecodeFailure, run: _Run) -> None:
         path = failure.info.path
         logger.info("cannot index %s: %s", path, failure.reason)
-        old_id = replaced.get(path)
+        old_id = run.replaced.get(path)
         if old_id is not None:  # its content changed into something unreadable
             self.lib.store.remove_images([old_id])
-            ann.delete([old_id])
+            run.ann.delete([old_id])
         self.lib.store.record_failure(
             path,
             failure.reason,
-            folder_id=folder_ids.get(failure.info.root),
+            folder_id=run.folder_ids.get(failure.info.root),
             size=failure.size,
             mtime_ns=failure.mtime_ns,
         )
         self.lib.store.clear_pending(self.model.name, [path])
-        report.failed += 1
-        report.failures.append((path, failure.reason))
+        run.report.failed += 1
+        run.report.failures.append((path, failure.reason))
 
     def _save(self, ann: AnnIndex) -> float:
         """Save the index; returns the seconds it took."""

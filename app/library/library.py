@@ -35,9 +35,10 @@ from app.library.ann import (
     Progress,
     ann_path,
     saved_generation,
+    sidecar_path,
 )
 from app.library.locking import FileLock, LockBusyError
-from app.library.paths import is_within
+from app.library.paths import innermost, is_within
 from app.library.scanner import rebase_pattern
 from app.library.store import Folder, Store
 
@@ -316,12 +317,7 @@ class Library:
 
     def folder_for(self, path: str | os.PathLike[str]) -> Folder | None:
         """The innermost root folder that holds ``path`` (or is it), or ``None``."""
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
-        best: Folder | None = None
-        for folder in self.folders():
-            if is_within(text, folder.path) and (best is None or len(folder.path) > len(best.path)):
-                best = folder
-        return best
+        return innermost(os.path.abspath(os.fsdecode(os.fspath(path))), self.folders())
 
     def folder_status(self, model: str | None = None) -> list[FolderStatus]:
         """Every root folder with its online state and counts (pending for ``model``, or any)."""
@@ -510,12 +506,9 @@ class Library:
     def model_is_current(self, model: LoTLIP) -> bool:
         """False when the library's vectors of ``model.name`` were made by other weights."""
         record = self.store.get_model(model.name)
-        if record is None:
-            return True
-        if record.dim != model.embed_dim:
-            return False
-        before, now = record.metadata.get(FINGERPRINT_KEY), model_fingerprint(model)
-        return not (before and now and before != now)
+        return record is None or _same_weights(
+            record.metadata, record.dim, model_fingerprint(model), model.embed_dim
+        )
 
     def ann(
         self,
@@ -626,5 +619,5 @@ class Library:
             self._anns.pop(model_name, None)
         if delete_file:
             path = ann_path(self.dir, model_name)
-            for file in (path, path.with_name(path.name + ".json")):
-                file.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)

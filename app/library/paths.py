@@ -19,7 +19,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import AnyStr
+from typing import AnyStr, Protocol, TypeVar
+
+
+class _HasPath(Protocol):
+    @property
+    def path(self) -> str: ...
+
+
+F = TypeVar("F", bound=_HasPath)
 
 
 def is_within(path: AnyStr, folder: AnyStr) -> bool:
@@ -38,3 +46,9 @@ def is_within(path: AnyStr, folder: AnyStr) -> bool:
 def is_within_any(path: AnyStr, folders: Iterable[AnyStr]) -> bool:
     """True when ``path`` is inside (or is) at least one of ``folders``."""
     return any(is_within(path, folder) for folder in folders)
+
+
+def innermost(path: str, folders: Iterable[F]) -> F | None:
+    """Of ``folders`` (anything with a ``path``), the one that holds ``path`` most closely."""
+    holders = [folder for folder in folders if is_within(path, folder.path)]
+    return max(holders, key=lambda folder: len(folder.path), default=None)

@@ -70,19 +70,12 @@ class SavedSearch:
         return cls(name=name, created_at=created_at, updated_at=updated_at, **data)
 
     def search_kwargs(self, top: int | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``Searcher.search``."""
-        return {
-            "text": self.text,
+        """Keyword arguments for ``Searcher.search`` (the :meth:`spec`, in the types it takes)."""
+        return self.spec() | {
             "top": top or self.top,
-            "threshold": self.threshold,
             "folders": list(self.folders) or None,
-            "date_from": self.date_from,
-            "date_to": self.date_to,
-            "like": self.like,
-            "not_text": self.not_text,
             "sentences": dict(self.sentences) or None,
             "must": list(self.must),
-            "group_duplicates": self.group_duplicates,
         }
 
 

@@ -2,8 +2,8 @@
 
 Three parts, no Qt and no model code:
 
-* :class:`Scanner` (or :func:`scan`) walks root folders and yields a :class:`FileInfo` for every
-  image it finds. Images are chosen by *content*: the first :data:`HEAD_BYTES` bytes are matched
+* :class:`Scanner` walks root folders and yields a :class:`FileInfo` for every image it finds.
+  Images are chosen by *content*: the first :data:`HEAD_BYTES` bytes are matched
   against magic numbers (JPEG, PNG, WebP, GIF, BMP, TIFF, and HEIC/AVIF by their ``ftyp``
   brand), so ``IMG_1.JPG``, ``a.jpeg`` and a PNG named ``.jpg`` all count while a text file named
   ``.jpg`` does not. Files with a clearly non-image extension (``.txt``, ``.mp4``, RAW formats,
@@ -19,7 +19,7 @@ Paths: the walk uses ``bytes`` paths internally and every path handed out is
 UTF-8, so ``os.fsencode(path)`` gives back the very same bytes; keep paths as such text
 everywhere (the store does) and never ``.encode("utf-8")`` them.
 
-Symlinks are followed (unless disabled) but never out of the chosen roots and never in a loop:
+Symlinks are followed, but never out of the chosen roots and never in a loop:
 every directory is entered once, identified by ``(st_dev, st_ino)``, and a link whose real path
 lies outside every root is skipped and counted (``ScanStats.links_outside``). Real (non-link)
 routes are walked first, so a file reached both directly and through a link is reported under
@@ -28,8 +28,8 @@ refuses to show, e.g. inside ``/proc``) is reported as an error for that link an
 on.
 
 Excludes (:func:`exclude_matches`) are gitignore-like and relative to each root folder; a
-folder or file that cannot be read is an error (``ScanStats.errors``, ``on_error``) and counts
-as incomplete, so nothing the store knows there is taken for deleted.
+folder or file that cannot be read is an error (``ScanStats.errors``) and counts as
+incomplete, so nothing the store knows there is taken for deleted.
 """
 
 from __future__ import annotations
@@ -41,21 +41,16 @@ import os
 import stat
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from app.library.paths import is_within_any
+from lotlip.files import file_digest
 
 logger = logging.getLogger(__name__)
 
 HEAD_BYTES = 32
 """How many leading bytes are read to recognise an image format."""
-
-HASH_CHUNK = 1024 * 1024
-"""Read size of :func:`content_hash`."""
-
-IMAGE_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "bmp", "tiff", "heic", "avif"})
-"""Every format name :func:`sniff_format` can return."""
 
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -109,7 +104,6 @@ _HEIF_BRANDS = frozenset(
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
-ErrorCallback = Callable[[str, OSError], None]
 RejectCallback = Callable[["FileInfo", str], None]
 
 
@@ -122,7 +116,7 @@ class FileInfo:
 
     ``path`` is absolute text from ``os.fsdecode`` (round-trips to the on-disk bytes),
     ``root`` the root folder it was found under (as given to the scanner, made absolute),
-    ``format`` the sniffed format name (one of :data:`IMAGE_FORMATS`).
+    ``format`` the sniffed format name (a name :func:`sniff_format` returns).
     """
 
     path: str
@@ -232,7 +226,7 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) -> str:
+def content_hash(path: str | bytes | os.PathLike[Any]) -> str:
     """Fingerprint a file's whole content: 32 hex digits of BLAKE2b-128.
 
     The hash decides two things. When a known file has a new mtime and the same size, an equal
@@ -240,15 +234,9 @@ def content_hash(path: str | bytes | os.PathLike[Any], size: int | None = None) 
     an edit (re-embed) -- so it must see every byte: a retouched BMP/TIFF or an in-place
     metadata rewrite keeps the size and may change bytes anywhere. And when a file vanished
     and one of the same size and hash appeared, it was moved or renamed and keeps its vector.
-    Reading the whole file costs little next to decoding it. ``size`` is accepted for
-    callers that know it and is not needed.
+    Reading the whole file costs little next to decoding it.
     """
-    del size
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path)[0]
 
 
 # --------------------------------------------------------------------------- walking
@@ -347,26 +335,18 @@ class Scanner:
         roots: folders to walk; plain paths or objects with ``path`` and ``excludes`` (e.g.
             :class:`ScanRoot` or the store's ``Folder``). A root nested in another root is
             walked as its own root, so each file belongs to its innermost root.
-        excludes: extra patterns for every root (see :func:`exclude_matches`: gitignore-like,
-            relative to each root, matching at any depth unless anchored with a leading
-            ``/``; a pattern ending in ``/`` only matches folders).
-        include_hidden: also walk names starting with ``.`` (junk is skipped regardless).
-        follow_symlinks: follow links to folders and files inside the roots.
-        sniff_unknown: open files whose extension is neither a known image nor a known
-            non-image extension (including files with no extension).
-        formats: accept only these format names (default: all of :data:`IMAGE_FORMATS`),
-            e.g. leave out ``heic`` when no HEIF decoder is installed.
         skip_paths: folders never entered (compared by real path), e.g. the library folder.
-        on_error: called with ``(path, OSError)`` for unreadable folders and files, links
-            that cannot be resolved, and missing roots (``stats.errors`` has the reasons).
         on_rejected: called with ``(FileInfo, reason)`` for a file whose *name* says image
             (:data:`IMAGE_EXTENSIONS`) but whose content is not one (empty, too short, a text
-            file named ``.jpg``, a format left out by ``formats``), so that it can be reported
-            instead of silently skipped. ``FileInfo.format`` is the sniffed format or ``""``.
+            file named ``.jpg``), so that it can be reported instead of silently skipped
+            (``FileInfo.format`` is then ``""``).
         cancel: polled for every directory entry; when it returns true the walk stops and
             :attr:`stats` ``.cancelled`` is set.
 
-    After (or during) iteration, :attr:`stats` holds counters and :attr:`incomplete_paths`
+    Names starting with ``.`` and junk (:data:`JUNK_PATTERNS`) are skipped; files whose
+    extension is neither a known image nor a known non-image one are sniffed. After (or
+    during) iteration, :attr:`stats` holds counters (unreadable folders and files, links that
+    cannot be resolved and missing roots in ``errors``) and :attr:`incomplete_paths`
     the folders whose contents were not fully seen; pass it to :func:`plan_changes` so files
     there are not taken for removed. A consumer that stops iterating early must treat the
     whole scan as incomplete (plan nothing as removed). Iterating again rescans.
@@ -376,24 +356,12 @@ class Scanner:
         self,
         roots: Iterable[ScanRoot | _RootLike | str | os.PathLike[str]],
         *,
-        excludes: Sequence[str] = (),
-        include_hidden: bool = False,
-        follow_symlinks: bool = True,
-        sniff_unknown: bool = True,
-        formats: Iterable[str] | None = None,
         skip_paths: Iterable[str | os.PathLike[str]] = (),
-        on_error: ErrorCallback | None = None,
         cancel: Callable[[], bool] | None = None,
         on_rejected: RejectCallback | None = None,
     ) -> None:
         self.roots: list[ScanRoot] = [_as_root(r) for r in roots]
-        self.excludes = tuple(excludes)
-        self.include_hidden = include_hidden
-        self.follow_symlinks = follow_symlinks
-        self.sniff_unknown = sniff_unknown
-        self.formats = frozenset(formats) if formats is not None else IMAGE_FORMATS
         self.skip_paths = [os.fsencode(os.path.realpath(p)) for p in skip_paths]
-        self.on_error = on_error
         self.on_rejected = on_rejected
         self.cancel = cancel
         self.stats = ScanStats()
@@ -416,6 +384,7 @@ class Scanner:
         self._pending: deque[_Pending] = deque()
         self._root_keys: dict[tuple[int, int], str] = {}
         self._real_roots: list[bytes] = []
+        present: list[tuple[ScanRoot, tuple[int, int]]] = []  # roots that are there
         for root in self.roots:
             root_b = os.fsencode(root.path)
             try:
@@ -426,22 +395,18 @@ class Scanner:
             if not stat.S_ISDIR(st.st_mode):
                 self._missing(root, NotADirectoryError(root.path))
                 continue
-            self._root_keys.setdefault((st.st_dev, st.st_ino), root.path)
-            self._real_roots.append(os.path.realpath(root_b))
-        for root in self.roots:
-            root_b = os.fsencode(root.path)
-            try:
-                st = os.stat(root_b)
-            except OSError:
-                continue  # already reported as missing
             key = (st.st_dev, st.st_ino)
-            if key in self._visited or self._root_keys.get(key) != root.path:
+            self._root_keys.setdefault(key, root.path)
+            self._real_roots.append(os.path.realpath(root_b))
+            present.append((root, key))
+        for root, key in present:
+            if key in self._visited or self._root_keys[key] != root.path:
                 logger.debug("root %s is listed twice; walking it once", root.path)
                 continue
             if root.start:
                 yield from self._walk_part(root)
             else:
-                yield from self._walk(root_b, "", root, key)
+                yield from self._walk(os.fsencode(root.path), "", root, key)
             if self.stats.cancelled:
                 return
         while self._pending and not self.stats.cancelled:
@@ -457,12 +422,10 @@ class Scanner:
         logger.info("%s: %s (%s)", what, path, exc)
         self._incomplete.append(path)
         self.stats.errors.append((path, _reason(what, exc)))
-        if self.on_error is not None:
-            self.on_error(path, exc)
 
     def _walk_part(self, root: ScanRoot) -> Iterator[FileInfo]:
         """Walk only ``root.start`` below ``root`` (nothing if that part is excluded)."""
-        if _excluded(root.excludes, root.start, True) or _excluded(self.excludes, root.start, True):
+        if _excluded(root.excludes, root.start, True):
             return
         top = os.fsencode(os.path.join(root.path, *root.start.split("/")))
         try:
@@ -505,8 +468,7 @@ class Scanner:
                 if self._skip_name(name, rel, is_dir, root):
                     continue
                 if is_link:
-                    if self.follow_symlinks:
-                        self._pending.append(_Pending(entry.path, rel, root))
+                    self._pending.append(_Pending(entry.path, rel, root))
                     continue
                 if is_dir:
                     try:
@@ -541,12 +503,7 @@ class Scanner:
         return True
 
     def _skip_name(self, name: str, rel: str, is_dir: bool, root: ScanRoot) -> bool:
-        return (
-            _junk(name)
-            or (name.startswith(".") and not self.include_hidden)
-            or _excluded(root.excludes, rel, is_dir)
-            or _excluded(self.excludes, rel, is_dir)
-        )
+        return _junk(name) or name.startswith(".") or _excluded(root.excludes, rel, is_dir)
 
     def _follow(self, link: _Pending) -> Iterator[FileInfo]:
         """Handle a symlink after all direct routes were walked."""
@@ -585,7 +542,7 @@ class Scanner:
     def _file(self, path: bytes, root: ScanRoot, *, linked: bool) -> FileInfo | None:
         name = os.fsdecode(os.path.basename(path))
         ext = os.path.splitext(name)[1].lower()
-        if ext in NON_IMAGE_EXTENSIONS or (ext not in IMAGE_EXTENSIONS and not self.sniff_unknown):
+        if ext in NON_IMAGE_EXTENSIONS:
             return None
         try:
             st = os.stat(path)
@@ -611,15 +568,13 @@ class Scanner:
         except OSError as exc:
             self._error(os.fsdecode(path), exc, "cannot read the file")
             return None
-        if fmt is None or fmt not in self.formats:
+        if fmt is None:
             if ext in IMAGE_EXTENSIONS:
                 reason = (
-                    f"not an image: its content is not a known picture format despite the "
+                    "not an image: its content is not a known picture format despite the "
                     f"{ext} name"
-                    if fmt is None
-                    else f"{fmt.upper()} pictures are not supported here"
                 )
-                self._reject(path, st, root, fmt or "", reason)
+                self._reject(path, st, root, "", reason)
             return None
         return FileInfo(os.fsdecode(path), st.st_size, st.st_mtime_ns, root.path, fmt)
 
@@ -648,7 +603,7 @@ class ChangeSet:
     * ``changed``: known paths whose size/mtime changed and whose content differs (or could
       not be compared): re-embed, the image keeps its id.
     * ``touched``: known paths with a new mtime but the same content hash: update size/mtime
-      only (``Store.touch_image``).
+      only (``Store.touch_images``).
     * ``moved``: a vanished known file found again at a new path (same size and content
       hash): ``Store.move_image`` keeps its id and vectors; if ``old.embedded`` is false it
       still needs embedding (see :meth:`to_embed`).
@@ -681,23 +636,8 @@ class ChangeSet:
 
     def summary(self) -> dict[str, int]:
         """Counts per category, for logs and progress displays."""
-        return {
-            "new": len(self.new),
-            "changed": len(self.changed),
-            "touched": len(self.touched),
-            "moved": len(self.moved),
-            "removed": len(self.removed),
-            "missing": len(self.missing),
-            "failed": len(self.failed),
-            "stale_failures": len(self.stale_failures),
-            "unchanged": self.unchanged,
-        }
-
-    def __bool__(self) -> bool:
-        return any(
-            (self.new, self.changed, self.touched, self.moved, self.removed, self.missing,
-             self.stale_failures)
-        )  # fmt: skip
+        lists = [f.name for f in fields(self) if f.name not in ("unchanged", "hashes")]
+        return {name: len(getattr(self, name)) for name in lists} | {"unchanged": self.unchanged}
 
 
 def plan_changes(
@@ -706,8 +646,7 @@ def plan_changes(
     *,
     failures: Iterable[_FailureLike] | Mapping[str, _FailureLike] = (),
     incomplete: Iterable[str] = (),
-    hash_fn: Callable[[str, int], str] = content_hash,
-    detect_touch: bool = True,
+    hash_fn: Callable[[str], str] = content_hash,
 ) -> ChangeSet:
     """Classify a scan against the store's view of the same roots.
 
@@ -718,11 +657,11 @@ def plan_changes(
             roots; a file whose failure record matches its size and mtime is skipped.
         incomplete: folders not fully scanned (``Scanner.incomplete_paths``); known files
             under them are never reported as removed.
-        hash_fn: ``(path, size) -> hash``, :func:`content_hash` by default.
-        detect_touch: hash changed files with a stored hash to spot mtime-only changes.
+        hash_fn: ``path -> hash``, :func:`content_hash` by default.
 
     Hashes are only computed where they decide something: for new files whose size equals
-    a vanished file's size (move candidates), and for changed files when ``detect_touch``.
+    a vanished file's size (move candidates), and for changed files of the same size with a
+    stored hash (to spot mtime-only changes).
     Unreadable files are left as new/changed (the decoder will record the failure).
     """
     failure_map: Mapping[str, _FailureLike] = (
@@ -736,7 +675,7 @@ def plan_changes(
     def hashed(info: FileInfo) -> str | None:
         if info.path not in result.hashes:
             try:
-                result.hashes[info.path] = hash_fn(info.path, info.size)
+                result.hashes[info.path] = hash_fn(info.path)
             except OSError as exc:
                 logger.warning("cannot hash %s: %s", info.path, exc)
                 return None
@@ -757,7 +696,7 @@ def plan_changes(
             continue
         if old is None:
             candidates.append(info)
-        elif detect_touch and old.hash and old.size == info.size and hashed(info) == old.hash:
+        elif old.hash and old.size == info.size and hashed(info) == old.hash:
             result.touched.append((info, old))
         else:
             result.changed.append((info, old))

@@ -1,6 +1,13 @@
-"""The library's SQLite database: folders, images, embeddings, failures, models, captions.
+"""The library's SQLite database: folders, images, embeddings, failures, models, settings.
 
 SQLite is the source of truth; HNSW files (:mod:`app.library.ann`) are caches rebuilt from it.
+Captions are :mod:`app.library.captions` (mixed into :class:`Store`).
+
+Plain ``sqlite3`` for everything that binds a path (see "Paths" below: sqlite-utils binds
+``str``, which cannot carry bytes that are not UTF-8), for the transactions and for the
+migrations; sqlite-utils (``Store.db``) for reading rows as dictionaries and for tables
+without paths where a call of its replaces hand-written SQL (models, failures' listing,
+settings, captions).
 
 Connection setup: WAL journal, ``synchronous=NORMAL``, a busy timeout (30 s by default) and
 ``foreign_keys=ON``. One process may write while others read (readers see the last committed
@@ -53,14 +60,14 @@ from urllib.parse import quote
 import numpy as np
 from sqlite_utils import Database
 
-from app.library.paths import is_within
+from app.library.captions import CaptionStore
+from app.library.paths import innermost, is_within
 from app.library.scanner import KnownFile, glob_escape
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 _CHUNK = 500  # ids per "IN (...)" query, well under SQLite's variable limit
-CAPTION_KINDS = ("short", "long", "user")
 
 _GEN_OF = "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = '_generation:' || {m}), 0)"
 # A model removed or renamed: bump its generation, drop its record and start the record anew
@@ -280,17 +287,6 @@ class ModelRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class Caption:
-    """A caption attached to an image; ``kind`` is ``short``, ``long`` or ``user``."""
-
-    id: int
-    image_id: int
-    text: str
-    kind: str
-    created_at: str
-
-
-@dataclass(frozen=True, slots=True)
 class EmbeddingChanges:
     """Images whose ``model`` vector changed between generations ``since`` and ``generation``.
 
@@ -368,16 +364,14 @@ def _under_sql(column: str, path: str | os.PathLike[str]) -> tuple[str, list[byt
     return sql, [_enc(text), _enc(below), _enc(below[:-1] + chr(ord(os.sep) + 1))]
 
 
-def _as_record(row: ImageRecord | Mapping[str, Any]) -> ImageRecord:
-    if isinstance(row, ImageRecord):
-        return row
-    names = {f.name for f in fields(ImageRecord)}
-    return ImageRecord(**{k: v for k, v in row.items() if k in names})
-
-
 def _as_ids(ids: Iterable[int] | np.ndarray) -> list[int]:
     arr = ids if isinstance(ids, np.ndarray) else np.asarray(list(ids), dtype=np.int64)
     return [int(i) for i in arr.reshape(-1)]
+
+
+def _check_setting_key(key: str) -> None:
+    if key.startswith("_"):
+        raise ValueError("setting keys starting with '_' are reserved")
 
 
 def _horizon_key(model: str) -> str:
@@ -393,6 +387,13 @@ def _vectors(vectors: Any, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _id_at(conn: sqlite3.Connection, path: str) -> int | None:
+    """The id of the image at ``path``, or ``None``."""
+    row = conn.execute("SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(path),))
+    found = row.fetchone()
+    return None if found is None else int(found[0])
+
+
 def user_version(conn: sqlite3.Connection) -> int:
     """The schema version recorded in the database file."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -403,6 +404,19 @@ def _too_new(version: int) -> SchemaTooNewError:
         f"library schema version {version} is newer than this app supports "
         f"({SCHEMA_VERSION}); please update LoTLIP Search"
     )
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A ``BEGIN IMMEDIATE`` transaction: committed at the end, rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int:
@@ -416,23 +430,16 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
     if not 0 <= target <= SCHEMA_VERSION:
         raise ValueError(f"no schema version {target}")
     while True:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             current = user_version(conn)
             if current > SCHEMA_VERSION:
                 raise _too_new(current)
             if current >= target:
-                conn.execute("COMMIT")
                 return current
             for statement in MIGRATIONS[current]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {current + 1}")
-            conn.execute("COMMIT")
-            logger.info("library schema migrated to version %d", current + 1)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        logger.info("library schema migrated to version %d", current + 1)
 
 
 def _check_read_only_schema(conn: sqlite3.Connection, path: Path) -> None:
@@ -551,7 +558,7 @@ def damaged_message(path: str | os.PathLike[str], reason: str) -> str:
 # --------------------------------------------------------------------------- the store
 
 
-class Store:
+class Store(CaptionStore):
     """The library database. Create with :meth:`Store.open`; close with :meth:`close`.
 
     Usable as a context manager. Every public method is atomic on its own; use
@@ -606,15 +613,11 @@ class Store:
             else:
                 apply_migrations(conn)
             return cls(conn, path, read_only=read_only)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             if conn is not None:
                 conn.close()
-            if is_damage(exc):
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
                 raise DamagedDatabaseError(damaged_message(path, str(exc))) from exc
-            raise
-        except BaseException:
-            if conn is not None:
-                conn.close()
             raise
 
     def close(self) -> None:
@@ -628,12 +631,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def schema_version(self) -> int:
-        """The schema version of the open database."""
-        with self._lock:
-            return user_version(self.conn)
-
     # -- transactions ----------------------------------------------------------------
 
     @contextmanager
@@ -646,15 +643,10 @@ class Store:
                 raise StoreError("cannot write inside Store.snapshot()")
             if self.read_only:
                 raise ReadOnlyStoreError(f"{self.path} is read-only (opened without write access)")
-            self.conn.execute("BEGIN IMMEDIATE")
             self._txn = "write"
             try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+                with _immediate(self.conn):
+                    yield self.conn
             finally:
                 self._txn = None
 
@@ -698,16 +690,14 @@ class Store:
 
     def _ensure_library_id(self) -> str:
         value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
-        if value is None and self.read_only:
-            return ""
-        if value is None:
+        if value is None and not self.read_only:
             with self._write() as conn:
                 conn.execute(
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('_library_id', ?)",
                     (uuid.uuid4().hex,),
                 )
             value = self._one("SELECT value FROM meta WHERE key = '_library_id'")
-        return str(value)
+        return "" if value is None else str(value)
 
     # -- settings --------------------------------------------------------------------
 
@@ -718,21 +708,15 @@ class Store:
 
     def set_setting(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable setting (keys starting with ``_`` are reserved)."""
-        if key.startswith("_"):
-            raise ValueError("setting keys starting with '_' are reserved")
-        with self._write() as conn:
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, json.dumps(value)),
-            )
+        _check_setting_key(key)
+        with self._write():
+            self.db["meta"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
 
     def delete_setting(self, key: str) -> None:
         """Forget a setting."""
-        if key.startswith("_"):
-            raise ValueError("setting keys starting with '_' are reserved")
-        with self._write() as conn:
-            conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        _check_setting_key(key)
+        with self._write():
+            self.db["meta"].delete_where("key = ?", [key])
 
     # -- folders ---------------------------------------------------------------------
 
@@ -785,35 +769,18 @@ class Store:
         """
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
         with self._write() as conn:
-            images, img_args = _under_sql("i.path", text)
-            folders, folder_args = _under_sql("path", text)
-            ids = np.fromiter(
-                (r[0] for r in conn.execute(f"SELECT i.id FROM images i WHERE {images}", img_args)),
-                dtype=np.int64,
-            )
-            models: set[str] = set()
-            for chunk in _chunks(_as_ids(ids)):
-                models.update(
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN "
-                        f"({_marks(len(chunk))})",
-                        chunk,
-                    )
-                )
-                conn.execute(f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})", chunk)
-            conn.execute(f"DELETE FROM folders WHERE {folders}", folder_args)
-            for table in ("failures", "pending"):
-                sql, args = _under_sql("path", text)
-                conn.execute(f"DELETE FROM {table} WHERE {sql}", args)
-            holders = [f for f in self.folders() if is_within(text, f.path)]
-            if holders:
-                root = max(holders, key=lambda f: len(f.path))
+            below, args = _under_sql("path", text)
+            rows = conn.execute(f"SELECT id FROM images WHERE {below}", args)
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+            self._delete_images(conn, _as_ids(ids))
+            for table in ("folders", "failures", "pending"):
+                conn.execute(f"DELETE FROM {table} WHERE {below}", args)
+            root = innermost(text, self.folders())
+            if root is not None:
                 rel = os.path.relpath(text, root.path).replace(os.sep, "/")
                 pattern = "/" + glob_escape(rel)
                 if pattern not in root.excludes:
                     self.add_folder(root.path, [*root.excludes, pattern])
-            self._bump(conn, models)
         return ids
 
     def absorb_folders(self, parent: FolderRef, children: Sequence[FolderRef]) -> Folder:
@@ -883,33 +850,28 @@ class Store:
         self, model: str | None = None, under: str | os.PathLike[str] | None = None
     ) -> int:
         """Files seen but not embedded yet (with ``model``, or with any model; below ``under``)."""
-        where, params = ["1"], []
+        sql, params = "SELECT count(DISTINCT path) FROM pending WHERE 1", []
         if model is not None:
-            where.append("model = ?")
-            params.append(model)
+            sql, params = f"{sql} AND model = ?", [model]
         if under is not None:
-            sql, args = _under_sql("path", under)
-            where.append(sql)
-            params += args
-        return int(
-            self._one(
-                f"SELECT count(DISTINCT path) FROM pending WHERE {' AND '.join(where)}", params
-            )
-        )
+            below, args = _under_sql("path", under)
+            sql, params = f"{sql} AND {below}", params + args
+        return int(self._one(sql, params))
 
     def folder_counts(self, model: str | None = None) -> dict[int, tuple[int, int, int]]:
         """folder id -> ``(photos, failures, pending)``; pending for ``model`` or any model."""
         counts: dict[int, list[int]] = {}
+        queries = [
+            ("SELECT folder_id, count(*) FROM images GROUP BY folder_id", ()),
+            ("SELECT folder_id, count(*) FROM failures GROUP BY folder_id", ()),
+            (
+                "SELECT folder_id, count(DISTINCT path) FROM pending "
+                "WHERE ? IS NULL OR model = ? GROUP BY folder_id",
+                (model, model),
+            ),
+        ]
         with self.snapshot():
-            queries = [
-                "SELECT folder_id, count(*) FROM images GROUP BY folder_id",
-                "SELECT folder_id, count(*) FROM failures GROUP BY folder_id",
-                "SELECT folder_id, count(DISTINCT path) FROM pending"
-                + (" WHERE model = ?" if model is not None else "")
-                + " GROUP BY folder_id",
-            ]
-            for n, sql in enumerate(queries):
-                args = [model] if n == 2 and model is not None else []
+            for n, (sql, args) in enumerate(queries):
                 for folder_id, count in self.conn.execute(sql, args):
                     counts.setdefault(folder_id, [0, 0, 0])[n] = int(count)
         return {k: (v[0], v[1], v[2]) for k, v in counts.items() if k is not None}
@@ -924,17 +886,15 @@ class Store:
         With ``model``, ``KnownFile.embedded`` tells whether the image has a vector of that
         model; without it, ``embedded`` is true.
         """
-        folder_id = None if folder is None else self._folder_id(folder)
         sql = (
             "SELECT i.id, i.path, i.size, i.mtime_ns, i.hash, i.folder_id, "
-            + ("e.image_id IS NOT NULL" if model is not None else "1")
-            + " FROM images i "
-            + ("LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ? " if model else "")
-            + ("WHERE i.folder_id = ?" if folder_id is not None else "")
+            "? IS NULL OR e.image_id IS NOT NULL FROM images i "
+            "LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ?"
         )
-        params: list[Any] = ([model] if model is not None else []) + (
-            [folder_id] if folder_id is not None else []
-        )
+        params: list[Any] = [model, model]
+        if folder is not None:
+            sql += " WHERE i.folder_id = ?"
+            params.append(self._folder_id(folder))
         with self._lock:
             return {
                 r[1]: KnownFile(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
@@ -943,21 +903,19 @@ class Store:
 
     def upsert_images_with_embeddings(
         self,
-        rows: Sequence[ImageRecord | Mapping[str, Any]],
+        records: Sequence[ImageRecord],
         model: str,
         vectors: Any,
     ) -> list[int]:
         """Insert or update images (by path) and their ``model`` vectors in one transaction.
 
-        ``rows`` are :class:`ImageRecord` or mappings with its field names; ``vectors`` is an
-        ``[len(rows), dim]`` float array (stored as little-endian float32). An image keeps its
-        id when its path is already known (and its folder when ``folder_id`` is ``None``).
-        If its size, mtime or hash changed, vectors of *other* models are dropped (they
-        describe the old content). The model is registered with this ``dim`` if unknown
-        (``ValueError`` if it is registered with another dim). Failure records for these
-        paths are cleared. Returns the image ids in row order.
+        ``vectors`` is an ``[len(records), dim]`` float array (stored as little-endian
+        float32). An image keeps its id when its path is already known (and its folder when
+        ``folder_id`` is ``None``). If its size, mtime or hash changed, vectors of *other*
+        models are dropped (they describe the old content). The model is registered with this
+        ``dim`` if unknown (``ValueError`` if it is registered with another dim). Failure
+        records for these paths are cleared. Returns the image ids in row order.
         """
-        records = [_as_record(r) for r in rows]
         arr = _vectors(vectors, len(records))
         if not records:
             return []
@@ -992,14 +950,7 @@ class Store:
                     for r in records
                 ],
             )  # fmt: skip
-            ids = [
-                int(
-                    conn.execute(
-                        "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(r.path),)
-                    ).fetchone()[0]
-                )
-                for r in records
-            ]
+            ids = [_id_at(conn, r.path) for r in records]
             conn.executemany(
                 "INSERT INTO embeddings(image_id, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
@@ -1013,22 +964,14 @@ class Store:
         return ids
 
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
+        sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"
+        models = [row[0] for row in self._rows_in(sql, ids, model)]
         for chunk in _chunks(ids):
-            marks = _marks(len(chunk))
-            models = [
-                r[0]
-                for r in conn.execute(
-                    f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks}) "
-                    "AND model != ?",
-                    (*chunk, model),
-                )
-            ]
-            if models:
-                conn.execute(
-                    f"DELETE FROM embeddings WHERE image_id IN ({marks}) AND model != ?",
-                    (*chunk, model),
-                )
-                self._bump(conn, models)
+            conn.execute(
+                f"DELETE FROM embeddings WHERE model != ? AND image_id IN ({_marks(len(chunk))})",
+                (model, *chunk),
+            )
+        self._bump(conn, models)
 
     def move_image(
         self,
@@ -1047,24 +990,19 @@ class Store:
         cleared. No generation changes: the vectors and ids stay the same.
         """
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(old_path),)
-            ).fetchone()
-            if row is None:
+            image_id = _id_at(conn, old_path)
+            if image_id is None:
                 raise KeyError(f"unknown image: {old_path!r}")
-            taken = conn.execute(
-                "SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(new_path),)
-            ).fetchone()
-            if taken is not None and taken[0] != row[0]:
+            if _id_at(conn, new_path) not in (None, image_id):
                 raise ValueError(f"another image already has path {new_path!r}")
             conn.execute(
                 "UPDATE images SET path = CAST(? AS TEXT), folder_id = COALESCE(?, folder_id), "
                 "size = COALESCE(?, size), mtime_ns = COALESCE(?, mtime_ns), "
                 "hash = COALESCE(?, hash) WHERE id = ?",
-                (_enc(new_path), folder_id, size, mtime_ns, hash, row[0]),
+                (_enc(new_path), folder_id, size, mtime_ns, hash, image_id),
             )
             conn.execute("DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(new_path),))
-            return int(row[0])
+            return image_id
 
     def touch_images(self, items: Iterable[tuple[int, int, int]]) -> None:
         """Record new ``(image_id, size, mtime_ns)`` for files whose content did not change."""
@@ -1079,25 +1017,25 @@ class Store:
 
         Bumps the generation of each model that lost vectors. Returns how many were deleted.
         """
-        id_list = _as_ids(ids)
-        removed = 0
         with self._write() as conn:
-            for chunk in _chunks(id_list):
-                marks = _marks(len(chunk))
-                models = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT DISTINCT model FROM embeddings WHERE image_id IN ({marks})", chunk
-                    )
-                ]
-                removed += conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk).rowcount
-                self._bump(conn, models)
+            return self._delete_images(conn, _as_ids(ids))
+
+    def _delete_images(self, conn: sqlite3.Connection, ids: Sequence[int]) -> int:
+        """Delete images by id (their vectors and captions cascade) and bump the generation of
+        every model that lost vectors; returns how many images went."""
+        sql = "SELECT DISTINCT model FROM embeddings WHERE image_id IN ({ids})"
+        models = [row[0] for row in self._rows_in(sql, ids)]
+        removed = 0
+        for chunk in _chunks(ids):
+            sql = f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})"
+            removed += conn.execute(sql, chunk).rowcount
+        self._bump(conn, models)
         return removed
 
     def image_id(self, path: str) -> int | None:
         """The id of the image at ``path``, or ``None``."""
-        value = self._one("SELECT id FROM images WHERE path = CAST(? AS TEXT)", (_enc(path),))
-        return None if value is None else int(value)
+        with self._lock:
+            return _id_at(self.conn, path)
 
     def image_ids(
         self,
@@ -1123,12 +1061,9 @@ class Store:
         params: list[Any] = []
         if under is not None:
             prefixes = [under] if isinstance(under, (str, os.PathLike)) else list(under)
-            ors: list[str] = []
-            for prefix in prefixes:
-                sql, args = _under_sql("i.path", prefix)
-                ors.append(sql)
-                params += args
-            where.append("(" + " OR ".join(ors) + ")" if ors else "0")
+            parts = [_under_sql("i.path", prefix) for prefix in prefixes]
+            where.append("(" + " OR ".join(sql for sql, _ in parts) + ")" if parts else "0")
+            params += [arg for _, args in parts for arg in args]
         if folders is not None:
             refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
             folder_ids = [self._folder_id(f) for f in refs]
@@ -1159,18 +1094,24 @@ class Store:
     def rows_for(self, ids: Iterable[int] | np.ndarray) -> list[ImageRow]:
         """Image rows for ``ids``, in the same order; unknown ids are skipped."""
         id_list = _as_ids(ids)
-        found: dict[int, ImageRow] = {}
-        with self._lock:
-            for chunk in _chunks(sorted(set(id_list))):
-                for r in self.db.query(
-                    "SELECT i.id, i.path, i.folder_id, f.path AS folder, i.size, i.mtime_ns, "
-                    "i.hash, i.width, i.height, i.taken_at, i.indexed_at FROM images i "
-                    "LEFT JOIN folders f ON f.id = i.folder_id "
-                    f"WHERE i.id IN ({_marks(len(chunk))})",
-                    list(chunk),
-                ):
-                    found[r["id"]] = ImageRow(**r)
+        rows = self._rows_in(
+            "SELECT i.id, i.path, i.folder_id, f.path, i.size, i.mtime_ns, i.hash, i.width, "
+            "i.height, i.taken_at, i.indexed_at FROM images i "
+            "LEFT JOIN folders f ON f.id = i.folder_id WHERE i.id IN ({ids})",
+            id_list,
+        )
+        found = {row[0]: ImageRow(*row) for row in rows}
         return [found[i] for i in id_list if i in found]
+
+    def _rows_in(self, sql: str, ids: Sequence[int], *params: Any) -> list[Any]:
+        """The rows of ``sql`` for ``ids`` (their ``IN`` list goes where ``{ids}`` is), read in
+        chunks that SQLite's variable limit allows; ``params`` come before the ids."""
+        rows: list[Any] = []
+        with self._lock:
+            for chunk in _chunks(sorted(set(ids))):
+                query = sql.format(ids=_marks(len(chunk)))
+                rows += self.conn.execute(query, (*params, *chunk)).fetchall()
+        return rows
 
     # -- failures --------------------------------------------------------------------
 
@@ -1195,19 +1136,11 @@ class Store:
 
     def failures(self, folder: FolderRef | None = None) -> list[Failure]:
         """Failure records (all, or one folder's), by path."""
-        if folder is None:
-            rows = self._all("SELECT * FROM failures ORDER BY path")
-        else:
-            rows = self._all(
-                "SELECT * FROM failures WHERE folder_id = ? ORDER BY path",
-                (self._folder_id(folder),),
-            )
-        return [
-            Failure(
-                r["path"], r["reason"], r["folder_id"], r["size"], r["mtime_ns"], r["failed_at"]
-            )
-            for r in rows
-        ]
+        where, args = (None, []) if folder is None else ("folder_id = ?", [self._folder_id(folder)])
+        columns = ", ".join(f.name for f in fields(Failure))
+        with self._lock:
+            rows = self.db["failures"].rows_where(where, args, order_by="path", select=columns)
+            return [Failure(**r) for r in rows]
 
     def clear_failures(self, paths: Iterable[str]) -> int:
         """Forget the failure records of ``paths``; returns how many were removed."""
@@ -1448,15 +1381,8 @@ class Store:
         """``(found_ids, vectors)`` for those of ``ids`` that have a ``model`` vector, in order."""
         id_list = _as_ids(ids)
         dim = self.model_dim(model) or 0
-        blobs: dict[int, bytes] = {}
-        with self._lock:
-            for chunk in _chunks(sorted(set(id_list))):
-                for image_id, blob in self.conn.execute(
-                    f"SELECT image_id, vector FROM embeddings WHERE model = ? "
-                    f"AND image_id IN ({_marks(len(chunk))})",
-                    (model, *chunk),
-                ):
-                    blobs[image_id] = blob
+        sql = "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN ({ids})"
+        blobs = dict(self._rows_in(sql, id_list, model))
         found = [i for i in id_list if i in blobs]
         vecs = (
             self._unpack([blobs[i] for i in found], dim)
@@ -1464,50 +1390,6 @@ class Store:
             else np.zeros((0, dim), np.float32)
         )
         return np.asarray(found, dtype=np.int64), vecs
-
-    # -- captions --------------------------------------------------------------------
-
-    def add_caption(self, image_id: int, text: str, kind: str = "user") -> int:
-        """Attach a caption to an image; returns the caption id."""
-        if kind not in CAPTION_KINDS:
-            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
-        with self._write():
-            table = self.db["captions"]
-            table.insert({"image_id": image_id, "text": text, "kind": kind, "created_at": _now()})
-            return int(table.last_rowid)  # type: ignore[union-attr]
-
-    def captions(self, image_id: int | None = None, kind: str | None = None) -> list[Caption]:
-        """Captions, optionally of one image and/or one kind, by id."""
-        where, params = [], []
-        if image_id is not None:
-            where.append("image_id = ?")
-            params.append(image_id)
-        if kind is not None:
-            where.append("kind = ?")
-            params.append(kind)
-        sql = "SELECT * FROM captions" + (" WHERE " + " AND ".join(where) if where else "")
-        return [Caption(**r) for r in self._all(sql + " ORDER BY id", params)]
-
-    def update_caption(
-        self, caption_id: int, text: str | None = None, kind: str | None = None
-    ) -> bool:
-        """Change a caption's text and/or kind; true if it exists."""
-        if kind is not None and kind not in CAPTION_KINDS:
-            raise ValueError(f"caption kind must be one of {CAPTION_KINDS}")
-        with self._write() as conn:
-            return (
-                conn.execute(
-                    "UPDATE captions SET text = COALESCE(?, text), kind = COALESCE(?, kind) "
-                    "WHERE id = ?",
-                    (text, kind, caption_id),
-                ).rowcount
-                > 0
-            )
-
-    def delete_caption(self, caption_id: int) -> bool:
-        """Delete a caption; true if it existed."""
-        with self._write() as conn:
-            return conn.execute("DELETE FROM captions WHERE id = ?", (caption_id,)).rowcount > 0
 
     # -- saved searches (the records are app.library.saved.SavedSearch as JSON) -------
 
@@ -1537,10 +1419,6 @@ class Store:
     def counts(self) -> StoreCounts:
         """Row counts for a status line, from one snapshot."""
         with self.snapshot():
-
-            def count(table: str) -> int:
-                return int(self._one(f"SELECT count(*) FROM {table}"))
-
             per_model = {
                 r["model"]: r["n"]
                 for r in self._all(
@@ -1548,31 +1426,10 @@ class Store:
                 )
             }
             return StoreCounts(
-                folders=count("folders"),
-                images=count("images"),
-                failures=count("failures"),
-                captions=count("captions"),
-                models=count("models"),
+                folders=self.db["folders"].count,
+                images=self.db["images"].count,
+                failures=self.db["failures"].count,
+                captions=self.db["captions"].count,
+                models=self.db["models"].count,
                 embeddings=per_model,
             )
-
-    def integrity_check(self, *, quick: bool = False) -> list[str]:
-        """Problems found by SQLite's integrity and foreign-key checks and vector sizes.
-
-        An empty list means healthy. ``quick`` uses ``PRAGMA quick_check`` (faster, skips
-        index-content checks).
-        """
-        problems: list[str] = []
-        with self.snapshot():
-            pragma = "quick_check" if quick else "integrity_check"
-            for (message,) in self.conn.execute(f"PRAGMA {pragma}"):
-                if message != "ok":
-                    problems.append(f"{pragma}: {message}")
-            for table, rowid, parent, _ in self.conn.execute("PRAGMA foreign_key_check"):
-                problems.append(f"foreign key: {table} row {rowid} points to a missing {parent}")
-            for model, n in self.conn.execute(
-                "SELECT e.model, count(*) FROM embeddings e JOIN models m ON m.name = e.model "
-                "WHERE length(e.vector) != m.dim * 4 GROUP BY e.model"
-            ):
-                problems.append(f"{n} vectors of model {model!r} have the wrong size")
-        return problems

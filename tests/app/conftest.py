@@ -4,6 +4,7 @@ the CLI run in this process or in a child process."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -222,3 +223,16 @@ def open_tmp() -> Iterator[Path]:
         for name in dirnames:
             os.chmod(os.path.join(dirpath, name), 0o755)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def database_problems(conn: sqlite3.Connection) -> list[str]:
+    """What SQLite's integrity and foreign-key checks find, and vectors of the wrong size."""
+    problems = [message for (message,) in conn.execute("PRAGMA integrity_check") if message != "ok"]
+    for table, rowid, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+        problems.append(f"foreign key: {table} row {rowid} points to a missing {parent}")
+    wrong_size = conn.execute(
+        "SELECT e.model, count(*) FROM embeddings e JOIN models m ON m.name = e.model "
+        "WHERE length(e.vector) != m.dim * 4 GROUP BY e.model"
+    )
+    problems += [f"{n} vectors of model {model!r} have the wrong size" for model, n in wrong_size]
+    return problems

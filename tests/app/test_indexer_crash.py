@@ -16,7 +16,7 @@ import pytest
 
 from app.library.ann import AnnIndex, AnnIndexError, ann_path
 from app.library.library import Library
-from tests.app.conftest import RANDOM_MODEL, draw_folder, start_cli
+from tests.app.conftest import RANDOM_MODEL, database_problems, draw_folder, start_cli
 
 IMAGES = 300
 TIMEOUT_S = 90.0
@@ -107,7 +107,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path, models_dir: Path)
         assert len(ids) == IMAGES
         index = AnnIndex.load(ann_path(lib_dir, RANDOM_MODEL), lib.store, RANDOM_MODEL)
         assert index.labels() == ids  # the saved index is current: labels = store rows
-        assert lib.store.integrity_check() == []
+        assert database_problems(lib.store.conn) == []
 
 
 def test_ctrl_c_saves_exits_3_and_the_next_run_resumes(tmp_path: Path, models_dir: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.library.paths import is_within, is_within_any
+from app.library.paths import innermost, is_within, is_within_any
+from app.library.store import Folder
 
 
 @pytest.mark.parametrize(
@@ -75,3 +76,12 @@ def test_any() -> None:
     assert is_within_any("/b/x", ["/a", "/b"])
     assert not is_within_any("/c/x", ["/a", "/b"])
     assert not is_within_any("/c/x", [])
+
+
+def test_innermost_folder_holds_the_path_most_closely() -> None:
+    outer, inner, other = (Folder(i, p, (), "") for i, p in enumerate(["/p", "/p/2020", "/p2"]))
+    folders = [inner, other, outer]
+    assert innermost("/p/2020/a.jpg", folders) is inner
+    assert innermost("/p/2020", folders) is inner
+    assert innermost("/p/2021/b.jpg", folders) is outer
+    assert innermost("/p20/c.jpg", folders) is None

@@ -11,7 +11,6 @@ from PIL import Image
 
 from app.library import scanner as scanner_mod
 from app.library.scanner import (
-    HASH_CHUNK,
     HEAD_BYTES,
     FileInfo,
     KnownFile,
@@ -22,6 +21,8 @@ from app.library.scanner import (
     sniff_format,
 )
 from tests.app.conftest import run_unprivileged
+
+MIB = 1 << 20  # files of several MiB span several read chunks
 
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP", "webp": "WEBP",
                "tiff": "TIFF"}  # fmt: skip
@@ -123,14 +124,6 @@ def test_images_chosen_by_content_not_name(draw, tmp_path: Path, monkeypatch) ->
     assert "fake.jpg" in opened
 
 
-def test_formats_and_sniff_unknown_options(draw, tmp_path: Path) -> None:
-    draw(tmp_path / "a.jpg", "jpeg")
-    draw(tmp_path / "b.png", "png")
-    draw(tmp_path / "c", "png")
-    assert names(list(Scanner([tmp_path], formats={"jpeg"})), tmp_path) == {"a.jpg"}
-    assert names(list(Scanner([tmp_path], sniff_unknown=False)), tmp_path) == {"a.jpg", "b.png"}
-
-
 def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
     keep = ["a.jpg", "trips/b.jpg", "other/private/c.jpg", "deep/er/d.jpg"]
     excluded = ["trips/private/x.jpg", "skip_me/y.jpg", "trips/z_draft.jpg", "deep/er/cache/w.jpg"]
@@ -146,9 +139,6 @@ def test_excludes_hidden_and_junk(draw, tmp_path: Path) -> None:
 
     sc = Scanner([ScanRoot(str(tmp_path), tuple(excludes))])
     assert names(list(sc), tmp_path) == set(keep)
-
-    shown = Scanner([tmp_path], excludes=excludes, include_hidden=True)
-    assert names(list(shown), tmp_path) == set(keep) | set(hidden)
 
 
 @pytest.mark.parametrize(
@@ -259,7 +249,6 @@ def test_symlinks_never_leave_the_roots(draw, tmp_path: Path) -> None:
     os.symlink(tmp_path / "nowhere.jpg", root / "broken.jpg")
 
     assert names(list(Scanner([root])), root) == {"in.jpg"}
-    assert names(list(Scanner([root], follow_symlinks=False)), root) == {"in.jpg"}
 
 
 def test_links_out_of_the_root_are_counted(draw, tmp_path: Path) -> None:
@@ -297,7 +286,6 @@ def test_symlink_into_a_hidden_folder_inside_the_root_is_followed(draw, tmp_path
     os.symlink(".stash", root / "visible")
     found = list(Scanner([root]))
     assert names(found, root) == {"visible/s.jpg"}
-    assert names(list(Scanner([root], follow_symlinks=False)), root) == set()
 
 
 def test_symlink_between_roots_reports_the_real_root(draw, tmp_path: Path) -> None:
@@ -333,11 +321,10 @@ def test_non_utf8_file_name_round_trips(draw, tmp_path: Path) -> None:
 def test_missing_root_and_cancel_mark_incomplete(draw, tmp_path: Path) -> None:
     draw(tmp_path / "here" / "a.jpg")
     gone = tmp_path / "unplugged_drive"
-    errors: list[str] = []
-    sc = Scanner([tmp_path / "here", gone], on_error=lambda p, e: errors.append(p))
+    sc = Scanner([tmp_path / "here", gone])
     assert len(list(sc)) == 1
     assert sc.stats.missing_roots == [str(gone)]
-    assert sc.incomplete_paths == [str(gone)] and errors == [str(gone)]
+    assert sc.incomplete_paths == [str(gone)] and [p for p, _ in sc.stats.errors] == [str(gone)]
 
     for i in range(5):
         draw(tmp_path / "here" / f"b{i}.jpg", seed=i)
@@ -374,7 +361,7 @@ def test_unreadable_files_and_folders_are_errors(draw, open_tmp: Path) -> None:
 
 def test_content_hash(tmp_path: Path) -> None:
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
-    payload = os.urandom(5 * HASH_CHUNK)
+    payload = os.urandom(5 * MIB)
     a.write_bytes(payload)
     b.write_bytes(payload)
     assert content_hash(a) == content_hash(b) and len(content_hash(a)) == 32
@@ -396,11 +383,11 @@ def test_content_hash_is_blake2b_of_the_whole_file(tmp_path: Path) -> None:
     import hashlib
 
     path = tmp_path / "big.bin"
-    payload = bytearray(os.urandom(7 * HASH_CHUNK))
+    payload = bytearray(os.urandom(7 * MIB))
     path.write_bytes(payload)
     assert content_hash(path) == hashlib.blake2b(payload, digest_size=16).hexdigest()
     before = content_hash(path)
-    for offset in (HASH_CHUNK + 17, len(payload) // 2 - HASH_CHUNK, len(payload) - HASH_CHUNK - 1):
+    for offset in (MIB + 17, len(payload) // 2 - MIB, len(payload) - MIB - 1):
         edited = bytearray(payload)
         edited[offset] ^= 0x01  # same size, outside a start/middle/end sample
         path.write_bytes(edited)
@@ -473,7 +460,7 @@ def test_plan_changes_classifies_everything(draw, tmp_path: Path) -> None:
         "edit.jpg", "new.jpg", "noembed.jpg", "retry.jpg"
     ]  # fmt: skip
     assert plan.hashes[str(tmp_path / "moved_here" / "move.jpg")] == plan.moved[0].old.hash
-    assert plan.summary()["moved"] == 1 and plan
+    assert plan.summary()["moved"] == 1
 
 
 def test_plan_changes_hashes_only_when_needed(draw, tmp_path: Path) -> None:
@@ -481,7 +468,7 @@ def test_plan_changes_hashes_only_when_needed(draw, tmp_path: Path) -> None:
     known = known_from(list(Scanner([tmp_path])))
     draw(tmp_path / "b.jpg", seed=2, size=(30, 30))  # no vanished file of its size
     hashed: list[str] = []
-    plan = plan_changes(Scanner([tmp_path]), known, hash_fn=lambda p, s: hashed.append(p) or "h")
+    plan = plan_changes(Scanner([tmp_path]), known, hash_fn=lambda p: hashed.append(p) or "h")
     assert [os.path.basename(i.path) for i in plan.new] == ["b.jpg"] and hashed == []
 
 

@@ -22,7 +22,9 @@ from app.library.store import (
     StoreError,
     apply_migrations,
     connect,
+    user_version,
 )
+from tests.app.conftest import database_problems
 
 DIM = 8
 
@@ -61,11 +63,11 @@ def test_open_configures_connection(store: Store) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
-    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS) >= 2
+    assert user_version(conn) == SCHEMA_VERSION == len(MIGRATIONS) >= 2
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"meta", "folders", "images", "models", "embeddings", "failures", "captions"} <= tables
     assert len(store.library_id) == 32
-    assert store.integrity_check() == []
+    assert database_problems(conn) == []
 
 
 def test_migrates_an_old_database(tmp_path: Path) -> None:
@@ -84,12 +86,12 @@ def test_migrates_an_old_database(tmp_path: Path) -> None:
     conn.close()
 
     with Store.open(path) as s:
-        assert s.schema_version == SCHEMA_VERSION
+        assert user_version(s.conn) == SCHEMA_VERSION
         (row,) = s.rows_for([1])
         assert (row.path, row.folder, row.size) == ("/p/a.jpg", "/p", 5)
         caption_id = s.add_caption(1, "a long caption", "long")
         assert [c.id for c in s.captions(1)] == [caption_id]
-        assert s.integrity_check() == []
+        assert database_problems(s.conn) == []
 
 
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:
@@ -154,14 +156,13 @@ def test_upsert_rows_and_vectors(store: Store) -> None:
     assert found.tolist() == [ids[1], ids[0]]
     np.testing.assert_array_equal(some, v[[1, 0]])
 
-    # same paths again (as dicts): ids kept, vectors and metadata replaced
+    # same paths again: ids kept, vectors and metadata replaced
     store.record_failure("/photos/a", "was broken", size=1, mtime_ns=1)
     again = store.upsert_images_with_embeddings(
-        [{"path": "/photos/a", "size": 100, "mtime_ns": 1000, "taken_at": "2021-05-01T10:00:00",
-          "hash": "ha", "folder_id": folder.id, "ignored_key": 1}],
+        [ImageRecord("/photos/a", 100, 1000, folder.id, "ha", taken_at="2021-05-01T10:00:00")],
         "m",
         vecs(1, seed=9),
-    )  # fmt: skip
+    )
     assert again == [ids[0]] and store.generation("m") == 2
     assert store.rows_for([ids[0]])[0].taken_at == "2021-05-01T10:00:00"
     np.testing.assert_array_equal(store.vectors_for([ids[0]], "m")[1], vecs(1, seed=9))
@@ -350,10 +351,10 @@ def test_settings_counts_and_integrity(store: Store) -> None:
     c = store.counts()
     assert (c.folders, c.images, c.failures, c.captions, c.models) == (1, 2, 1, 1, 2)
     assert c.embeddings == {"m": 2, "n": 1}
-    assert store.integrity_check() == [] and store.integrity_check(quick=True) == []
+    assert database_problems(store.conn) == []
     store.conn.execute("UPDATE embeddings SET vector = x'00' WHERE image_id = ?", (ids[0],))
     store.conn.commit()
-    assert any("wrong size" in p for p in store.integrity_check())
+    assert any("wrong size" in p for p in database_problems(store.conn))
     with pytest.raises(StoreError):
         store.embedding_matrix("m")
 
