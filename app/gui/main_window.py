@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
 
         self.query = QueryEdit(self)
         self.query.submitted.connect(self.search_text)
+        self.query.typingPaused.connect(self._typing_paused)
         self.query.imageDropped.connect(self.search_like)
         self.counter = WordPieceCounter(self.query, self)
         self.counter.levelChanged.connect(self._counter_level)
@@ -412,9 +413,22 @@ class MainWindow(QMainWindow):
 
     def search_text(self, text: str) -> None:
         """Search for a paragraph (an empty query shows the whole library)."""
+        self.query.pause.stop()  # e.g. the Search button: a pause must not repeat it
         self.example.hide()
         self.settings.add_recent_query(text)
         self.run_request(self._request(text=text))
+
+    def _typing_paused(self, text: str) -> None:
+        """Search what was typed, once typing pauses (only Enter adds it to the recent list).
+
+        Nothing happens when the text asks what is already shown (a trailing space, an edit
+        undone): the same question would only flash the grid.
+        """
+        request = self._request(text=text.strip())
+        if self.request is not None and same_query(self.request, request):
+            return
+        self.example.hide()
+        self.run_request(request)
 
     def search_like(self, path: Path | str) -> None:
         """Search for photos that look like the image at ``path``."""
@@ -457,6 +471,8 @@ class MainWindow(QMainWindow):
 
     def _search_done(self, outcome: SearchOutcome) -> None:
         request = outcome.request
+        if request != self.request:
+            return  # asked before the current search (e.g. one waiting for the model)
         previous = self.outcome
         self.outcome = outcome
         keep = self.view.current_item() if previous and previous.request == request else None

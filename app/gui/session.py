@@ -435,13 +435,17 @@ class Session(QObject):
             lambda _r, _c: run_search(searcher, library, request), name="search"
         )
         task.succeeded.connect(self._on_search)
-        task.failed.connect(self.searchFailed)
+        task.failed.connect(self._on_search_failed)
         task.finished.connect(self._search_finished)
         self._search_task = self.tasks.start(task)
 
     def _on_search(self, outcome: SearchOutcome) -> None:
         if self._next_search is None:  # a stale answer would only flash on screen
             self.searchDone.emit(outcome)
+
+    def _on_search_failed(self, message: str) -> None:
+        if self._next_search is None:  # a newer search is waiting: this failure is old news
+            self.searchFailed.emit(message)
 
     def _search_finished(self) -> None:
         self._search_task = None

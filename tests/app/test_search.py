@@ -220,3 +220,20 @@ def test_example_image_that_is_a_fifo_is_refused_at_once(
         assert time.monotonic() - started < 5
     # a regular file still works after the same checks
     assert searcher.image_vector(indexed[0] / "img_0001.jpg").shape == (micro_model.embed_dim,)
+
+
+def test_a_text_is_encoded_once_however_often_it_is_searched(library, micro_model, indexed) -> None:
+    calls: list[int] = []
+    handle = micro_model.text.register_forward_hook(lambda *_a: calls.append(1))
+    try:
+        searcher = Searcher(library, micro_model)
+        text = "a tall purple triangle, searched twice without explain"
+        first = searcher.search(text, top=5)
+        again = searcher.search(text, top=5)
+        assert len(calls) == 1 and [r.id for r in again.results] == [r.id for r in first.results]
+        example = indexed[0] / "img_0002.jpg"
+        for _ in range(2):  # an example image steered away from a phrase
+            searcher.search(None, top=3, like=example, not_text="green things, twice")
+        assert len(calls) == 2
+    finally:
+        handle.remove()
