@@ -62,6 +62,7 @@ from app.gui.library_tools import install_library_tools
 from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
+from app.gui.read_only import reason, show_read_only
 from app.gui.requests import Filters, SearchOutcome, SearchRequest, same_query
 from app.gui.results import ResultItem, ResultsModel, local_image_paths
 from app.gui.results_view import ResultsView
@@ -142,6 +143,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()
         self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
+        show_read_only(self)  # a read-only library: say so, turn off what would write
         self._restore_layout()
 
         self._show_page(PAGE_EMPTY)
@@ -766,6 +768,9 @@ class MainWindow(QMainWindow):
         """Forget ``items`` (the files stay on disk; the next index skips them)."""
         if not items:
             return None
+        if self.session.read_only:
+            self._report(reason(self.session, "removing photos from the library"), 15000)
+            return None
         if self.session.busy():
             self._report("Wait for the indexing to finish before removing photos", 8000)
             return None
@@ -865,6 +870,9 @@ class MainWindow(QMainWindow):
     # -- indexing -------------------------------------------------------------------------------
     def update_index(self) -> None:
         """Index new and changed photos in every library folder."""
+        if self.session.read_only:
+            self._report(reason(self.session, "indexing"), 15000)
+            return
         if not self.session.info.folders:
             self.open_wizard()
             return
