@@ -2,11 +2,11 @@
 
 Enter searches, Shift+Enter starts a new line; typing searches too, once it pauses for
 :data:`TYPING_PAUSE_MS` (``typingPaused``), so a word typed key by key costs one encoding, not
-one per key. The counter shows how many word pieces of the
-description the model reads (``model.tokenizer.count``) and turns into a warning when the text
-will be truncated; the words past that limit are shown struck through and greyed (an extra
-selection: the text itself and the undo history are untouched). Dropping an image file on the
-box searches by example instead of pasting its path.
+one per key. The counter shows how many word pieces of the description the model reads
+(``model.tokenizer.count``) and turns into a warning when the text will be truncated; the words
+past that limit are shown struck through and greyed (an extra selection: the text itself and the
+undo history are untouched). Dropping an image file on the box searches by example instead of
+pasting its path.
 """
 
 from __future__ import annotations
