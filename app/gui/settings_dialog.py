@@ -78,9 +78,10 @@ class SettingsDialog(QDialog):
         )
         self.watch.setChecked(settings.watch_folders)
         note = QLabel(
-            "Model, device, result count and exclusions are stored in the library and shared with "
-            "the command line (lotlip-search). Exclusions apply to folders added from now on and "
-            "to the next update of existing ones.",
+            "Model, device, precision, result count and exclusions are stored in the library. "
+            "The command line (lotlip-search) uses its model, device and precision too, unless "
+            "told otherwise. Exclusions apply to folders added from now on and to the next "
+            "update of existing ones.",
             self,
         )
         note.setObjectName("mutedLabel")

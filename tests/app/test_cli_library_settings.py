@@ -59,3 +59,14 @@ def test_device_setting_is_used_unless_the_flag_says_otherwise(cli, tmp_path: Pa
     assert "CUDA" in err and "the library's device setting" in err, err
     status, _, err = cli("--device", "cpu", "search", "a red block")
     assert status == EXIT_OK, err
+
+
+def test_the_app_writes_the_settings_the_cli_reads() -> None:
+    from app.gui import config
+    from app.library.models import DEVICE_SETTING, MODEL_SETTING, PRECISION_SETTING
+
+    assert (config.LIB_MODEL, config.LIB_DEVICE, config.LIB_PRECISION) == (
+        MODEL_SETTING,
+        DEVICE_SETTING,
+        PRECISION_SETTING,
+    )
