@@ -103,17 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device",
-        default="auto",
         choices=("auto", "cpu", "cuda", "mps"),
-        help="where the model runs (default: auto = CUDA, Apple MPS, else CPU)",
+        help="where the model runs (default: the library's setting, which the app's Settings "
+        "change, else auto = CUDA, Apple MPS, else CPU)",
     )
     parser.add_argument(
         "--precision",
-        default="auto",
         choices=PRECISION_CHOICES,
-        help="numeric precision of the model (default: auto = fp16 on GPUs, bf16 on CPUs with "
-        "native bfloat16, else fp32; int8 is CPU-only and opt-in). Vectors made at one "
-        "precision stay searchable at another.",
+        help="numeric precision of the model (default: the library's setting, else auto = "
+        "fp16 on GPUs, bf16 on CPUs with native bfloat16, else fp32; int8 is CPU-only and "
+        "opt-in). Vectors made at one precision stay searchable at another.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")

@@ -8,6 +8,8 @@ resolution (bicubic, antialiased), centre crop, scale to [-1, 1] (mean = std = 0
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +25,42 @@ class ImageLoadError(Exception):
     """An image that cannot be used; the message says why in words a user understands."""
 
 
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` names, in words: ``"a folder"``, ``"a pipe"``, ``"a device"``, ..."""
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def open_regular_file(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file (after symlinks); never blocks.
+
+    Reading a FIFO waits for a writer and a device may never end, so anything else raises
+    :class:`ImageLoadError` ("... is a pipe, not an image file"). The type is checked on the
+    opened descriptor (opened non-blocking), so the file cannot be swapped in between.
+    ``OSError`` (missing file, no permission) passes through.
+    """
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs in the file system
+    fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            name = os.path.basename(os.path.normpath(os.fsdecode(path)))
+            raise ImageLoadError(f"{name} is {file_kind(mode)}, not an image file")
+        if nonblock:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def load_image(
     source: str | Path | BinaryIO,
     size: int | None = None,
@@ -33,8 +71,16 @@ def load_image(
 
     ``size`` is the model resolution: a JPEG is draft-decoded at the smallest DCT scale whose
     shortest side is still at least ``size`` (a 12 MP photo decodes ~4x faster at 1/8 scale).
-    Raises :class:`ImageLoadError` for unreadable, truncated or oversized files.
+    Raises :class:`ImageLoadError` for unreadable, truncated or oversized files, and at once
+    for a path that is not a regular file (:func:`open_regular_file`).
     """
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            opened = open_regular_file(source)
+        except OSError as exc:
+            raise ImageLoadError(_describe(exc)) from exc
+        with opened:
+            return load_image(opened, size, max_pixels=max_pixels)
     try:
         with Image.open(source) as im:
             width, height = im.size

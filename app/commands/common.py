@@ -118,6 +118,7 @@ def describe_error(exc: BaseException, library: Path) -> tuple[str, int]:
         "app.library.library.LibraryBusyError",
         "lotlip.devices.DeviceUnavailableError",
         "lotlip.transforms.ImageLoadError",
+        "app.library.models.LibrarySettingError",
     ):
         return str(exc), EXIT_ERROR
     if isinstance(exc, sqlite3.Error):
@@ -277,16 +278,16 @@ class Context:
 
     ``access`` (one of the ``ACCESS_*`` values) says what the command needs of the library:
     only ``index``, ``demo`` and ``init`` create one, so a mistyped ``--library`` never leaves
-    a new ``library.db`` behind.
+    a new ``library.db`` behind. ``device`` and ``precision`` None: the library's settings.
     """
 
     library_dir: str | None
     model: str | None
-    device: str
+    device: str | None
     verbose: bool
     access: str = ACCESS_READ
     command: str = ""
-    precision: str = "auto"
+    precision: str | None = None
     _lib: Library | None = field(default=None, init=False, repr=False)
 
     @property

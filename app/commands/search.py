@@ -75,19 +75,21 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def check_example_image(path: str) -> None:
-    """``--like`` must name a regular file: reading a FIFO or a device would block forever."""
+    """``--like`` must name a regular file, as a usage error before any model loads.
+
+    Every reader of an example image refuses the rest too (``lotlip.transforms.load_image``);
+    this only says it earlier, in the command line's words.
+    """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise UsageError(f"--like {show_path(path)}: no such file") from None
     except OSError as exc:
         raise CommandError(f"--like {show_path(path)}: {exc.strerror}") from None
-    if stat.S_ISREG(mode):
-        return
-    kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device"
-    if stat.S_ISSOCK(mode):
-        kind = "a socket"
-    raise UsageError(f"--like {show_path(path)} is {kind}, not an image file")
+    if not stat.S_ISREG(mode):
+        from lotlip.transforms import file_kind
+
+        raise UsageError(f"--like {show_path(path)} is {file_kind(mode)}, not an image file")
 
 
 def library_folders(args: argparse.Namespace, ctx: Context) -> list[str]:

@@ -54,8 +54,20 @@ def menu_table(w: MainWindow) -> list[tuple[str, list[tuple[Any, ...] | None]]]:
                     "Ctrl+I",
                     "Choose folders and index them",
                 ),
-                ("", "&Update index", w.update_index, "F5", "Index new and changed photos"),
-                ("", "Import &captions…", w.import_captions, None, "Caption file or folder"),
+                (
+                    "update_action",
+                    "&Update index",
+                    w.update_index,
+                    "F5",
+                    "Index new and changed photos",
+                ),
+                (
+                    "import_captions_action",
+                    "Import &captions…",
+                    w.import_captions,
+                    None,
+                    "Caption file or folder",
+                ),
                 SEPARATOR,
                 ("", "&Settings…", w.open_settings, keys.Preferences, ""),
                 SEPARATOR,
@@ -196,6 +208,7 @@ def results_context_menu(window: MainWindow, items: Sequence[ResultItem]) -> QMe
     one = len(items) == 1
     several = f" ({len(items)})" if len(items) > 1 else ""
     copy_label = "Copy path" if one else f"Copy {count_text(len(items), 'path')}"
+    writable = not window.session.read_only
     entries: list[tuple[str, Callable[[], Any], bool] | None] = [
         ("View", lambda: window.view_item(first), one),
         ("Open", lambda: window.open_item(first), one),
@@ -206,12 +219,12 @@ def results_context_menu(window: MainWindow, items: Sequence[ResultItem]) -> QMe
         (f"Export to folder…{several}", lambda: window.export_items(items), True),
         SEPARATOR,
         ("Find similar", lambda: window.search_similar(first), one),
-        (f"Captions…{several}", lambda: window.open_captions(items), True),
+        (f"Captions…{several}", lambda: window.open_captions(items), writable),
         SEPARATOR,
         (
             f"Remove from library{several}",
             lambda: window.remove_items(items),
-            not window.session.busy(),
+            writable and not window.session.busy(),
         ),
     ]
     for entry in entries:

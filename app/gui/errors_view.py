@@ -28,6 +28,7 @@ from app.gui import desktop
 from app.gui import folder_status as fs
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
+from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
 
@@ -66,6 +67,7 @@ class ErrorsDialog(QDialog):
         self.retry_all_button = QPushButton("Retry all", self)
         self.retry_all_button.setObjectName("retryAll")
         self.retry_all_button.clicked.connect(lambda: self.retry(self.paths()))
+        keep_disabled(session, self.retry_button, self.retry_all_button, what="retrying")
         self.copy_button = QPushButton("Copy paths", self)
         self.copy_button.clicked.connect(self._copy)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)

@@ -46,6 +46,7 @@ from app.gui.formatting import count_text, human_duration
 from app.gui.icons import app_icon
 from app.gui.loss_curve import LossCurve
 from app.gui.models_panel import NAME_RE, list_models
+from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, TaskCancelled, bound
 from app.gui.theme import WARNING
@@ -347,6 +348,7 @@ class FinetuneDialog(QDialog):
         self.switch_button.setObjectName("switchModel")
         self.switch_button.clicked.connect(self.switch_model)
         self.switch_button.hide()
+        keep_disabled(self.session, self.switch_button, what="switching the library to a new model")
         self.close_button = QPushButton("Close", self)
         self.close_button.clicked.connect(self.close)
         buttons = QHBoxLayout()

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from app.gui import folder_status as fs
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
+from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
 
@@ -104,6 +105,14 @@ class FoldersDialog(QDialog):
         self.rescan_button.setObjectName("rescanFolder")
         self.rescan_button.setToolTip("Look for new, changed and removed photos now")
         self.rescan_button.clicked.connect(lambda: self.rescan(self.selected_paths() or None))
+        keep_disabled(
+            session,
+            self.add_button,
+            self.remove_button,
+            self.exclude_button,
+            self.rescan_button,
+            what="changing the library's folders",
+        )
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         close.rejected.connect(self.reject)
 

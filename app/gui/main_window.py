@@ -62,6 +62,7 @@ from app.gui.library_tools import install_library_tools
 from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
+from app.gui.read_only import reason, show_read_only
 from app.gui.requests import Filters, SearchOutcome, SearchRequest, same_query
 from app.gui.results import ResultItem, ResultsModel, local_image_paths
 from app.gui.results_view import ResultsView
@@ -142,6 +143,7 @@ class MainWindow(QMainWindow):
         QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()
         self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
+        show_read_only(self)  # a read-only library: say so, turn off what would write
         self._restore_layout()
 
         self._show_page(PAGE_EMPTY)
@@ -157,6 +159,7 @@ class MainWindow(QMainWindow):
 
         self.query = QueryEdit(self)
         self.query.submitted.connect(self.search_text)
+        self.query.typingPaused.connect(self._typing_paused)
         self.query.imageDropped.connect(self.search_like)
         self.counter = WordPieceCounter(self.query, self)
         self.counter.levelChanged.connect(self._counter_level)
@@ -412,9 +415,22 @@ class MainWindow(QMainWindow):
 
     def search_text(self, text: str) -> None:
         """Search for a paragraph (an empty query shows the whole library)."""
+        self.query.pause.stop()  # e.g. the Search button: a pause must not repeat it
         self.example.hide()
         self.settings.add_recent_query(text)
         self.run_request(self._request(text=text))
+
+    def _typing_paused(self, text: str) -> None:
+        """Search what was typed, once typing pauses (only Enter adds it to the recent list).
+
+        Nothing happens when the text asks what is already shown (a trailing space, an edit
+        undone): the same question would only flash the grid.
+        """
+        request = self._request(text=text.strip())
+        if self.request is not None and same_query(self.request, request):
+            return
+        self.example.hide()
+        self.run_request(request)
 
     def search_like(self, path: Path | str) -> None:
         """Search for photos that look like the image at ``path``."""
@@ -457,6 +473,8 @@ class MainWindow(QMainWindow):
 
     def _search_done(self, outcome: SearchOutcome) -> None:
         request = outcome.request
+        if request != self.request:
+            return  # asked before the current search (e.g. one waiting for the model)
         previous = self.outcome
         self.outcome = outcome
         keep = self.view.current_item() if previous and previous.request == request else None
@@ -750,6 +768,9 @@ class MainWindow(QMainWindow):
         """Forget ``items`` (the files stay on disk; the next index skips them)."""
         if not items:
             return None
+        if self.session.read_only:
+            self._report(reason(self.session, "removing photos from the library"), 15000)
+            return None
         if self.session.busy():
             self._report("Wait for the indexing to finish before removing photos", 8000)
             return None
@@ -849,6 +870,9 @@ class MainWindow(QMainWindow):
     # -- indexing -------------------------------------------------------------------------------
     def update_index(self) -> None:
         """Index new and changed photos in every library folder."""
+        if self.session.read_only:
+            self._report(reason(self.session, "indexing"), 15000)
+            return
         if not self.session.info.folders:
             self.open_wizard()
             return

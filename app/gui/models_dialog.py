@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 
 from app.gui.icons import app_icon
 from app.gui.models_panel import ModelPanel
+from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
 
@@ -68,6 +69,7 @@ class ModelsDialog(QDialog):
         layout.addLayout(actions)
         layout.addWidget(buttons)
         self.panel.reload(current=self._current(), indexed=session.info.embeddings)
+        keep_disabled(session, self.use_button, what="choosing the library's model")
         self.panel.changed.connect(self._update_buttons)
         session.libraryInfo.connect(self._info_changed)
         session.modelReady.connect(self._model_changed)

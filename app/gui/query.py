@@ -1,10 +1,12 @@
 """The query box: a multi-line editor for paragraph descriptions and its word-piece counter.
 
-Enter searches, Shift+Enter starts a new line. The counter shows how many word pieces of the
-description the model reads (``model.tokenizer.count``) and turns into a warning when the text
-will be truncated; the words past that limit are shown struck through and greyed (an extra
-selection: the text itself and the undo history are untouched). Dropping an image file on the
-box searches by example instead of pasting its path.
+Enter searches, Shift+Enter starts a new line; typing searches too, once it pauses for
+:data:`TYPING_PAUSE_MS` (``typingPaused``), so a word typed key by key costs one encoding, not
+one per key. The counter shows how many word pieces of the description the model reads
+(``model.tokenizer.count``) and turns into a warning when the text will be truncated; the words
+past that limit are shown struck through and greyed (an extra selection: the text itself and the
+undo history are untouched). Dropping an image file on the box searches by example instead of
+pasting its path.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ Counter = Callable[[str], Any]  # text -> TokenCount(word_pieces, capacity, trun
 _WORD = re.compile(r"\S+")
 FIRST_PROBE = 32  # words; the cut is searched from the front, so a 5,000-word text stays cheap
 COUNT_CHARS = 2_000  # a longer text is counted up to here (several times what a model reads)
+TYPING_PAUSE_MS = 400  # typing searches once it pauses this long
 
 
 def cut_offset(text: str, count: Counter, *, truncated: bool | None = None) -> int | None:
@@ -57,9 +60,14 @@ def cut_offset(text: str, count: Counter, *, truncated: bool | None = None) -> i
 
 
 class QueryEdit(QPlainTextEdit):
-    """Multi-line query editor. Signals: ``submitted(text)``, ``imageDropped(path)``."""
+    """Multi-line query editor.
+
+    Signals: ``submitted(text)`` (Enter), ``typingPaused(text)`` (an edit followed by
+    :data:`TYPING_PAUSE_MS` without another; not after :meth:`set_text`), ``imageDropped(path)``.
+    """
 
     submitted = Signal(str)
+    typingPaused = Signal(str)
     imageDropped = Signal(Path)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -79,6 +87,11 @@ class QueryEdit(QPlainTextEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.document().contentsChanged.connect(self.updateGeometry)
         self.cut_at: int | None = None
+        self.pause = QTimer(self)
+        self.pause.setSingleShot(True)
+        self.pause.setInterval(TYPING_PAUSE_MS)
+        self.pause.timeout.connect(lambda: self.typingPaused.emit(self.text()))
+        self.textChanged.connect(self.pause.start)
 
     def sizeHint(self) -> QSize:
         """Three lines when short, growing with the paragraph up to eight."""
@@ -112,8 +125,9 @@ class QueryEdit(QPlainTextEdit):
         return self.text()[self.cut_at :] if self.cut_at is not None else ""
 
     def set_text(self, text: str) -> None:
-        """Replace the query (cursor at the end)."""
+        """Replace the query (cursor at the end); the caller searches, not the pause."""
         self.setPlainText(text)
+        self.pause.stop()
         self.moveCursor(self.textCursor().MoveOperation.End)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
@@ -125,6 +139,7 @@ class QueryEdit(QPlainTextEdit):
             ):
                 self.insertPlainText("\n")
             else:
+                self.pause.stop()  # Enter searches now; the pause would only repeat it
                 self.submitted.emit(self.text())
             event.accept()
             return

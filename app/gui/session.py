@@ -276,8 +276,20 @@ class Session(QObject):
         value = self._settings[key]
         return default if value is None else value
 
+    @property
+    def read_only(self) -> bool:
+        """True when the library cannot be written (search works; see ``app.gui.read_only``)."""
+        return bool(self.library.store.read_only)
+
     def set_setting(self, key: str, value: Any) -> None:
-        """Change a library setting (``None`` deletes it)."""
+        """Change a library setting (``None`` deletes it).
+
+        In a read-only library the change holds for this run only (the controls that change
+        settings are off there; this covers e.g. removing the library's model from disk).
+        """
+        if self.read_only:
+            self._settings[key] = value
+            return
         if value is None:
             self.library.store.delete_setting(key)
         else:
@@ -435,13 +447,17 @@ class Session(QObject):
             lambda _r, _c: run_search(searcher, library, request), name="search"
         )
         task.succeeded.connect(self._on_search)
-        task.failed.connect(self.searchFailed)
+        task.failed.connect(self._on_search_failed)
         task.finished.connect(self._search_finished)
         self._search_task = self.tasks.start(task)
 
     def _on_search(self, outcome: SearchOutcome) -> None:
         if self._next_search is None:  # a stale answer would only flash on screen
             self.searchDone.emit(outcome)
+
+    def _on_search_failed(self, message: str) -> None:
+        if self._next_search is None:  # a newer search is waiting: this failure is old news
+            self.searchFailed.emit(message)
 
     def _search_finished(self) -> None:
         self._search_task = None
@@ -478,6 +494,10 @@ class Session(QObject):
         """
         if self.indexing is not None and self.indexing.running:
             return self.indexing
+        if self.read_only:
+            from app.library.store import ReadOnlyStoreError
+
+            raise ReadOnlyStoreError(f"the library at {self.library_dir} is read-only")
         request = IndexRequest(
             folders=tuple(os.path.abspath(f) for f in folders) if folders is not None else None,
             model=model,
@@ -507,7 +527,7 @@ class Session(QObject):
         Watch folders, retries and rescans use this: a request that arrives during a run is
         merged with the others and started when the run ends. Returns the run started now.
         """
-        if self._closed:
+        if self._closed or self.read_only:
             return None
         if self.indexing is None or not self.indexing.running:
             return self.start_indexing(folders)
@@ -556,13 +576,18 @@ class Session(QObject):
             QTimer.singleShot(0, self._start_queued)
 
     def pending_resume(self) -> IndexRequest | None:
-        """The run interrupted by the last quit, if any."""
+        """The run interrupted by the last quit, if any (none in a read-only library)."""
+        if self.read_only:
+            return None
         return IndexRequest.from_setting(self.setting(config.LIB_RESUME))
 
     # -- watch folders --------------------------------------------------------------------------
     def set_watching(self, enabled: bool) -> None:
-        """Turn watch folders on or off (new and changed photos are indexed while running)."""
-        if enabled and self.auto_indexer is None and not self._closed:
+        """Turn watch folders on or off (new and changed photos are indexed while running).
+
+        A read-only library is never watched: nothing found could be indexed.
+        """
+        if enabled and self.auto_indexer is None and not self._closed and not self.read_only:
             from app.gui.watcher import AutoIndexer
 
             self.auto_indexer = AutoIndexer(self)

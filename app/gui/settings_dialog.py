@@ -27,6 +27,7 @@ from app.gui import config
 from app.gui.config import GuiSettings
 from app.gui.icons import app_icon
 from app.gui.models_panel import list_models
+from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task
 from app.gui.wizard import DEVICE_LABELS, parse_excludes, precision_choice
@@ -77,9 +78,10 @@ class SettingsDialog(QDialog):
         )
         self.watch.setChecked(settings.watch_folders)
         note = QLabel(
-            "Model, device, result count and exclusions are stored in the library and shared with "
-            "the command line (lotlip-search). Exclusions apply to folders added from now on and "
-            "to the next update of existing ones.",
+            "Model, device, precision, result count and exclusions are stored in the library. "
+            "The command line (lotlip-search) uses its model, device and precision too, unless "
+            "told otherwise. Exclusions apply to folders added from now on and to the next "
+            "update of existing ones.",
             self,
         )
         note.setObjectName("mutedLabel")
@@ -104,6 +106,16 @@ class SettingsDialog(QDialog):
         layout.addStretch(1)
         layout.addWidget(buttons)
 
+        keep_disabled(
+            session,
+            self.model,
+            self.device,
+            self.precision,
+            self.results,
+            self.excludes,
+            self.watch,
+            what="changing the library's settings",
+        )
         task = Task(lambda _r, _c: list_models(), name="settings-models")
         task.succeeded.connect(self._models)
         session.tasks.start(task)

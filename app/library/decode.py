@@ -26,7 +26,7 @@ from PIL import Image, features
 
 from app.library.scanner import FileInfo, hash_bytes
 from app.library.store import ImageRecord
-from lotlip.transforms import ImageLoadError, load_image
+from lotlip.transforms import ImageLoadError, load_image, open_regular_file
 
 if TYPE_CHECKING:
     from lotlip.model import LoTLIP
@@ -141,9 +141,11 @@ def decode_file(
             info.mtime_ns,
         )
     try:
-        with open(info.path, "rb") as fh:
+        with open_regular_file(info.path) as fh:  # swapped for a FIFO since the scan: no wait
             st = os.fstat(fh.fileno())
             data = fh.read()
+    except ImageLoadError as exc:
+        return DecodeFailure(info, str(exc), info.size, info.mtime_ns)
     except OSError as exc:
         return DecodeFailure(info, _os_reason(exc), info.size, info.mtime_ns)
     if not data:

@@ -42,6 +42,13 @@ BUNDLED_WARNING = (
     "how to install it by hand)."
 )
 
+DEVICE_SETTING = "device"
+"""Library setting: where models run (``auto``, ``cpu``, ``cuda``, ``mps``) unless a caller says;
+the app's Settings dialog writes it."""
+
+PRECISION_SETTING = "precision"
+"""Library setting: the precision models run at (``lotlip.precision``) unless a caller says."""
+
 WARNED_SETTING = "bundled_model_warned"
 """Library setting: the bundled-model warning was given for this library."""
 
@@ -82,6 +89,54 @@ def resolve_model_spec(lib: Library | None, requested: str | None = None) -> tup
     return registry.BUNDLED_MODEL, "bundled"
 
 
+class LibrarySettingError(ValueError):
+    """A device or precision stored in the library that this computer cannot run."""
+
+
+def runtime_settings(
+    lib: Library | None, device: str | None = None, precision: str | None = None
+) -> tuple[str, str]:
+    """``(device, precision)`` to load a model with: the ones given, else the library's
+    :data:`DEVICE_SETTING` and :data:`PRECISION_SETTING`, else ``auto``.
+
+    A value taken from the library is checked here, so that one this computer cannot run says
+    where it came from (:class:`LibrarySettingError`); given values are checked by the load.
+    """
+    from lotlip.devices import resolve_device  # torch, only once a model is wanted
+    from lotlip.precision import resolve_precision
+
+    stored_device = _setting(lib, DEVICE_SETTING) if device is None else None
+    stored_precision = _setting(lib, PRECISION_SETTING) if precision is None else None
+    device = device or stored_device or "auto"
+    precision = precision or stored_precision or "auto"
+    try:
+        resolved = resolve_device(device)
+    except RuntimeError as exc:  # DeviceUnavailableError, or torch's "unknown device type"
+        if stored_device is None:
+            raise
+        raise LibrarySettingError(_unusable("device", device, exc, "--device")) from exc
+    if stored_precision is not None:
+        try:
+            resolve_precision(precision, resolved)
+        except ValueError as exc:
+            raise LibrarySettingError(
+                _unusable("precision", precision, exc, "--precision")
+            ) from exc
+    return device, precision
+
+
+def _setting(lib: Library | None, key: str) -> str | None:
+    value = lib.store.get_setting(key) if lib is not None else None
+    return str(value) if value else None
+
+
+def _unusable(what: str, value: str, exc: Exception, flag: str) -> str:
+    return (
+        f"the library's {what} setting is {value!r}, which cannot run here: {exc}. Choose "
+        f"another in the app's Settings, or pass {flag} on the command line"
+    )
+
+
 def _cache_key(spec: str, device: str, precision: str) -> tuple[str, str, str]:
     from lotlip.devices import resolve_device  # torch, only once a model is wanted
 
@@ -116,14 +171,16 @@ def clear_model_cache() -> None:
 def choose_model(
     lib: Library | None,
     requested: str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
+    device: str | None = None,
+    precision: str | None = None,
 ) -> ModelChoice:
     """Pick and load the model to use (see the module docstring for the order).
 
+    ``device`` and ``precision``: None takes the library's setting (:func:`runtime_settings`).
     Raises ``lotlip.ModelNotFoundError`` when the chosen model is not installed (e.g. the
     bundled model is missing from a development checkout); its message says how to get one.
     """
+    device, precision = runtime_settings(lib, device, precision)
     spec, source = resolve_model_spec(lib, requested)
     try:
         model = load_model(spec, device, precision)

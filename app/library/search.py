@@ -142,8 +142,8 @@ class Searcher:
     # -- query vectors -------------------------------------------------------------------
 
     def text_vector(self, text: str) -> np.ndarray:
-        """The normalised embedding of ``text`` (padded only to its own length)."""
-        return self.model.embed_texts([text])[0]
+        """The normalised embedding of ``text`` (encoded once, then from the query cache)."""
+        return sentence_scores.query_cache(self.model).get(text, ()).paragraph
 
     def image_vector(self, like: str | os.PathLike[str] | Image.Image) -> np.ndarray:
         """The normalised embedding of an example image (stored vector reused when indexed)."""

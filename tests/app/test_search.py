@@ -177,3 +177,63 @@ def test_empty_library_says_what_to_do(library, micro_model) -> None:
     assert "lotlip-search index" in response.warnings[0]
     with pytest.raises(ValueError):
         Searcher(library, micro_model).search("   ")
+
+
+def _unblock_later(fifo: Path, after: float = 10.0) -> None:
+    """Open ``fifo`` for writing after ``after`` s, so that code which blocks on it fails the
+    test instead of hanging it."""
+    import contextlib
+    import os
+    import threading
+    import time
+
+    def unblock() -> None:
+        time.sleep(after)
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock, daemon=True).start()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this system")
+def test_example_image_that_is_a_fifo_is_refused_at_once(
+    library, micro_model, indexed, tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from lotlip.transforms import ImageLoadError, load_image
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    _unblock_later(fifo)
+    searcher = Searcher(library, micro_model)
+    for call in (
+        lambda: searcher.image_vector(fifo),
+        lambda: searcher.search("a red block", top=3, like=str(fifo)),
+        lambda: load_image(str(fifo), 64),
+        lambda: load_image(tmp_path, 64),  # a folder
+    ):
+        started = time.monotonic()
+        with pytest.raises(ImageLoadError, match=r"is (a pipe|a folder), not an image file"):
+            call()
+        assert time.monotonic() - started < 5
+    # a regular file still works after the same checks
+    assert searcher.image_vector(indexed[0] / "img_0001.jpg").shape == (micro_model.embed_dim,)
+
+
+def test_a_text_is_encoded_once_however_often_it_is_searched(library, micro_model, indexed) -> None:
+    calls: list[int] = []
+    handle = micro_model.text.register_forward_hook(lambda *_a: calls.append(1))
+    try:
+        searcher = Searcher(library, micro_model)
+        text = "a tall purple triangle, searched twice without explain"
+        first = searcher.search(text, top=5)
+        again = searcher.search(text, top=5)
+        assert len(calls) == 1 and [r.id for r in again.results] == [r.id for r in first.results]
+        example = indexed[0] / "img_0002.jpg"
+        for _ in range(2):  # an example image steered away from a phrase
+            searcher.search(None, top=3, like=example, not_text="green things, twice")
+        assert len(calls) == 2
+    finally:
+        handle.remove()
