@@ -14,21 +14,10 @@ from PySide6.QtWidgets import QDialog, QWidget
 
 from app.gui import desktop
 from app.gui import folder_status as fs
+from app.gui import widgets as ui
 from app.gui.formatting import count_text
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
-from app.gui.widgets import (
-    STRETCH,
-    button,
-    close_buttons,
-    frame_dialog,
-    hbox,
-    label,
-    path_list,
-    row_texts,
-    show_rows,
-    vbox,
-)
 
 
 class ErrorsDialog(QDialog):
@@ -42,26 +31,30 @@ class ErrorsDialog(QDialog):
         super().__init__(parent)
         self.session = session
         self.folder = folder
-        frame_dialog(self, "errorsDialog", "Photos that could not be read", 880, 360)
-        self.summary = label("Loading…", self, wrap=True)
-        self.list = path_list(
+        ui.frame_dialog(self, "errorsDialog", "Photos that could not be read", 880, 360)
+        self.summary = ui.label("Loading…", self, wrap=True)
+        self.list = ui.path_list(
             self, "errorList", ["File", "Why it could not be read"], path_width=360, several=True
         )
         self.list.itemSelectionChanged.connect(self._selection)
-        self.retry_button = button(
+        self.retry_button = ui.button(
             "Retry selected",
             self,
             lambda: self.retry(self.selected_paths()),
             name="retrySelected",
         )
-        self.retry_all_button = button(
+        self.retry_all_button = ui.button(
             "Retry all", self, lambda: self.retry(self.paths()), name="retryAll"
         )
-        self.copy_button = button("Copy paths", self, self._copy)
-        row = hbox(
-            self.retry_button, self.retry_all_button, self.copy_button, STRETCH, close_buttons(self)
+        self.copy_button = ui.button("Copy paths", self, self._copy)
+        row = ui.hbox(
+            self.retry_button,
+            self.retry_all_button,
+            self.copy_button,
+            ui.STRETCH,
+            ui.close_buttons(self),
         )
-        vbox(self.summary, (self.list, 1), row, parent=self)
+        ui.vbox(self.summary, (self.list, 1), row, parent=self)
         self._selection()
         session.indexingDone.connect(bound(self, lambda _run: self.refresh()))
         self.refresh()
@@ -77,7 +70,7 @@ class ErrorsDialog(QDialog):
         )
 
     def _show(self, rows: list[tuple[str, str]]) -> None:
-        show_rows(self.list, rows)
+        ui.show_rows(self.list, rows)
         where = f" in {self.folder}" if self.folder else ""
         self.summary.setText(
             f"{count_text(len(rows), 'file')}{where} could not be read. They are tried again "
@@ -91,7 +84,7 @@ class ErrorsDialog(QDialog):
 
     def rows(self) -> list[tuple[str, ...]]:
         """The listed (path, reason) pairs."""
-        return row_texts(self.list)
+        return ui.row_texts(self.list)
 
     def paths(self) -> list[str]:
         """Every listed path."""

@@ -19,11 +19,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import config
+from app.gui import widgets as ui
 from app.gui.config import GuiSettings
 from app.gui.models_panel import list_models
 from app.gui.session import Session
 from app.gui.tasks import Task
-from app.gui.widgets import STRETCH, button, choices, form, frame_dialog, hbox, label, vbox
 from app.gui.wizard import DEVICE_LABELS, parse_excludes, precision_choice
 
 
@@ -36,15 +36,15 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.session = session
         self.settings = settings
-        frame_dialog(self, "settingsDialog", "Settings", 620, 420)
+        ui.frame_dialog(self, "settingsDialog", "Settings", 620, 420)
 
         self.library = QLineEdit(str(session.library_dir), self)
         self.library.setObjectName("libraryPath")
-        library_row = hbox((self.library, 1), button("Change…", self, self._browse))
+        library_row = ui.hbox((self.library, 1), ui.button("Change…", self, self._browse))
         self.model = QComboBox(self)
         self.model.setObjectName("defaultModel")
         self.model.addItem("Automatic (best installed)", None)
-        self.device = choices(self, "device", DEVICE_LABELS, session.device)
+        self.device = ui.choices(self, "device", DEVICE_LABELS, session.device)
         self.precision = precision_choice(self, session.precision, "precision")
         self.results = QSpinBox(self)
         self.results.setObjectName("resultCount")
@@ -60,7 +60,7 @@ class SettingsDialog(QDialog):
             "Watches the library folders; a photo copied into one is searchable seconds later"
         )
         self.watch.setChecked(settings.watch_folders)
-        note = label(
+        note = ui.label(
             "Model, device, result count and exclusions are stored in the library and shared with "
             "the command line (lotlip-search). Exclusions apply to folders added from now on and "
             "to the next update of existing ones.",
@@ -68,7 +68,7 @@ class SettingsDialog(QDialog):
             name="mutedLabel",
             wrap=True,
         )
-        rows = form(
+        rows = ui.form(
             ("Library folder:", library_row),
             ("Model:", self.model),
             ("Run models on:", self.device),
@@ -82,7 +82,7 @@ class SettingsDialog(QDialog):
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        vbox(rows, note, STRETCH, buttons, parent=self)
+        ui.vbox(rows, note, ui.STRETCH, buttons, parent=self)
 
         task = Task(lambda _r, _c: list_models(), name="settings-models")
         task.succeeded.connect(self._models)

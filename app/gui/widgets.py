@@ -139,11 +139,17 @@ def frame_dialog(window: QWidget, name: str, title: str, width: int, height: int
 
 
 def path_list(
-    parent: QWidget, name: str, headers: Sequence[str], *, path_width: int, several: bool = False
+    parent: QWidget,
+    name: str,
+    headers: Sequence[str],
+    *,
+    path_width: int | None = None,
+    several: bool = False,
 ) -> QTreeWidget:
-    """A flat list whose first column is a path (elided in the middle, ``path_width`` wide).
+    """A flat list whose first column is a path (elided in the middle).
 
-    ``several``: Ctrl/Shift-click select several rows.
+    ``path_width``: that column's first width, the last column taking the rest (None: the
+    caller sizes the columns). ``several``: Ctrl/Shift-click select several rows.
     """
     tree = QTreeWidget(parent)
     tree.setObjectName(name)
@@ -153,9 +159,10 @@ def path_list(
     if several:
         tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
     tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-    tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-    tree.header().setStretchLastSection(True)
-    tree.setColumnWidth(0, path_width)
+    if path_width is not None:
+        tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        tree.header().setStretchLastSection(True)
+        tree.setColumnWidth(0, path_width)
     return tree
 
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.gui import widgets as ui
 from app.gui.formatting import count_text, human_duration, rate_text
 from app.gui.icons import app_icon
 from app.gui.models_panel import ModelPanel
@@ -40,18 +41,6 @@ from app.gui.session import IndexingRun, Session
 from app.gui.status import progress_line, show_percent
 from app.gui.tasks import Task, bound
 from app.gui.theme import WARNING
-from app.gui.widgets import (
-    STRETCH,
-    button,
-    choices,
-    form,
-    hbox,
-    label,
-    path_list,
-    row_texts,
-    show_rows,
-    vbox,
-)
 
 PAGE_FOLDERS, PAGE_MODEL, PAGE_SUMMARY, PAGE_RUN = range(4)
 DEVICE_LABELS = {
@@ -72,7 +61,7 @@ PRECISION_LABELS = {
 
 def precision_choice(parent: QWidget, current: str, name: str) -> QComboBox:
     """A combo box of :data:`PRECISION_LABELS` with ``current`` selected."""
-    box = choices(parent, name, PRECISION_LABELS, current)
+    box = ui.choices(parent, name, PRECISION_LABELS, current)
     box.setToolTip(
         "How precisely the model computes. bf16 and int8 are faster on the CPU and rank "
         "photos like fp32; photos indexed at one precision are searched at any other."
@@ -160,22 +149,24 @@ class FoldersPage(SessionPage):
         self.list = QListWidget(self)
         self.list.setObjectName("folderList")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.remove_button = button("Remove", self, self.remove_selected)
-        buttons = vbox(button("Add folder…", self, self.choose_folder), self.remove_button, STRETCH)
+        self.remove_button = ui.button("Remove", self, self.remove_selected)
+        buttons = ui.vbox(
+            ui.button("Add folder…", self, self.choose_folder), self.remove_button, ui.STRETCH
+        )
         self.excludes = QPlainTextEdit(self)
         self.excludes.setObjectName("excludes")
         self.excludes.setPlaceholderText("*/Screenshots/*\n*.gif")
         self.excludes.setPlainText("\n".join(session.excludes))
         self.excludes.setMaximumHeight(90)
-        hint = label(
+        hint = ui.label(
             "Skip files and folders matching these patterns, one per line (e.g. "
             "<code>*/Screenshots/*</code> or <code>private/</code>). Hidden folders are skipped.",
             self,
             name="mutedLabel",
             wrap=True,
         )
-        row = hbox((self.list, 1), buttons)
-        vbox((row, 1), QLabel("<b>Exclusions</b>", self), self.excludes, hint, parent=self)
+        row = ui.hbox((self.list, 1), buttons)
+        ui.vbox((row, 1), QLabel("<b>Exclusions</b>", self), self.excludes, hint, parent=self)
         for path in session.info.folders:
             self.add_folder(path)
         self.list.itemSelectionChanged.connect(self._selection)
@@ -233,11 +224,11 @@ class ModelPage(SessionPage):
         self.panel.changed.connect(self.completeChanged)
         self.panel.selectionChanged.connect(lambda _name: self.completeChanged.emit())
         self.panel.busyChanged.connect(lambda _busy: self.completeChanged.emit())
-        self.device = choices(self, "deviceChoice", DEVICE_LABELS, session.device)
+        self.device = ui.choices(self, "deviceChoice", DEVICE_LABELS, session.device)
         self.panel.changed.connect(self._devices_known)
         self.precision = precision_choice(self, session.precision, "precisionChoice")
-        rows = form(("Run on:", self.device), ("Precision:", self.precision))
-        vbox((self.panel, 1), rows, parent=self)
+        rows = ui.form(("Run on:", self.device), ("Precision:", self.precision))
+        ui.vbox((self.panel, 1), rows, parent=self)
         self._started = False
 
     def initializePage(self) -> None:
@@ -293,17 +284,17 @@ class SummaryPage(SessionPage):
         )
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start indexing")
-        self.headline = label("", self, name="summaryHeadline")
+        self.headline = ui.label("", self, name="summaryHeadline")
         font = self.headline.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
         font.setBold(True)
         self.headline.setFont(font)
-        self.details = label("", self, wrap=True, rich=True)
+        self.details = ui.label("", self, wrap=True, rich=True)
         self.scan_bar = QProgressBar(self)
         self.scan_bar.setRange(0, 0)
         self.scan_bar.setMaximumHeight(10)
         self.scan_bar.setTextVisible(False)
-        vbox(self.headline, self.scan_bar, self.details, STRETCH, parent=self)
+        ui.vbox(self.headline, self.scan_bar, self.details, ui.STRETCH, parent=self)
         self.summary: ScanSummary | None = None
         self._task: Task | None = None
 
@@ -412,27 +403,27 @@ class RunPage(SessionPage):
         self.bar = QProgressBar(self)
         self.bar.setObjectName("indexProgress")
         self.bar.setRange(0, 0)
-        self.phase = label("Starting…", self, name="indexPhase")
-        self.current = label("", self, name="indexCurrent")
+        self.phase = ui.label("Starting…", self, name="indexPhase")
+        self.current = ui.label("", self, name="indexCurrent")
         self.current.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.current.setMinimumWidth(200)
-        self.rate = label("—", self, name="indexRate")
-        self.eta = label("—", self, name="indexEta")
-        self.stop_button = button(
+        self.rate = ui.label("—", self, name="indexRate")
+        self.eta = ui.label("—", self, name="indexEta")
+        self.stop_button = ui.button(
             "Stop indexing",
             self,
             self.stop,
             name="stopIndexing",
             tip="Stop after the current batch; what is done is kept",
         )
-        self.result = label("", self, name="indexResult", wrap=True)
-        self.failures = path_list(
+        self.result = ui.label("", self, name="indexResult", wrap=True)
+        self.failures = ui.path_list(
             self, "failureList", ["File", "Why it could not be indexed"], path_width=380
         )
         self.failures.hide()
-        rows = form(("Now:", self.current), ("Speed:", self.rate), ("Time left:", self.eta))
-        stop_row = hbox(STRETCH, self.stop_button)
-        vbox(self.phase, self.bar, rows, stop_row, self.result, (self.failures, 1), parent=self)
+        rows = ui.form(("Now:", self.current), ("Speed:", self.rate), ("Time left:", self.eta))
+        stop_row = ui.hbox(ui.STRETCH, self.stop_button)
+        ui.vbox(self.phase, self.bar, rows, stop_row, self.result, (self.failures, 1), parent=self)
 
     def initializePage(self) -> None:
         """Register the folders and settings, then start (or attach to) the run."""
@@ -535,12 +526,12 @@ class RunPage(SessionPage):
 
     def show_failures(self, failures: list[tuple[str, str]]) -> None:
         """List failed files with their reasons."""
-        show_rows(self.failures, failures)
+        ui.show_rows(self.failures, failures)
         self.failures.setVisible(bool(failures))
 
     def failure_rows(self) -> list[tuple[str, ...]]:
         """The listed failures (for tests and copying)."""
-        return row_texts(self.failures)
+        return ui.row_texts(self.failures)
 
     def isComplete(self) -> bool:
         """Finish is enabled once the run ended."""
@@ -582,7 +573,7 @@ class IndexWizard(QWizard):
             cancel.setText("Cancel")
 
     def start_run(self) -> IndexingRun:
-        """Store the choices in the library and start indexing the chosen folders."""
+        """Store the ui.choices in the library and start indexing the chosen folders."""
         folders = self.folders_page.folders()
         excludes = self.folders_page.exclude_patterns()
         model = self.model_page.model_name()
