@@ -104,7 +104,7 @@ class ErrorsDialog(QDialog):
         library, session = self.session.library, self.session
 
         def work(_r: Any, _c: Any) -> list[str]:
-            fs.clear_failures(library, paths)
+            library.store.clear_failures(paths)
             return fs.roots_of(library, paths)
 
         def cleared(roots: list[str]) -> None:

@@ -9,7 +9,7 @@ because the indexer holds the library's write lock in this process.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -27,6 +27,9 @@ from app.gui import widgets as ui
 from app.gui.formatting import count_text
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
+
+if TYPE_CHECKING:
+    from app.library.library import FolderStatus
 
 COLUMNS = ("Folder", "Photos", "Waiting", "Could not be read", "Status")
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -48,7 +51,7 @@ class FoldersDialog(QDialog):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.statuses: list[fs.FolderStatus] = []
+        self.statuses: list[FolderStatus] = []
         self._loading = False
         self._again = False
         ui.frame_dialog(self, "foldersDialog", "Library folders", 820, 320)
@@ -128,7 +131,7 @@ class FoldersDialog(QDialog):
     def _failed(self, message: str) -> None:
         self.summary.setText(f"The folders could not be counted: {message}")
 
-    def _show(self, statuses: list[fs.FolderStatus]) -> None:
+    def _show(self, statuses: list[FolderStatus]) -> None:
         selected = set(self.selected_paths())
         self.statuses = statuses
         self.list.clear()
@@ -157,7 +160,7 @@ class FoldersDialog(QDialog):
         self.refreshed.emit(statuses)
 
     @staticmethod
-    def _cells(status: fs.FolderStatus) -> list[str]:
+    def _cells(status: FolderStatus) -> list[str]:
         pending = "—" if status.pending is None else f"{status.pending:,}"
         return [
             status.path,
@@ -167,13 +170,13 @@ class FoldersDialog(QDialog):
             "Online" if status.online else "Offline",
         ]
 
-    def _summarise(self, statuses: list[fs.FolderStatus]) -> None:
+    def _summarise(self, statuses: list[FolderStatus]) -> None:
         if not statuses:
             self.summary.setText("No folders yet. Add one to start.")
             self.errors_link.hide()
             return
         photos = sum(s.photos for s in statuses)
-        waiting = fs.total_pending(statuses)
+        waiting = sum(s.pending or 0 for s in statuses)
         offline = sum(1 for s in statuses if not s.online)
         parts = [f"{count_text(photos, 'photo')} in {count_text(len(statuses), 'folder')}"]
         if waiting:
@@ -255,7 +258,7 @@ class FoldersDialog(QDialog):
     def remove(self, paths: list[str]) -> None:
         """Forget ``paths`` (what ``lotlip-search forget`` does) in a worker thread."""
         self._write(
-            lambda library: sum(fs.forget_folder(library, p) for p in paths),
+            lambda library: sum(library.forget(p) for p in paths),
             lambda n: f"Removed {count_text(n, 'photo')} from the library",
         )
 
