@@ -19,7 +19,6 @@ long is elided (:class:`~app.gui.panels.ElidedLabel`) and only a size the user c
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui import desktop, sentences
+from app.gui import sentences
 from app.gui.actions import build_menus, results_context_menu
 from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
@@ -60,6 +59,7 @@ from app.gui.formatting import count_text
 from app.gui.icons import app_icon
 from app.gui.library_tools import install_library_tools
 from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
+from app.gui.photo_actions import PhotoActions
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
 from app.gui.requests import Filters, SearchOutcome, SearchRequest, same_query
@@ -67,8 +67,7 @@ from app.gui.results import ResultItem, ResultsModel, local_image_paths
 from app.gui.results_view import ResultsView
 from app.gui.session import IndexingRun, LibraryInfo, Session
 from app.gui.status import IndexingStatus, counts_line
-from app.gui.tasks import Task, bound
-from app.gui.thumbnails import ThumbnailCache, load_scaled
+from app.gui.thumbnails import ThumbnailCache
 from app.gui.viewer import PhotoViewer
 
 log = logging.getLogger(__name__)
@@ -84,7 +83,6 @@ MODEL_LOAD_DELAY_MS = 120
 LIVE_BROWSE_LIMIT = 200
 QUIT_WAIT_MS = 600  # how long quitting waits for background work to stop at a safe point
 DEFAULT_SIZE = QSize(1180, 760)
-CLIPBOARD_EDGE = 8192
 
 
 class ExampleChip(QFrame):
@@ -134,6 +132,7 @@ class MainWindow(QMainWindow):
         self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
         self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
+        self.photos = PhotoActions(self)  # open, show in folder, copy, export, remove
         self.results = ResultsModel(self)
         self.results.set_items([], self.browse_order())
         self._build_widgets()
@@ -230,7 +229,7 @@ class MainWindow(QMainWindow):
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
         self.view.currentItemChanged.connect(self._current_changed)
-        self.view.openRequested.connect(lambda _item: self.view_current())
+        self.view.openRequested.connect(lambda _item: self.with_current(self.view_item))
         self.view.previewRequested.connect(self._preview_item)
         self.view.escapePressed.connect(self.focus_query)
         self.view.contextMenuRequested.connect(self._context_menu)
@@ -251,9 +250,9 @@ class MainWindow(QMainWindow):
         results_layout.addWidget(self.stack, 1)
 
         self.preview = PreviewPane(self.session.tasks, self)
-        self.preview.openRequested.connect(self.open_item)
-        self.preview.revealRequested.connect(self.reveal_item)
-        self.preview.copyRequested.connect(lambda item: self.copy_paths([item]))
+        self.preview.openRequested.connect(self.photos.open)
+        self.preview.revealRequested.connect(self.photos.reveal)
+        self.preview.copyRequested.connect(lambda item: self.photos.copy_paths([item]))
         self.preview.similarRequested.connect(self.search_similar)
         self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -530,15 +529,15 @@ class MainWindow(QMainWindow):
 
     def _filters_changed(self, _filters: Filters) -> None:
         if self.request is not None:
-            self._search_again()
+            self.search_again()
 
     def _not_changed(self) -> None:
         if self.request is not None and self.request.mode != "browse":
-            self._search_again()
+            self.search_again()
         elif self.query.text().strip():
             self.search_text(self.query.text())
 
-    def _search_again(self) -> None:
+    def search_again(self) -> None:
         """The current search with the filters and not-terms as they are now."""
         assert self.request is not None
         self.run_request(
@@ -550,19 +549,8 @@ class MainWindow(QMainWindow):
             quiet=self.request.mode == "browse",
         )
 
-    def fill_recent(self) -> None:
-        """Fill Search ▸ Recent descriptions (just before it opens)."""
-        self.recent_menu.clear()
-        queries = self.settings.recent_queries()
-        for text in queries[:15]:
-            label = " ".join(text.split())
-            label = label[:70] + "…" if len(label) > 70 else label
-            action = self.recent_menu.addAction(label.replace("&", "&&"))
-            action.triggered.connect(lambda _checked=False, t=text: self._run_recent(t))
-        if not queries:
-            self.recent_menu.addAction("No searches yet").setEnabled(False)
-
-    def _run_recent(self, text: str) -> None:
+    def search_recent(self, text: str) -> None:
+        """Put a recent description back in the query box and search for it."""
         self.query.set_text(text)
         self.search_text(text)
 
@@ -630,150 +618,11 @@ class MainWindow(QMainWindow):
         current = self.view.current_item()
         return items or ([current] if current is not None else [])
 
-    def _report(self, message: str, timeout_ms: int = 8000) -> None:
-        self.statusBar().showMessage(message, timeout_ms)
-
-    def _missing(self, item: ResultItem) -> bool:
-        """Say so when the photo's file is gone (moved, deleted, drive unplugged)."""
-        if os.path.exists(item.path):
-            return False
-        self._report(f"{item.name} is no longer at {os.path.dirname(item.path)}")
-        return True
-
-    def open_item(self, item: ResultItem) -> None:
-        """Open a photo in the default application (a failure is reported)."""
-        if not self._missing(item) and not desktop.open_file(item.path):
-            self._report(f"No application could open {item.name}")
-
-    def reveal_item(self, item: ResultItem) -> None:
-        """Show a photo in the file manager (a failure is reported like :meth:`open_item`)."""
-        if not self._missing(item) and not desktop.reveal_in_file_manager(item.path):
-            self._report(f"No file manager could show {item.name}")
-
-    def copy_paths(self, items: list[ResultItem]) -> None:
-        """Copy paths of ``items`` to the clipboard."""
-        desktop.copy_paths([i.path for i in items])
-        self._report(f"Copied {count_text(len(items), 'path')}", 3000)
-
-    def copy_image(self, item: ResultItem) -> None:
-        """Put the photo itself on the clipboard (decoded in a worker, EXIF-oriented)."""
-        if self._missing(item):
-            return
-        path = item.path
-        task = Task(lambda _r, _c: load_scaled(path, CLIPBOARD_EDGE), name="copy-image")
-        task.succeeded.connect(bound(self, lambda image: self._image_copied(item, image)))
-        task.failed.connect(
-            bound(self, lambda message: self._report(f"Cannot copy {item.name}: {message}"))
-        )
-        self.session.tasks.start(task)
-
-    def _image_copied(self, item: ResultItem, image: Any) -> None:
-        QGuiApplication.clipboard().setImage(image)
-        self._report(f"Copied the image {item.name}", 3000)
-
-    def _with_current(self, action: Any) -> None:
+    def with_current(self, action: Any) -> None:
+        """Call ``action`` with the current photo, if there is one."""
         item = self.view.current_item()
         if item is not None:
             action(item)
-
-    def view_current(self) -> None:
-        """Open the current photo in the full-screen viewer (Enter, double-click)."""
-        self._with_current(self.view_item)
-
-    def open_current(self) -> None:
-        """Open the current photo in the default application."""
-        self._with_current(self.open_item)
-
-    def reveal_current(self) -> None:
-        """Show the current photo in the file manager."""
-        self._with_current(self.reveal_item)
-
-    def copy_image_current(self) -> None:
-        """Copy the current photo as an image."""
-        self._with_current(self.copy_image)
-
-    def similar_current(self) -> None:
-        """Photos similar to the current one."""
-        self._with_current(self.search_similar)
-
-    def copy_selected(self) -> None:
-        """Copy the paths of the selected photos."""
-        items = self.selected_items()
-        if items:
-            self.copy_paths(items)
-
-    def captions_selected(self) -> None:
-        """Caption editor for the selected photos."""
-        self.open_captions(None)
-
-    def export_selected(self, folder: str | None = None) -> Task | None:
-        """Copy the selected files into a folder (asked for when ``folder`` is None)."""
-        return self.export_items(self.selected_items(), folder)
-
-    def export_items(self, items: list[ResultItem], folder: str | None = None) -> Task | None:
-        """Copy the files of ``items`` into a folder (asked for when ``folder`` is None)."""
-        from PySide6.QtWidgets import QFileDialog
-
-        from app.gui.export import export_files
-
-        if not items:
-            self._report("Select one or more photos to export", 5000)
-            return None
-        if not folder:
-            folder = QFileDialog.getExistingDirectory(
-                self, f"Export {count_text(len(items), 'photo')} to", str(Path.home())
-            )
-            if not folder:
-                return None
-        paths = [i.path for i in items]
-        target = folder
-        task = Task(lambda _r, cancelled: export_files(paths, target, cancelled), name="export")
-        task.succeeded.connect(bound(self, lambda report: self._exported(report, target)))
-        task.failed.connect(bound(self, lambda message: self._report(f"Export failed: {message}")))
-        self._report(f"Copying {count_text(len(paths), 'photo')} to {folder}…", 0)
-        return self.session.tasks.start(task)
-
-    def _exported(self, report: Any, folder: str) -> None:
-        text = f"Copied {count_text(len(report.copied), 'photo')} to {folder}"
-        if report.failed:
-            path, reason = report.failed[0]
-            text += (
-                f"; {len(report.failed)} could not be copied ({os.path.basename(path)}: {reason})"
-            )
-        self._report(text, 15000)
-
-    def remove_selected(self, confirm: bool = True) -> Task | None:
-        """Forget the selected photos (the files stay on disk; the next index skips them)."""
-        return self.remove_items(self.selected_items(), confirm)
-
-    def remove_items(self, items: list[ResultItem], confirm: bool = True) -> Task | None:
-        """Forget ``items`` (the files stay on disk; the next index skips them)."""
-        if not items:
-            return None
-        if self.session.busy():
-            self._report("Wait for the indexing to finish before removing photos", 8000)
-            return None
-        what = items[0].name if len(items) == 1 else count_text(len(items), "photo")
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                "Remove from library",
-                f"Remove {what} from the library? The files stay on disk, and updating the "
-                "index will not add them again.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
-        library, paths = self.session.library, [i.path for i in items]
-        task = Task(lambda _r, _c: sum(library.forget(p) for p in paths), name="remove")
-        task.succeeded.connect(bound(self, lambda n: self._removed(n)))
-        task.failed.connect(bound(self, lambda message: self._report(f"Cannot remove: {message}")))
-        return self.session.tasks.start(task)
-
-    def _removed(self, count: int) -> None:
-        self._report(f"Removed {count_text(count, 'photo')} from the library", 8000)
-        self.session.refresh_info()
-        if self.request is not None:
-            self._search_again()
 
     def _context_menu(self, position: QPoint) -> None:
         items = self.selected_items()
@@ -789,7 +638,7 @@ class MainWindow(QMainWindow):
             self.viewer.closed.connect(self._viewer_closed)
         row = self.results.row_of(item.path)
         if row < 0:  # the grid changed meanwhile
-            self._report(f"{item.name} is not among the results any more", 5000)
+            self.statusBar().showMessage(f"{item.name} is not among the results any more", 5000)
             return self.viewer
         self.viewer.show_row(row)
         self.viewer.showFullScreen()
@@ -929,46 +778,6 @@ class MainWindow(QMainWindow):
         from app.gui.finetune_dialog import FinetuneDialog
 
         return self._dialog("finetune", lambda: FinetuneDialog(self.session, self))
-
-    def show_shortcuts(self) -> None:
-        """A table of keyboard shortcuts."""
-        rows = [
-            ("Ctrl+L, Ctrl+F", "Type a description"),
-            ("Enter / Shift+Enter", "Search / new line in the description"),
-            ("Arrow keys", "Move through the results"),
-            ("Enter, double-click", "View full screen (arrows move, +/- zoom, 0 fits, Esc back)"),
-            ("Ctrl+O", "Open in the default application"),
-            ("Ctrl+A, Ctrl/Shift-click", "Select several photos"),
-            ("Right click", "Photo actions"),
-            ("Space", "Show it in the preview pane"),
-            ("Escape", "Back to the description"),
-            ("Ctrl+M", "Find similar photos"),
-            ("Ctrl+E", "Search by an example image (or drop one on the window)"),
-            ("Ctrl+Shift+C", "Copy the paths of the selected photos"),
-            ("Ctrl+Shift+X", "Export the selected files to a folder"),
-            ("Ctrl+Shift+O", "Show in the file manager"),
-            ("Ctrl+= / Ctrl+-", "Larger / smaller thumbnails"),
-            ("F9", "Show or hide the preview"),
-            ("Ctrl+I / F5", "Add folders / update the index"),
-        ]
-        html = (
-            "<table cellspacing=6>"
-            + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
-            + "</table>"
-        )
-        QMessageBox.information(self, "Keyboard shortcuts", html)
-
-    def show_about(self) -> None:
-        """Version and a line about the model."""
-        from app.gui import __version__
-
-        QMessageBox.about(
-            self,
-            "About LoTLIP Search",
-            f"<h3>LoTLIP Search {__version__}</h3>"
-            "<p>Finds photos from paragraph-long descriptions with LoTLIP, a CLIP-style model "
-            "trained for long texts (corner tokens). Everything runs locally.</p>",
-        )
 
     # -- showing and closing ------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
