@@ -263,7 +263,7 @@ def fill_recent(window: MainWindow) -> None:
         label = " ".join(text.split())
         label = label[:70] + "…" if len(label) > 70 else label
         action = window.recent_menu.addAction(label.replace("&", "&&"))
-        action.triggered.connect(lambda _checked=False, t=text: window.search_recent(t))
+        action.triggered.connect(lambda _checked=False, t=text: window.search_for(t))
     if not queries:
         window.recent_menu.addAction("No searches yet").setEnabled(False)
 

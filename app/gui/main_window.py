@@ -36,24 +36,21 @@ from PySide6.QtGui import (
     QStandardItemModel,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QFrame,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QSlider,
     QSplitter,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.gui import sentences
+from app.gui import widgets as ui
 from app.gui.actions import build_menus, results_context_menu
-from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
+from app.gui.config import THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
 from app.gui.icons import app_icon
@@ -95,15 +92,8 @@ class ExampleChip(QFrame):
         self.setObjectName("exampleChip")
         self.label = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
         self.label.setMaximumWidth(260)
-        clear = QPushButton("✕", self)
-        clear.setFlat(True)
-        clear.setFixedWidth(24)
-        clear.setToolTip("Stop searching by example")
-        clear.clicked.connect(self.cleared)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 2, 2, 2)
-        layout.addWidget(self.label)
-        layout.addWidget(clear)
+        clear = ui.dismiss_button(self, "Stop searching by example", self.cleared)
+        ui.hbox(self.label, clear, parent=self, margins=(8, 2, 2, 2))
         self.hide()
 
     def show_for(self, text: str) -> None:
@@ -159,11 +149,14 @@ class MainWindow(QMainWindow):
         self.query.imageDropped.connect(self.search_like)
         self.counter = WordPieceCounter(self.query, self)
         self.counter.levelChanged.connect(self._counter_level)
-        self.search_button = QPushButton("Search", self)
-        self.search_button.setObjectName("searchButton")
+        self.search_button = ui.button(
+            "Search",
+            self,
+            lambda: self.search_text(self.query.text()),
+            name="searchButton",
+            tip="Search (Enter)",
+        )
         self.search_button.setDefault(True)
-        self.search_button.setToolTip("Search (Enter)")
-        self.search_button.clicked.connect(lambda: self.search_text(self.query.text()))
         self.filters = FilterBar(self)
         self.filters.changed.connect(self._filters_changed)
         self.example = ExampleChip(self)
@@ -180,32 +173,17 @@ class MainWindow(QMainWindow):
         self.not_edit.returnPressed.connect(self._not_changed)
 
         self.query_bar = QWidget(self)
-        query_row = QHBoxLayout(self.query_bar)
-        query_row.setContentsMargins(0, 0, 0, 0)
-        query_row.setSpacing(8)
-        query_row.addWidget(self.query, 1)
-        button_column = QVBoxLayout()
-        button_column.addWidget(self.search_button)
-        button_column.addStretch(1)
-        query_row.addLayout(button_column)
+        button_column = ui.vbox(self.search_button, ui.STRETCH)
+        ui.hbox((self.query, 1), button_column, parent=self.query_bar, margins=0, spacing=8)
         self.filter_bar = QWidget(self)
-        filter_row = QHBoxLayout(self.filter_bar)
-        filter_row.setContentsMargins(0, 0, 0, 0)
-        filter_row.addWidget(self.filters, 1)
-        filter_row.addWidget(self.example)
         not_label = QLabel("Not:", self)
         not_label.setBuddy(self.not_edit)
-        filter_row.addWidget(not_label)
-        filter_row.addWidget(self.not_edit)
-        filter_row.addWidget(self.counter)
+        filters = ((self.filters, 1), self.example, not_label, self.not_edit, self.counter)
+        ui.hbox(*filters, parent=self.filter_bar, margins=0)
 
         self.summary = ElidedLabel("", self)
         self.summary.setObjectName("resultsSummary")
-        self.sort = QComboBox(self)
-        self.sort.setObjectName("sortOrder")
-        for key in SORT_ORDERS:
-            self.sort.addItem(SORT_LABELS[key], key)
-        self.sort.setCurrentIndex(SORT_ORDERS.index(self.browse_order()))
+        self.sort = ui.choices(self, "sortOrder", SORT_LABELS, self.browse_order())
         self.sort.currentIndexChanged.connect(self._sort_changed)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.size_slider.setObjectName("thumbSize")
@@ -217,14 +195,8 @@ class MainWindow(QMainWindow):
         self.size_slider.setToolTip("Thumbnail size (Ctrl+= / Ctrl+-)")
         self.size_slider.valueChanged.connect(self._size_changed)
         self.results_header = QWidget(self)
-        header = QHBoxLayout(self.results_header)
-        header.setContentsMargins(2, 0, 2, 0)
-        header.addWidget(self.summary, 1)
-        header.addWidget(QLabel("Sort:", self))
-        header.addWidget(self.sort)
-        header.addSpacing(10)
-        header.addWidget(QLabel("Size:", self))
-        header.addWidget(self.size_slider)
+        header = ((self.summary, 1), QLabel("Sort:", self), self.sort, 10, QLabel("Size:", self))
+        ui.hbox(*header, self.size_slider, parent=self.results_header, margins=(2, 0, 2, 0))
 
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
@@ -243,11 +215,7 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.empty)
 
         results_panel = QWidget(self)
-        results_layout = QVBoxLayout(results_panel)
-        results_layout.setContentsMargins(0, 0, 0, 0)
-        results_layout.setSpacing(4)
-        results_layout.addWidget(self.results_header)
-        results_layout.addWidget(self.stack, 1)
+        ui.vbox(self.results_header, (self.stack, 1), parent=results_panel, margins=0, spacing=4)
 
         self.preview = PreviewPane(self.session.tasks, self)
         self.preview.openRequested.connect(self.photos.open)
@@ -266,13 +234,8 @@ class MainWindow(QMainWindow):
         self.preview.setVisible(self.settings.preview_visible)
 
         central = QWidget(self)
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(10, 8, 10, 4)
-        layout.setSpacing(6)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.query_bar)
-        layout.addWidget(self.filter_bar)
-        layout.addWidget(self.splitter, 1)
+        parts = (self.banner, self.query_bar, self.filter_bar, (self.splitter, 1))
+        ui.vbox(*parts, parent=central, margins=(10, 8, 10, 4), spacing=6)
         self.setCentralWidget(central)
 
         self.counts_label = ElidedLabel("", self)
@@ -549,8 +512,8 @@ class MainWindow(QMainWindow):
             quiet=self.request.mode == "browse",
         )
 
-    def search_recent(self, text: str) -> None:
-        """Put a recent description back in the query box and search for it."""
+    def search_for(self, text: str) -> None:
+        """Put ``text`` in the query box and search for it (a recent or an example query)."""
         self.query.set_text(text)
         self.search_text(text)
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.icons import app_icon
 
 WELCOME_TEXT_WIDTH = 560
@@ -114,24 +115,14 @@ class ModelBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("modelBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.text = QLabel(self)
-        self.text.setObjectName("modelBannerText")
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.button = QPushButton("Get the official model…", self)
-        self.button.setObjectName("getOfficialModel")
-        self.button.clicked.connect(self.getOfficialRequested)
-        close = QPushButton("✕", self)
-        close.setObjectName("bannerClose")
-        close.setFlat(True)
-        close.setToolTip("Hide this notice for now")
-        close.setFixedWidth(28)
-        close.clicked.connect(self._dismiss)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 6, 6)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.button)
-        layout.addWidget(close)
+        self.text = ui.label("", self, name="modelBannerText", wrap=True, rich=True)
+        self.button = ui.button(
+            "Get the official model…", self, self.getOfficialRequested, name="getOfficialModel"
+        )
+        close = ui.dismiss_button(
+            self, "Hide this notice for now", self._dismiss, width=28, name="bannerClose"
+        )
+        ui.hbox((self.text, 1), self.button, close, parent=self, margins=(12, 6, 6, 6))
         self.set_model("lotlip-tiny", None)
 
     def set_model(self, name: str, warning: str | None, demo: str | None = None) -> None:

@@ -98,6 +98,16 @@ def button(
     return widget
 
 
+def dismiss_button(
+    parent: QWidget, tip: str, clicked: Callable[..., Any], *, width: int = 24, name: str = ""
+) -> QPushButton:
+    """The flat "✕" that closes a strip or a chip."""
+    widget = button("✕", parent, clicked, name=name, tip=tip)
+    widget.setFlat(True)
+    widget.setFixedWidth(width)
+    return widget
+
+
 def label(
     text: str, parent: QWidget, *, name: str = "", wrap: bool = False, rich: bool = False
 ) -> QLabel:
