@@ -11,27 +11,23 @@ import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QMessageBox,
     QProgressBar,
-    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.download import ModelDownload
 from app.gui.formatting import human_size
-from app.gui.tasks import Task, TaskSet, bound
+from app.gui.tasks import Task, TaskSet, bound, run_task
 
 KIND_LABELS = {
     "bundled": "bundled demo",
@@ -203,9 +199,8 @@ class ModelTable(QTreeWidget):
         row = self.currentItem()
         return row.data(0, Qt.ItemDataRole.UserRole) if row is not None else None
 
-    def selected_entry(self) -> ModelEntry | None:
-        """The selected model."""
-        name = self.selected_name()
+    def entry(self, name: str | None) -> ModelEntry | None:
+        """The listed model called ``name``, if any."""
         return next((e for e in self.entries if e.name == name), None)
 
     def select(self, name: str) -> None:
@@ -242,41 +237,30 @@ class ModelPanel(QWidget):
 
         self.table = ModelTable(self, show_indexed=show_indexed)
         self.table.currentItemChanged.connect(self._selection)
-        self.download_button = QPushButton("Download…", self)
-        self.download_button.setObjectName("downloadModel")
-        self.download_button.setToolTip("Download the selected official model from Hugging Face")
-        self.download_button.clicked.connect(lambda: self.start_download())
-        self.import_button = QPushButton("Import…", self)
-        self.import_button.setToolTip(
-            "Import an official checkpoint (.pt) you fetched yourself, or a model folder"
+        self.download_button = ui.button(
+            "Download…",
+            self,
+            lambda: self.start_download(),
+            name="downloadModel",
+            tip="Download the selected official model from Hugging Face",
         )
-        self.import_button.clicked.connect(self.import_interactively)
-        self.status = QLabel(self)
-        self.status.setObjectName("mutedLabel")
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.import_button = ui.button(
+            "Import…",
+            self,
+            self.import_interactively,
+            tip="Import an official checkpoint (.pt) you fetched yourself, or a model folder",
+        )
+        self.status = ui.label("", self, name="mutedLabel", wrap=True, rich=True)
         self.status.setOpenExternalLinks(True)
         # the offline instructions' links must be selectable and copyable
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.progress = QProgressBar(self)
         self.progress.hide()
-        self.cancel_button = QPushButton("Cancel download", self)
+        self.cancel_button = ui.button("Cancel download", self, self.cancel_download)
         self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_download)
-
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.import_button)
-        buttons.addStretch(1)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.status)
+        buttons = ui.hbox(self.download_button, self.import_button, ui.STRETCH)
+        progress_row = ui.hbox((self.progress, 1), self.cancel_button)
+        ui.vbox((self.table, 1), buttons, progress_row, self.status, parent=self, margins=0)
         self.status.setText("Looking for models…")
         self._update_buttons()
 
@@ -287,15 +271,16 @@ class ModelPanel(QWidget):
             self.current = current
         if indexed is not None:
             self.indexed = indexed
-        task = Task(lambda _r, _c: list_models(), name="list-models")
-        task.succeeded.connect(self._listed)
-        task.failed.connect(
-            bound(
+        run_task(
+            self.tasks,
+            lambda _r, _c: list_models(),
+            name="list-models",
+            on_success=self._listed,
+            on_failure=bound(
                 self,
                 lambda message: self.status.setText(f"Cannot list models: {html.escape(message)}"),
-            )
+            ),
         )
-        self.tasks.start(task)
 
     def set_indexed(self, indexed: dict[str, int]) -> None:
         """Update the "indexed photos" counts (keeps the selection)."""
@@ -320,7 +305,7 @@ class ModelPanel(QWidget):
 
     def selected(self) -> ModelEntry | None:
         """The selected model."""
-        return self.table.selected_entry()
+        return self.table.entry(self.table.selected_name())
 
     def _selection(self, *_args: object) -> None:
         self._update_buttons()
@@ -398,7 +383,7 @@ class ModelPanel(QWidget):
             self.status.setText(f"{name} is ready.")
         else:
             first = html.escape(message.splitlines()[0] if message else "The download failed.")
-            offline = offline_html(name) if self.entry_named(name) is not None else ""
+            offline = offline_html(name) if self.table.entry(name) is not None else ""
             self.status.setText(f"{first}<br>{offline}")
         self._update_buttons()
         self.busyChanged.emit(False)
@@ -456,16 +441,19 @@ class ModelPanel(QWidget):
 
     def start_import(self, source: Path, name: str, vocab: Path | None) -> Task:
         """Import in a worker thread (converting a large checkpoint takes a while)."""
-        task = Task(lambda _r, _c: import_model(source, name, vocab), name="import-model")
-        task.succeeded.connect(bound(self, lambda _path: self._import_done(name, "")))
-        task.failed.connect(bound(self, lambda message: self._import_done(name, message)))
-        self._import = task
+        self._import = run_task(
+            self.tasks,
+            lambda _r, _c: import_model(source, name, vocab),
+            name="import-model",
+            on_success=bound(self, lambda _path: self._import_done(name, "")),
+            on_failure=bound(self, lambda message: self._import_done(name, message)),
+        )
         self.progress.setRange(0, 0)
         self.progress.show()
         self.status.setText(f"Importing {name}…")
         self._update_buttons()
         self.busyChanged.emit(True)
-        return self.tasks.start(task)
+        return self._import
 
     def _import_done(self, name: str, error: str) -> None:
         self._import = None
@@ -484,7 +472,3 @@ class ModelPanel(QWidget):
         if self.download is not None and self.download.running:
             self.download.cancel()
             self.download.wait(5000)
-
-    def entry_named(self, name: str) -> Any:
-        """The listed entry called ``name``, if any."""
-        return next((e for e in self.table.entries if e.name == name), None)
