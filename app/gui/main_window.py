@@ -53,7 +53,6 @@ from app.gui.actions import build_menus, results_context_menu
 from app.gui.config import THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
-from app.gui.icons import app_icon
 from app.gui.library_tools import install_library_tools
 from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
 from app.gui.photo_actions import PhotoActions
@@ -110,7 +109,6 @@ class MainWindow(QMainWindow):
         self.session = session
         self.settings = settings or GuiSettings()
         self.setWindowTitle("LoTLIP Search")
-        self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.request: SearchRequest | None = None
         self.outcome: SearchOutcome | None = None
