@@ -115,7 +115,7 @@ class MainWindow(QMainWindow):
         self._pending_request: SearchRequest | None = None
         self._closing = False
         self._welcome_dismissed = False
-        self._dialogs: dict[str, QWidget] = {}
+        self.dialogs: dict[str, QWidget] = {}
         self.viewer: PhotoViewer | None = None
         self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
@@ -680,19 +680,21 @@ class MainWindow(QMainWindow):
         start_demo(self.session, self)
 
     # -- dialogs --------------------------------------------------------------------------------
-    def _dialog(self, key: str, factory: Any) -> Any:
-        dialog = self._dialogs.get(key)
+    def show_dialog(self, key: str, factory: Any) -> Any:
+        """Show the window's dialog ``key``, made by ``factory`` when there is none (a closed
+        dialog is deleted: the next one starts fresh)."""
+        dialog = self.dialogs.get(key)
         if dialog is None:
             dialog = factory()
             dialog.finished.connect(lambda _code, k=key: self._dialog_closed(k))
-            self._dialogs[key] = dialog
+            self.dialogs[key] = dialog
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
         return dialog
 
     def _dialog_closed(self, key: str) -> None:
-        dialog = self._dialogs.pop(key, None)
+        dialog = self.dialogs.pop(key, None)
         if dialog is not None:
             dialog.deleteLater()  # the next one starts fresh; nothing keeps the old alive
 
@@ -700,13 +702,13 @@ class MainWindow(QMainWindow):
         """The folder indexing wizard (shows the running indexing when there is one)."""
         from app.gui.wizard import IndexWizard
 
-        return self._dialog("wizard", lambda: IndexWizard(self.session, self))
+        return self.show_dialog("wizard", lambda: IndexWizard(self.session, self))
 
     def open_models(self, download: bool = False) -> Any:
         """The models dialog (``download``: start on the official download)."""
         from app.gui.models_dialog import ModelsDialog
 
-        dialog = self._dialog("models", lambda: ModelsDialog(self.session, self))
+        dialog = self.show_dialog("models", lambda: ModelsDialog(self.session, self))
         if download:
             dialog.focus_download()
         return dialog
@@ -715,7 +717,9 @@ class MainWindow(QMainWindow):
         """The settings dialog."""
         from app.gui.settings_dialog import SettingsDialog
 
-        return self._dialog("settings", lambda: SettingsDialog(self.session, self.settings, self))
+        return self.show_dialog(
+            "settings", lambda: SettingsDialog(self.session, self.settings, self)
+        )
 
     def open_captions(self, items: list[ResultItem] | None) -> Any:
         """Caption editor for ``items`` (None: the selection)."""
@@ -725,8 +729,8 @@ class MainWindow(QMainWindow):
         if not items:
             self.statusBar().showMessage("Select one or more photos to caption", 5000)
             return None
-        self._dialogs.pop("captions", None)
-        return self._dialog("captions", lambda: CaptionEditor(self.session, items, self))
+        self.dialogs.pop("captions", None)
+        return self.show_dialog("captions", lambda: CaptionEditor(self.session, items, self))
 
     def import_captions(self) -> Any:
         """Import a caption file (JSONL/CSV manifest) or a folder of sidecar captions."""
@@ -738,7 +742,7 @@ class MainWindow(QMainWindow):
         """The fine-tune dialog."""
         from app.gui.finetune_dialog import FinetuneDialog
 
-        return self._dialog("finetune", lambda: FinetuneDialog(self.session, self))
+        return self.show_dialog("finetune", lambda: FinetuneDialog(self.session, self))
 
     # -- showing and closing ------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
@@ -794,7 +798,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop indexing safely (it resumes next start), remember the layout, shut down."""
-        finetune = self._dialogs.get("finetune")
+        finetune = self.dialogs.get("finetune")
         if finetune is not None and getattr(finetune, "task", None) is not None:
             answer = QMessageBox.question(
                 self, "Quit", "A fine-tune is running. Stop it and quit? Nothing will be saved."
@@ -808,9 +812,8 @@ class MainWindow(QMainWindow):
             self.indexing_status.label.setText("Stopping…")
             self.session.indexing.task.cancel()  # not a user cancel: it resumes next start
         self._save_layout()
-        for dialog in list(self._dialogs.values()):
+        for dialog in list(self.dialogs.values()):
             dialog.close()
-        self.library_tools.close_all()
         self.thumbnails.shutdown(QUIT_WAIT_MS // 4)
         self.session.shutdown(QUIT_WAIT_MS)  # the process ends within a second (app.gui.main)
         event.accept()
