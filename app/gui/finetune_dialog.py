@@ -607,12 +607,9 @@ class FinetuneDialog(QDialog):
     def closeEvent(self, event: Any) -> None:
         """Closing stops a run (after the current step)."""
         if self.task is not None and self.task.isRunning():
-            if self.confirm_close:
-                answer = QMessageBox.question(
-                    self, "Fine-tune", "Stop fine-tuning? Nothing will be saved."
-                )
-                if answer != QMessageBox.StandardButton.Yes:
-                    event.ignore()
-                    return
+            question = "Stop fine-tuning? Nothing will be saved."
+            if self.confirm_close and not ui.confirm(self, "Fine-tune", question):
+                event.ignore()
+                return
             self.task.cancel()
         super().closeEvent(event)

@@ -246,13 +246,12 @@ class FoldersDialog(QDialog):
         if not paths:
             return
         names = "\n".join(paths[:8]) + ("\n…" if len(paths) > 8 else "")
-        answer = QMessageBox.question(
+        if ui.confirm(
             self,
             "Remove from the library",
             f"Remove these folders and their photos from the library?\n\n{names}\n\n"
             "The files on disk are not touched.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.remove(paths)
 
     def remove(self, paths: list[str]) -> None:

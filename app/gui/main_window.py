@@ -800,10 +800,8 @@ class MainWindow(QMainWindow):
         """Stop indexing safely (it resumes next start), remember the layout, shut down."""
         finetune = self.dialogs.get("finetune")
         if finetune is not None and getattr(finetune, "task", None) is not None:
-            answer = QMessageBox.question(
-                self, "Quit", "A fine-tune is running. Stop it and quit? Nothing will be saved."
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            question = "A fine-tune is running. Stop it and quit? Nothing will be saved."
+            if not ui.confirm(self, "Quit", question):
                 event.ignore()
                 return
             finetune.confirm_close = False

@@ -95,17 +95,15 @@ class ModelsDialog(QDialog):
             return
         indexed = self.session.info.embeddings.get(entry.name, 0)
         self.session.set_setting("model", entry.name)
-        if indexed < self.session.info.images:
-            answer = QMessageBox.question(
-                self,
-                "Index with this model?",
-                f"{entry.name} has indexed {indexed:,} of {self.session.info.images:,} photos. "
-                "Index the rest now (in the background)?",
-            )
-            if answer == QMessageBox.StandardButton.Yes:
-                self.session.start_indexing(None, model=entry.name)
-                self.panel.reload(current=entry.name)
-                return
+        if indexed < self.session.info.images and ui.confirm(
+            self,
+            "Index with this model?",
+            f"{entry.name} has indexed {indexed:,} of {self.session.info.images:,} photos. "
+            "Index the rest now (in the background)?",
+        ):
+            self.session.start_indexing(None, model=entry.name)
+            self.panel.reload(current=entry.name)
+            return
         self.session.load_model(entry.name)
         self.panel.reload(current=entry.name)
 
@@ -117,10 +115,9 @@ class ModelsDialog(QDialog):
         warning = ""
         if entry.name == self._current():
             warning = "\n\nIt is the model this library uses; the bundled model takes over."
-        answer = QMessageBox.question(
+        if not ui.confirm(
             self, "Remove model", f"Delete {entry.name} from this computer?{warning}"
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+        ):
             return None
         name = entry.name
         task = Task(lambda _r, _c: remove_installed_model(name), name="remove-model")

@@ -343,16 +343,14 @@ class ModelPanel(QWidget):
         entry = self.selected()
         if entry is None or entry.installed or self.busy():
             return
-        if confirm:
-            size = human_size(entry.size_bytes) if entry.size_bytes else "an unknown size"
-            answer = QMessageBox.question(
-                self,
-                "Download model",
-                f"Download {entry.name} (about {size}) from Hugging Face?\n\nIt is saved on "
-                "this computer once and used offline afterwards.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
+        size = human_size(entry.size_bytes) if entry.size_bytes else "an unknown size"
+        if confirm and not ui.confirm(
+            self,
+            "Download model",
+            f"Download {entry.name} (about {size}) from Hugging Face?\n\nIt is saved on "
+            "this computer once and used offline afterwards.",
+        ):
+            return
         download = ModelDownload(entry.name, self)
         download.progress.connect(self._download_progress)
         download.finished.connect(self._download_finished)

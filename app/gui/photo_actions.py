@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog
 
 from app.gui import desktop
+from app.gui import widgets as ui
 from app.gui.formatting import count_text
 from app.gui.tasks import Task, bound, run_task
 from app.gui.thumbnails import load_scaled
@@ -139,15 +140,13 @@ class PhotoActions(QObject):
             self._report("Wait for the indexing to finish before removing photos", 8000)
             return None
         what = items[0].name if len(items) == 1 else count_text(len(items), "photo")
-        if confirm:
-            answer = QMessageBox.question(
-                self.window,
-                "Remove from library",
-                f"Remove {what} from the library? The files stay on disk, and updating the "
-                "index will not add them again.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
+        if confirm and not ui.confirm(
+            self.window,
+            "Remove from library",
+            f"Remove {what} from the library? The files stay on disk, and updating the "
+            "index will not add them again.",
+        ):
+            return None
         library, paths = session.library, [i.path for i in items]
         return self._start(
             lambda _r, _c: sum(library.forget(p) for p in paths),

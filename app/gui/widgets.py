@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLayout,
+    QMessageBox,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -139,6 +140,11 @@ def close_buttons(dialog: QDialog) -> QDialogButtonBox:
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
     buttons.rejected.connect(dialog.reject)
     return buttons
+
+
+def confirm(parent: QWidget, title: str, question: str) -> bool:
+    """Ask ``question`` with Yes and No; true for Yes."""
+    return QMessageBox.question(parent, title, question) == QMessageBox.StandardButton.Yes
 
 
 def frame_dialog(window: QWidget, name: str, title: str, width: int, height: int) -> None:
