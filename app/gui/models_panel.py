@@ -355,14 +355,28 @@ class ModelPanel(QWidget):
         download.progress.connect(self._download_progress)
         download.finished.connect(self._download_finished)
         self.download = download
-        self.progress.setRange(0, 0)
-        self.progress.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Connecting to download {entry.name}…")
         download.start()
+        self._began(f"Connecting to download {entry.name}…")
+
+    def _began(self, text: str) -> None:
+        """A download or an import started: a busy bar and ``text``."""
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText(text)
         self._update_buttons()
         self.busyChanged.emit(True)
+
+    def _ended(self, name: str, ok: bool, text: str) -> None:
+        """A download or an import of ``name`` ended: say ``text``, list a new model."""
+        self.progress.hide()
+        self.status.setText(text)
+        self._update_buttons()
+        self.busyChanged.emit(False)
+        if ok:
+            self.reload()
+            self.table.select(name)
 
     def _download_progress(self, name: str, done: int, total: int) -> None:
         if total:
@@ -375,20 +389,14 @@ class ModelPanel(QWidget):
     def _download_finished(self, ok: bool, message: str) -> None:
         name = self.download.name if self.download else ""
         self.download = None
-        self.progress.hide()
         self.cancel_button.hide()
         if ok:
-            self.status.setText(f"{name} is ready.")
-        else:
-            first = html.escape(message.splitlines()[0] if message else "The download failed.")
-            offline = offline_html(name) if self.table.entry(name) is not None else ""
-            self.status.setText(f"{first}<br>{offline}")
-        self._update_buttons()
-        self.busyChanged.emit(False)
-        if ok:
             self.current = self.current or name
-            self.reload()
-            self.table.select(name)
+            self._ended(name, ok, f"{name} is ready.")
+            return
+        first = html.escape(message.splitlines()[0] if message else "The download failed.")
+        offline = offline_html(name) if self.table.entry(name) is not None else ""
+        self._ended(name, ok, f"{first}<br>{offline}")
 
     def cancel_download(self) -> None:
         """Stop the download now."""
@@ -446,24 +454,13 @@ class ModelPanel(QWidget):
             on_success=bound(self, lambda _path: self._import_done(name, "")),
             on_failure=bound(self, lambda message: self._import_done(name, message)),
         )
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.status.setText(f"Importing {name}…")
-        self._update_buttons()
-        self.busyChanged.emit(True)
+        self._began(f"Importing {name}…")
         return self._import
 
     def _import_done(self, name: str, error: str) -> None:
         self._import = None
-        self.progress.hide()
-        self.status.setText(
-            f"Import failed: {html.escape(error)}" if error else f"{name} was imported."
-        )
-        self._update_buttons()
-        self.busyChanged.emit(False)
-        if not error:
-            self.reload()
-            self.table.select(name)
+        text = f"Import failed: {html.escape(error)}" if error else f"{name} was imported."
+        self._ended(name, not error, text)
 
     def shutdown(self) -> None:
         """Stop a running download (the dialog is closing)."""

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 STRETCH = "stretch"
 """A layout item: stretchable empty space (``(STRETCH, 2)`` for a factor of 2)."""
 
-Item = QWidget | QLayout | int | str | tuple[Any, int]
+Item = QWidget | QLayout | int | str | tuple[Any, int] | tuple[Any, int, Qt.AlignmentFlag]
 Margins = int | tuple[int, int, int, int] | None
 Box = TypeVar("Box", bound=QBoxLayout)
 
@@ -43,7 +43,7 @@ def _fill(layout: Box, items: Iterable[Item], margins: Margins, spacing: int | N
     if spacing is not None:
         layout.setSpacing(spacing)
     for entry in items:
-        item, stretch = entry if isinstance(entry, tuple) else (entry, 0)
+        item, stretch, *align = entry if isinstance(entry, tuple) else (entry, 0)
         if item is STRETCH:
             layout.addStretch(stretch or 1)
         elif isinstance(item, int):
@@ -51,15 +51,16 @@ def _fill(layout: Box, items: Iterable[Item], margins: Margins, spacing: int | N
         elif isinstance(item, QLayout):
             layout.addLayout(item, stretch)
         else:
-            layout.addWidget(item, stretch)
+            layout.addWidget(item, stretch, *align)
     return layout
 
 
 def hbox(
     *items: Item, parent: QWidget | None = None, margins: Margins = None, spacing: int | None = None
 ) -> QHBoxLayout:
-    """A row of ``items``: widgets, layouts, :data:`STRETCH`, an int (spacing in pixels), or
-    ``(item, stretch factor)``. ``parent``: the widget it lays out."""
+    """A row of ``items``: widgets, layouts, :data:`STRETCH`, an int (spacing in pixels),
+    ``(item, stretch factor)`` or ``(widget, stretch factor, alignment)``. ``parent``: the
+    widget it lays out."""
     layout = QHBoxLayout(parent) if parent is not None else QHBoxLayout()
     return _fill(layout, items, margins, spacing)
 
