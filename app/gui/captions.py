@@ -268,9 +268,7 @@ def import_captions_interactively(session: Session, parent: QWidget | None = Non
     box.exec()
     clicked = box.clickedButton()
     if clicked is file_button:
-        path, _ = QFileDialog.getOpenFileName(
-            parent, "Caption file", str(Path.home()), "Caption manifests (*.jsonl *.csv)"
-        )
+        path = ui.choose_file(parent, "Caption file", "Caption manifests (*.jsonl *.csv)")
     elif clicked is folder_button:
         path = QFileDialog.getExistingDirectory(parent, "Folder with caption sidecars")
     else:

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QDialog,
-    QFileDialog,
     QGroupBox,
     QHeaderView,
     QLabel,
@@ -372,9 +371,7 @@ class FinetuneDialog(QDialog):
 
     # -- choices --------------------------------------------------------------------------------
     def _browse_source(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Caption file", str(Path.home()), "Caption manifests (*.jsonl *.csv);;All (*)"
-        )
+        path = ui.choose_file(self, "Caption file", "Caption manifests (*.jsonl *.csv);;All (*)")
         if path:
             self.source_edit.setText(path)
 

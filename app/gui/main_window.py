@@ -623,12 +623,9 @@ class MainWindow(QMainWindow):
 
     def choose_example(self) -> None:
         """Pick an image file to search by example."""
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
+        path = ui.choose_file(
             self,
             "Search by example image",
-            str(Path.home()),
             "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic);;All files (*)",
         )
         if path:

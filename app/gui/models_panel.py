@@ -14,7 +14,6 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHeaderView,
     QInputDialog,
     QMessageBox,
@@ -407,10 +406,9 @@ class ModelPanel(QWidget):
     # -- import ---------------------------------------------------------------------------------
     def import_interactively(self) -> None:
         """Ask for a checkpoint (and vocabulary) or a model folder and import it."""
-        path, _ = QFileDialog.getOpenFileName(
+        path = ui.choose_file(
             self,
             "Import a model: an official LoTLIP checkpoint, or config.json of a model folder",
-            str(Path.home()),
             "LoTLIP models (*.pt *.pth config.json);;All files (*)",
         )
         if not path:
@@ -422,11 +420,11 @@ class ModelPanel(QWidget):
         else:
             vocab = source.with_name("vocab.txt")
             if not vocab.is_file():
-                chosen, _ = QFileDialog.getOpenFileName(
+                chosen = ui.choose_file(
                     self,
                     "The checkpoint needs the bert-base-uncased vocab.txt",
-                    str(source.parent),
                     "Vocabulary (vocab.txt *.txt)",
+                    str(source.parent),
                 )
                 if not chosen:
                     return

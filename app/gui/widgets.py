@@ -7,6 +7,7 @@ call with its object name, tooltip and slot. Only construction lives here, no be
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import Qt
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -141,6 +143,13 @@ def close_buttons(dialog: QDialog) -> QDialogButtonBox:
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
     buttons.rejected.connect(dialog.reject)
     return buttons
+
+
+def choose_file(parent: QWidget | None, title: str, filters: str, start: str = "") -> str:
+    """A file picked in the platform dialog, from ``start`` (the home folder by default); ""
+    when cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, start or str(Path.home()), filters)
+    return path
 
 
 def confirm(parent: QWidget, title: str, question: str) -> bool:
