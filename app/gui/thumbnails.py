@@ -158,10 +158,6 @@ class _LRU:
             _, (_, dropped) = self.items.popitem(last=False)
             self.used -= dropped
 
-    def clear(self) -> None:
-        self.items.clear()
-        self.used = 0
-
 
 class ThumbnailCache(QObject):
     """Thumbnails for the grid (see the module docstring).
