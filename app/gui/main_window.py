@@ -11,14 +11,14 @@ reports. Layout::
     [ results grid (or welcome page)          ][ preview pane           ]
     [ status: counts · model · indexing progress                        ]
 
-Menus and the results' context menu are tables in :mod:`app.gui.actions`; the full-screen
-viewer is :mod:`app.gui.viewer`. The window never grows by itself: every text that could be
-long is elided (:class:`~app.gui.panels.ElidedLabel`) and only a size the user chose is saved.
+Menus and the results' context menu are tables in :mod:`app.gui.actions`, what they do to
+photos is :mod:`app.gui.photo_actions`, and the full-screen viewer is :mod:`app.gui.viewer`.
+The window never grows by itself: every text that could be long is elided
+(:class:`~app.gui.panels.ElidedLabel`) and only a size the user chose is saved.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,8 +65,6 @@ from app.gui.session import IndexingRun, LibraryInfo, Session
 from app.gui.status import IndexingStatus, counts_line
 from app.gui.thumbnails import ThumbnailCache
 from app.gui.viewer import PhotoViewer
-
-log = logging.getLogger(__name__)
 
 SORT_LABELS = {
     "relevance": "Best match",
