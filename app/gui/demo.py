@@ -101,6 +101,7 @@ def show_examples(window: Any, texts: list[str]) -> ExampleQueries:
     splitter = getattr(window, "splitter", None)
     index = layout.indexOf(splitter) if splitter is not None else -1
     layout.insertWidget(index if index >= 0 else layout.count(), strip)
+    strip.show()  # now: a layout shows a new child only at the next turn of the event loop
 
     strip.chosen.connect(window.search_for)
     window.demo_examples = strip
