@@ -49,6 +49,13 @@ DEVICE_LABELS = {
     "cuda": "NVIDIA GPU (CUDA)",
     "mps": "Apple GPU (Metal)",
 }
+REPORT_PARTS = (
+    ("updated", "updated"),
+    ("unchanged", "already indexed"),
+    ("removed", "removed (no longer on disk)"),
+    ("failed", "could not be read"),
+)
+"""What the end of a run lists after the new photos (when not zero)."""
 PRECISION_LABELS = {
     "auto": "Automatic (bf16 on CPUs that compute it natively, fp16 on GPUs)",
     "fp32": "Full precision (fp32)",
@@ -502,22 +509,12 @@ class RunPage(SessionPage):
 
     @staticmethod
     def _report_text(report: Any, cancelled: bool) -> str:
-        added = getattr(report, "added", 0)
-        updated = getattr(report, "updated", 0)
-        unchanged = getattr(report, "unchanged", 0)
-        removed = getattr(report, "removed", 0)
-        failed = getattr(report, "failed", 0)
-        elapsed = getattr(report, "elapsed_s", None)
-        parts = [f"{count_text(added, 'new photo')} indexed"]
-        if updated:
-            parts.append(f"{updated:,} updated")
-        if unchanged:
-            parts.append(f"{unchanged:,} already indexed")
-        if removed:
-            parts.append(f"{removed:,} removed (no longer on disk)")
-        if failed:
-            parts.append(f"{failed:,} could not be read")
+        parts = [f"{count_text(getattr(report, 'added', 0), 'new photo')} indexed"]
+        for name, what in REPORT_PARTS:
+            if getattr(report, name, 0):
+                parts.append(f"{getattr(report, name):,} {what}")
         text = ", ".join(parts)
+        elapsed = getattr(report, "elapsed_s", None)
         if elapsed:
             text += f" in {human_duration(elapsed)}"
         if cancelled:
