@@ -255,7 +255,8 @@ class FinetuneDialog(QDialog):
         self.lr.addItems(LEARNING_RATES)
         self.lr.setCurrentText("5e-5")
         self.plan_text = ui.label("", self, name="mutedLabel")
-        epochs, rate = QLabel("epochs, batch", self), QLabel("learning rate", self)
+        epochs = QLabel("epochs, batch", self)
+        rate = QLabel("learning rate", self)
         length = ui.hbox(self.epochs, epochs, self.batch, rate, self.lr, ui.STRETCH)
         rows = ui.form(
             ("Start from:", self.base),
