@@ -82,7 +82,8 @@ class PhotoActions(QObject):
         item = self._one(item)
         if item is None:
             return
-        path, name = item.path, item.name
+        path = item.path
+        name = item.name
 
         def copied(image: Any) -> None:
             QGuiApplication.clipboard().setImage(image)
@@ -112,7 +113,8 @@ class PhotoActions(QObject):
             )
             if not folder:
                 return None
-        paths, target = [i.path for i in items], folder
+        paths = [i.path for i in items]
+        target = folder
         self._report(f"Copying {count_text(len(paths), 'photo')} to {folder}…", 0)
         return self._start(
             lambda _r, cancelled: export_files(paths, target, cancelled),
