@@ -23,7 +23,6 @@ from PySide6.QtCore import QEvent, QObject, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
-    QComboBox,
     QFileDialog,
     QFrame,
     QInputDialog,
@@ -390,9 +389,8 @@ class SavedSearchPanel(QWidget):
             tip="Save the current search, with its sentence states and filters",
         )
         self.delete_button = ui.button("Delete", self, self._delete)
-        self.export_mode = QComboBox(self)
-        for mode, label in (("copies", "as copies"), ("links", "as links"), ("list", "as a list")):
-            self.export_mode.addItem(label, mode)
+        modes = {"copies": "as copies", "links": "as links", "list": "as a list"}
+        self.export_mode = ui.choices(self, "exportMode", modes)
         self.export_button = ui.button(
             "Export results…", self, self._export, tip="Put the shown results into a folder"
         )
