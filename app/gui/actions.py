@@ -1,7 +1,9 @@
-"""The main window's menus and the results' context menu, built from tables.
+"""The main window's menus and the results' context menu, built from tables, and what the
+Search ▸ Recent and Help entries show.
 
-The window keeps the slots; this module only says which action calls which slot under which
-menu and shortcut, so adding an entry is one line in a table.
+The window and its :class:`~app.gui.photo_actions.PhotoActions` keep the slots; this module
+only says which action calls which slot under which menu and shortcut, so adding an entry is
+one line in a table.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMenu, QWidget
+from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from app.gui.formatting import count_text
 
@@ -35,6 +37,28 @@ def make_action(
     action.triggered.connect(slot)
     owner.addAction(action)
     return action
+
+
+SHORTCUTS = (
+    ("Ctrl+L, Ctrl+F", "Type a description"),
+    ("Enter / Shift+Enter", "Search / new line in the description"),
+    ("Arrow keys", "Move through the results"),
+    ("Enter, double-click", "View full screen (arrows move, +/- zoom, 0 fits, Esc back)"),
+    ("Ctrl+O", "Open in the default application"),
+    ("Ctrl+A, Ctrl/Shift-click", "Select several photos"),
+    ("Right click", "Photo actions"),
+    ("Space", "Show it in the preview pane"),
+    ("Escape", "Back to the description"),
+    ("Ctrl+M", "Find similar photos"),
+    ("Ctrl+E", "Search by an example image (or drop one on the window)"),
+    ("Ctrl+Shift+C", "Copy the paths of the selected photos"),
+    ("Ctrl+Shift+X", "Export the selected files to a folder"),
+    ("Ctrl+Shift+O", "Show in the file manager"),
+    ("Ctrl+= / Ctrl+-", "Larger / smaller thumbnails"),
+    ("F9", "Show or hide the preview"),
+    ("Ctrl+I / F5", "Add folders / update the index"),
+)
+"""Help ▸ Keyboard shortcuts."""
 
 
 def menu_table(w: MainWindow) -> list[tuple[str, list[tuple[Any, ...] | None]]]:
@@ -82,7 +106,7 @@ def menu_table(w: MainWindow) -> list[tuple[str, list[tuple[Any, ...] | None]]]:
                 (
                     "similar_action",
                     "Find &similar",
-                    w.similar_current,
+                    lambda: w.with_current(w.search_similar),
                     "Ctrl+M",
                     "More like this one",
                 ),
@@ -95,52 +119,58 @@ def menu_table(w: MainWindow) -> list[tuple[str, list[tuple[Any, ...] | None]]]:
                 (
                     "view_action",
                     "&View",
-                    w.view_current,
+                    lambda: w.with_current(w.view_item),
                     None,
                     "Full-screen viewer (Enter, double-click)",
                 ),
                 (
                     "open_action",
                     "&Open",
-                    w.open_current,
+                    lambda: w.photos.open(),
                     "Ctrl+O",
                     "Open with the default application",
                 ),
                 (
                     "reveal_action",
                     "Show in &folder",
-                    w.reveal_current,
+                    lambda: w.photos.reveal(),
                     "Ctrl+Shift+O",
                     "Show in the file manager",
                 ),
                 (
                     "copy_action",
                     "&Copy path",
-                    w.copy_selected,
+                    lambda: w.photos.copy_paths(),
                     "Ctrl+Shift+C",
                     "Copy the paths of the selected photos",
                 ),
                 (
                     "copy_image_action",
                     "Copy &image",
-                    w.copy_image_current,
+                    lambda: w.photos.copy_image(),
                     None,
                     "Copy the photo itself",
                 ),
                 (
                     "export_action",
                     "E&xport to folder…",
-                    w.export_selected,
+                    lambda: w.photos.export(),
                     "Ctrl+Shift+X",
                     "Copy the selected files into a folder",
                 ),
                 SEPARATOR,
-                ("captions_action", "Edit c&aptions…", w.captions_selected, "Ctrl+Shift+E", ""),
+                (
+                    "captions_action",
+                    "Edit c&aptions…",
+                    lambda: w.open_captions(None),
+                    "Ctrl+Shift+E",
+                    "",
+                ),
                 SEPARATOR,
                 (
                     "remove_action",
                     "&Remove from library",
-                    w.remove_selected,
+                    lambda: w.photos.remove(),
                     None,
                     "Forget the selected photos (the files stay on disk)",
                 ),
@@ -164,8 +194,8 @@ def menu_table(w: MainWindow) -> list[tuple[str, list[tuple[Any, ...] | None]]]:
         (
             "&Help",
             [
-                ("", "&Keyboard shortcuts", w.show_shortcuts, "F1", ""),
-                ("", "&About LoTLIP Search", w.show_about, None, ""),
+                ("", "&Keyboard shortcuts", lambda: show_shortcuts(w), "F1", ""),
+                ("", "&About LoTLIP Search", lambda: show_about(w), None, ""),
             ],
         ),
     ]
@@ -191,7 +221,7 @@ def build_menus(window: MainWindow) -> dict[str, QMenu]:
     search = menus["&Search"]
     search.addSeparator()
     window.recent_menu = search.addMenu("&Recent descriptions")
-    window.recent_menu.aboutToShow.connect(window.fill_recent)
+    window.recent_menu.aboutToShow.connect(lambda: fill_recent(window))
     return menus
 
 
@@ -211,19 +241,19 @@ def results_context_menu(window: MainWindow, items: Sequence[ResultItem]) -> QMe
     writable = not window.session.read_only
     entries: list[tuple[str, Callable[[], Any], bool] | None] = [
         ("View", lambda: window.view_item(first), one),
-        ("Open", lambda: window.open_item(first), one),
-        ("Show in folder", lambda: window.reveal_item(first), one),
+        ("Open", lambda: window.photos.open(first), one),
+        ("Show in folder", lambda: window.photos.reveal(first), one),
         SEPARATOR,
-        (copy_label, lambda: window.copy_paths(items), True),
-        ("Copy image", lambda: window.copy_image(first), one),
-        (f"Export to folder…{several}", lambda: window.export_items(items), True),
+        (copy_label, lambda: window.photos.copy_paths(items), True),
+        ("Copy image", lambda: window.photos.copy_image(first), one),
+        (f"Export to folder…{several}", lambda: window.photos.export(items), True),
         SEPARATOR,
         ("Find similar", lambda: window.search_similar(first), one),
         (f"Captions…{several}", lambda: window.open_captions(items), writable),
         SEPARATOR,
         (
             f"Remove from library{several}",
-            lambda: window.remove_items(items),
+            lambda: window.photos.remove(items),
             writable and not window.session.busy(),
         ),
     ]
@@ -236,3 +266,35 @@ def results_context_menu(window: MainWindow, items: Sequence[ResultItem]) -> QMe
         action.triggered.connect(slot)
         action.setEnabled(enabled)
     return menu
+
+
+def fill_recent(window: MainWindow) -> None:
+    """Fill Search ▸ Recent descriptions (just before it opens)."""
+    window.recent_menu.clear()
+    queries = window.settings.recent_queries()
+    for text in queries[:15]:
+        label = " ".join(text.split())
+        label = label[:70] + "…" if len(label) > 70 else label
+        action = window.recent_menu.addAction(label.replace("&", "&&"))
+        action.triggered.connect(lambda _checked=False, t=text: window.search_for(t))
+    if not queries:
+        window.recent_menu.addAction("No searches yet").setEnabled(False)
+
+
+def show_shortcuts(window: QWidget) -> None:
+    """A table of keyboard shortcuts."""
+    rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+    QMessageBox.information(window, "Keyboard shortcuts", f"<table cellspacing=6>{rows}</table>")
+
+
+def show_about(window: QWidget) -> None:
+    """Version and a line about the model."""
+    from app.gui import __version__
+
+    QMessageBox.about(
+        window,
+        "About LoTLIP Search",
+        f"<h3>LoTLIP Search {__version__}</h3>"
+        "<p>Finds photos from paragraph-long descriptions with LoTLIP, a CLIP-style model "
+        "trained for long texts (corner tokens). Everything runs locally.</p>",
+    )

@@ -13,18 +13,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.captions_io import CaptionImportReport, import_captions
 from app.gui.formatting import count_text, word_piece_counter
 from app.gui.preview import ImageView
@@ -66,8 +64,7 @@ class CaptionEditor(QDialog):
 
         self.image = ImageView(self)
         self.image.setMinimumSize(260, 200)
-        self.title = QLabel(self)
-        self.title.setWordWrap(True)
+        self.title = ui.label("", self, wrap=True)
         self.text = QPlainTextEdit(self)
         self.text.setObjectName("captionText")
         self.text.setPlaceholderText(
@@ -75,33 +72,28 @@ class CaptionEditor(QDialog):
             "is there, where things are, colours, light, the place, the occasion."
         )
         self.text.textChanged.connect(self._count)
-        self.counter = QLabel(self)
-        self.counter.setObjectName("wordPieceCounter")
+        self.counter = ui.label("", self, name="wordPieceCounter")
         self.counter.setAlignment(Qt.AlignmentFlag.AlignRight)
         self.others = QListWidget(self)
         self.others.setObjectName("importedCaptions")
         self.others.setWordWrap(True)
         self.others.setMaximumHeight(110)
-        self.delete_button = QPushButton("Delete caption", self)
-        self.delete_button.clicked.connect(self.delete_selected)
+        self.delete_button = ui.button("Delete caption", self, self.delete_selected)
         self.others.currentRowChanged.connect(lambda row: self.delete_button.setEnabled(row >= 0))
 
         right = QWidget(self)
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        top = QHBoxLayout()
-        top.addWidget(self.image, 1)
-        right_layout.addLayout(top, 1)
-        right_layout.addWidget(self.title)
-        right_layout.addWidget(QLabel("<b>Your description</b>", self))
-        right_layout.addWidget(self.text, 1)
-        right_layout.addWidget(self.counter)
-        right_layout.addWidget(QLabel("<b>Other captions of this photo</b> (imported)", self))
-        right_layout.addWidget(self.others)
-        delete_row = QHBoxLayout()
-        delete_row.addStretch(1)
-        delete_row.addWidget(self.delete_button)
-        right_layout.addLayout(delete_row)
+        ui.vbox(
+            (ui.hbox((self.image, 1)), 1),
+            self.title,
+            QLabel("<b>Your description</b>", self),
+            (self.text, 1),
+            self.counter,
+            QLabel("<b>Other captions of this photo</b> (imported)", self),
+            self.others,
+            ui.hbox(ui.STRETCH, self.delete_button),
+            parent=right,
+            margins=0,
+        )
 
         splitter = QSplitter(self)
         splitter.addWidget(self.photos)
@@ -117,9 +109,7 @@ class CaptionEditor(QDialog):
         self.next_button.clicked.connect(self.next_photo)
         self.next_button.setVisible(len(self.items) > 1)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(splitter, 1)
-        layout.addWidget(buttons)
+        ui.vbox((splitter, 1), buttons, parent=self)
         self.photos.setCurrentRow(0)
         if self.index < 0 and self.items:
             self.show_photo(0)
@@ -278,9 +268,7 @@ def import_captions_interactively(session: Session, parent: QWidget | None = Non
     box.exec()
     clicked = box.clickedButton()
     if clicked is file_button:
-        path, _ = QFileDialog.getOpenFileName(
-            parent, "Caption file", str(Path.home()), "Caption manifests (*.jsonl *.csv)"
-        )
+        path = ui.choose_file(parent, "Caption file", "Caption manifests (*.jsonl *.csv)")
     elif clicked is folder_button:
         path = QFileDialog.getExistingDirectory(parent, "Folder with caption sidecars")
     else:

@@ -40,6 +40,20 @@ def config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "gui.ini"
 
 
+class Switch:
+    """An on/off preference stored as ``true``/``false`` under ``key`` (on by default)."""
+
+    def __init__(self, key: str, doc: str) -> None:
+        self.key = key
+        self.__doc__ = doc
+
+    def __get__(self, settings: GuiSettings, _owner: type | None = None) -> bool:
+        return str(settings.qsettings.value(self.key, "true")).lower() == "true"
+
+    def __set__(self, settings: GuiSettings, value: bool) -> None:
+        settings.qsettings.setValue(self.key, "true" if value else "false")
+
+
 class GuiSettings:
     """Typed access to the INI file; every getter has a sane default and clamps bad values."""
 
@@ -52,10 +66,6 @@ class GuiSettings:
     def value(self, key: str, default: Any = None) -> Any:
         """A stored value or ``default``."""
         return self.qsettings.value(key, default)
-
-    def set_value(self, key: str, value: Any) -> None:
-        """Store a value (written to disk on :meth:`sync` or at exit)."""
-        self.qsettings.setValue(key, value)
 
     def sync(self) -> None:
         """Write pending changes to disk."""
@@ -102,23 +112,11 @@ class GuiSettings:
     def sort_order(self, value: str) -> None:
         self.qsettings.setValue("results/sort", value if value in SORT_ORDERS else "relevance")
 
-    @property
-    def preview_visible(self) -> bool:
-        """Whether the preview pane is shown."""
-        return str(self.qsettings.value("window/preview", "true")).lower() == "true"
-
-    @preview_visible.setter
-    def preview_visible(self, value: bool) -> None:
-        self.qsettings.setValue("window/preview", "true" if value else "false")
-
-    @property
-    def watch_folders(self) -> bool:
-        """Index new, changed, moved and deleted photos automatically while the app runs."""
-        return str(self.qsettings.value("library/watch", "true")).lower() == "true"
-
-    @watch_folders.setter
-    def watch_folders(self, value: bool) -> None:
-        self.qsettings.setValue("library/watch", "true" if value else "false")
+    preview_visible = Switch("window/preview", "Whether the preview pane is shown.")
+    watch_folders = Switch(
+        "library/watch",
+        "Index new, changed, moved and deleted photos automatically while the app runs.",
+    )
 
     def geometry(self) -> QByteArray | None:
         """The main window's saved geometry."""

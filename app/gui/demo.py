@@ -13,15 +13,14 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
-    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
 
@@ -75,18 +74,8 @@ class ExampleQueries(QFrame):
         self.setObjectName("exampleQueries")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         title = QLabel("<b>The demo is ready.</b> Try one of these descriptions:", self)
-        close = QPushButton("✕", self)
-        close.setFlat(True)
-        close.setFixedWidth(24)
-        close.setToolTip("Hide the examples")
-        close.clicked.connect(self.hide)
-        top = QHBoxLayout()
-        top.addWidget(title, 1)
-        top.addWidget(close)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        layout.setSpacing(2)
-        layout.addLayout(top)
+        close = ui.dismiss_button(self, "Hide the examples", self.hide)
+        layout = ui.vbox(ui.hbox((title, 1), close), parent=self, margins=(10, 6, 6, 6), spacing=2)
         self.buttons: list[QPushButton] = []
         for text in texts:
             short = text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
@@ -112,12 +101,9 @@ def show_examples(window: Any, texts: list[str]) -> ExampleQueries:
     splitter = getattr(window, "splitter", None)
     index = layout.indexOf(splitter) if splitter is not None else -1
     layout.insertWidget(index if index >= 0 else layout.count(), strip)
+    strip.show()  # now: a layout shows a new child only at the next turn of the event loop
 
-    def search(text: str) -> None:
-        window.query.set_text(text)
-        window.search_text(text)
-
-    strip.chosen.connect(search)
+    strip.chosen.connect(window.search_for)
     window.demo_examples = strip
     return strip
 

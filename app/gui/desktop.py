@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import atexit
 import functools
-import logging
 import os
 import sys
 from pathlib import Path
 
 from PySide6.QtCore import QProcess, QUrl
 from PySide6.QtGui import QDesktopServices, QGuiApplication
-
-log = logging.getLogger(__name__)
 
 
 def open_file(path: str | os.PathLike[str]) -> bool:

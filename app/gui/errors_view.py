@@ -9,25 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QDialog,
-    QDialogButtonBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QDialog, QWidget
 
 from app.gui import desktop
 from app.gui import folder_status as fs
+from app.gui import widgets as ui
 from app.gui.formatting import count_text
-from app.gui.icons import app_icon
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
@@ -44,44 +32,31 @@ class ErrorsDialog(QDialog):
         super().__init__(parent)
         self.session = session
         self.folder = folder
-        self.setObjectName("errorsDialog")
-        self.setWindowTitle("Photos that could not be read")
-        self.setWindowIcon(app_icon())
-        self.resize(880, 360)
-        self.summary = QLabel("Loading…", self)
-        self.summary.setWordWrap(True)
-        self.list = QTreeWidget(self)
-        self.list.setObjectName("errorList")
-        self.list.setHeaderLabels(["File", "Why it could not be read"])
-        self.list.setRootIsDecorated(False)
-        self.list.setAlternatingRowColors(True)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.list.header().setStretchLastSection(True)
-        self.list.setColumnWidth(0, 360)
+        ui.frame_dialog(self, "errorsDialog", "Photos that could not be read", 880, 360)
+        self.summary = ui.label("Loading…", self, wrap=True)
+        self.list = ui.path_list(
+            self, "errorList", ["File", "Why it could not be read"], path_width=360, several=True
+        )
         self.list.itemSelectionChanged.connect(self._selection)
-        self.retry_button = QPushButton("Retry selected", self)
-        self.retry_button.setObjectName("retrySelected")
-        self.retry_button.clicked.connect(lambda: self.retry(self.selected_paths()))
-        self.retry_all_button = QPushButton("Retry all", self)
-        self.retry_all_button.setObjectName("retryAll")
-        self.retry_all_button.clicked.connect(lambda: self.retry(self.paths()))
+        self.retry_button = ui.button(
+            "Retry selected",
+            self,
+            lambda: self.retry(self.selected_paths()),
+            name="retrySelected",
+        )
+        self.retry_all_button = ui.button(
+            "Retry all", self, lambda: self.retry(self.paths()), name="retryAll"
+        )
         keep_disabled(session, self.retry_button, self.retry_all_button, what="retrying")
-        self.copy_button = QPushButton("Copy paths", self)
-        self.copy_button.clicked.connect(self._copy)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        buttons.rejected.connect(self.reject)
-        row = QHBoxLayout()
-        row.addWidget(self.retry_button)
-        row.addWidget(self.retry_all_button)
-        row.addWidget(self.copy_button)
-        row.addStretch(1)
-        row.addWidget(buttons)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(row)
+        self.copy_button = ui.button("Copy paths", self, self._copy)
+        row = ui.hbox(
+            self.retry_button,
+            self.retry_all_button,
+            self.copy_button,
+            ui.STRETCH,
+            ui.close_buttons(self),
+        )
+        ui.vbox(self.summary, (self.list, 1), row, parent=self)
         self._selection()
         session.indexingDone.connect(bound(self, lambda _run: self.refresh()))
         self.refresh()
@@ -97,12 +72,7 @@ class ErrorsDialog(QDialog):
         )
 
     def _show(self, rows: list[tuple[str, str]]) -> None:
-        self.list.clear()
-        for path, reason in rows:
-            item = QTreeWidgetItem([path, reason])
-            item.setToolTip(0, path)
-            item.setToolTip(1, reason)
-            self.list.addTopLevelItem(item)
+        ui.show_rows(self.list, rows)
         where = f" in {self.folder}" if self.folder else ""
         self.summary.setText(
             f"{count_text(len(rows), 'file')}{where} could not be read. They are tried again "
@@ -114,10 +84,9 @@ class ErrorsDialog(QDialog):
         self._selection()
         self.loaded.emit(len(rows))
 
-    def rows(self) -> list[tuple[str, str]]:
+    def rows(self) -> list[tuple[str, ...]]:
         """The listed (path, reason) pairs."""
-        items = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
-        return [(item.text(0), item.text(1)) for item in items if item is not None]
+        return ui.row_texts(self.list)
 
     def paths(self) -> list[str]:
         """Every listed path."""
@@ -137,7 +106,7 @@ class ErrorsDialog(QDialog):
         library, session = self.session.library, self.session
 
         def work(_r: Any, _c: Any) -> list[str]:
-            fs.clear_failures(library, paths)
+            library.store.clear_failures(paths)
             return fs.roots_of(library, paths)
 
         def cleared(roots: list[str]) -> None:

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from datetime import date
 
 from PySide6.QtCore import QDate, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDateEdit, QLabel, QWidget
 
+from app.gui import widgets as ui
 from app.gui.requests import Filters
 
 ALL_FOLDERS = "All folders"
@@ -51,17 +52,9 @@ class FilterBar(QWidget):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
             edit.setEnabled(False)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addWidget(QLabel("In:", self))
-        layout.addWidget(self.folder)
-        layout.addSpacing(12)
-        layout.addWidget(self.use_dates)
-        layout.addWidget(self.date_from)
-        layout.addWidget(QLabel("and", self))
-        layout.addWidget(self.date_to)
-        layout.addStretch(1)
+        dates = (self.use_dates, self.date_from, QLabel("and", self), self.date_to)
+        where = (QLabel("In:", self), self.folder, 12)
+        ui.hbox(*where, *dates, ui.STRETCH, parent=self, margins=0, spacing=6)
         self.folder.currentIndexChanged.connect(self._emit)
         self.use_dates.toggled.connect(self._dates_toggled)
         self.date_from.dateChanged.connect(self._emit)

@@ -23,16 +23,12 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
     QDialog,
-    QFileDialog,
-    QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QProgressBar,
-    QPushButton,
     QRadioButton,
     QSpinBox,
     QTableWidget,
@@ -41,9 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.captions_io import caption_records, captioned_count
 from app.gui.formatting import count_text, human_duration
-from app.gui.icons import app_icon
 from app.gui.loss_curve import LossCurve
 from app.gui.models_panel import NAME_RE, list_models
 from app.gui.read_only import keep_disabled
@@ -216,22 +212,19 @@ class FinetuneDialog(QDialog):
         self.installed: set[str] = set()
         self.library_pairs = 0
         self.confirm_close = True
-        self.setObjectName("finetuneDialog")
-        self.setWindowTitle("Fine-tune on your captions")
-        self.setWindowIcon(app_icon())
-        self.resize(760, 720)
+        ui.frame_dialog(self, "finetuneDialog", "Fine-tune on your captions", 760, 720)
         self._build()
         self._load_choices()
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
-        intro = QLabel(
+        intro = ui.label(
             "Teach the model your own words: it learns from photos you have described "
             "(Photo ▸ Edit captions, or Library ▸ Import captions). A fifth of them is held out "
             "to measure whether searching got better.",
             self,
+            wrap=True,
         )
-        intro.setWordWrap(True)
 
         self.use_library = QRadioButton("Captions in the library", self)
         self.use_library.setObjectName("useLibraryCaptions")
@@ -240,16 +233,10 @@ class FinetuneDialog(QDialog):
         self.source_edit = QLineEdit(self)
         self.source_edit.setPlaceholderText("manifest.jsonl, captions.csv or a folder of sidecars")
         self.source_edit.textChanged.connect(lambda _t: self.use_file.setChecked(True))
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse_source)
-        source_row = QHBoxLayout()
-        source_row.addWidget(self.use_file)
-        source_row.addWidget(self.source_edit, 1)
-        source_row.addWidget(browse)
+        browse = ui.button("Browse…", self, self._browse_source)
+        source_row = ui.hbox(self.use_file, (self.source_edit, 1), browse)
         data_box = QGroupBox("Data", self)
-        data_layout = QVBoxLayout(data_box)
-        data_layout.addWidget(self.use_library)
-        data_layout.addLayout(source_row)
+        ui.vbox(self.use_library, source_row, parent=data_box)
 
         self.base = QComboBox(self)
         self.base.setObjectName("baseModel")
@@ -268,20 +255,16 @@ class FinetuneDialog(QDialog):
         self.lr = QComboBox(self)
         self.lr.addItems(LEARNING_RATES)
         self.lr.setCurrentText("5e-5")
-        self.plan_text = QLabel(self)
-        self.plan_text.setObjectName("mutedLabel")
-        form = QFormLayout()
-        form.addRow("Start from:", self.base)
-        form.addRow("New model name:", self.name)
-        length = QHBoxLayout()
-        length.addWidget(self.epochs)
-        length.addWidget(QLabel("epochs, batch", self))
-        length.addWidget(self.batch)
-        length.addWidget(QLabel("learning rate", self))
-        length.addWidget(self.lr)
-        length.addStretch(1)
-        form.addRow("Training:", length)
-        form.addRow("", self.plan_text)
+        self.plan_text = ui.label("", self, name="mutedLabel")
+        epochs = QLabel("epochs, batch", self)
+        rate = QLabel("learning rate", self)
+        length = ui.hbox(self.epochs, epochs, self.batch, rate, self.lr, ui.STRETCH)
+        rows = ui.form(
+            ("Start from:", self.base),
+            ("New model name:", self.name),
+            ("Training:", length),
+            ("", self.plan_text),
+        )
 
         mode_box = QGroupBox("What to train", self)
         mode_layout = QVBoxLayout(mode_box)
@@ -293,10 +276,8 @@ class FinetuneDialog(QDialog):
             button.setToolTip(help_text)
             self.modes.addButton(button)
             self.mode_buttons[key] = button
-            note = QLabel(help_text, self)
-            note.setObjectName("mutedLabel")
+            note = ui.label(help_text, self, name="mutedLabel", wrap=True)
             note.setIndent(22)
-            note.setWordWrap(True)
             mode_layout.addWidget(button)
             mode_layout.addWidget(note)
         self.mode_buttons["text"].setChecked(True)
@@ -315,9 +296,7 @@ class FinetuneDialog(QDialog):
         self.progress.setObjectName("finetuneProgress")
         self.progress.setFormat("%v / %m steps")
         self.progress.setValue(0)
-        self.status = QLabel("", self)
-        self.status.setObjectName("finetuneStatus")
-        self.status.setWordWrap(True)
+        self.status = ui.label("", self, name="finetuneStatus", wrap=True)
         self.curve = LossCurve(self)
 
         self.results = QTableWidget(0, 3, self)
@@ -332,43 +311,33 @@ class FinetuneDialog(QDialog):
         self.results.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.results.hide()
-        self.result_note = QLabel(self)
-        self.result_note.setWordWrap(True)
+        self.result_note = ui.label("", self, wrap=True)
         self.result_note.hide()
 
-        self.start_button = QPushButton("Start fine-tuning", self)
-        self.start_button.setObjectName("startFinetune")
+        self.start_button = ui.button("Start fine-tuning", self, self.start, name="startFinetune")
         self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop", self)
-        self.stop_button.setObjectName("stopFinetune")
-        self.stop_button.clicked.connect(self.stop)
+        self.stop_button = ui.button("Stop", self, self.stop, name="stopFinetune")
         self.stop_button.hide()
-        self.switch_button = QPushButton("Use the new model", self)
-        self.switch_button.setObjectName("switchModel")
-        self.switch_button.clicked.connect(self.switch_model)
+        self.switch_button = ui.button(
+            "Use the new model", self, self.switch_model, name="switchModel"
+        )
         self.switch_button.hide()
         keep_disabled(self.session, self.switch_button, what="switching the library to a new model")
-        self.close_button = QPushButton("Close", self)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(self.start_button)
-        buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.switch_button)
-        buttons.addWidget(self.close_button)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(data_box)
-        layout.addLayout(form)
-        layout.addWidget(mode_box)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.curve, 1)
-        layout.addWidget(self.results)
-        layout.addWidget(self.result_note)
-        layout.addLayout(buttons)
+        self.close_button = ui.button("Close", self, self.close)
+        buttons = (self.start_button, self.stop_button, self.switch_button, self.close_button)
+        ui.vbox(
+            intro,
+            data_box,
+            rows,
+            mode_box,
+            self.progress,
+            self.status,
+            (self.curve, 1),
+            self.results,
+            self.result_note,
+            ui.hbox(ui.STRETCH, *buttons),
+            parent=self,
+        )
 
     def _load_choices(self) -> None:
         self.base.addItem("Looking for models…")
@@ -405,9 +374,7 @@ class FinetuneDialog(QDialog):
 
     # -- choices --------------------------------------------------------------------------------
     def _browse_source(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Caption file", str(Path.home()), "Caption manifests (*.jsonl *.csv);;All (*)"
-        )
+        path = ui.choose_file(self, "Caption file", "Caption manifests (*.jsonl *.csv);;All (*)")
         if path:
             self.source_edit.setText(path)
 
@@ -640,12 +607,9 @@ class FinetuneDialog(QDialog):
     def closeEvent(self, event: Any) -> None:
         """Closing stops a run (after the current step)."""
         if self.task is not None and self.task.isRunning():
-            if self.confirm_close:
-                answer = QMessageBox.question(
-                    self, "Fine-tune", "Stop fine-tuning? Nothing will be saved."
-                )
-                if answer != QMessageBox.StandardButton.Yes:
-                    event.ignore()
-                    return
+            question = "Stop fine-tuning? Nothing will be saved."
+            if self.confirm_close and not ui.confirm(self, "Fine-tune", question):
+                event.ignore()
+                return
             self.task.cancel()
         super().closeEvent(event)

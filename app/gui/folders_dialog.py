@@ -9,32 +9,28 @@ because the indexer holds the library's write lock in this process.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QHBoxLayout,
     QHeaderView,
-    QLabel,
     QMessageBox,
-    QPushButton,
-    QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.gui import folder_status as fs
+from app.gui import widgets as ui
 from app.gui.formatting import count_text
-from app.gui.icons import app_icon
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
+
+if TYPE_CHECKING:
+    from app.library.library import FolderStatus
 
 COLUMNS = ("Folder", "Photos", "Waiting", "Could not be read", "Status")
 RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -56,21 +52,12 @@ class FoldersDialog(QDialog):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.statuses: list[fs.FolderStatus] = []
+        self.statuses: list[FolderStatus] = []
         self._loading = False
         self._again = False
-        self.setObjectName("foldersDialog")
-        self.setWindowTitle("Library folders")
-        self.setWindowIcon(app_icon())
-        self.resize(820, 320)
+        ui.frame_dialog(self, "foldersDialog", "Library folders", 820, 320)
 
-        self.list = QTreeWidget(self)
-        self.list.setObjectName("folderList")
-        self.list.setHeaderLabels(list(COLUMNS))
-        self.list.setRootIsDecorated(False)
-        self.list.setAlternatingRowColors(True)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.list = ui.path_list(self, "folderList", COLUMNS, several=True)
         header = self.list.header()
         header.setSectionResizeMode(COL_PATH, QHeaderView.ResizeMode.Stretch)
         for column in range(1, len(COLUMNS)):
@@ -79,56 +66,42 @@ class FoldersDialog(QDialog):
         self.list.itemSelectionChanged.connect(self._update_buttons)
         self.list.itemDoubleClicked.connect(self._double_clicked)
 
-        self.summary = QLabel("Counting…", self)
-        self.summary.setObjectName("foldersSummary")
-        self.summary.setWordWrap(True)
-        self.errors_link = QLabel(self)
-        self.errors_link.setObjectName("errorsLink")
-        self.errors_link.setTextFormat(Qt.TextFormat.RichText)
+        self.summary = ui.label("Counting…", self, name="foldersSummary", wrap=True)
+        self.errors_link = ui.label("", self, name="errorsLink", rich=True)
         self.errors_link.linkActivated.connect(lambda _link: self.errorsRequested.emit(None))
         self.errors_link.hide()
 
-        self.add_button = QPushButton("Add folder…", self)
-        self.add_button.setObjectName("addFolder")
-        self.add_button.clicked.connect(self.choose_folder)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.setObjectName("removeFolder")
-        self.remove_button.setToolTip(
-            "Remove the folder's photos from the library (the files stay on disk)"
+        self.add_button = ui.button("Add folder…", self, self.choose_folder, name="addFolder")
+        self.remove_button = ui.button(
+            "Remove",
+            self,
+            self.confirm_remove,
+            name="removeFolder",
+            tip="Remove the folder's photos from the library (the files stay on disk)",
         )
-        self.remove_button.clicked.connect(self.confirm_remove)
-        self.exclude_button = QPushButton("Exclude subfolder…", self)
-        self.exclude_button.setObjectName("excludeSubfolder")
-        self.exclude_button.setToolTip("Stop indexing a folder inside the selected one")
-        self.exclude_button.clicked.connect(self.choose_exclusion)
-        self.rescan_button = QPushButton("Rescan", self)
-        self.rescan_button.setObjectName("rescanFolder")
-        self.rescan_button.setToolTip("Look for new, changed and removed photos now")
-        self.rescan_button.clicked.connect(lambda: self.rescan(self.selected_paths() or None))
-        keep_disabled(
-            session,
-            self.add_button,
-            self.remove_button,
-            self.exclude_button,
-            self.rescan_button,
-            what="changing the library's folders",
+        self.exclude_button = ui.button(
+            "Exclude subfolder…",
+            self,
+            self.choose_exclusion,
+            name="excludeSubfolder",
+            tip="Stop indexing a folder inside the selected one",
         )
-        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        close.rejected.connect(self.reject)
-
-        row = QHBoxLayout()
-        for button in (self.add_button, self.remove_button, self.exclude_button):
-            row.addWidget(button)
-        row.addWidget(self.rescan_button)
-        row.addStretch(1)
-        row.addWidget(close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.list, 1)
-        status_row = QHBoxLayout()
-        status_row.addWidget(self.summary, 1)
-        status_row.addWidget(self.errors_link)
-        layout.addLayout(status_row)
-        layout.addLayout(row)
+        self.rescan_button = ui.button(
+            "Rescan",
+            self,
+            lambda: self.rescan(self.selected_paths() or None),
+            name="rescanFolder",
+            tip="Look for new, changed and removed photos now",
+        )
+        actions = (self.add_button, self.remove_button, self.exclude_button, self.rescan_button)
+        keep_disabled(session, *actions, what="changing the library's folders")
+        status_row = ui.hbox((self.summary, 1), self.errors_link)
+        ui.vbox(
+            (self.list, 1),
+            status_row,
+            ui.hbox(*actions, ui.STRETCH, ui.close_buttons(self)),
+            parent=self,
+        )
 
         session.indexingStarted.connect(bound(self, lambda _run: self._update_buttons()))
         session.indexingDone.connect(bound(self, lambda _run: self.refresh()))
@@ -160,7 +133,7 @@ class FoldersDialog(QDialog):
     def _failed(self, message: str) -> None:
         self.summary.setText(f"The folders could not be counted: {message}")
 
-    def _show(self, statuses: list[fs.FolderStatus]) -> None:
+    def _show(self, statuses: list[FolderStatus]) -> None:
         selected = set(self.selected_paths())
         self.statuses = statuses
         self.list.clear()
@@ -189,7 +162,7 @@ class FoldersDialog(QDialog):
         self.refreshed.emit(statuses)
 
     @staticmethod
-    def _cells(status: fs.FolderStatus) -> list[str]:
+    def _cells(status: FolderStatus) -> list[str]:
         pending = "—" if status.pending is None else f"{status.pending:,}"
         return [
             status.path,
@@ -199,13 +172,13 @@ class FoldersDialog(QDialog):
             "Online" if status.online else "Offline",
         ]
 
-    def _summarise(self, statuses: list[fs.FolderStatus]) -> None:
+    def _summarise(self, statuses: list[FolderStatus]) -> None:
         if not statuses:
             self.summary.setText("No folders yet. Add one to start.")
             self.errors_link.hide()
             return
         photos = sum(s.photos for s in statuses)
-        waiting = fs.total_pending(statuses)
+        waiting = sum(s.pending or 0 for s in statuses)
         offline = sum(1 for s in statuses if not s.online)
         parts = [f"{count_text(photos, 'photo')} in {count_text(len(statuses), 'folder')}"]
         if waiting:
@@ -217,10 +190,9 @@ class FoldersDialog(QDialog):
         self.errors_link.setText(f'<a href="errors">{failed:,} could not be read</a>')
         self.errors_link.setVisible(failed > 0)
 
-    def rows(self) -> list[list[str]]:
+    def rows(self) -> list[tuple[str, ...]]:
         """The table as text (tests, copying)."""
-        items = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
-        return [[item.text(c) for c in range(len(COLUMNS))] for item in items if item]
+        return ui.row_texts(self.list)
 
     def selected_paths(self) -> list[str]:
         """The selected folders."""
@@ -242,12 +214,12 @@ class FoldersDialog(QDialog):
         busy = self.session.busy()
         self.remove_button.setEnabled(selected and not busy)
         self.exclude_button.setEnabled(len(self.selected_paths()) == 1 and not busy)
-        for button in (self.remove_button, self.exclude_button):
-            base = button.property("baseTip")
+        for widget in (self.remove_button, self.exclude_button):
+            base = widget.property("baseTip")
             if base is None:
-                button.setProperty("baseTip", button.toolTip())
-                base = button.toolTip()
-            button.setToolTip(f"{base} (stop indexing first)" if busy else base)
+                widget.setProperty("baseTip", widget.toolTip())
+                base = widget.toolTip()
+            widget.setToolTip(f"{base} (stop indexing first)" if busy else base)
 
     def _double_clicked(self, item: QTreeWidgetItem, column: int) -> None:
         if column == COL_FAILED and item.text(COL_FAILED) not in ("0", ""):
@@ -276,19 +248,18 @@ class FoldersDialog(QDialog):
         if not paths:
             return
         names = "\n".join(paths[:8]) + ("\n…" if len(paths) > 8 else "")
-        answer = QMessageBox.question(
+        if ui.confirm(
             self,
             "Remove from the library",
             f"Remove these folders and their photos from the library?\n\n{names}\n\n"
             "The files on disk are not touched.",
-        )
-        if answer == QMessageBox.StandardButton.Yes:
+        ):
             self.remove(paths)
 
     def remove(self, paths: list[str]) -> None:
         """Forget ``paths`` (what ``lotlip-search forget`` does) in a worker thread."""
         self._write(
-            lambda library: sum(fs.forget_folder(library, p) for p in paths),
+            lambda library: sum(library.forget(p) for p in paths),
             lambda n: f"Removed {count_text(n, 'photo')} from the library",
         )
 
@@ -314,8 +285,8 @@ class FoldersDialog(QDialog):
             QMessageBox.information(self, "Folders", "Stop indexing first, then try again.")
             return
         library = self.session.library
-        for button in (self.remove_button, self.exclude_button):
-            button.setEnabled(False)
+        for widget in (self.remove_button, self.exclude_button):
+            widget.setEnabled(False)
 
         def done(n: int) -> None:
             text = message(n)

@@ -5,36 +5,42 @@ folders. Kept out of ``main_window`` so that file only calls :func:`install_libr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
+from PySide6.QtWidgets import QMenu
 
+from app.gui.actions import make_action
 from app.gui.resume import ResumeBar, ResumeTracker
+
+if TYPE_CHECKING:
+    from app.gui.main_window import MainWindow
 
 
 class LibraryTools(QObject):
     """The library-management parts of one main window."""
 
-    def __init__(self, window: QMainWindow) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
-        self.session = window.session  # type: ignore[attr-defined]
-        self.dialogs: dict[str, QWidget] = {}
-        self.folders_action = QAction("&Folders…", window)
+        self.session = window.session
+        self.dialogs = window.dialogs  # shared: the window shows and closes them
+        self.folders_action = make_action(
+            window,
+            "&Folders…",
+            self.open_folders,
+            "Ctrl+Shift+L",
+            "Library folders: counts, add, remove, exclude, rescan",
+        )
         self.folders_action.setObjectName("foldersAction")
-        self.folders_action.setShortcut(QKeySequence("Ctrl+Shift+L"))
-        self.folders_action.setStatusTip("Library folders: counts, add, remove, exclude, rescan")
-        self.folders_action.triggered.connect(self.open_folders)
-        self.errors_action = QAction("Photos that could not be &read…", window)
-        self.errors_action.triggered.connect(lambda: self.open_errors(None))
+        self.errors_action = make_action(
+            window, "Photos that could not be &read…", lambda: self.open_errors(None)
+        )
         menu = self._library_menu()
         if menu is not None:
             first = menu.actions()[1] if len(menu.actions()) > 1 else None
             menu.insertAction(first, self.folders_action)
             menu.insertAction(first, self.errors_action)
-        window.addAction(self.folders_action)
 
         self.resume_bar = ResumeBar(window)
         window.statusBar().addPermanentWidget(self.resume_bar)
@@ -76,18 +82,6 @@ class LibraryTools(QObject):
             return True
         return super().eventFilter(watched, event)
 
-    def _show(self, key: str, factory: Any) -> Any:
-        dialog = self.dialogs.get(key)
-        if dialog is None:
-            dialog = factory()
-            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            dialog.destroyed.connect(lambda _obj=None, k=key: self.dialogs.pop(k, None))
-            self.dialogs[key] = dialog
-        dialog.show()
-        dialog.raise_()
-        dialog.activateWindow()
-        return dialog
-
     def open_folders(self) -> Any:
         """The Folders panel."""
         from app.gui.folders_dialog import FoldersDialog
@@ -97,7 +91,7 @@ class LibraryTools(QObject):
             dialog.errorsRequested.connect(self.open_errors)
             return dialog
 
-        return self._show("folders", make)
+        return self.window.show_dialog("folders", make)
 
     def open_errors(self, folder: str | None = None) -> Any:
         """The errors view (all failures, or one folder's)."""
@@ -106,18 +100,15 @@ class LibraryTools(QObject):
         old = self.dialogs.get("errors")
         if old is not None and getattr(old, "folder", None) != folder:
             old.close()
-        return self._show("errors", lambda: ErrorsDialog(self.session, folder, self.window))
-
-    def close_all(self) -> None:
-        """Close the panels (the window is closing)."""
-        for dialog in list(self.dialogs.values()):
-            dialog.close()
+        return self.window.show_dialog(
+            "errors", lambda: ErrorsDialog(self.session, folder, self.window)
+        )
 
 
-def install_library_tools(window: QMainWindow) -> LibraryTools:
+def install_library_tools(window: MainWindow) -> LibraryTools:
     """Add the library-management parts to ``window`` and turn on watch folders if wanted."""
     tools = LibraryTools(window)
     settings = getattr(window, "settings", None)
     if settings is None or settings.watch_folders:
-        window.session.set_watching(True)  # type: ignore[attr-defined]
+        window.session.set_watching(True)
     return tools

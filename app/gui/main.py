@@ -71,10 +71,15 @@ def receive_arguments(window: Any, argv: list[str]) -> bool:
     window.show()
     window.raise_()
     window.activateWindow()
+    search_first_image(window, args)
+    return True
+
+
+def search_first_image(window: Any, args: argparse.Namespace) -> None:
+    """Search by the first of the named images that is a file (if any)."""
     images = [Path(p) for p in args.images if Path(p).is_file()]
     if images:
         window.search_like(images[0])
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,9 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()
     if server is not None:
         server.argumentsReceived.connect(lambda received: receive_arguments(window, received))
-    images = [Path(p) for p in args.images if Path(p).is_file()]
-    if images:
-        window.search_like(images[0])
+    search_first_image(window, args)
 
     # Ctrl+C in the terminal closes the window cleanly (Python handlers need the loop to wake).
     signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -11,15 +11,14 @@ reports. Layout::
     [ results grid (or welcome page)          ][ preview pane           ]
     [ status: counts · model · indexing progress                        ]
 
-Menus and the results' context menu are tables in :mod:`app.gui.actions`; the full-screen
-viewer is :mod:`app.gui.viewer`. The window never grows by itself: every text that could be
-long is elided (:class:`~app.gui.panels.ElidedLabel`) and only a size the user chose is saved.
+Menus and the results' context menu are tables in :mod:`app.gui.actions`, what they do to
+photos is :mod:`app.gui.photo_actions`, and the full-screen viewer is :mod:`app.gui.viewer`.
+The window never grows by itself: every text that could be long is elided
+(:class:`~app.gui.panels.ElidedLabel`) and only a size the user chose is saved.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,29 +36,26 @@ from PySide6.QtGui import (
     QStandardItemModel,
 )
 from PySide6.QtWidgets import (
-    QComboBox,
     QFrame,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QSlider,
     QSplitter,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
-from app.gui import desktop, sentences
+from app.gui import sentences
+from app.gui import widgets as ui
 from app.gui.actions import build_menus, results_context_menu
-from app.gui.config import SORT_ORDERS, THUMB_MAX, THUMB_MIN, GuiSettings
+from app.gui.config import THUMB_MAX, THUMB_MIN, GuiSettings
 from app.gui.filters import FilterBar
 from app.gui.formatting import count_text
-from app.gui.icons import app_icon
 from app.gui.library_tools import install_library_tools
 from app.gui.panels import ElidedLabel, EmptyState, ModelBanner, WelcomePage, demo_ancestor
+from app.gui.photo_actions import PhotoActions
 from app.gui.preview import PreviewPane
 from app.gui.query import QueryEdit, WordPieceCounter
 from app.gui.read_only import reason, show_read_only
@@ -68,11 +64,8 @@ from app.gui.results import ResultItem, ResultsModel, local_image_paths
 from app.gui.results_view import ResultsView
 from app.gui.session import IndexingRun, LibraryInfo, Session
 from app.gui.status import IndexingStatus, counts_line
-from app.gui.tasks import Task, bound
-from app.gui.thumbnails import ThumbnailCache, load_scaled
+from app.gui.thumbnails import ThumbnailCache
 from app.gui.viewer import PhotoViewer
-
-log = logging.getLogger(__name__)
 
 SORT_LABELS = {
     "relevance": "Best match",
@@ -85,7 +78,6 @@ MODEL_LOAD_DELAY_MS = 120
 LIVE_BROWSE_LIMIT = 200
 QUIT_WAIT_MS = 600  # how long quitting waits for background work to stop at a safe point
 DEFAULT_SIZE = QSize(1180, 760)
-CLIPBOARD_EDGE = 8192
 
 
 class ExampleChip(QFrame):
@@ -98,15 +90,8 @@ class ExampleChip(QFrame):
         self.setObjectName("exampleChip")
         self.label = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
         self.label.setMaximumWidth(260)
-        clear = QPushButton("✕", self)
-        clear.setFlat(True)
-        clear.setFixedWidth(24)
-        clear.setToolTip("Stop searching by example")
-        clear.clicked.connect(self.cleared)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 2, 2, 2)
-        layout.addWidget(self.label)
-        layout.addWidget(clear)
+        clear = ui.dismiss_button(self, "Stop searching by example", self.cleared)
+        ui.hbox(self.label, clear, parent=self, margins=(8, 2, 2, 2))
         self.hide()
 
     def show_for(self, text: str) -> None:
@@ -123,18 +108,18 @@ class MainWindow(QMainWindow):
         self.session = session
         self.settings = settings or GuiSettings()
         self.setWindowTitle("LoTLIP Search")
-        self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
         self.request: SearchRequest | None = None
         self.outcome: SearchOutcome | None = None
         self._pending_request: SearchRequest | None = None
         self._closing = False
         self._welcome_dismissed = False
-        self._dialogs: dict[str, QWidget] = {}
+        self.dialogs: dict[str, QWidget] = {}
         self.viewer: PhotoViewer | None = None
         self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
         self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
+        self.photos = PhotoActions(self)  # open, show in folder, copy, export, remove
         self.results = ResultsModel(self)
         self.results.set_items([], self.browse_order())
         self._build_widgets()
@@ -163,11 +148,14 @@ class MainWindow(QMainWindow):
         self.query.imageDropped.connect(self.search_like)
         self.counter = WordPieceCounter(self.query, self)
         self.counter.levelChanged.connect(self._counter_level)
-        self.search_button = QPushButton("Search", self)
-        self.search_button.setObjectName("searchButton")
+        self.search_button = ui.button(
+            "Search",
+            self,
+            lambda: self.search_text(self.query.text()),
+            name="searchButton",
+            tip="Search (Enter)",
+        )
         self.search_button.setDefault(True)
-        self.search_button.setToolTip("Search (Enter)")
-        self.search_button.clicked.connect(lambda: self.search_text(self.query.text()))
         self.filters = FilterBar(self)
         self.filters.changed.connect(self._filters_changed)
         self.example = ExampleChip(self)
@@ -184,32 +172,17 @@ class MainWindow(QMainWindow):
         self.not_edit.returnPressed.connect(self._not_changed)
 
         self.query_bar = QWidget(self)
-        query_row = QHBoxLayout(self.query_bar)
-        query_row.setContentsMargins(0, 0, 0, 0)
-        query_row.setSpacing(8)
-        query_row.addWidget(self.query, 1)
-        button_column = QVBoxLayout()
-        button_column.addWidget(self.search_button)
-        button_column.addStretch(1)
-        query_row.addLayout(button_column)
+        button_column = ui.vbox(self.search_button, ui.STRETCH)
+        ui.hbox((self.query, 1), button_column, parent=self.query_bar, margins=0, spacing=8)
         self.filter_bar = QWidget(self)
-        filter_row = QHBoxLayout(self.filter_bar)
-        filter_row.setContentsMargins(0, 0, 0, 0)
-        filter_row.addWidget(self.filters, 1)
-        filter_row.addWidget(self.example)
         not_label = QLabel("Not:", self)
         not_label.setBuddy(self.not_edit)
-        filter_row.addWidget(not_label)
-        filter_row.addWidget(self.not_edit)
-        filter_row.addWidget(self.counter)
+        filters = ((self.filters, 1), self.example, not_label, self.not_edit, self.counter)
+        ui.hbox(*filters, parent=self.filter_bar, margins=0)
 
         self.summary = ElidedLabel("", self)
         self.summary.setObjectName("resultsSummary")
-        self.sort = QComboBox(self)
-        self.sort.setObjectName("sortOrder")
-        for key in SORT_ORDERS:
-            self.sort.addItem(SORT_LABELS[key], key)
-        self.sort.setCurrentIndex(SORT_ORDERS.index(self.browse_order()))
+        self.sort = ui.choices(self, "sortOrder", SORT_LABELS, self.browse_order())
         self.sort.currentIndexChanged.connect(self._sort_changed)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.size_slider.setObjectName("thumbSize")
@@ -221,19 +194,13 @@ class MainWindow(QMainWindow):
         self.size_slider.setToolTip("Thumbnail size (Ctrl+= / Ctrl+-)")
         self.size_slider.valueChanged.connect(self._size_changed)
         self.results_header = QWidget(self)
-        header = QHBoxLayout(self.results_header)
-        header.setContentsMargins(2, 0, 2, 0)
-        header.addWidget(self.summary, 1)
-        header.addWidget(QLabel("Sort:", self))
-        header.addWidget(self.sort)
-        header.addSpacing(10)
-        header.addWidget(QLabel("Size:", self))
-        header.addWidget(self.size_slider)
+        header = ((self.summary, 1), QLabel("Sort:", self), self.sort, 10, QLabel("Size:", self))
+        ui.hbox(*header, self.size_slider, parent=self.results_header, margins=(2, 0, 2, 0))
 
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
         self.view.currentItemChanged.connect(self._current_changed)
-        self.view.openRequested.connect(lambda _item: self.view_current())
+        self.view.openRequested.connect(lambda _item: self.with_current(self.view_item))
         self.view.previewRequested.connect(self._preview_item)
         self.view.escapePressed.connect(self.focus_query)
         self.view.contextMenuRequested.connect(self._context_menu)
@@ -247,16 +214,12 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.empty)
 
         results_panel = QWidget(self)
-        results_layout = QVBoxLayout(results_panel)
-        results_layout.setContentsMargins(0, 0, 0, 0)
-        results_layout.setSpacing(4)
-        results_layout.addWidget(self.results_header)
-        results_layout.addWidget(self.stack, 1)
+        ui.vbox(self.results_header, (self.stack, 1), parent=results_panel, margins=0, spacing=4)
 
         self.preview = PreviewPane(self.session.tasks, self)
-        self.preview.openRequested.connect(self.open_item)
-        self.preview.revealRequested.connect(self.reveal_item)
-        self.preview.copyRequested.connect(lambda item: self.copy_paths([item]))
+        self.preview.openRequested.connect(self.photos.open)
+        self.preview.revealRequested.connect(self.photos.reveal)
+        self.preview.copyRequested.connect(lambda item: self.photos.copy_paths([item]))
         self.preview.similarRequested.connect(self.search_similar)
         self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -270,13 +233,8 @@ class MainWindow(QMainWindow):
         self.preview.setVisible(self.settings.preview_visible)
 
         central = QWidget(self)
-        layout = QVBoxLayout(central)
-        layout.setContentsMargins(10, 8, 10, 4)
-        layout.setSpacing(6)
-        layout.addWidget(self.banner)
-        layout.addWidget(self.query_bar)
-        layout.addWidget(self.filter_bar)
-        layout.addWidget(self.splitter, 1)
+        parts = (self.banner, self.query_bar, self.filter_bar, (self.splitter, 1))
+        ui.vbox(*parts, parent=central, margins=(10, 8, 10, 4), spacing=6)
         self.setCentralWidget(central)
 
         self.counts_label = ElidedLabel("", self)
@@ -548,15 +506,15 @@ class MainWindow(QMainWindow):
 
     def _filters_changed(self, _filters: Filters) -> None:
         if self.request is not None:
-            self._search_again()
+            self.search_again()
 
     def _not_changed(self) -> None:
         if self.request is not None and self.request.mode != "browse":
-            self._search_again()
+            self.search_again()
         elif self.query.text().strip():
             self.search_text(self.query.text())
 
-    def _search_again(self) -> None:
+    def search_again(self) -> None:
         """The current search with the filters and not-terms as they are now."""
         assert self.request is not None
         self.run_request(
@@ -568,19 +526,8 @@ class MainWindow(QMainWindow):
             quiet=self.request.mode == "browse",
         )
 
-    def fill_recent(self) -> None:
-        """Fill Search ▸ Recent descriptions (just before it opens)."""
-        self.recent_menu.clear()
-        queries = self.settings.recent_queries()
-        for text in queries[:15]:
-            label = " ".join(text.split())
-            label = label[:70] + "…" if len(label) > 70 else label
-            action = self.recent_menu.addAction(label.replace("&", "&&"))
-            action.triggered.connect(lambda _checked=False, t=text: self._run_recent(t))
-        if not queries:
-            self.recent_menu.addAction("No searches yet").setEnabled(False)
-
-    def _run_recent(self, text: str) -> None:
+    def search_for(self, text: str) -> None:
+        """Put ``text`` in the query box and search for it (a recent or an example query)."""
         self.query.set_text(text)
         self.search_text(text)
 
@@ -648,153 +595,11 @@ class MainWindow(QMainWindow):
         current = self.view.current_item()
         return items or ([current] if current is not None else [])
 
-    def _report(self, message: str, timeout_ms: int = 8000) -> None:
-        self.statusBar().showMessage(message, timeout_ms)
-
-    def _missing(self, item: ResultItem) -> bool:
-        """Say so when the photo's file is gone (moved, deleted, drive unplugged)."""
-        if os.path.exists(item.path):
-            return False
-        self._report(f"{item.name} is no longer at {os.path.dirname(item.path)}")
-        return True
-
-    def open_item(self, item: ResultItem) -> None:
-        """Open a photo in the default application (a failure is reported)."""
-        if not self._missing(item) and not desktop.open_file(item.path):
-            self._report(f"No application could open {item.name}")
-
-    def reveal_item(self, item: ResultItem) -> None:
-        """Show a photo in the file manager (a failure is reported like :meth:`open_item`)."""
-        if not self._missing(item) and not desktop.reveal_in_file_manager(item.path):
-            self._report(f"No file manager could show {item.name}")
-
-    def copy_paths(self, items: list[ResultItem]) -> None:
-        """Copy paths of ``items`` to the clipboard."""
-        desktop.copy_paths([i.path for i in items])
-        self._report(f"Copied {count_text(len(items), 'path')}", 3000)
-
-    def copy_image(self, item: ResultItem) -> None:
-        """Put the photo itself on the clipboard (decoded in a worker, EXIF-oriented)."""
-        if self._missing(item):
-            return
-        path = item.path
-        task = Task(lambda _r, _c: load_scaled(path, CLIPBOARD_EDGE), name="copy-image")
-        task.succeeded.connect(bound(self, lambda image: self._image_copied(item, image)))
-        task.failed.connect(
-            bound(self, lambda message: self._report(f"Cannot copy {item.name}: {message}"))
-        )
-        self.session.tasks.start(task)
-
-    def _image_copied(self, item: ResultItem, image: Any) -> None:
-        QGuiApplication.clipboard().setImage(image)
-        self._report(f"Copied the image {item.name}", 3000)
-
-    def _with_current(self, action: Any) -> None:
+    def with_current(self, action: Any) -> None:
+        """Call ``action`` with the current photo, if there is one."""
         item = self.view.current_item()
         if item is not None:
             action(item)
-
-    def view_current(self) -> None:
-        """Open the current photo in the full-screen viewer (Enter, double-click)."""
-        self._with_current(self.view_item)
-
-    def open_current(self) -> None:
-        """Open the current photo in the default application."""
-        self._with_current(self.open_item)
-
-    def reveal_current(self) -> None:
-        """Show the current photo in the file manager."""
-        self._with_current(self.reveal_item)
-
-    def copy_image_current(self) -> None:
-        """Copy the current photo as an image."""
-        self._with_current(self.copy_image)
-
-    def similar_current(self) -> None:
-        """Photos similar to the current one."""
-        self._with_current(self.search_similar)
-
-    def copy_selected(self) -> None:
-        """Copy the paths of the selected photos."""
-        items = self.selected_items()
-        if items:
-            self.copy_paths(items)
-
-    def captions_selected(self) -> None:
-        """Caption editor for the selected photos."""
-        self.open_captions(None)
-
-    def export_selected(self, folder: str | None = None) -> Task | None:
-        """Copy the selected files into a folder (asked for when ``folder`` is None)."""
-        return self.export_items(self.selected_items(), folder)
-
-    def export_items(self, items: list[ResultItem], folder: str | None = None) -> Task | None:
-        """Copy the files of ``items`` into a folder (asked for when ``folder`` is None)."""
-        from PySide6.QtWidgets import QFileDialog
-
-        from app.gui.export import export_files
-
-        if not items:
-            self._report("Select one or more photos to export", 5000)
-            return None
-        if not folder:
-            folder = QFileDialog.getExistingDirectory(
-                self, f"Export {count_text(len(items), 'photo')} to", str(Path.home())
-            )
-            if not folder:
-                return None
-        paths = [i.path for i in items]
-        target = folder
-        task = Task(lambda _r, cancelled: export_files(paths, target, cancelled), name="export")
-        task.succeeded.connect(bound(self, lambda report: self._exported(report, target)))
-        task.failed.connect(bound(self, lambda message: self._report(f"Export failed: {message}")))
-        self._report(f"Copying {count_text(len(paths), 'photo')} to {folder}…", 0)
-        return self.session.tasks.start(task)
-
-    def _exported(self, report: Any, folder: str) -> None:
-        text = f"Copied {count_text(len(report.copied), 'photo')} to {folder}"
-        if report.failed:
-            path, reason = report.failed[0]
-            text += (
-                f"; {len(report.failed)} could not be copied ({os.path.basename(path)}: {reason})"
-            )
-        self._report(text, 15000)
-
-    def remove_selected(self, confirm: bool = True) -> Task | None:
-        """Forget the selected photos (the files stay on disk; the next index skips them)."""
-        return self.remove_items(self.selected_items(), confirm)
-
-    def remove_items(self, items: list[ResultItem], confirm: bool = True) -> Task | None:
-        """Forget ``items`` (the files stay on disk; the next index skips them)."""
-        if not items:
-            return None
-        if self.session.read_only:
-            self._report(reason(self.session, "removing photos from the library"), 15000)
-            return None
-        if self.session.busy():
-            self._report("Wait for the indexing to finish before removing photos", 8000)
-            return None
-        what = items[0].name if len(items) == 1 else count_text(len(items), "photo")
-        if confirm:
-            answer = QMessageBox.question(
-                self,
-                "Remove from library",
-                f"Remove {what} from the library? The files stay on disk, and updating the "
-                "index will not add them again.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return None
-        library, paths = self.session.library, [i.path for i in items]
-        task = Task(lambda _r, _c: sum(library.forget(p) for p in paths), name="remove")
-        task.succeeded.connect(bound(self, lambda n: self._removed(n)))
-        task.failed.connect(bound(self, lambda message: self._report(f"Cannot remove: {message}")))
-        return self.session.tasks.start(task)
-
-    def _removed(self, count: int) -> None:
-        self._report(f"Removed {count_text(count, 'photo')} from the library", 8000)
-        self.session.refresh_info()
-        if self.request is not None:
-            self._search_again()
 
     def _context_menu(self, position: QPoint) -> None:
         items = self.selected_items()
@@ -810,7 +615,7 @@ class MainWindow(QMainWindow):
             self.viewer.closed.connect(self._viewer_closed)
         row = self.results.row_of(item.path)
         if row < 0:  # the grid changed meanwhile
-            self._report(f"{item.name} is not among the results any more", 5000)
+            self.statusBar().showMessage(f"{item.name} is not among the results any more", 5000)
             return self.viewer
         self.viewer.show_row(row)
         self.viewer.showFullScreen()
@@ -834,12 +639,9 @@ class MainWindow(QMainWindow):
 
     def choose_example(self) -> None:
         """Pick an image file to search by example."""
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
+        path = ui.choose_file(
             self,
             "Search by example image",
-            str(Path.home()),
             "Images (*.jpg *.jpeg *.png *.webp *.gif *.bmp *.tif *.tiff *.heic);;All files (*)",
         )
         if path:
@@ -871,7 +673,7 @@ class MainWindow(QMainWindow):
     def update_index(self) -> None:
         """Index new and changed photos in every library folder."""
         if self.session.read_only:
-            self._report(reason(self.session, "indexing"), 15000)
+            self.statusBar().showMessage(reason(self.session, "indexing"), 15000)
             return
         if not self.session.info.folders:
             self.open_wizard()
@@ -894,19 +696,21 @@ class MainWindow(QMainWindow):
         start_demo(self.session, self)
 
     # -- dialogs --------------------------------------------------------------------------------
-    def _dialog(self, key: str, factory: Any) -> Any:
-        dialog = self._dialogs.get(key)
+    def show_dialog(self, key: str, factory: Any) -> Any:
+        """Show the window's dialog ``key``, made by ``factory`` when there is none (a closed
+        dialog is deleted: the next one starts fresh)."""
+        dialog = self.dialogs.get(key)
         if dialog is None:
             dialog = factory()
             dialog.finished.connect(lambda _code, k=key: self._dialog_closed(k))
-            self._dialogs[key] = dialog
+            self.dialogs[key] = dialog
         dialog.show()
         dialog.raise_()
         dialog.activateWindow()
         return dialog
 
     def _dialog_closed(self, key: str) -> None:
-        dialog = self._dialogs.pop(key, None)
+        dialog = self.dialogs.pop(key, None)
         if dialog is not None:
             dialog.deleteLater()  # the next one starts fresh; nothing keeps the old alive
 
@@ -914,13 +718,13 @@ class MainWindow(QMainWindow):
         """The folder indexing wizard (shows the running indexing when there is one)."""
         from app.gui.wizard import IndexWizard
 
-        return self._dialog("wizard", lambda: IndexWizard(self.session, self))
+        return self.show_dialog("wizard", lambda: IndexWizard(self.session, self))
 
     def open_models(self, download: bool = False) -> Any:
         """The models dialog (``download``: start on the official download)."""
         from app.gui.models_dialog import ModelsDialog
 
-        dialog = self._dialog("models", lambda: ModelsDialog(self.session, self))
+        dialog = self.show_dialog("models", lambda: ModelsDialog(self.session, self))
         if download:
             dialog.focus_download()
         return dialog
@@ -929,7 +733,9 @@ class MainWindow(QMainWindow):
         """The settings dialog."""
         from app.gui.settings_dialog import SettingsDialog
 
-        return self._dialog("settings", lambda: SettingsDialog(self.session, self.settings, self))
+        return self.show_dialog(
+            "settings", lambda: SettingsDialog(self.session, self.settings, self)
+        )
 
     def open_captions(self, items: list[ResultItem] | None) -> Any:
         """Caption editor for ``items`` (None: the selection)."""
@@ -939,8 +745,8 @@ class MainWindow(QMainWindow):
         if not items:
             self.statusBar().showMessage("Select one or more photos to caption", 5000)
             return None
-        self._dialogs.pop("captions", None)
-        return self._dialog("captions", lambda: CaptionEditor(self.session, items, self))
+        self.dialogs.pop("captions", None)
+        return self.show_dialog("captions", lambda: CaptionEditor(self.session, items, self))
 
     def import_captions(self) -> Any:
         """Import a caption file (JSONL/CSV manifest) or a folder of sidecar captions."""
@@ -952,47 +758,7 @@ class MainWindow(QMainWindow):
         """The fine-tune dialog."""
         from app.gui.finetune_dialog import FinetuneDialog
 
-        return self._dialog("finetune", lambda: FinetuneDialog(self.session, self))
-
-    def show_shortcuts(self) -> None:
-        """A table of keyboard shortcuts."""
-        rows = [
-            ("Ctrl+L, Ctrl+F", "Type a description"),
-            ("Enter / Shift+Enter", "Search / new line in the description"),
-            ("Arrow keys", "Move through the results"),
-            ("Enter, double-click", "View full screen (arrows move, +/- zoom, 0 fits, Esc back)"),
-            ("Ctrl+O", "Open in the default application"),
-            ("Ctrl+A, Ctrl/Shift-click", "Select several photos"),
-            ("Right click", "Photo actions"),
-            ("Space", "Show it in the preview pane"),
-            ("Escape", "Back to the description"),
-            ("Ctrl+M", "Find similar photos"),
-            ("Ctrl+E", "Search by an example image (or drop one on the window)"),
-            ("Ctrl+Shift+C", "Copy the paths of the selected photos"),
-            ("Ctrl+Shift+X", "Export the selected files to a folder"),
-            ("Ctrl+Shift+O", "Show in the file manager"),
-            ("Ctrl+= / Ctrl+-", "Larger / smaller thumbnails"),
-            ("F9", "Show or hide the preview"),
-            ("Ctrl+I / F5", "Add folders / update the index"),
-        ]
-        html = (
-            "<table cellspacing=6>"
-            + "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
-            + "</table>"
-        )
-        QMessageBox.information(self, "Keyboard shortcuts", html)
-
-    def show_about(self) -> None:
-        """Version and a line about the model."""
-        from app.gui import __version__
-
-        QMessageBox.about(
-            self,
-            "About LoTLIP Search",
-            f"<h3>LoTLIP Search {__version__}</h3>"
-            "<p>Finds photos from paragraph-long descriptions with LoTLIP, a CLIP-style model "
-            "trained for long texts (corner tokens). Everything runs locally.</p>",
-        )
+        return self.show_dialog("finetune", lambda: FinetuneDialog(self.session, self))
 
     # -- showing and closing ------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:
@@ -1048,12 +814,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop indexing safely (it resumes next start), remember the layout, shut down."""
-        finetune = self._dialogs.get("finetune")
+        finetune = self.dialogs.get("finetune")
         if finetune is not None and getattr(finetune, "task", None) is not None:
-            answer = QMessageBox.question(
-                self, "Quit", "A fine-tune is running. Stop it and quit? Nothing will be saved."
-            )
-            if answer != QMessageBox.StandardButton.Yes:
+            question = "A fine-tune is running. Stop it and quit? Nothing will be saved."
+            if not ui.confirm(self, "Quit", question):
                 event.ignore()
                 return
             finetune.confirm_close = False
@@ -1062,9 +826,8 @@ class MainWindow(QMainWindow):
             self.indexing_status.label.setText("Stopping…")
             self.session.indexing.task.cancel()  # not a user cancel: it resumes next start
         self._save_layout()
-        for dialog in list(self._dialogs.values()):
+        for dialog in list(self.dialogs.values()):
             dialog.close()
-        self.library_tools.close_all()
         self.thumbnails.shutdown(QUIT_WAIT_MS // 4)
         self.session.shutdown(QUIT_WAIT_MS)  # the process ends within a second (app.gui.main)
         event.accept()

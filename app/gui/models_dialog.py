@@ -7,16 +7,11 @@ from typing import Any
 
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
-    QHBoxLayout,
-    QLabel,
     QMessageBox,
-    QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from app.gui.icons import app_icon
+from app.gui import widgets as ui
 from app.gui.models_panel import ModelPanel
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
@@ -38,36 +33,22 @@ class ModelsDialog(QDialog):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.setObjectName("modelsDialog")
-        self.setWindowTitle("Models")
-        self.setWindowIcon(app_icon())
-        self.resize(820, 420)
-        intro = QLabel(
+        ui.frame_dialog(self, "modelsDialog", "Models", 820, 420)
+        intro = ui.label(
             "The official LoTLIP models read real photos well; the bundled demo model only knows "
             "simple generated scenes. Fine-tuned models are made by Tools ▸ Fine-tune.",
             self,
+            wrap=True,
         )
-        intro.setWordWrap(True)
         self.panel = ModelPanel(session.tasks, self, show_indexed=True)
         self.panel.selectionChanged.connect(lambda _name: self._update_buttons())
         self.panel.busyChanged.connect(lambda _busy: self._update_buttons())
-        self.use_button = QPushButton("Use for this library", self)
-        self.use_button.setObjectName("useModel")
-        self.use_button.clicked.connect(self.use_selected)
-        self.remove_button = QPushButton("Remove…", self)
-        self.remove_button.setObjectName("removeModel")
-        self.remove_button.clicked.connect(self.remove_selected)
-        actions = QHBoxLayout()
-        actions.addWidget(self.use_button)
-        actions.addWidget(self.remove_button)
-        actions.addStretch(1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(self.panel, 1)
-        layout.addLayout(actions)
-        layout.addWidget(buttons)
+        self.use_button = ui.button(
+            "Use for this library", self, self.use_selected, name="useModel"
+        )
+        self.remove_button = ui.button("Remove…", self, self.remove_selected, name="removeModel")
+        actions = ui.hbox(self.use_button, self.remove_button, ui.STRETCH)
+        ui.vbox(intro, (self.panel, 1), actions, ui.close_buttons(self), parent=self)
         self.panel.reload(current=self._current(), indexed=session.info.embeddings)
         keep_disabled(session, self.use_button, what="choosing the library's model")
         self.panel.changed.connect(self._update_buttons)
@@ -116,17 +97,15 @@ class ModelsDialog(QDialog):
             return
         indexed = self.session.info.embeddings.get(entry.name, 0)
         self.session.set_setting("model", entry.name)
-        if indexed < self.session.info.images:
-            answer = QMessageBox.question(
-                self,
-                "Index with this model?",
-                f"{entry.name} has indexed {indexed:,} of {self.session.info.images:,} photos. "
-                "Index the rest now (in the background)?",
-            )
-            if answer == QMessageBox.StandardButton.Yes:
-                self.session.start_indexing(None, model=entry.name)
-                self.panel.reload(current=entry.name)
-                return
+        if indexed < self.session.info.images and ui.confirm(
+            self,
+            "Index with this model?",
+            f"{entry.name} has indexed {indexed:,} of {self.session.info.images:,} photos. "
+            "Index the rest now (in the background)?",
+        ):
+            self.session.start_indexing(None, model=entry.name)
+            self.panel.reload(current=entry.name)
+            return
         self.session.load_model(entry.name)
         self.panel.reload(current=entry.name)
 
@@ -138,10 +117,9 @@ class ModelsDialog(QDialog):
         warning = ""
         if entry.name == self._current():
             warning = "\n\nIt is the model this library uses; the bundled model takes over."
-        answer = QMessageBox.question(
+        if not ui.confirm(
             self, "Remove model", f"Delete {entry.name} from this computer?{warning}"
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+        ):
             return None
         name = entry.name
         task = Task(lambda _r, _c: remove_installed_model(name), name="remove-model")

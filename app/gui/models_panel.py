@@ -11,27 +11,22 @@ import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QFileDialog,
-    QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QMessageBox,
     QProgressBar,
-    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.download import ModelDownload
 from app.gui.formatting import human_size
-from app.gui.tasks import Task, TaskSet, bound
+from app.gui.tasks import Task, TaskSet, bound, run_task
 
 KIND_LABELS = {
     "bundled": "bundled demo",
@@ -203,9 +198,8 @@ class ModelTable(QTreeWidget):
         row = self.currentItem()
         return row.data(0, Qt.ItemDataRole.UserRole) if row is not None else None
 
-    def selected_entry(self) -> ModelEntry | None:
-        """The selected model."""
-        name = self.selected_name()
+    def entry(self, name: str | None) -> ModelEntry | None:
+        """The listed model called ``name``, if any."""
         return next((e for e in self.entries if e.name == name), None)
 
     def select(self, name: str) -> None:
@@ -242,41 +236,30 @@ class ModelPanel(QWidget):
 
         self.table = ModelTable(self, show_indexed=show_indexed)
         self.table.currentItemChanged.connect(self._selection)
-        self.download_button = QPushButton("Download…", self)
-        self.download_button.setObjectName("downloadModel")
-        self.download_button.setToolTip("Download the selected official model from Hugging Face")
-        self.download_button.clicked.connect(lambda: self.start_download())
-        self.import_button = QPushButton("Import…", self)
-        self.import_button.setToolTip(
-            "Import an official checkpoint (.pt) you fetched yourself, or a model folder"
+        self.download_button = ui.button(
+            "Download…",
+            self,
+            lambda: self.start_download(),
+            name="downloadModel",
+            tip="Download the selected official model from Hugging Face",
         )
-        self.import_button.clicked.connect(self.import_interactively)
-        self.status = QLabel(self)
-        self.status.setObjectName("mutedLabel")
-        self.status.setWordWrap(True)
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.import_button = ui.button(
+            "Import…",
+            self,
+            self.import_interactively,
+            tip="Import an official checkpoint (.pt) you fetched yourself, or a model folder",
+        )
+        self.status = ui.label("", self, name="mutedLabel", wrap=True, rich=True)
         self.status.setOpenExternalLinks(True)
         # the offline instructions' links must be selectable and copyable
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.progress = QProgressBar(self)
         self.progress.hide()
-        self.cancel_button = QPushButton("Cancel download", self)
+        self.cancel_button = ui.button("Cancel download", self, self.cancel_download)
         self.cancel_button.hide()
-        self.cancel_button.clicked.connect(self.cancel_download)
-
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.import_button)
-        buttons.addStretch(1)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress, 1)
-        progress_row.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(buttons)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.status)
+        buttons = ui.hbox(self.download_button, self.import_button, ui.STRETCH)
+        progress_row = ui.hbox((self.progress, 1), self.cancel_button)
+        ui.vbox((self.table, 1), buttons, progress_row, self.status, parent=self, margins=0)
         self.status.setText("Looking for models…")
         self._update_buttons()
 
@@ -287,15 +270,16 @@ class ModelPanel(QWidget):
             self.current = current
         if indexed is not None:
             self.indexed = indexed
-        task = Task(lambda _r, _c: list_models(), name="list-models")
-        task.succeeded.connect(self._listed)
-        task.failed.connect(
-            bound(
+        run_task(
+            self.tasks,
+            lambda _r, _c: list_models(),
+            name="list-models",
+            on_success=self._listed,
+            on_failure=bound(
                 self,
                 lambda message: self.status.setText(f"Cannot list models: {html.escape(message)}"),
-            )
+            ),
         )
-        self.tasks.start(task)
 
     def set_indexed(self, indexed: dict[str, int]) -> None:
         """Update the "indexed photos" counts (keeps the selection)."""
@@ -320,7 +304,7 @@ class ModelPanel(QWidget):
 
     def selected(self) -> ModelEntry | None:
         """The selected model."""
-        return self.table.selected_entry()
+        return self.table.entry(self.table.selected_name())
 
     def _selection(self, *_args: object) -> None:
         self._update_buttons()
@@ -358,28 +342,40 @@ class ModelPanel(QWidget):
         entry = self.selected()
         if entry is None or entry.installed or self.busy():
             return
-        if confirm:
-            size = human_size(entry.size_bytes) if entry.size_bytes else "an unknown size"
-            answer = QMessageBox.question(
-                self,
-                "Download model",
-                f"Download {entry.name} (about {size}) from Hugging Face?\n\nIt is saved on "
-                "this computer once and used offline afterwards.",
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                return
+        size = human_size(entry.size_bytes) if entry.size_bytes else "an unknown size"
+        if confirm and not ui.confirm(
+            self,
+            "Download model",
+            f"Download {entry.name} (about {size}) from Hugging Face?\n\nIt is saved on "
+            "this computer once and used offline afterwards.",
+        ):
+            return
         download = ModelDownload(entry.name, self)
         download.progress.connect(self._download_progress)
         download.finished.connect(self._download_finished)
         self.download = download
-        self.progress.setRange(0, 0)
-        self.progress.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
-        self.status.setText(f"Connecting to download {entry.name}…")
         download.start()
+        self._began(f"Connecting to download {entry.name}…")
+
+    def _began(self, text: str) -> None:
+        """A download or an import started: a busy bar and ``text``."""
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setText(text)
         self._update_buttons()
         self.busyChanged.emit(True)
+
+    def _ended(self, name: str, ok: bool, text: str) -> None:
+        """A download or an import of ``name`` ended: say ``text``, list a new model."""
+        self.progress.hide()
+        self.status.setText(text)
+        self._update_buttons()
+        self.busyChanged.emit(False)
+        if ok:
+            self.reload()
+            self.table.select(name)
 
     def _download_progress(self, name: str, done: int, total: int) -> None:
         if total:
@@ -392,20 +388,14 @@ class ModelPanel(QWidget):
     def _download_finished(self, ok: bool, message: str) -> None:
         name = self.download.name if self.download else ""
         self.download = None
-        self.progress.hide()
         self.cancel_button.hide()
         if ok:
-            self.status.setText(f"{name} is ready.")
-        else:
-            first = html.escape(message.splitlines()[0] if message else "The download failed.")
-            offline = offline_html(name) if self.entry_named(name) is not None else ""
-            self.status.setText(f"{first}<br>{offline}")
-        self._update_buttons()
-        self.busyChanged.emit(False)
-        if ok:
             self.current = self.current or name
-            self.reload()
-            self.table.select(name)
+            self._ended(name, ok, f"{name} is ready.")
+            return
+        first = html.escape(message.splitlines()[0] if message else "The download failed.")
+        offline = offline_html(name) if self.table.entry(name) is not None else ""
+        self._ended(name, ok, f"{first}<br>{offline}")
 
     def cancel_download(self) -> None:
         """Stop the download now."""
@@ -416,10 +406,9 @@ class ModelPanel(QWidget):
     # -- import ---------------------------------------------------------------------------------
     def import_interactively(self) -> None:
         """Ask for a checkpoint (and vocabulary) or a model folder and import it."""
-        path, _ = QFileDialog.getOpenFileName(
+        path = ui.choose_file(
             self,
             "Import a model: an official LoTLIP checkpoint, or config.json of a model folder",
-            str(Path.home()),
             "LoTLIP models (*.pt *.pth config.json);;All files (*)",
         )
         if not path:
@@ -431,11 +420,11 @@ class ModelPanel(QWidget):
         else:
             vocab = source.with_name("vocab.txt")
             if not vocab.is_file():
-                chosen, _ = QFileDialog.getOpenFileName(
+                chosen = ui.choose_file(
                     self,
                     "The checkpoint needs the bert-base-uncased vocab.txt",
-                    str(source.parent),
                     "Vocabulary (vocab.txt *.txt)",
+                    str(source.parent),
                 )
                 if not chosen:
                     return
@@ -456,35 +445,23 @@ class ModelPanel(QWidget):
 
     def start_import(self, source: Path, name: str, vocab: Path | None) -> Task:
         """Import in a worker thread (converting a large checkpoint takes a while)."""
-        task = Task(lambda _r, _c: import_model(source, name, vocab), name="import-model")
-        task.succeeded.connect(bound(self, lambda _path: self._import_done(name, "")))
-        task.failed.connect(bound(self, lambda message: self._import_done(name, message)))
-        self._import = task
-        self.progress.setRange(0, 0)
-        self.progress.show()
-        self.status.setText(f"Importing {name}…")
-        self._update_buttons()
-        self.busyChanged.emit(True)
-        return self.tasks.start(task)
+        self._import = run_task(
+            self.tasks,
+            lambda _r, _c: import_model(source, name, vocab),
+            name="import-model",
+            on_success=bound(self, lambda _path: self._import_done(name, "")),
+            on_failure=bound(self, lambda message: self._import_done(name, message)),
+        )
+        self._began(f"Importing {name}…")
+        return self._import
 
     def _import_done(self, name: str, error: str) -> None:
         self._import = None
-        self.progress.hide()
-        self.status.setText(
-            f"Import failed: {html.escape(error)}" if error else f"{name} was imported."
-        )
-        self._update_buttons()
-        self.busyChanged.emit(False)
-        if not error:
-            self.reload()
-            self.table.select(name)
+        text = f"Import failed: {html.escape(error)}" if error else f"{name} was imported."
+        self._ended(name, not error, text)
 
     def shutdown(self) -> None:
         """Stop a running download (the dialog is closing)."""
         if self.download is not None and self.download.running:
             self.download.cancel()
             self.download.wait(5000)
-
-    def entry_named(self, name: str) -> Any:
-        """The listed entry called ``name``, if any."""
-        return next((e for e in self.table.entries if e.name == name), None)

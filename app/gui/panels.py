@@ -8,14 +8,12 @@ from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QPainter, QPaintEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFrame,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.icons import app_icon
 
 WELCOME_TEXT_WIDTH = 560
@@ -114,24 +112,14 @@ class ModelBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("modelBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.text = QLabel(self)
-        self.text.setObjectName("modelBannerText")
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.button = QPushButton("Get the official model…", self)
-        self.button.setObjectName("getOfficialModel")
-        self.button.clicked.connect(self.getOfficialRequested)
-        close = QPushButton("✕", self)
-        close.setObjectName("bannerClose")
-        close.setFlat(True)
-        close.setToolTip("Hide this notice for now")
-        close.setFixedWidth(28)
-        close.clicked.connect(self._dismiss)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 6, 6)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.button)
-        layout.addWidget(close)
+        self.text = ui.label("", self, name="modelBannerText", wrap=True, rich=True)
+        self.button = ui.button(
+            "Get the official model…", self, self.getOfficialRequested, name="getOfficialModel"
+        )
+        close = ui.dismiss_button(
+            self, "Hide this notice for now", self._dismiss, width=28, name="bannerClose"
+        )
+        ui.hbox((self.text, 1), self.button, close, parent=self, margins=(12, 6, 6, 6))
         self.set_model("lotlip-tiny", None)
 
     def set_model(self, name: str, warning: str | None, demo: str | None = None) -> None:
@@ -167,8 +155,7 @@ class WelcomePage(QWidget):
         icon = QLabel(self)
         icon.setPixmap(app_icon().pixmap(96, 96))
         icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title = QLabel("Welcome to LoTLIP Search", self)
-        title.setObjectName("welcomeTitle")
+        title = ui.label("Welcome to LoTLIP Search", self, name="welcomeTitle")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = title.font()
         font.setPointSizeF(font.pointSizeF() * 1.8)
@@ -193,34 +180,28 @@ class WelcomePage(QWidget):
             label.setFixedWidth(WELCOME_TEXT_WIDTH)
             label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Minimum)
         self.texts = (body, privacy)
-        self.start_button = QPushButton("Choose photo folders…", self)
-        self.start_button.setObjectName("welcomeStart")
+        self.start_button = ui.button(
+            "Choose photo folders…", self, self.chooseFoldersRequested, name="welcomeStart"
+        )
         self.start_button.setDefault(True)
         self.start_button.setMinimumHeight(36)
-        self.start_button.clicked.connect(self.chooseFoldersRequested)
-        self.demo_button = QPushButton("Try it on generated demo scenes", self)
-        self.demo_button.setObjectName("welcomeDemo")
-        self.demo_button.setFlat(True)
-        self.demo_button.setToolTip(
-            "Draws 200 simple scenes into the library folder and indexes them (a minute or two)"
+        self.demo_button = ui.button(
+            "Try it on generated demo scenes",
+            self,
+            self.demoRequested,
+            name="welcomeDemo",
+            tip="Draws 200 simple scenes into the library folder and indexes them "
+            "(a minute or two)",
         )
-        self.demo_button.clicked.connect(self.demoRequested)
+        self.demo_button.setFlat(True)
 
-        column = QVBoxLayout()
-        column.setSpacing(14)
-        column.addStretch(2)
-        column.addWidget(icon)
-        column.addWidget(title)
-        column.addWidget(body, 0, Qt.AlignmentFlag.AlignHCenter)
-        column.addWidget(privacy, 0, Qt.AlignmentFlag.AlignHCenter)
-        column.addSpacing(6)
-        column.addWidget(self.start_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        column.addWidget(self.demo_button, 0, Qt.AlignmentFlag.AlignHCenter)
-        column.addStretch(3)
-        layout = QHBoxLayout(self)
-        layout.addStretch(1)
-        layout.addLayout(column, 4)
-        layout.addStretch(1)
+        centre = Qt.AlignmentFlag.AlignHCenter
+        texts = ((body, 0, centre), (privacy, 0, centre), 6)
+        buttons = ((self.start_button, 0, centre), (self.demo_button, 0, centre))
+        column = ui.vbox(
+            (ui.STRETCH, 2), icon, title, *texts, *buttons, (ui.STRETCH, 3), spacing=14
+        )
+        ui.hbox(ui.STRETCH, (column, 4), ui.STRETCH, parent=self)
 
     def _fit_texts(self) -> None:
         # An aligned label is laid out by its size hint, which ignores word wrapping: give it

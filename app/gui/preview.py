@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtCore import QRect, QSize, Qt, Signal, SignalInstance
 from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.formatting import date_text, human_size
 from app.gui.panels import ElidedLabel
 from app.gui.results import ResultItem
@@ -138,16 +138,28 @@ class PreviewPane(QWidget):
             caption.setForegroundRole(QPalette.ColorRole.PlaceholderText)
             form.addRow(caption, value)
 
-        self.open_button = self._button("Open", "Open with the default application (Enter)")
-        self.reveal_button = self._button("Show in folder", "Reveal in the file manager")
-        self.copy_button = self._button("Copy path", "Copy the file path (Ctrl+Shift+C)")
-        self.similar_button = self._button("Find similar", "Search for photos like this one")
-        self.captions_button = self._button("Captions…", "Describe this photo for fine-tuning")
-        self.open_button.clicked.connect(lambda: self._emit(self.openRequested))
-        self.reveal_button.clicked.connect(lambda: self._emit(self.revealRequested))
-        self.copy_button.clicked.connect(lambda: self._emit(self.copyRequested))
-        self.similar_button.clicked.connect(lambda: self._emit(self.similarRequested))
-        self.captions_button.clicked.connect(lambda: self._emit(self.captionsRequested))
+        self.open_button = self._button(
+            "Open", "Open with the default application (Enter)", self.openRequested
+        )
+        self.reveal_button = self._button(
+            "Show in folder", "Reveal in the file manager", self.revealRequested
+        )
+        self.copy_button = self._button(
+            "Copy path", "Copy the file path (Ctrl+Shift+C)", self.copyRequested
+        )
+        self.similar_button = self._button(
+            "Find similar", "Search for photos like this one", self.similarRequested
+        )
+        self.captions_button = self._button(
+            "Captions…", "Describe this photo for fine-tuning", self.captionsRequested
+        )
+        self.buttons = (
+            self.open_button,
+            self.reveal_button,
+            self.copy_button,
+            self.similar_button,
+            self.captions_button,
+        )
         buttons = QGridLayout()
         buttons.setSpacing(6)
         buttons.addWidget(self.open_button, 0, 0)
@@ -156,23 +168,16 @@ class PreviewPane(QWidget):
         buttons.addWidget(self.similar_button, 1, 1)
         buttons.addWidget(self.captions_button, 2, 0, 1, 2)
 
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.setSpacing(8)
-        layout.addWidget(self.image, 1)
-        layout.addWidget(self.title)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
+        ui.vbox((self.image, 1), self.title, form, buttons, parent=self, margins=8, spacing=8)
         self.set_item(None)
 
-    def _button(self, text: str, tip: str) -> QPushButton:
-        button = QPushButton(text, self)
-        button.setToolTip(tip)
-        return button
+    def _button(self, text: str, tip: str, signal: SignalInstance) -> QPushButton:
+        """A button that emits ``signal`` with the shown photo."""
+        return ui.button(text, self, lambda: self._emit(signal), tip=tip)
 
-    def _emit(self, signal: Signal) -> None:
+    def _emit(self, signal: SignalInstance) -> None:
         if self.item is not None:
-            signal.emit(self.item)  # type: ignore[attr-defined]
+            signal.emit(self.item)
 
     def set_item(self, item: ResultItem | None) -> None:
         """Show ``item`` (None clears the pane); the large image loads in a worker thread."""
@@ -181,13 +186,7 @@ class PreviewPane(QWidget):
             self._fill(item)
             return
         self.item = item
-        for button in (
-            self.open_button,
-            self.reveal_button,
-            self.copy_button,
-            self.similar_button,
-            self.captions_button,
-        ):
+        for button in self.buttons:
             button.setEnabled(item is not None)
         if item is None:
             self.title.setText("No photo selected")

@@ -114,13 +114,11 @@ class SearchRequest:
 
 def same_query(a: SearchRequest, b: SearchRequest) -> bool:
     """True when ``a`` and ``b`` ask the same thing (they may differ in filters and size)."""
-    return (a.mode, a.text, a.like, a.similar_to, a.not_text) == (
-        b.mode,
-        b.text,
-        b.like,
-        b.similar_to,
-        b.not_text,
-    )
+
+    def question(r: SearchRequest) -> tuple[Any, ...]:
+        return (r.mode, r.text, r.like, r.similar_to, r.not_text)
+
+    return question(a) == question(b)
 
 
 @dataclass

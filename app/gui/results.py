@@ -191,13 +191,6 @@ class ResultsModel(QAbstractListModel):
                 return row
         return -1
 
-    def refresh_path(self, path: str) -> None:
-        """Repaint the row(s) showing ``path`` (its thumbnail arrived)."""
-        row = self.row_of(path)
-        if row >= 0:
-            index = self.index(row)
-            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
-
     # -- QAbstractListModel ----------------------------------------------------------------------
     def rowCount(self, parent: AnyIndex | None = None) -> int:
         """Number of results (a flat list has no children)."""

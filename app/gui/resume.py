@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.gui import folder_status as fs
+from app.gui import widgets as ui
 from app.gui.formatting import count_text
 from app.gui.session import Session
 from app.gui.tasks import bound, run_task
@@ -27,18 +28,16 @@ class ResumeBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("resumeBar")
-        self.label = QLabel(self)
-        self.label.setObjectName("waitingLabel")
-        self.button = QPushButton("Resume", self)
-        self.button.setObjectName("resumeButton")
-        self.button.setToolTip("Index the photos that are waiting")
+        self.label = ui.label("", self, name="waitingLabel")
+        self.button = ui.button(
+            "Resume",
+            self,
+            self.resumeRequested,
+            name="resumeButton",
+            tip="Index the photos that are waiting",
+        )
         self.button.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.button.clicked.connect(self.resumeRequested)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addWidget(self.label)
-        layout.addWidget(self.button)
+        ui.hbox(self.label, self.button, parent=self, margins=0, spacing=6)
         self.hide()
 
     def show_waiting(self, count: int, *, resuming: bool = False) -> None:

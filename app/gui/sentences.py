@@ -14,7 +14,6 @@ saved searches (the logic lives in :mod:`app.library.explain`, ``duplicates`` an
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
@@ -24,10 +23,8 @@ from PySide6.QtCore import QEvent, QObject, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractButton,
-    QComboBox,
     QFileDialog,
     QFrame,
-    QHBoxLayout,
     QInputDialog,
     QLabel,
     QListWidget,
@@ -37,10 +34,10 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
+from app.gui import widgets as ui
 from app.gui.panels import ELIDED_MIN_WIDTH
 from app.gui.results import ItemRole, ResultItem
 from app.library.explain import IGNORE, MARK_FLOOR, MUST, NORMAL, NOT, next_state
@@ -49,8 +46,6 @@ if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
     from app.gui.requests import SearchOutcome, SearchRequest
     from app.library.saved import SavedSearch
-
-logger = logging.getLogger(__name__)
 
 STRIP_HEIGHT = 5
 STATE_LABELS = {NORMAL: "", MUST: "must: ", IGNORE: "ignored: ", NOT: "not: "}
@@ -244,12 +239,8 @@ class SentenceBar(QWidget):
         super().__init__(parent)
         self.setObjectName("sentenceBar")
         self.buttons: list[QToolButton] = []
-        self._layout = QHBoxLayout(self)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(4)
         self._label = QLabel("Sentences:", self)
-        self._layout.addWidget(self._label)
-        self._layout.addStretch(1)
+        self._layout = ui.hbox(self._label, ui.STRETCH, parent=self, margins=0, spacing=4)
         self.hide()
 
     def set_sentences(self, sentences: Sequence[Any]) -> None:
@@ -291,13 +282,9 @@ class SentenceList(QWidget):
         self._scroll.setWidgetResizable(True)
         self._scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         content = QWidget(self._scroll)
-        self._layout = QVBoxLayout(content)
-        self._layout.setContentsMargins(0, 0, 0, 0)
-        self._layout.setSpacing(1)
+        self._layout = ui.vbox(parent=content, margins=0, spacing=1)
         self._scroll.setWidget(content)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self._scroll)
+        ui.vbox(self._scroll, parent=self, margins=0)
         self.hide()
 
     def sizeHint(self) -> QSize:
@@ -395,25 +382,28 @@ class SavedSearchPanel(QWidget):
         self.saved = SavedSearches(store)
         self.list = QListWidget(self)
         self.list.itemClicked.connect(self._run_item)
-        self.save_button = QPushButton("Save search…", self)
-        self.save_button.setToolTip("Save the current search, with its sentence states and filters")
-        self.save_button.clicked.connect(self.saveRequested.emit)
-        self.delete_button = QPushButton("Delete", self)
-        self.delete_button.clicked.connect(self._delete)
-        self.export_mode = QComboBox(self)
-        for mode, label in (("copies", "as copies"), ("links", "as links"), ("list", "as a list")):
-            self.export_mode.addItem(label, mode)
-        self.export_button = QPushButton("Export results…", self)
-        self.export_button.setToolTip("Put the shown results into a folder")
-        self.export_button.clicked.connect(self._export)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Saved searches", self))
-        layout.addWidget(self.list, 1)
-        layout.addWidget(self.save_button)
-        layout.addWidget(self.delete_button)
-        layout.addWidget(self.export_button)  # stacked, not side by side: a narrow sidebar
-        layout.addWidget(self.export_mode)
+        self.save_button = ui.button(
+            "Save search…",
+            self,
+            self.saveRequested.emit,
+            tip="Save the current search, with its sentence states and filters",
+        )
+        self.delete_button = ui.button("Delete", self, self._delete)
+        modes = {"copies": "as copies", "links": "as links", "list": "as a list"}
+        self.export_mode = ui.choices(self, "exportMode", modes)
+        self.export_button = ui.button(
+            "Export results…", self, self._export, tip="Put the shown results into a folder"
+        )
+        ui.vbox(
+            QLabel("Saved searches", self),
+            (self.list, 1),
+            self.save_button,
+            self.delete_button,
+            self.export_button,  # stacked, not side by side: a narrow sidebar
+            self.export_mode,
+            parent=self,
+            margins=0,
+        )
         self.refresh()
 
     def refresh(self) -> None:

@@ -11,21 +11,16 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMessageBox,
     QPlainTextEdit,
-    QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from app.gui import config
+from app.gui import widgets as ui
 from app.gui.config import GuiSettings
-from app.gui.icons import app_icon
 from app.gui.models_panel import list_models
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
@@ -42,26 +37,15 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.session = session
         self.settings = settings
-        self.setObjectName("settingsDialog")
-        self.setWindowTitle("Settings")
-        self.setWindowIcon(app_icon())
-        self.resize(620, 420)
+        ui.frame_dialog(self, "settingsDialog", "Settings", 620, 420)
 
         self.library = QLineEdit(str(session.library_dir), self)
         self.library.setObjectName("libraryPath")
-        browse = QPushButton("Change…", self)
-        browse.clicked.connect(self._browse)
-        library_row = QHBoxLayout()
-        library_row.addWidget(self.library, 1)
-        library_row.addWidget(browse)
+        library_row = ui.hbox((self.library, 1), ui.button("Change…", self, self._browse))
         self.model = QComboBox(self)
         self.model.setObjectName("defaultModel")
         self.model.addItem("Automatic (best installed)", None)
-        self.device = QComboBox(self)
-        self.device.setObjectName("device")
-        for key, label in DEVICE_LABELS.items():
-            self.device.addItem(label, key)
-        self.device.setCurrentIndex(max(0, self.device.findData(session.device)))
+        self.device = ui.choices(self, "device", DEVICE_LABELS, session.device)
         self.precision = precision_choice(self, session.precision, "precision")
         self.results = QSpinBox(self)
         self.results.setObjectName("resultCount")
@@ -77,34 +61,30 @@ class SettingsDialog(QDialog):
             "Watches the library folders; a photo copied into one is searchable seconds later"
         )
         self.watch.setChecked(settings.watch_folders)
-        note = QLabel(
+        note = ui.label(
             "Model, device, precision, result count and exclusions are stored in the library. "
             "The command line (lotlip-search) uses its model, device and precision too, unless "
             "told otherwise. Exclusions apply to folders added from now on and to the next "
             "update of existing ones.",
             self,
+            name="mutedLabel",
+            wrap=True,
         )
-        note.setObjectName("mutedLabel")
-        note.setWordWrap(True)
-
-        form = QFormLayout()
-        form.addRow("Library folder:", library_row)
-        form.addRow("Model:", self.model)
-        form.addRow("Run models on:", self.device)
-        form.addRow("Precision:", self.precision)
-        form.addRow("Results per search:", self.results)
-        form.addRow("Exclusions:", self.excludes)
-        form.addRow("Watch folders:", self.watch)
+        rows = ui.form(
+            ("Library folder:", library_row),
+            ("Model:", self.model),
+            ("Run models on:", self.device),
+            ("Precision:", self.precision),
+            ("Results per search:", self.results),
+            ("Exclusions:", self.excludes),
+            ("Watch folders:", self.watch),
+        )
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addStretch(1)
-        layout.addWidget(buttons)
+        ui.vbox(rows, note, ui.STRETCH, buttons, parent=self)
 
         keep_disabled(
             session,

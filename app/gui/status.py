@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QWidget
+from PySide6.QtWidgets import QProgressBar, QWidget
 
+from app.gui import widgets as ui
 from app.gui.formatting import count_text, human_duration, rate_text
 
 PHASE_TEXT = {
@@ -74,26 +75,23 @@ class IndexingStatus(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("indexingStatus")
-        self.label = QPushButton(self)
-        self.label.setObjectName("indexingText")
+        self.label = ui.button(
+            "", self, self.detailsRequested, name="indexingText", tip="Show the indexing window"
+        )
         self.label.setFlat(True)
         self.label.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.label.setToolTip("Show the indexing window")
-        self.label.clicked.connect(self.detailsRequested)
         self.bar = QProgressBar(self)
         self.bar.setFixedWidth(140)
         self.bar.setMaximumHeight(14)
         self.bar.setTextVisible(False)
-        self.stop = QPushButton("Stop", self)
-        self.stop.setToolTip("Stop indexing after the current batch (it resumes next time)")
+        self.stop = ui.button(
+            "Stop",
+            self,
+            self.stopRequested,
+            tip="Stop indexing after the current batch (it resumes next time)",
+        )
         self.stop.setFlat(True)
-        self.stop.clicked.connect(self.stopRequested)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(6)
-        layout.addWidget(self.label)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.stop)
+        ui.hbox(self.label, self.bar, self.stop, parent=self, margins=0, spacing=6)
         self.hide()
 
     def show_progress(self, progress: Any) -> None:

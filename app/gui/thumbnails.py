@@ -158,16 +158,12 @@ class _LRU:
             _, (_, dropped) = self.items.popitem(last=False)
             self.used -= dropped
 
-    def clear(self) -> None:
-        self.items.clear()
-        self.used = 0
-
 
 class ThumbnailCache(QObject):
     """Thumbnails for the grid (see the module docstring).
 
     Signals: ``ready(path)`` when a thumbnail became available, ``broken(path, reason)`` when
-    a file cannot be decoded (it is not retried until :meth:`forget_failures`).
+    a file cannot be decoded (it is not retried while the cache lives).
     """
 
     ready = Signal(str)
@@ -200,10 +196,6 @@ class ThumbnailCache(QObject):
         self._failed: dict[str, str] = {}
 
     # -- GUI thread ----------------------------------------------------------------------------
-    def set_cache_dir(self, cache_dir: Path | None) -> None:
-        """Use another disk cache (another library)."""
-        self.cache_dir = cache_dir
-
     def image(self, path: str) -> QImage | None:
         """The full-size thumbnail if it is in memory (no request)."""
         found = self._images.get(path)
@@ -265,10 +257,6 @@ class ThumbnailCache(QObject):
             for path in self._pending:
                 self._queued.discard(path)
             self._pending.clear()
-
-    def forget_failures(self) -> None:
-        """Try failed files again on their next request."""
-        self._failed.clear()
 
     def pending_count(self) -> int:
         """Requests waiting or in progress."""

@@ -19,8 +19,9 @@ from PySide6.QtGui import (
     QPaintEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
+from app.gui import widgets as ui
 from app.gui.results import ResultsModel
 from app.gui.tasks import Task, TaskSet
 from app.gui.thumbnails import load_scaled_in_background
@@ -142,11 +143,7 @@ class PhotoViewer(QWidget):
         self.caption = QLabel(self)
         self.caption.setObjectName("viewerCaption")
         self.caption.setStyleSheet("color: #ddd; background: #101012; padding: 4px 10px;")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.caption)
+        ui.vbox((self.view, 1), self.caption, parent=self, margins=0, spacing=0)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def show_row(self, row: int) -> None:

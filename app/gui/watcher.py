@@ -25,6 +25,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 from watchdog.observers import Observer
 
+from app.library.paths import is_within, is_within_any
 from app.library.scanner import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,7 @@ MAX_DELAY_MS = 4000
 
 def innermost_root(path: str, roots: Sequence[str]) -> str | None:
     """The longest of ``roots`` that is ``path`` or holds it."""
-    best = None
-    for root in roots:
-        if (path == root or path.startswith(root.rstrip(os.sep) + os.sep)) and (
-            best is None or len(root) > len(best)
-        ):
-            best = root
-    return best
+    return max((root for root in roots if is_within(path, root)), key=len, default=None)
 
 
 def is_relevant(path: str, is_directory: bool) -> bool:
@@ -171,13 +166,13 @@ class FolderWatcher(QObject):
         for root in wanted:
             if root in self._watches or not os.path.isdir(root):
                 continue
-            if any(innermost_root(root, [w]) for w in self._watches):
+            if is_within_any(root, self._watches):
                 continue  # inside a folder watched recursively already
             try:
                 self._watches[root] = observer.schedule(_Handler(self), root, recursive=True)
             except OSError as exc:  # inotify limits, permissions, a vanished drive
                 log.warning("cannot watch %s: %s", root, exc)
-        covered = tuple(r for r in wanted if any(innermost_root(r, [w]) for w in self._watches))
+        covered = tuple(r for r in wanted if is_within_any(r, self._watches))
         with self._lock:
             self._scheduled = covered
 
@@ -200,7 +195,7 @@ class FolderWatcher(QObject):
 
     # -- observer thread -------------------------------------------------------------------------
     def _note(self, path: str) -> None:
-        if self._ignore and innermost_root(path, self._ignore):
+        if is_within_any(path, self._ignore):
             return
         with self._lock:
             root = innermost_root(path, self._roots)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,22 +24,16 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QPlainTextEdit,
     QProgressBar,
-    QPushButton,
-    QTreeWidget,
-    QTreeWidgetItem,
-    QVBoxLayout,
     QWidget,
     QWizard,
     QWizardPage,
 )
 
+from app.gui import widgets as ui
 from app.gui.formatting import count_text, human_duration, rate_text
 from app.gui.icons import app_icon
 from app.gui.models_panel import ModelPanel
@@ -56,6 +49,13 @@ DEVICE_LABELS = {
     "cuda": "NVIDIA GPU (CUDA)",
     "mps": "Apple GPU (Metal)",
 }
+REPORT_PARTS = (
+    ("updated", "updated"),
+    ("unchanged", "already indexed"),
+    ("removed", "removed (no longer on disk)"),
+    ("failed", "could not be read"),
+)
+"""What the end of a run lists after the new photos (when not zero)."""
 PRECISION_LABELS = {
     "auto": "Automatic (bf16 on CPUs that compute it natively, fp16 on GPUs)",
     "fp32": "Full precision (fp32)",
@@ -68,15 +68,11 @@ PRECISION_LABELS = {
 
 def precision_choice(parent: QWidget, current: str, name: str) -> QComboBox:
     """A combo box of :data:`PRECISION_LABELS` with ``current`` selected."""
-    box = QComboBox(parent)
-    box.setObjectName(name)
+    box = ui.choices(parent, name, PRECISION_LABELS, current)
     box.setToolTip(
         "How precisely the model computes. bf16 and int8 are faster on the CPU and rank "
         "photos like fp32; photos indexed at one precision are searched at any other."
     )
-    for key, label in PRECISION_LABELS.items():
-        box.addItem(label, key)
-    box.setCurrentIndex(max(0, box.findData(current)))
     return box
 
 
@@ -136,48 +132,48 @@ def scan_folders(
     )
 
 
-class FoldersPage(QWizardPage):
+class SessionPage(QWizardPage):
+    """A wizard page with its title and subtitle, working on the session."""
+
+    def __init__(self, session: Session, parent: QWidget | None, title: str, subtitle: str):
+        super().__init__(parent)
+        self.session = session
+        self.setTitle(title)
+        self.setSubTitle(subtitle)
+
+
+class FoldersPage(SessionPage):
     """Choose one or more folders and the exclusion patterns."""
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.setTitle("Which folders hold your photos?")
-        self.setSubTitle(
+        super().__init__(
+            session,
+            parent,
+            "Which folders hold your photos?",
             "Add one or more folders. Sub-folders are included; photos are only read, never "
-            "changed or moved."
+            "changed or moved.",
         )
         self.list = QListWidget(self)
         self.list.setObjectName("folderList")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        add = QPushButton("Add folder…", self)
-        add.clicked.connect(self.choose_folder)
-        self.remove_button = QPushButton("Remove", self)
-        self.remove_button.clicked.connect(self.remove_selected)
-        buttons = QVBoxLayout()
-        buttons.addWidget(add)
-        buttons.addWidget(self.remove_button)
-        buttons.addStretch(1)
-        row = QHBoxLayout()
-        row.addWidget(self.list, 1)
-        row.addLayout(buttons)
+        self.remove_button = ui.button("Remove", self, self.remove_selected)
+        buttons = ui.vbox(
+            ui.button("Add folder…", self, self.choose_folder), self.remove_button, ui.STRETCH
+        )
         self.excludes = QPlainTextEdit(self)
         self.excludes.setObjectName("excludes")
         self.excludes.setPlaceholderText("*/Screenshots/*\n*.gif")
         self.excludes.setPlainText("\n".join(session.excludes))
         self.excludes.setMaximumHeight(90)
-        hint = QLabel(
+        hint = ui.label(
             "Skip files and folders matching these patterns, one per line (e.g. "
             "<code>*/Screenshots/*</code> or <code>private/</code>). Hidden folders are skipped.",
             self,
+            name="mutedLabel",
+            wrap=True,
         )
-        hint.setWordWrap(True)
-        hint.setObjectName("mutedLabel")
-        layout = QVBoxLayout(self)
-        layout.addLayout(row, 1)
-        layout.addWidget(QLabel("<b>Exclusions</b>", self))
-        layout.addWidget(self.excludes)
-        layout.addWidget(hint)
+        row = ui.hbox((self.list, 1), buttons)
+        ui.vbox((row, 1), QLabel("<b>Exclusions</b>", self), self.excludes, hint, parent=self)
         for path in session.info.folders:
             self.add_folder(path)
         self.list.itemSelectionChanged.connect(self._selection)
@@ -220,33 +216,26 @@ class FoldersPage(QWizardPage):
         self.remove_button.setEnabled(bool(self.list.selectedItems()))
 
 
-class ModelPage(QWizardPage):
+class ModelPage(SessionPage):
     """Choose the model (installed, downloaded, imported or bundled) and the device."""
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.setTitle("Which model should read your photos?")
-        self.setSubTitle(
+        super().__init__(
+            session,
+            parent,
+            "Which model should read your photos?",
             "The official LoTLIP models understand real photos; the bundled demo model only "
-            "knows simple generated scenes. Searches use the model that indexed the photos."
+            "knows simple generated scenes. Searches use the model that indexed the photos.",
         )
         self.panel = ModelPanel(session.tasks, self)
         self.panel.changed.connect(self.completeChanged)
         self.panel.selectionChanged.connect(lambda _name: self.completeChanged.emit())
         self.panel.busyChanged.connect(lambda _busy: self.completeChanged.emit())
-        self.device = QComboBox(self)
-        self.device.setObjectName("deviceChoice")
-        for key, label in DEVICE_LABELS.items():
-            self.device.addItem(label, key)
+        self.device = ui.choices(self, "deviceChoice", DEVICE_LABELS, session.device)
         self.panel.changed.connect(self._devices_known)
         self.precision = precision_choice(self, session.precision, "precisionChoice")
-        form = QFormLayout()
-        form.addRow("Run on:", self.device)
-        form.addRow("Precision:", self.precision)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.panel, 1)
-        layout.addLayout(form)
+        rows = ui.form(("Run on:", self.device), ("Precision:", self.precision))
+        ui.vbox((self.panel, 1), rows, parent=self)
         self._started = False
 
     def initializePage(self) -> None:
@@ -289,37 +278,30 @@ class ModelPage(QWizardPage):
         """Going back keeps the list (and a running download)."""
 
 
-class SummaryPage(QWizardPage):
+class SummaryPage(SessionPage):
     """Counts the photos in the chosen folders before anything is indexed."""
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.setTitle("Ready to index")
-        self.setSubTitle(
+        super().__init__(
+            session,
+            parent,
+            "Ready to index",
             "Check what was found. Indexing reads each photo once; only new and changed photos "
-            "are read again later."
+            "are read again later.",
         )
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start indexing")
-        self.headline = QLabel(self)
-        self.headline.setObjectName("summaryHeadline")
+        self.headline = ui.label("", self, name="summaryHeadline")
         font = self.headline.font()
         font.setPointSizeF(font.pointSizeF() * 1.3)
         font.setBold(True)
         self.headline.setFont(font)
-        self.details = QLabel(self)
-        self.details.setWordWrap(True)
-        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details = ui.label("", self, wrap=True, rich=True)
         self.scan_bar = QProgressBar(self)
         self.scan_bar.setRange(0, 0)
         self.scan_bar.setMaximumHeight(10)
         self.scan_bar.setTextVisible(False)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.headline)
-        layout.addWidget(self.scan_bar)
-        layout.addWidget(self.details)
-        layout.addStretch(1)
+        ui.vbox(self.headline, self.scan_bar, self.details, ui.STRETCH, parent=self)
         self.summary: ScanSummary | None = None
         self._task: Task | None = None
 
@@ -413,63 +395,42 @@ class SummaryPage(QWizardPage):
         self._cancel_scan()
 
 
-class RunPage(QWizardPage):
+class RunPage(SessionPage):
     """Indexing progress: bar, current file, rate, ETA, Stop; failures at the end."""
 
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.run: IndexingRun | None = None
-        self.setTitle("Indexing")
-        self.setSubTitle(
+        super().__init__(
+            session,
+            parent,
+            "Indexing",
             "You can close this window: indexing goes on in the background and the status bar "
-            "shows it. If you quit, it continues where it stopped next time."
+            "shows it. If you quit, it continues where it stopped next time.",
         )
+        self.run: IndexingRun | None = None
         self.bar = QProgressBar(self)
         self.bar.setObjectName("indexProgress")
         self.bar.setRange(0, 0)
-        self.phase = QLabel("Starting…", self)
-        self.phase.setObjectName("indexPhase")
-        self.current = QLabel(self)
-        self.current.setObjectName("indexCurrent")
+        self.phase = ui.label("Starting…", self, name="indexPhase")
+        self.current = ui.label("", self, name="indexCurrent")
         self.current.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.current.setMinimumWidth(200)
-        self.rate = QLabel("—", self)
-        self.rate.setObjectName("indexRate")
-        self.eta = QLabel("—", self)
-        self.eta.setObjectName("indexEta")
-        self.stop_button = QPushButton("Stop indexing", self)
-        self.stop_button.setObjectName("stopIndexing")
-        self.stop_button.setToolTip("Stop after the current batch; what is done is kept")
-        self.stop_button.clicked.connect(self.stop)
-        self.result = QLabel(self)
-        self.result.setObjectName("indexResult")
-        self.result.setWordWrap(True)
-        self.failures = QTreeWidget(self)
-        self.failures.setObjectName("failureList")
-        self.failures.setHeaderLabels(["File", "Why it could not be indexed"])
-        self.failures.setRootIsDecorated(False)
-        self.failures.setAlternatingRowColors(True)
-        self.failures.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.failures.header().setStretchLastSection(True)
-        self.failures.setColumnWidth(0, 380)
-        self.failures.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.rate = ui.label("—", self, name="indexRate")
+        self.eta = ui.label("—", self, name="indexEta")
+        self.stop_button = ui.button(
+            "Stop indexing",
+            self,
+            self.stop,
+            name="stopIndexing",
+            tip="Stop after the current batch; what is done is kept",
+        )
+        self.result = ui.label("", self, name="indexResult", wrap=True)
+        self.failures = ui.path_list(
+            self, "failureList", ["File", "Why it could not be indexed"], path_width=380
+        )
         self.failures.hide()
-        form = QFormLayout()
-        form.addRow("Now:", self.current)
-        form.addRow("Speed:", self.rate)
-        form.addRow("Time left:", self.eta)
-        stop_row = QHBoxLayout()
-        stop_row.addStretch(1)
-        stop_row.addWidget(self.stop_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.phase)
-        layout.addWidget(self.bar)
-        layout.addLayout(form)
-        layout.addLayout(stop_row)
-        layout.addWidget(self.result)
-        layout.addWidget(self.failures, 1)
-        self._started_at = time.monotonic()
+        rows = ui.form(("Now:", self.current), ("Speed:", self.rate), ("Time left:", self.eta))
+        stop_row = ui.hbox(ui.STRETCH, self.stop_button)
+        ui.vbox(self.phase, self.bar, rows, stop_row, self.result, (self.failures, 1), parent=self)
 
     def initializePage(self) -> None:
         """Register the folders and settings, then start (or attach to) the run."""
@@ -483,7 +444,6 @@ class RunPage(QWizardPage):
     def attach(self, run: IndexingRun) -> None:
         """Follow ``run``."""
         self.run = run
-        self._started_at = time.monotonic()
         run.progress.connect(self.show_progress)
         run.done.connect(self._done)
         run.failed.connect(self._failed)
@@ -549,22 +509,12 @@ class RunPage(QWizardPage):
 
     @staticmethod
     def _report_text(report: Any, cancelled: bool) -> str:
-        added = getattr(report, "added", 0)
-        updated = getattr(report, "updated", 0)
-        unchanged = getattr(report, "unchanged", 0)
-        removed = getattr(report, "removed", 0)
-        failed = getattr(report, "failed", 0)
-        elapsed = getattr(report, "elapsed_s", None)
-        parts = [f"{count_text(added, 'new photo')} indexed"]
-        if updated:
-            parts.append(f"{updated:,} updated")
-        if unchanged:
-            parts.append(f"{unchanged:,} already indexed")
-        if removed:
-            parts.append(f"{removed:,} removed (no longer on disk)")
-        if failed:
-            parts.append(f"{failed:,} could not be read")
+        parts = [f"{count_text(getattr(report, 'added', 0), 'new photo')} indexed"]
+        for name, what in REPORT_PARTS:
+            if getattr(report, name, 0):
+                parts.append(f"{getattr(report, name):,} {what}")
         text = ", ".join(parts)
+        elapsed = getattr(report, "elapsed_s", None)
         if elapsed:
             text += f" in {human_duration(elapsed)}"
         if cancelled:
@@ -573,22 +523,12 @@ class RunPage(QWizardPage):
 
     def show_failures(self, failures: list[tuple[str, str]]) -> None:
         """List failed files with their reasons."""
-        self.failures.clear()
-        for path, reason in failures:
-            row = QTreeWidgetItem([str(path), str(reason)])
-            row.setToolTip(0, str(path))
-            row.setToolTip(1, str(reason))
-            self.failures.addTopLevelItem(row)
+        ui.show_rows(self.failures, failures)
         self.failures.setVisible(bool(failures))
 
-    def failure_rows(self) -> list[tuple[str, str]]:
+    def failure_rows(self) -> list[tuple[str, ...]]:
         """The listed failures (for tests and copying)."""
-        rows = []
-        for i in range(self.failures.topLevelItemCount()):
-            item = self.failures.topLevelItem(i)
-            if item is not None:
-                rows.append((item.text(0), item.text(1)))
-        return rows
+        return ui.row_texts(self.failures)
 
     def isComplete(self) -> bool:
         """Finish is enabled once the run ended."""
@@ -603,7 +543,6 @@ class IndexWizard(QWizard):
         self.session = session
         self.setObjectName("indexWizard")
         self.setWindowTitle("Add photo folders")
-        self.setWindowIcon(app_icon())
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setPixmap(QWizard.WizardPixmap.LogoPixmap, app_icon().pixmap(48, 48))
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, True)
@@ -631,7 +570,7 @@ class IndexWizard(QWizard):
             cancel.setText("Cancel")
 
     def start_run(self) -> IndexingRun:
-        """Store the choices in the library and start indexing the chosen folders."""
+        """Store the ui.choices in the library and start indexing the chosen folders."""
         folders = self.folders_page.folders()
         excludes = self.folders_page.exclude_patterns()
         model = self.model_page.model_name()

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # let `pytest` (not only `python -m pytest`) import `app`
     sys.path.insert(0, str(ROOT))
 
+from tests.builders import caption_vocab, new_micro_model  # noqa: E402  (needs ROOT on sys.path)
+
 SCENE_START = 100  # seeds of the generated library photos
 SCENE_COUNT = 8
 SCENE_SIZE = 64
@@ -35,27 +37,9 @@ TINY = "gui-tiny"
 MICRO = "gui-micro"
 
 
-def _vocab() -> list[str]:
-    from training.synthetic import caption_corpus
-    from training.vocab import build_wordpiece_vocab
-
-    return build_wordpiece_vocab(caption_corpus(200), 300)
-
-
 def make_model(name: str, *, width: int = 32, seed: int = 0) -> Any:
-    """A small random LoTLIP called ``name``."""
-    import torch
-
-    from lotlip.config import small_config
-    from lotlip.model import LoTLIP
-    from lotlip.tokenizer import LoTLIPTokenizer
-
-    vocab = _vocab()
-    config = small_config(
-        name, vocab_size=len(vocab), width=width, layers=1, heads=2, image_size=32, patch_size=8
-    )
-    torch.manual_seed(seed)
-    return LoTLIP(config, LoTLIPTokenizer(vocab))
+    """A small random LoTLIP called ``name`` (the caption vocabulary, one layer)."""
+    return new_micro_model(name, caption_vocab(), seed=seed, width=width)
 
 
 class _CachedRender:

@@ -327,3 +327,14 @@ def test_watching_a_big_tree_does_not_block_the_window(qtbot: Any, tmp_path: Pat
         qtbot.waitUntil(lambda: seen == [[str(root)]], timeout=10_000)  # deep folders count
     finally:
         watcher.stop()
+
+
+def test_errors_view_for_another_folder_replaces_the_open_one(
+    qtbot: Any, make_window: Any, tmp_path: Path
+) -> None:
+    window = make_window(wait_model=False)
+    tools = window.library_tools
+    everything = tools.open_errors(None)
+    one = tools.open_errors(str(tmp_path))
+    assert one is not everything and one.folder == str(tmp_path)
+    assert tools.dialogs["errors"] is one and one.isVisible()

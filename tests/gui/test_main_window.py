@@ -10,6 +10,7 @@ from PySide6.QtCore import QDate, QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from app.gui.actions import fill_recent
 from app.gui.config import GuiSettings
 from training.synthetic import make_scene, scene_file_stem
 
@@ -211,6 +212,6 @@ def test_filters_and_recent_descriptions(
     )
     assert window.stack.currentWidget() is window.empty
     assert "No photo in the library is in the chosen folder and dates" in window.empty.text()
-    window.fill_recent()
+    fill_recent(window)
     labels = [a.text() for a in window.recent_menu.actions()]
     assert labels == ["a red circle"]

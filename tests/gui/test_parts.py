@@ -175,3 +175,26 @@ def test_signals_and_empty_roles_never_exhaust_singletons(qtbot: Any) -> None:
     index = model.index(0)
     for _ in range(50_000):
         assert index.data(Qt.ItemDataRole.DecorationRole) is None
+
+
+def test_layout_builders_place_items_as_listed(qapp: Any) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    from app.gui import widgets as ui
+
+    host = QWidget()
+    first, second, third = (QLabel(t, host) for t in "abc")
+    inner = ui.vbox(third)
+    row = ui.hbox(
+        first, 12, (second, 2, Qt.AlignmentFlag.AlignTop), (ui.STRETCH, 3), inner,
+        parent=host, margins=(1, 2, 3, 4), spacing=5,
+    )  # fmt: skip
+    assert host.layout() is row
+    assert row.contentsMargins().left() == 1 and row.contentsMargins().bottom() == 4
+    assert row.spacing() == 5
+    assert [row.itemAt(i).widget() for i in (0, 2)] == [first, second]
+    assert row.itemAt(1).spacerItem().sizeHint().width() == 12
+    assert row.itemAt(2).alignment() == Qt.AlignmentFlag.AlignTop
+    assert [row.stretch(i) for i in range(row.count())] == [0, 0, 2, 3, 0]
+    assert row.itemAt(4).layout() is inner and inner.itemAt(0).widget() is third

@@ -77,7 +77,7 @@ def test_read_only_library_searches_and_writes_nothing(
 
         window.update_index()  # F5 is off too; called anyway, it says why
         assert "read-only" in window.statusBar().currentMessage()
-        assert window.remove_items(window.selected_items(), confirm=False) is None
+        assert window.photos.remove(confirm=False) is None
         assert session.index_soon(None) is None and not session.busy()
 
         settings = window.open_settings()

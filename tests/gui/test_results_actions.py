@@ -80,7 +80,7 @@ def test_context_menu_acts_on_the_clicked_photo(qtbot: Any, window: Any) -> None
     qtbot.waitUntil(lambda: window.outcome.request.mode == "browse", timeout=30_000)
     row = window.results.row_of(target.path)
     right_click(window, row)
-    task = window.remove_selected(confirm=False)
+    task = window.photos.remove(confirm=False)
     qtbot.waitUntil(lambda: task.isFinished(), timeout=20_000)
     qtbot.waitUntil(lambda: window.results.row_of(target.path) < 0, timeout=20_000)
     assert window.session.library.store.image_id(target.path) is None
@@ -138,7 +138,7 @@ def test_multi_select_batch_actions(qtbot: Any, window: Any, tmp_path: Path) -> 
     out = tmp_path / "export"
     out.mkdir()
     for _ in range(2):
-        window.export_selected(str(out))
+        window.photos.export(folder=str(out))
         qtbot.waitUntil(
             lambda: window.statusBar().currentMessage().startswith("Copied"), timeout=20_000
         )
@@ -234,7 +234,7 @@ def test_show_in_folder_reports_failure_like_open(
 
     Path(item.path).unlink()  # moved away, drive unplugged…
     calls.clear()
-    for action in (window.reveal_current, window.open_current):
+    for action in (window.photos.reveal, window.photos.open):
         window.statusBar().clearMessage()
         action()
         assert window.statusBar().currentMessage().startswith(f"{item.name} is no longer at")

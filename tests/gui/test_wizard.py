@@ -37,7 +37,7 @@ def test_wizard_indexes_a_generated_folder_end_to_end(
     # an empty library opens on the welcome page, which leads to the wizard
     qtbot.waitUntil(lambda: window.stack.currentWidget() is window.welcome, timeout=10_000)
     qtbot.mouseClick(window.welcome.start_button, Qt.MouseButton.LeftButton)
-    wizard = window._dialogs["wizard"]
+    wizard = window.dialogs["wizard"]
     assert wizard.isVisible() and wizard.currentId() == 0
 
     drive_to_summary(qtbot, wizard, scenes_dir)
