@@ -50,27 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "CaptionBatch",
-    "CaptionDataset",
-    "CaptionedImage",
-    "SkipStats",
-    "SyntheticDataset",
-    "choose_long_captions",
-    "collate_captions",
-    "first_sentence",
-    "folder_records",
-    "load_image",
-    "manifest_records",
-    "open_dataset",
-    "parse_caption_json",
-    "parse_caption_text",
-    "sample_rng",
-    "sample_subcaption",
-    "split_sentences",
-]
-
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
     ".jpeg",

@@ -34,34 +34,6 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "BACKGROUND_COLOURS",
-    "BACKGROUND_STYLES",
-    "COLOURS",
-    "HELDOUT_SEED_OFFSET",
-    "PATTERNS",
-    "POSITIONS",
-    "SHAPES",
-    "SIZES",
-    "ZERO_SHOT_TEMPLATE",
-    "Background",
-    "Scene",
-    "SceneObject",
-    "caption_corpus",
-    "heldout_seeds",
-    "is_heldout_seed",
-    "label_index",
-    "label_names",
-    "make_scene",
-    "make_scenes",
-    "salient_label",
-    "scene_file_stem",
-    "train_seeds",
-    "vocabulary",
-    "write_scenes",
-    "zero_shot_prompts",
-]
-
 # --------------------------------------------------------------------------------------------
 # Vocabulary
 # --------------------------------------------------------------------------------------------
@@ -120,14 +92,6 @@ POSITIONS: dict[str, tuple[int, int]] = {
     "bottom left": (0, 2),
     "bottom": (1, 2),
     "bottom right": (2, 2),
-}
-
-#: Words that identify each pattern in every phrasing the captions use.
-PATTERN_KEYWORDS: dict[str, str] = {
-    "solid": "solid",
-    "striped": "stripe",
-    "dotted": "dot",
-    "outlined": "outline",
 }
 
 ZERO_SHOT_TEMPLATE = "a photo of a {colour} {shape}"
@@ -282,13 +246,6 @@ class Scene:
 # --------------------------------------------------------------------------------------------
 
 
-def train_seeds(count: int, start: int = 0) -> range:
-    """Seeds ``start .. start+count-1`` of the training range (all below the held-out offset)."""
-    if start < 0 or start + count > HELDOUT_SEED_OFFSET:
-        raise ValueError(f"training seeds must lie in [0, {HELDOUT_SEED_OFFSET})")
-    return range(start, start + count)
-
-
 def heldout_seeds(count: int, start: int = 0) -> range:
     """Held-out seeds: ``HELDOUT_SEED_OFFSET + start`` onwards; never overlaps training seeds."""
     if start < 0:
@@ -296,18 +253,9 @@ def heldout_seeds(count: int, start: int = 0) -> range:
     return range(HELDOUT_SEED_OFFSET + start, HELDOUT_SEED_OFFSET + start + count)
 
 
-def is_heldout_seed(seed: int) -> bool:
-    """True for seeds in the held-out range."""
-    return seed >= HELDOUT_SEED_OFFSET
-
-
 # --------------------------------------------------------------------------------------------
 # Scene generation
 # --------------------------------------------------------------------------------------------
-
-
-def _colour_distance(a: Sequence[int], b: Sequence[int]) -> float:
-    return math.dist(a, b)
 
 
 def _visible_colours(background: Background) -> list[str]:
@@ -315,7 +263,7 @@ def _visible_colours(background: Background) -> list[str]:
     return [
         name
         for name, rgb in COLOURS.items()
-        if _colour_distance(rgb, background.rgb) >= _MIN_BACKGROUND_DISTANCE
+        if math.dist(rgb, background.rgb) >= _MIN_BACKGROUND_DISTANCE
     ]
 
 
