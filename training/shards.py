@@ -25,7 +25,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .data import (
     BAD_SHARD,
-    DEFAULT_SENTENCES,
     DEFAULT_SHUFFLE_BUFFER,
     EMPTY_CAPTION,
     IMAGE_EXTENSIONS,
@@ -33,10 +32,10 @@ from .data import (
     MISSING_IMAGE,
     UNREADABLE_IMAGE,
     CaptionedImage,
+    CaptionSampling,
     Sample,
     SkipStats,
     Transform,
-    choose_long_captions,
     load_image,
     parse_caption_json,
     parse_caption_text,
@@ -325,7 +324,7 @@ def _distributed_layout(rank: int | None, world_size: int | None) -> tuple[int, 
     )
 
 
-class ShardDataset(IterableDataset):
+class ShardDataset(CaptionSampling, IterableDataset):
     """Streams webdataset-style tar shards: ``key.jpg``/``key.png`` + ``key.txt``/``key.json``.
 
     * Shards are shuffled per epoch (the same order on every rank) and dealt out round-robin
@@ -348,18 +347,14 @@ class ShardDataset(IterableDataset):
         shards: Sequence[str | Path] | str | Path,
         transform: Transform,
         *,
-        num_long: int = 1,
-        sentences_per_caption: int | None = DEFAULT_SENTENCES,
-        seed: int = 0,
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
         shuffle_shards: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
         stats: SkipStats | None = None,
+        **sampling: Any,
     ) -> None:
-        super().__init__()
-        if num_long < 1:
-            raise ValueError("num_long must be >= 1")
+        super().__init__(transform, **sampling)
         if isinstance(shards, (str, Path)):
             paths = expand_shard_spec(shards)
         else:
@@ -373,14 +368,9 @@ class ShardDataset(IterableDataset):
                 self.stats.skip(BAD_SHARD, str(path), "no such file")
         if not self.shards:
             raise FileNotFoundError(f"no tar shards found in {shards!r}")
-        self.transform = transform
-        self.num_long = num_long
-        self.sentences_per_caption = sentences_per_caption
-        self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.shuffle_shards = shuffle_shards
         self.rank, self.world_size = _distributed_layout(rank, world_size)
-        self.epoch = 0
         self._streams: dict[int, _ShardStream] = {}
         self._resume: dict[int, dict[str, Any]] = {}
 
@@ -460,8 +450,5 @@ class ShardDataset(IterableDataset):
                 where = f"{stream.shards[raw.loc[0]].name}:{record.key}"
                 self.stats.skip(UNREADABLE_IMAGE, where, repr(exc))
                 continue
-            rng = sample_rng(self.seed, stream.epoch, shard_id, raw.loc[1])
-            longs = choose_long_captions(
-                record.long, self.num_long, rng, self.sentences_per_caption
-            )
+            longs = self.long_captions(record.long, stream.epoch, shard_id, raw.loc[1])
             yield self.transform(image), record.short, longs
