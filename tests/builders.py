@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+    from lotlip.config import LoTLIPConfig
     from lotlip.model import LoTLIP
 
 BERT_VOCAB_SIZE = 30522
@@ -66,6 +67,16 @@ def new_micro_model(
         patch_size=8,
     )
     return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+
+
+def released_as(config: LoTLIPConfig) -> str | None:
+    """The official release a config equals in everything but its name (shape, not identity)."""
+    from dataclasses import replace
+
+    from lotlip.config import OFFICIAL_CONFIGS
+
+    named = {key: replace(official, name=config.name) for key, official in OFFICIAL_CONFIGS.items()}
+    return next((key for key, official in named.items() if official == config), None)
 
 
 # -- official (open_clip) layout, written independently of our model ------------------------------

@@ -10,6 +10,7 @@ scheduler, RNG, data position).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -119,19 +120,15 @@ def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     if mode == "text":
         model.text.requires_grad_(True)
         return
-    if mode == "text-last-n":
-        blocks = model.text.blocks()
-        for block in blocks[max(0, len(blocks) - last_n) :]:
-            block.requires_grad_(True)
-        model.text.transformer.embeddings.requires_grad_(True)
-        model.text.transformer.pooler.requires_grad_(True)
-        model.text.proj.requires_grad_(True)
-        return
-    for blocks in (model.visual.blocks(), model.text.blocks()):
+    for tower in [model.text] if mode == "text-last-n" else [model.visual, model.text]:
+        blocks = tower.blocks()
         # not blocks[-last_n:]: with last_n = 0 that slice is every block
         for block in blocks[max(0, len(blocks) - last_n) :]:
             block.requires_grad_(True)
-    model.visual.vit.layernorm.requires_grad_(True)
+    if mode == "text-last-n":
+        model.text.transformer.embeddings.requires_grad_(True)
+    else:
+        model.visual.vit.layernorm.requires_grad_(True)
     model.text.transformer.pooler.requires_grad_(True)
     model.text.proj.requires_grad_(True)
 
@@ -249,9 +246,6 @@ class StepSampler(Sampler[list[int]]):
         while True:
             yield self.batch_indices(batch)[1]
             batch += 1
-
-    def __len__(self) -> int:  # an endless sampler; DataLoader only needs this for display
-        return self.per_epoch
 
 
 def caption_texts(shorts: list[str], longs: list[list[str]], mode: str, num_long: int) -> list[str]:
@@ -524,7 +518,7 @@ def _batches(
                     f"rank {info.rank}'s shards hold fewer than --batch-size "
                     f"({cfg.batch_size}) usable samples"
                 )
-    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
+    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed)
     batch = start_step * cfg.accum
     while True:
         epoch, _ = sampler.batch_indices(batch)
@@ -532,10 +526,10 @@ def _batches(
             dataset.set_epoch(epoch)
         # One loader per epoch, so workers see the epoch's caption sampling.
         remaining = sampler.per_epoch - batch % sampler.per_epoch
-        epoch_sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
+        epoch_batches = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
         loader = DataLoader(
             dataset,
-            batch_sampler=_FirstBatches(epoch_sampler, remaining),
+            batch_sampler=itertools.islice(epoch_batches, remaining),
             collate_fn=collate_captions,
             num_workers=cfg.workers,
             persistent_workers=False,
@@ -543,21 +537,6 @@ def _batches(
         )
         yield from loader
         batch += remaining
-
-
-class _FirstBatches(Sampler[list[int]]):
-    """The first ``count`` batches of a sampler."""
-
-    def __init__(self, sampler: StepSampler, count: int) -> None:
-        self.sampler, self.count = sampler, count
-
-    def __iter__(self) -> Iterator[list[int]]:
-        iterator = iter(self.sampler)
-        for _ in range(self.count):
-            yield next(iterator)
-
-    def __len__(self) -> int:
-        return self.count
 
 
 def _select_check(
