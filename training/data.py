@@ -120,10 +120,6 @@ class SkipStats:
         """Counts per reason."""
         return dict(self.counts)
 
-    def merge(self, other: SkipStats) -> None:
-        """Add another counter's counts (e.g. gathered from workers) to this one."""
-        self.counts.update(other.counts)
-
     def __repr__(self) -> str:
         return f"SkipStats({self.name!r}, {dict(self.counts)!r})"
 
@@ -337,18 +333,16 @@ def folder_records(
     *,
     stats: SkipStats | None = None,
     check_images: bool = False,
-    recursive: bool = True,
 ) -> list[CaptionedImage]:
-    """Index a folder of images with ``.json`` or ``.txt`` caption sidecars (sorted by path).
+    """Index a folder and its subfolders: images with ``.json``/``.txt`` caption sidecars, by path.
 
     Images without a sidecar, or whose sidecar holds no caption, are skipped and counted; with
     ``check_images`` unreadable images are also dropped here rather than at load time.
     """
     root = Path(folder)
     stats = stats if stats is not None else SkipStats(f"folder {root}")
-    pattern = "**/*" if recursive else "*"
     records = []
-    for path in sorted(root.glob(pattern)):
+    for path in sorted(root.glob("**/*")):
         if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
             continue
         where = str(path.relative_to(root))

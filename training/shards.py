@@ -348,7 +348,6 @@ class ShardDataset(CaptionSampling, IterableDataset):
         transform: Transform,
         *,
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-        shuffle_shards: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
         stats: SkipStats | None = None,
@@ -369,7 +368,6 @@ class ShardDataset(CaptionSampling, IterableDataset):
         if not self.shards:
             raise FileNotFoundError(f"no tar shards found in {shards!r}")
         self.shuffle_buffer = shuffle_buffer
-        self.shuffle_shards = shuffle_shards
         self.rank, self.world_size = _distributed_layout(rank, world_size)
         self._streams: dict[int, _ShardStream] = {}
         self._resume: dict[int, dict[str, Any]] = {}
@@ -387,9 +385,8 @@ class ShardDataset(CaptionSampling, IterableDataset):
     def shard_order(self, epoch: int | None = None) -> list[int]:
         """Indices into ``self.shards`` in the order used for ``epoch`` (same on all ranks)."""
         order = list(range(len(self.shards)))
-        if self.shuffle_shards:
-            epoch = self.epoch if epoch is None else epoch
-            sample_rng(self.seed, epoch, _BUFFER_SALT + 1).shuffle(order)
+        epoch = self.epoch if epoch is None else epoch
+        sample_rng(self.seed, epoch, _BUFFER_SALT + 1).shuffle(order)
         return order
 
     def state_dict(self) -> dict[str, Any]:
