@@ -558,7 +558,7 @@ class SyntheticDataset(CaptionSampling, Dataset):
         return synthetic.make_scene(self.start_seed + index)
 
     def labels(self) -> list[int]:
-        """Zero-shot class index (into :func:`training.synthetic.label_names`) of every item."""
+        """Zero-shot class index (see :func:`training.synthetic.label_index`) of every item."""
         return [synthetic.label_index(self.scene(i)) for i in range(self.count)]
 
     def __len__(self) -> int:

@@ -11,7 +11,7 @@ drawn first; the others are medium or small. Each scene carries
 
 A model trained only on the long captions tends to let the many minor details overshadow the
 salient object, which is what LoTLIP's corner tokens are meant to fix; zero-shot classification
-of the salient object (:func:`label_names`, :func:`zero_shot_prompts`) measures that.
+of the salient object (:func:`label_index`, :func:`zero_shot_prompts`) measures that.
 
 Everything is a pure function of an integer seed: :func:`make_scene` with the same seed always
 gives the same objects, captions and pixels. Training seeds live below
@@ -409,33 +409,22 @@ def _long_caption(scene: Scene, rng: random.Random, variant: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def label_names() -> list[str]:
-    """All zero-shot classes, ``"{colour} {shape}"`` for every colour and shape (fixed order)."""
-    return [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]
-
-
-def salient_label(scene: Scene) -> str:
-    """The zero-shot class of the scene's salient object, e.g. ``"red circle"``."""
-    return scene.salient.label
-
-
 def label_index(scene: Scene) -> int:
-    """Index of :func:`salient_label` in :func:`label_names`."""
+    """Zero-shot class of the salient object: its index in :func:`zero_shot_prompts`."""
     return list(COLOURS).index(scene.salient.colour) * len(SHAPES) + SHAPES.index(
         scene.salient.shape
     )
 
 
 def zero_shot_prompts(template: str = ZERO_SHOT_TEMPLATE) -> list[str]:
-    """One prompt per class of :func:`label_names`; ``template`` uses ``{colour}``/``{shape}``."""
+    """One prompt per zero-shot class (every colour and shape, in a fixed order); ``template``
+    uses ``{colour}``/``{shape}``."""
     return [template.format(colour=colour, shape=shape) for colour in COLOURS for shape in SHAPES]
 
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary / corpus
 # --------------------------------------------------------------------------------------------
-
-_WORD_RE = re.compile(r"[a-z]+")
 
 
 def _all_phrase_strings() -> list[str]:
@@ -466,20 +455,11 @@ def _all_phrase_strings() -> list[str]:
     return texts
 
 
-def vocabulary() -> list[str]:
-    """Every lower-case word a synthetic caption or prompt can contain (sorted)."""
-    words: set[str] = set()
-    for text in _all_phrase_strings():
-        # Drop ``{placeholders}`` before collecting words.
-        words.update(_WORD_RE.findall(re.sub(r"\{[^}]*\}", " ", text).lower()))
-    return sorted(words)
-
-
 def caption_corpus(n: int = 2000, start_seed: int = 0) -> list[str]:
     """Texts for training a WordPiece vocabulary on the synthetic domain.
 
     Returns the long and short captions of ``n`` training scenes, every zero-shot prompt, and
-    one line per phrase the generator knows, so every word of :func:`vocabulary` appears.
+    one line per phrase the generator knows, so every word a caption can contain appears.
     """
     texts: list[str] = []
     for scene in make_scenes(start_seed, n):
