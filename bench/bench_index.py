@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -90,6 +91,23 @@ def bench_model(args: argparse.Namespace, quick_model: bool) -> LoTLIP:
     return model.to_device(args.device, precision)
 
 
+def compare(repeats: int, target: str, measures: dict[str, Callable[[], float]]) -> float:
+    """Run the two ``measures`` (images/s) in turns, ``repeats`` times, so that load changes hit
+    both alike; print their medians and return the median per-repeat ratio second / first."""
+    rates: dict[str, list[float]] = {label: [] for label in measures}
+    for _ in range(repeats):
+        for label, measure in measures.items():
+            rates[label].append(measure())
+    for label, values in rates.items():
+        print(f"   {label:<19} {statistics.median(values):8.2f} images/s")
+    first, second = rates.values()
+    ratios = [b / a for a, b in zip(first, second, strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"   ratio               {ratio:8.3f}   [{min(ratios):.3f}-{max(ratios):.3f}] "
+          f"over {repeats} repeats (target {target})")  # fmt: skip
+    return ratio
+
+
 def overhead(args: argparse.Namespace, work: Path) -> float:
     """Measurement 1; returns the median ratio."""
     model = bench_model(args, args.quick)
@@ -98,17 +116,11 @@ def overhead(args: argparse.Namespace, work: Path) -> float:
            f"{count} photos of {size[0]}x{size[1]}")  # fmt: skip
     folder = work / f"overhead_{size[0]}"
     paths = write_photos(folder, count, size)
-    alone, full = [], []
-    for _ in range(args.repeats):  # alternate, so load changes hit both alike
-        alone.append(tower_alone(model, paths, args.batch_size))
-        full.append(indexer_rate(model, folder, args.batch_size, args.workers))
-    ratios = [f / a for f, a in zip(full, alone, strict=True)]
-    ratio = statistics.median(ratios)
-    print(f"   image tower alone   {statistics.median(alone):8.2f} images/s")
-    print(f"   indexer end to end  {statistics.median(full):8.2f} images/s")
-    print(f"   ratio               {ratio:8.3f}   [{min(ratios):.3f}-{max(ratios):.3f}] "
-          f"over {args.repeats} repeats (target >= 0.85)")  # fmt: skip
-    return ratio
+    measures = {
+        "image tower alone": lambda: tower_alone(model, paths, args.batch_size),
+        "indexer end to end": lambda: indexer_rate(model, folder, args.batch_size, args.workers),
+    }
+    return compare(args.repeats, ">= 0.85", measures)
 
 
 def decode_threads(args: argparse.Namespace, work: Path) -> None:
@@ -136,17 +148,11 @@ def draft(args: argparse.Namespace, work: Path) -> float:
     header(f"{size[0] * size[1] / 1e6:.0f} MP JPEGs: {model.name}, {count} photos")
     folder = work / f"large_{size[0]}"
     paths = write_photos(folder, count, size)
-    indexer, naive = [], []
-    for _ in range(args.repeats):  # alternate, as in measurement 1
-        indexer.append(indexer_rate(model, folder, args.batch_size, args.workers))
-        naive.append(naive_rate(model, paths, args.batch_size))
-    ratios = [i / n for i, n in zip(indexer, naive, strict=True)]
-    ratio = statistics.median(ratios)
-    print(f"   naive full decode   {statistics.median(naive):8.2f} images/s")
-    print(f"   indexer (draft)     {statistics.median(indexer):8.2f} images/s")
-    print(f"   ratio               {ratio:8.2f}x  [{min(ratios):.2f}-{max(ratios):.2f}] "
-          f"over {args.repeats} repeats (target >= 4x)")  # fmt: skip
-    return ratio
+    measures = {
+        "naive full decode": lambda: naive_rate(model, paths, args.batch_size),
+        "indexer (draft)": lambda: indexer_rate(model, folder, args.batch_size, args.workers),
+    }
+    return compare(args.repeats, ">= 4", measures)
 
 
 def main() -> None:

@@ -125,6 +125,7 @@ def small_config(
     text_layers: int | None = None,
     context_length: int = 128,
     tokenizer: str = "bundled",
+    corners: int = 2,
 ) -> LoTLIPConfig:
     """A small LoTLIP for tests and the bundled model: same code path, smaller everything."""
     tw = text_width or width
@@ -140,6 +141,7 @@ def small_config(
         ),
         text=TextConfig(
             vocab_size=vocab_size,
+            num_corner_tokens=corners,
             width=tw,
             layers=text_layers or layers,
             heads=heads,

@@ -47,7 +47,14 @@ def bert_like_vocab() -> list[str]:
 
 
 def new_micro_model(
-    name: str, vocab: list[str], *, seed: int = 0, width: int = 32, layers: int = 1, heads: int = 2
+    name: str,
+    vocab: list[str],
+    *,
+    seed: int = 0,
+    width: int = 32,
+    layers: int = 1,
+    heads: int = 2,
+    corners: int = 2,
 ) -> LoTLIP:
     """A random LoTLIP small enough to run in milliseconds (32 px images, 8 px patches)."""
     import torch
@@ -65,8 +72,9 @@ def new_micro_model(
         heads=heads,
         image_size=32,
         patch_size=8,
+        corners=corners,
     )
-    return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+    return LoTLIP(config, LoTLIPTokenizer(vocab, num_corner_tokens=corners)).eval()
 
 
 def released_as(config: LoTLIPConfig) -> str | None:

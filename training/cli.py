@@ -206,7 +206,9 @@ def _synthetic_evaluator(count: int, image_size: int) -> Callable[[LoTLIP], dict
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain and save ``<out>/model``."""
-    from .data import SyntheticDataset
+    from torch.utils.data import IterableDataset
+
+    from .data import open_dataset
     from .recipes import new_tiny_model
     from .train import load_initial_model, train
 
@@ -220,34 +222,18 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             recipe=args.recipe,
         )
     size = model.config.vision.image_size
-    if args.data:
-        from torch.utils.data import IterableDataset
-
-        from .data import open_dataset
-
-        dataset = open_dataset(
-            args.data,
-            model.preprocess,
-            num_long=args.num_long,
-            sentences_per_caption=args.sentences or None,
-            seed=args.seed,
-            synthetic_size=size,
-        )
-        data_desc = {"data": str(args.data)}
-        if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
-            data_desc["samples"] = len(dataset)
-    else:
-        count = args.synthetic or 100_000
-        dataset = SyntheticDataset(
-            0,
-            count,
-            model.preprocess,
-            image_size=size,
-            num_long=args.num_long,
-            sentences_per_caption=args.sentences or None,
-            seed=args.seed,
-        )
-        data_desc = {"data": f"synthetic scenes, seeds 0..{count - 1}", "samples": count}
+    count = args.synthetic or 100_000
+    dataset = open_dataset(
+        args.data or f"synthetic:{count}",
+        model.preprocess,
+        num_long=args.num_long,
+        sentences_per_caption=args.sentences or None,
+        seed=args.seed,
+        synthetic_size=size,
+    )
+    data_desc = {"data": str(args.data) if args.data else f"synthetic scenes, seeds 0..{count - 1}"}
+    if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
+        data_desc["samples"] = len(dataset)
     result = train(
         _train_config(args, "full"),
         model,

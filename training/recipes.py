@@ -38,12 +38,7 @@ def tiny_config(
 
     ``recipe="micro"`` gives the test/smoke-run architecture of :data:`MICRO_ARCH` instead.
     """
-    config = small_config(name, vocab_size=vocab_size, **RECIPES[recipe])
-    if corners != config.text.num_corner_tokens:
-        from dataclasses import replace
-
-        config = replace(config, text=replace(config.text, num_corner_tokens=corners))
-    return config
+    return small_config(name, vocab_size=vocab_size, corners=corners, **RECIPES[recipe])
 
 
 def new_tiny_model(

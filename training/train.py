@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 import lotlip
 from lotlip.devices import resolve_device
+from lotlip.files import write_atomic
 from lotlip.model import LoTLIP
 
 from .data import collate_captions
@@ -277,10 +278,7 @@ def captions_per_sample(mode: str, num_long: int) -> int:
 # -- checkpoints ----------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically (a crash mid-write leaves the previous checkpoint intact)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
