@@ -91,20 +91,31 @@ def bench_model(args: argparse.Namespace, quick_model: bool) -> LoTLIP:
     return model.to_device(args.device, precision)
 
 
-def compare(repeats: int, target: str, measures: dict[str, Callable[[], float]]) -> float:
-    """Run the two ``measures`` (images/s) in turns, ``repeats`` times, so that load changes hit
-    both alike; print their medians and return the median per-repeat ratio second / first."""
-    rates: dict[str, list[float]] = {label: [] for label in measures}
-    for _ in range(repeats):
-        for label, measure in measures.items():
-            rates[label].append(measure())
-    for label, values in rates.items():
-        print(f"   {label:<19} {statistics.median(values):8.2f} images/s")
-    first, second = rates.values()
-    ratios = [b / a for a, b in zip(first, second, strict=True)]
+def indexer_against(
+    args: argparse.Namespace,
+    work: Path,
+    model: LoTLIP,
+    photos: tuple[int, tuple[int, int]],
+    labels: tuple[str, str],
+    baseline: Callable[[LoTLIP, list[Path], int], float],
+    target: str,
+) -> float:
+    """The indexer's images/s on ``photos`` (count, size) against ``baseline``'s, the two taking
+    turns over ``--repeats`` so that load changes hit both alike. Prints both medians (under
+    ``labels``: baseline, indexer) and returns the median per-repeat ratio indexer / baseline."""
+    count, size = photos
+    folder = work / f"photos_{size[0]}x{size[1]}"
+    paths = write_photos(folder, count, size)
+    base, indexed = [], []
+    for _ in range(args.repeats):
+        base.append(baseline(model, paths, args.batch_size))
+        indexed.append(indexer_rate(model, folder, args.batch_size, args.workers))
+    ratios = [i / b for i, b in zip(indexed, base, strict=True)]
+    for label, rates in zip(labels, (base, indexed), strict=True):
+        print(f"   {label:<19} {statistics.median(rates):8.2f} images/s")
     ratio = statistics.median(ratios)
     print(f"   ratio               {ratio:8.3f}   [{min(ratios):.3f}-{max(ratios):.3f}] "
-          f"over {repeats} repeats (target {target})")  # fmt: skip
+          f"over {args.repeats} repeats (target {target})")  # fmt: skip
     return ratio
 
 
@@ -114,19 +125,14 @@ def overhead(args: argparse.Namespace, work: Path) -> float:
     count, size = (32, (640, 480)) if args.quick else (args.images, (1600, 1200))
     header(f"pipeline overhead: {model.name} ({model.precision} on {model.device}), "
            f"{count} photos of {size[0]}x{size[1]}")  # fmt: skip
-    folder = work / f"overhead_{size[0]}"
-    paths = write_photos(folder, count, size)
-    measures = {
-        "image tower alone": lambda: tower_alone(model, paths, args.batch_size),
-        "indexer end to end": lambda: indexer_rate(model, folder, args.batch_size, args.workers),
-    }
-    return compare(args.repeats, ">= 0.85", measures)
+    labels = ("image tower alone", "indexer end to end")
+    return indexer_against(args, work, model, (count, size), labels, tower_alone, ">= 0.85")
 
 
 def decode_threads(args: argparse.Namespace, work: Path) -> None:
     """GPU only: images/s by decode threads; where adding threads stops paying."""
     model = bench_model(args, quick_model=False)
-    paths = write_photos(work / "threads_4000", args.large_images, (4000, 3000))
+    paths = write_photos(work / "photos_4000x3000", args.large_images, (4000, 3000))
     header(f"decode threads: {model.name} fp16 on {model.device}, {len(paths)} 12 MP JPEGs")
     alone = tower_alone(model, paths, args.batch_size)
     print(f"   image tower alone          {alone:8.1f} images/s")
@@ -146,13 +152,8 @@ def draft(args: argparse.Namespace, work: Path) -> float:
     model = small_random_model()
     count, size = (6, (2000, 1500)) if args.quick else (args.large_images, (4000, 3000))
     header(f"{size[0] * size[1] / 1e6:.0f} MP JPEGs: {model.name}, {count} photos")
-    folder = work / f"large_{size[0]}"
-    paths = write_photos(folder, count, size)
-    measures = {
-        "naive full decode": lambda: naive_rate(model, paths, args.batch_size),
-        "indexer (draft)": lambda: indexer_rate(model, folder, args.batch_size, args.workers),
-    }
-    return compare(args.repeats, ">= 4", measures)
+    labels = ("naive full decode", "indexer (draft)")
+    return indexer_against(args, work, model, (count, size), labels, naive_rate, ">= 4")
 
 
 def main() -> None:
