@@ -77,11 +77,7 @@ DEFAULT_SENTENCES = 3
 DEFAULT_SHUFFLE_BUFFER = 1000
 
 
-# --------------------------------------------------------------------------------------------
-# Skip accounting
-# --------------------------------------------------------------------------------------------
-
-
+# -- Skip accounting -------------------------------------------------------------------------------
 class SkipStats:
     """Counts skipped samples by reason and logs them (the first few per reason as warnings).
 
@@ -124,10 +120,7 @@ class SkipStats:
         return f"SkipStats({self.name!r}, {dict(self.counts)!r})"
 
 
-# --------------------------------------------------------------------------------------------
-# Captions
-# --------------------------------------------------------------------------------------------
-
+# -- Captions --------------------------------------------------------------------------------------
 _SENTENCE_BREAK = re.compile(r"\.(?=\s|$)|\n|</s>")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -276,11 +269,7 @@ def parse_caption_json(obj: Any) -> tuple[str, list[str]] | None:
     return _normalise_caption(obj.get("short"), obj.get("long"))
 
 
-# --------------------------------------------------------------------------------------------
-# Records and images
-# --------------------------------------------------------------------------------------------
-
-
+# -- Records and images ----------------------------------------------------------------------------
 @dataclass
 class CaptionedImage:
     """One image (a path or encoded bytes) with its short and long captions."""
@@ -428,11 +417,7 @@ def manifest_records(
     return records
 
 
-# --------------------------------------------------------------------------------------------
-# Map-style datasets
-# --------------------------------------------------------------------------------------------
-
-
+# -- Map-style datasets ----------------------------------------------------------------------------
 class CaptionSampling:
     """What every dataset here shares: per sample, ``num_long`` sub-captions drawn afresh each
     epoch from ``(seed, epoch, index...)``, so a resumed run draws exactly what it would have.
@@ -574,11 +559,7 @@ class SyntheticDataset(CaptionSampling, Dataset):
         return scene.short_caption, self.long_captions(scene.long_captions, self.epoch, index)
 
 
-# --------------------------------------------------------------------------------------------
-# Batching and dispatch
-# --------------------------------------------------------------------------------------------
-
-
+# -- Batching and dispatch -------------------------------------------------------------------------
 class CaptionBatch(NamedTuple):
     """A collated batch: pixels ``[B, 3, H, W]``, B short captions, B lists of long captions."""
 

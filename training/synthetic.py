@@ -34,10 +34,8 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------------------------
-# Vocabulary
-# --------------------------------------------------------------------------------------------
 
+# -- Vocabulary ------------------------------------------------------------------------------------
 SHAPES: tuple[str, ...] = (
     "circle",
     "square",
@@ -155,11 +153,8 @@ _LARGEST_TEMPLATES: tuple[str, ...] = (
 
 _RELATION_TEMPLATE = "The {colour_a} {shape_a} is {relation} the {colour_b} {shape_b}"
 
-# --------------------------------------------------------------------------------------------
-# Data classes
-# --------------------------------------------------------------------------------------------
 
-
+# -- Data classes ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SceneObject:
     """One shape in a scene; coordinates are fractions of the image side (0..1)."""
@@ -241,11 +236,7 @@ class Scene:
         return _render_scene(self, size)
 
 
-# --------------------------------------------------------------------------------------------
-# Seeds
-# --------------------------------------------------------------------------------------------
-
-
+# -- Seeds -----------------------------------------------------------------------------------------
 def heldout_seeds(count: int, start: int = 0) -> range:
     """Held-out seeds: ``HELDOUT_SEED_OFFSET + start`` onwards; never overlaps training seeds."""
     if start < 0:
@@ -253,11 +244,7 @@ def heldout_seeds(count: int, start: int = 0) -> range:
     return range(HELDOUT_SEED_OFFSET + start, HELDOUT_SEED_OFFSET + start + count)
 
 
-# --------------------------------------------------------------------------------------------
-# Scene generation
-# --------------------------------------------------------------------------------------------
-
-
+# -- Scene generation ------------------------------------------------------------------------------
 def _visible_colours(background: Background) -> list[str]:
     """Object colours that stand out against the background."""
     return [
@@ -321,11 +308,7 @@ def make_scenes(start_seed: int, count: int) -> list[Scene]:
     return [make_scene(seed) for seed in range(start_seed, start_seed + count)]
 
 
-# --------------------------------------------------------------------------------------------
-# Captions
-# --------------------------------------------------------------------------------------------
-
-
+# -- Captions --------------------------------------------------------------------------------------
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -404,11 +387,7 @@ def _long_caption(scene: Scene, rng: random.Random, variant: int) -> str:
     return ". ".join(sentences) + "."
 
 
-# --------------------------------------------------------------------------------------------
-# Zero-shot labels
-# --------------------------------------------------------------------------------------------
-
-
+# -- Zero-shot labels ------------------------------------------------------------------------------
 def label_index(scene: Scene) -> int:
     """Zero-shot class of the salient object: its index in :func:`zero_shot_prompts`."""
     return list(COLOURS).index(scene.salient.colour) * len(SHAPES) + SHAPES.index(
@@ -422,11 +401,7 @@ def zero_shot_prompts(template: str = ZERO_SHOT_TEMPLATE) -> list[str]:
     return [template.format(colour=colour, shape=shape) for colour in COLOURS for shape in SHAPES]
 
 
-# --------------------------------------------------------------------------------------------
-# Vocabulary / corpus
-# --------------------------------------------------------------------------------------------
-
-
+# -- Vocabulary / corpus ---------------------------------------------------------------------------
 def _all_phrase_strings() -> list[str]:
     texts: list[str] = [
         *SHAPES,
@@ -470,11 +445,7 @@ def caption_corpus(n: int = 2000, start_seed: int = 0) -> list[str]:
     return texts
 
 
-# --------------------------------------------------------------------------------------------
-# Writing to disk
-# --------------------------------------------------------------------------------------------
-
-
+# -- Writing to disk -------------------------------------------------------------------------------
 def scene_file_stem(seed: int) -> str:
     """File name stem used by :func:`write_scenes`, e.g. ``scene_000123``."""
     return f"scene_{seed:06d}"
@@ -511,11 +482,7 @@ def write_scenes(folder: str | Path, start_seed: int, count: int, size: int = 22
     return manifest
 
 
-# --------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------
-
-
+# -- Rendering -------------------------------------------------------------------------------------
 def _supersample_factor(size: int) -> int:
     if size <= 256:
         return 4
@@ -602,23 +569,10 @@ def _shape_polygon(shape: str, r: float, inset: float) -> np.ndarray | None:
         a, length = 0.3 * r - inset, 0.95 * r - inset
         if a <= 0 or length <= a:
             return None
-        return np.array(
-            [
-                [-a, -length],
-                [a, -length],
-                [a, -a],
-                [length, -a],
-                [length, a],
-                [a, a],
-                [a, length],
-                [-a, length],
-                [-a, a],
-                [-length, a],
-                [-length, -a],
-                [-a, -a],
-            ],
-            dtype=np.float64,
-        )
+        # one arm, then the same arm turned by 90 degrees three times ((x, y) -> (-y, x))
+        arm = np.array([[-a, -length], [a, -length], [a, -a]], dtype=np.float64)
+        quarter = np.array([[0.0, 1.0], [-1.0, 0.0]])
+        return np.concatenate([arm @ np.linalg.matrix_power(quarter, k) for k in range(4)])
     raise ValueError(f"unknown shape {shape!r}")
 
 
