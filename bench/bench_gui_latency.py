@@ -15,6 +15,7 @@ Prints one block of numbers per phase; nothing is written outside a temporary fo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -260,21 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         from app.gui.finetune_dialog import FinetuneDialog
 
         captions = work / "captions.jsonl"
-        with captions.open("w", encoding="utf-8") as fh:
-            import json
-
-            for i in range(min(args.images, 40)):
-                scene = make_scene(10_000 + i)
-                fh.write(
-                    json.dumps(
-                        {
-                            "image": f"photos/photo_{i:05d}.jpg",
-                            "short": scene.short_caption,
-                            "long": scene.long_captions,
-                        }
-                    )
-                    + "\n"
-                )
+        lines = []
+        for i in range(min(args.images, 40)):  # the captions of the scenes photos 0..39 show
+            scene = make_scene(10_000 + i)
+            row = {"image": f"photos/photo_{i:05d}.jpg", "short": scene.short_caption}
+            lines.append(json.dumps({**row, "long": scene.long_captions}) + "\n")
+        captions.write_text("".join(lines), encoding="utf-8")
         task = start_caption_import(session, captions, show_result=False)
         wait(task.isFinished)
         dialog = FinetuneDialog(session, window)

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
-from lotlip.config import BERT_BASE_VOCAB, LoTLIPConfig, official_config, small_config  # noqa: E402
+from lotlip.config import BERT_BASE_VOCAB, official_config, small_config, with_name  # noqa: E402
 from lotlip.model import LoTLIP  # noqa: E402
 from lotlip.tokenizer import LoTLIPTokenizer  # noqa: E402
 from training import synthetic  # noqa: E402
@@ -44,9 +44,7 @@ def bert_like_vocab() -> list[str]:
 
 def official_random_model(patch_size: int = 16, name: str | None = None) -> LoTLIP:
     """A ViT-B/{16,32} LoTLIP with random weights (same compute as the real one)."""
-    config = official_config(patch_size)
-    if name:
-        config = LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+    config = with_name(official_config(patch_size), name) if name else official_config(patch_size)
     torch.manual_seed(0)
     return LoTLIP(config, LoTLIPTokenizer(bert_like_vocab())).eval()
 

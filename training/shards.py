@@ -111,13 +111,13 @@ def _check_tar_end(tar: tarfile.TarFile, path: Path, index: int, stats: SkipStat
         stats.skip(BAD_SHARD, str(path), f"truncated or corrupt after sample {index}")
 
 
-def _iter_tar_groups(
+def _iter_tar_samples(
     path: Path, want: Callable[[int], bool], stats: SkipStats
-) -> Iterator[tuple[int, str, dict[str, bytes] | None]]:
-    """Yield ``(sample_index, key, members)`` for each run of members sharing a key.
+) -> Iterator[tuple[int, CaptionedImage | None]]:
+    """Yield ``(sample_index, record)`` for each run of members sharing a key.
 
-    ``members`` maps extension -> bytes, read only when ``want(sample_index)``; otherwise it is
-    None and the data are skipped without being read.
+    Members are read only when ``want(sample_index)``; otherwise they are skipped without being
+    read and ``record`` is None, as it is for a sample without an image or caption (counted).
     """
     key: str | None = None
     members: dict[str, bytes] = {}
@@ -138,7 +138,7 @@ def _iter_tar_groups(
                     continue
                 if parts[0] != key:
                     if key is not None:
-                        yield index, key, members if wanted else None
+                        yield index, _record_from_members(key, members, stats) if wanted else None
                     key, members, index = parts[0], {}, index + 1
                     wanted = want(index)
                 if wanted and parts[1] in _MEMBER_EXTENSIONS:
@@ -148,7 +148,7 @@ def _iter_tar_groups(
     except (tarfile.TarError, OSError, EOFError) as exc:
         stats.skip(BAD_SHARD, str(path), f"stopped reading after sample {index}: {exc!r}")
     if key is not None:
-        yield index, key, members if wanted else None
+        yield index, _record_from_members(key, members, stats) if wanted else None
 
 
 def _record_from_members(
@@ -257,13 +257,11 @@ class _ShardStream:
         found: dict[tuple[int, int], _RawSample] = {}
         for pos, wanted in sorted(by_shard.items()):
             last = max(wanted)
-            for index, key, members in _iter_tar_groups(
+            for index, record in _iter_tar_samples(
                 self.shards[pos], wanted.__contains__, self.stats
             ):
-                if members is not None:
-                    record = _record_from_members(key, members, self.stats)
-                    if record is not None:
-                        found[(pos, index)] = _RawSample((pos, index), record)
+                if record is not None:
+                    found[(pos, index)] = _RawSample((pos, index), record)
                 if index >= last:
                     break
         return found
@@ -280,15 +278,12 @@ class _ShardStream:
         first_pos, first_index = self.cursor
         for pos in range(first_pos, len(self.shards)):
             start = first_index if pos == first_pos else 0
-            for index, key, members in _iter_tar_groups(
+            for index, record in _iter_tar_samples(
                 self.shards[pos], lambda i, start=start: i >= start, self.stats
             ):
                 if index < start:
                     continue
                 self.cursor = (pos, index + 1)
-                record = (
-                    _record_from_members(key, members, self.stats) if members is not None else None
-                )
                 if record is not None:
                     yield _RawSample((pos, index), record)
             self.cursor = (pos + 1, 0)
