@@ -313,7 +313,8 @@ def train(
     device = resolve_device(cfg.device)
     info = init_distributed(device)
     device = local_device(device, info)
-    _seed_everything(cfg.seed + info.rank)
+    random.seed(cfg.seed + info.rank)
+    torch.manual_seed(cfg.seed + info.rank)
     model = model.to(device=device, dtype=torch.float32)
     model.train()
     set_trainable(model, cfg.trainable, cfg.last_n)
@@ -443,12 +444,18 @@ def train(
         if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
             ranks = all_gather_objects(_rank_state(dataset))  # every rank's RNG and data position
             if info.is_main:
-                save_checkpoint(
-                    ckpt_path,
-                    _training_state(
-                        cfg, step, model, optimizer, scheduler, scaler, history, ranks, best
-                    ),
-                )
+                saved = {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "ranks": ranks,  # per rank: {"rng", "data"}
+                    "history": history,
+                    "config": _jsonable(asdict(cfg)),
+                    "best": best,
+                }
+                save_checkpoint(ckpt_path, saved)
             barrier()
         if stop_now and step < cfg.steps:
             stopped_early = True
@@ -558,30 +565,6 @@ def _select_check(
     return best, cfg.patience > 0 and best["misses"] >= cfg.patience
 
 
-def _training_state(
-    cfg: TrainConfig,
-    step: int,
-    model: LoTLIP,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    history: list,
-    ranks: list[dict[str, Any]],
-    best: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "ranks": ranks,  # per rank: {"rng", "data"}
-        "history": history,
-        "config": _jsonable(asdict(cfg)),
-        "best": best,
-    }
-
-
 def _rank_state(dataset: Any) -> dict[str, Any]:
     """This rank's own RNG state and data position."""
     data = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
@@ -599,11 +582,6 @@ def _own_state(state: dict[str, Any], info: DistInfo) -> dict[str, Any]:
             f"{info.world_size}: resume with the same number of processes"
         )
     return ranks[info.rank]
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _rng_state() -> dict[str, Any]:
