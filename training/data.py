@@ -89,14 +89,10 @@ class SkipStats:
         self.name = name
         self.log_limit = log_limit
         self.counts: Counter[str] = Counter()
-        self.examples: dict[str, list[str]] = {}
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
         """Record one skipped sample: ``reason`` (e.g. ``"missing_caption"``) at ``where``."""
         self.counts[reason] += 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < 5:
-            examples.append(where)
         n = self.counts[reason]
         message = "%s: skipped %s (%s)%s"
         args = (self.name, where, reason, f": {detail}" if detail else "")
