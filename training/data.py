@@ -231,16 +231,10 @@ def parse_caption_text(text: str) -> tuple[str, list[str]] | None:
     """
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     paragraphs: list[list[str]] = []
-    current: list[str] = []
-    for line in text.split("\n"):
-        line = line.strip()
-        if line:
-            current.append(line)
-        elif current:
-            paragraphs.append(current)
-            current = []
-    if current:
-        paragraphs.append(current)
+    for block in re.split(r"\n\s*\n", text):  # a blank line ends a paragraph
+        lines = [line.strip() for line in block.split("\n") if line.strip()]
+        if lines:
+            paragraphs.append(lines)
     if not paragraphs:
         return None
     if len(paragraphs) == 1 and len(paragraphs[0]) == 1:
