@@ -12,21 +12,16 @@ the two runs end with the same text tower (the cache changes the cost, not the r
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere
-    sys.path.insert(0, str(ROOT))
+import torch
+from common import timed
 
-import torch  # noqa: E402
-
-import lotlip  # noqa: E402
-from training.data import CaptionDataset, folder_records  # noqa: E402
-from training.study import write_pictures  # noqa: E402
-from training.train import TrainConfig, train  # noqa: E402
+import lotlip
+from training.data import CaptionDataset, folder_records
+from training.study import write_pictures
+from training.train import TrainConfig, train
 
 
 def run(folder: Path, out: Path, steps: int, cache: bool) -> float:
@@ -39,9 +34,7 @@ def run(folder: Path, out: Path, steps: int, cache: bool) -> float:
         num_long=1, trainable="text", device="cpu", workers=0, log_every=1000,
         save_every=100_000, cache_image_features=cache, extra={"sentences": 3},
     )  # fmt: skip
-    started = time.perf_counter()
-    train(config, model, dataset)
-    return time.perf_counter() - started
+    return timed(lambda: train(config, model, dataset))
 
 
 def step_parts(folder: Path) -> tuple[float, float, float]:
@@ -49,21 +42,14 @@ def step_parts(folder: Path) -> tuple[float, float, float]:
     text tower forward + backward (short caption + a 3-sentence paragraph each)."""
     model = lotlip.load("lotlip-tiny", device="cpu").float()
     dataset = CaptionDataset(folder_records(folder)[:32], model.preprocess, sentences_per_caption=3)
-    started = time.perf_counter()
-    items = [dataset[i] for i in range(32)]
-    decode = time.perf_counter() - started
+    items: list = []
+    decode = timed(lambda: items.extend(dataset[i] for i in range(32)))
     pixels = torch.stack([item[0] for item in items])
     texts = [text for item in items for text in (item[1], item[2][0])]
     ids = model.tokenizer(texts).input_ids
-    best_image = best_text = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        with torch.no_grad():
-            model.encode_image(pixels)
-        best_image = min(best_image, time.perf_counter() - started)
-        started = time.perf_counter()
-        model.encode_text_slots(ids).sum().backward()
-        best_text = min(best_text, time.perf_counter() - started)
+    with torch.no_grad():
+        best_image = min(timed(lambda: model.encode_image(pixels)) for _ in range(3))
+    best_text = min(timed(lambda: model.encode_text_slots(ids).sum().backward()) for _ in range(3))
     return decode, best_image, best_text
 
 

@@ -5,7 +5,7 @@ photos through the same ``Session`` the app uses, and meanwhile ticks a 10 ms ``
 runs a paragraph search every second. The late-ness of each tick is the time the event loop
 could not react; the largest one is the figure that matters (the app's goal: under 100 ms).
 
-    python bench/bench_gui_latency.py                 # 1000 photos, bundled or random tiny model
+    python bench/bench_gui_latency.py                 # 1000 photos, the bundled model
     python bench/bench_gui_latency.py --images 1000 --finetune
     python bench/bench_gui_latency.py --watch        # then copy them into a watched folder
 
@@ -15,6 +15,7 @@ Prints one block of numbers per phase; nothing is written outside a temporary fo
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -46,20 +47,6 @@ def write_photos(folder: Path, count: int, size: int) -> None:
     for i in range(count):
         image = base[i % len(base)].rotate(i % 7, fillcolor=(i % 255, 80, 120))
         image.save(folder / f"photo_{i:05d}.jpg", quality=88)
-
-
-def ensure_model(models: Path, name: str | None) -> str:
-    """The model to use: ``name``, the bundled one, or a random model of its architecture."""
-    from lotlip import registry
-
-    if name:
-        return name
-    if registry.is_installed(registry.BUNDLED_MODEL):
-        return registry.BUNDLED_MODEL
-    from training.recipes import new_tiny_model
-
-    new_tiny_model(name="bench-tiny").save(models / "bench-tiny")
-    return "bench-tiny"
 
 
 class StallMeter:
@@ -179,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--size", type=int, default=640, help="photo edge in pixels")
-    parser.add_argument("--model", help="model name (default: bundled, else random tiny)")
+    parser.add_argument("--model", default="lotlip-tiny", help="model name (default: bundled)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--finetune", action="store_true", help="also measure a fine-tune run")
     parser.add_argument("--steps", type=int, default=30, help="fine-tune steps")
@@ -197,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.prepare:  # the child process: heavy imports stay out of the measured process
         write_photos(Path(args.prepare) / "photos", args.images, args.size)
-        print(ensure_model(Path(os.environ["LOTLIP_MODELS_DIR"]), args.model))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="lotlip-gui-bench-"))
@@ -206,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))
     print(f"writing {args.images} photos of {args.size} px to {work / 'photos'} …")
     prepare = [sys.executable, __file__, "--prepare", str(work), "--images", str(args.images)]
-    prepare += ["--size", str(args.size)] + (["--model", args.model] if args.model else [])
-    model = subprocess.run(prepare, check=True, capture_output=True, text=True).stdout.split()[-1]
+    subprocess.run([*prepare, "--size", str(args.size)], check=True, capture_output=True)
+    model = args.model
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -275,21 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         from app.gui.finetune_dialog import FinetuneDialog
 
         captions = work / "captions.jsonl"
-        with captions.open("w", encoding="utf-8") as fh:
-            import json
-
-            for i in range(min(args.images, 40)):
-                scene = make_scene(10_000 + i)
-                fh.write(
-                    json.dumps(
-                        {
-                            "image": f"photos/photo_{i:05d}.jpg",
-                            "short": scene.short_caption,
-                            "long": scene.long_captions,
-                        }
-                    )
-                    + "\n"
-                )
+        lines = []
+        for i in range(min(args.images, 40)):  # the captions of the scenes photos 0..39 show
+            scene = make_scene(10_000 + i)
+            row = {"image": f"photos/photo_{i:05d}.jpg", "short": scene.short_caption}
+            lines.append(json.dumps({**row, "long": scene.long_captions}) + "\n")
+        captions.write_text("".join(lines), encoding="utf-8")
         task = start_caption_import(session, captions, show_result=False)
         wait(task.isFinished)
         dialog = FinetuneDialog(session, window)

@@ -18,17 +18,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from common import timed
 from PIL import Image
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def sampled_hash(path: Path, block: int = 64 * 1024) -> str:
@@ -62,12 +57,7 @@ def write_photos(folder: Path, count: int, megapixels: float) -> list[Path]:
 
 def per_file_ms(fn, paths: list[Path], repeat: int = 3) -> float:
     """Best of ``repeat`` passes over all files, in milliseconds per file."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for path in paths:
-            fn(path)
-        best = min(best, time.perf_counter() - started)
+    best = min(timed(lambda: [fn(path) for path in paths]) for _ in range(repeat))
     return best * 1000 / len(paths)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -90,31 +91,48 @@ def bench_model(args: argparse.Namespace, quick_model: bool) -> LoTLIP:
     return model.to_device(args.device, precision)
 
 
+def indexer_against(
+    args: argparse.Namespace,
+    work: Path,
+    model: LoTLIP,
+    photos: tuple[int, tuple[int, int]],
+    labels: tuple[str, str],
+    baseline: Callable[[LoTLIP, list[Path], int], float],
+    target: str,
+) -> float:
+    """The indexer's images/s on ``photos`` (count, size) against ``baseline``'s, the two taking
+    turns over ``--repeats`` so that load changes hit both alike. Prints both medians (under
+    ``labels``: baseline, indexer) and returns the median per-repeat ratio indexer / baseline."""
+    count, size = photos
+    folder = work / f"photos_{size[0]}x{size[1]}"
+    paths = write_photos(folder, count, size)
+    base, indexed = [], []
+    for _ in range(args.repeats):
+        base.append(baseline(model, paths, args.batch_size))
+        indexed.append(indexer_rate(model, folder, args.batch_size, args.workers))
+    ratios = [i / b for i, b in zip(indexed, base, strict=True)]
+    for label, rates in zip(labels, (base, indexed), strict=True):
+        print(f"   {label:<19} {statistics.median(rates):8.2f} images/s")
+    ratio = statistics.median(ratios)
+    print(f"   ratio               {ratio:8.3f}   [{min(ratios):.3f}-{max(ratios):.3f}] "
+          f"over {args.repeats} repeats (target {target})")  # fmt: skip
+    return ratio
+
+
 def overhead(args: argparse.Namespace, work: Path) -> float:
     """Measurement 1; returns the median ratio."""
     model = bench_model(args, args.quick)
     count, size = (32, (640, 480)) if args.quick else (args.images, (1600, 1200))
     header(f"pipeline overhead: {model.name} ({model.precision} on {model.device}), "
            f"{count} photos of {size[0]}x{size[1]}")  # fmt: skip
-    folder = work / f"overhead_{size[0]}"
-    paths = write_photos(folder, count, size)
-    alone, full = [], []
-    for _ in range(args.repeats):  # alternate, so load changes hit both alike
-        alone.append(tower_alone(model, paths, args.batch_size))
-        full.append(indexer_rate(model, folder, args.batch_size, args.workers))
-    ratios = [f / a for f, a in zip(full, alone, strict=True)]
-    ratio = statistics.median(ratios)
-    print(f"   image tower alone   {statistics.median(alone):8.2f} images/s")
-    print(f"   indexer end to end  {statistics.median(full):8.2f} images/s")
-    print(f"   ratio               {ratio:8.3f}   [{min(ratios):.3f}-{max(ratios):.3f}] "
-          f"over {args.repeats} repeats (target >= 0.85)")  # fmt: skip
-    return ratio
+    labels = ("image tower alone", "indexer end to end")
+    return indexer_against(args, work, model, (count, size), labels, tower_alone, ">= 0.85")
 
 
 def decode_threads(args: argparse.Namespace, work: Path) -> None:
     """GPU only: images/s by decode threads; where adding threads stops paying."""
     model = bench_model(args, quick_model=False)
-    paths = write_photos(work / "threads_4000", args.large_images, (4000, 3000))
+    paths = write_photos(work / "photos_4000x3000", args.large_images, (4000, 3000))
     header(f"decode threads: {model.name} fp16 on {model.device}, {len(paths)} 12 MP JPEGs")
     alone = tower_alone(model, paths, args.batch_size)
     print(f"   image tower alone          {alone:8.1f} images/s")
@@ -134,19 +152,8 @@ def draft(args: argparse.Namespace, work: Path) -> float:
     model = small_random_model()
     count, size = (6, (2000, 1500)) if args.quick else (args.large_images, (4000, 3000))
     header(f"{size[0] * size[1] / 1e6:.0f} MP JPEGs: {model.name}, {count} photos")
-    folder = work / f"large_{size[0]}"
-    paths = write_photos(folder, count, size)
-    indexer, naive = [], []
-    for _ in range(args.repeats):  # alternate, as in measurement 1
-        indexer.append(indexer_rate(model, folder, args.batch_size, args.workers))
-        naive.append(naive_rate(model, paths, args.batch_size))
-    ratios = [i / n for i, n in zip(indexer, naive, strict=True)]
-    ratio = statistics.median(ratios)
-    print(f"   naive full decode   {statistics.median(naive):8.2f} images/s")
-    print(f"   indexer (draft)     {statistics.median(indexer):8.2f} images/s")
-    print(f"   ratio               {ratio:8.2f}x  [{min(ratios):.2f}-{max(ratios):.2f}] "
-          f"over {args.repeats} repeats (target >= 4x)")  # fmt: skip
-    return ratio
+    labels = ("naive full decode", "indexer (draft)")
+    return indexer_against(args, work, model, (count, size), labels, naive_rate, ">= 4")
 
 
 def main() -> None:

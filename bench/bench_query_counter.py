@@ -12,23 +12,10 @@ import argparse
 import os
 import statistics
 import sys
-import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import timed
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-
-def median_ms(fn: object, repeat: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -56,8 +43,8 @@ def main() -> int:
         result = count(text)
         cut_offset(text, count, truncated=result.truncated)
 
-    full = median_ms(whole, args.repeat)
-    head = median_ms(counter.update_count, args.repeat)
+    full = 1000 * statistics.median(timed(whole) for _ in range(args.repeat))
+    head = 1000 * statistics.median(timed(counter.update_count) for _ in range(args.repeat))
     print(
         f"{len(text.split())} words: whole text {full:.1f} ms, start only {head:.1f} ms, "
         f"ratio {full / head:.1f}x  ({counter.text()})"

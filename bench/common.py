@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import time
@@ -17,90 +18,33 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
-from lotlip.config import LoTLIPConfig, official_config, small_config  # noqa: E402
+from lotlip.config import BERT_BASE_VOCAB, official_config, small_config, with_name  # noqa: E402
 from lotlip.model import LoTLIP  # noqa: E402
 from lotlip.tokenizer import LoTLIPTokenizer  # noqa: E402
+from training import synthetic  # noqa: E402
 
-BERT_VOCAB_SIZE = 30522
-WORDS = [
-    "a",
-    "the",
-    "of",
-    "and",
-    "in",
-    "on",
-    "at",
-    "with",
-    "to",
-    "photo",
-    "picture",
-    "red",
-    "blue",
-    "green",
-    "yellow",
-    "white",
-    "black",
-    "large",
-    "small",
-    "dog",
-    "cat",
-    "child",
-    "children",
-    "man",
-    "woman",
-    "beach",
-    "sea",
-    "sky",
-    "cloud",
-    "clouds",
-    "tree",
-    "trees",
-    "house",
-    "street",
-    "car",
-    "kite",
-    "flying",
-    "windy",
-    "grey",
-    "sunset",
-    "mountain",
-    "snow",
-    "river",
-    "boat",
-    "sitting",
-    "standing",
-    "next",
-    "left",
-    "right",
-    "top",
-    "bottom",
-    "centre",
-    "behind",
-    "front",
-    "holding",
-    "wearing",
-    "old",
-    "young",
-    "two",
-    "three",
-    ".",
-    ",",
-]
+
+def _caption_words(scenes: int = 20) -> list[str]:
+    """The words of a few synthetic paragraphs (in order of first use), then "." and ","."""
+    text = " ".join(synthetic.make_scene(seed).long_captions[0] for seed in range(scenes))
+    return [*dict.fromkeys(re.findall(r"[a-z]+", text.lower())), ".", ","]
+
+
+WORDS = _caption_words()
+"""Real words for the BERT-like vocabulary and for queries, so texts tokenize to varied ids."""
 
 
 def bert_like_vocab() -> list[str]:
     """30522 unique tokens with BERT's special tokens at their real ids and some real words."""
     vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += list(dict.fromkeys(WORDS))
-    vocab += [f"tok{i}" for i in range(BERT_VOCAB_SIZE - len(vocab))]
+    vocab += [f"tok{i}" for i in range(BERT_BASE_VOCAB - len(vocab))]
     return vocab
 
 
 def official_random_model(patch_size: int = 16, name: str | None = None) -> LoTLIP:
     """A ViT-B/{16,32} LoTLIP with random weights (same compute as the real one)."""
-    config = official_config(patch_size)
-    if name:
-        config = LoTLIPConfig.from_dict({**config.to_dict(), "name": name})
+    config = with_name(official_config(patch_size), name) if name else official_config(patch_size)
     torch.manual_seed(0)
     return LoTLIP(config, LoTLIPTokenizer(bert_like_vocab())).eval()
 

@@ -7,8 +7,7 @@ through the wizard, searched with a paragraph, and a fine-tune runs on the scene
     python bench/screenshots.py                   # writes docs/screenshots/*.png
     python bench/screenshots.py --out /tmp/shots --scenes 60 --steps 40
 
-The model is ``--model``, else the bundled ``lotlip-tiny``, else a micro model trained here
-for a minute on the gallery itself (so the pictures still show sensible rankings).
+The model is ``--model``, else the bundled ``lotlip-tiny``.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SIZE = (1280, 820)
-FALLBACK_MODEL = "screenshot-micro"
 
 
 def process_until(app: Any, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
@@ -70,41 +68,10 @@ def write_gallery(folder: Path, count: int) -> list[int]:
     return seeds
 
 
-def train_fallback(models: Path, seeds: list[int]) -> str:
-    """A micro model that has seen these scenes (when no bundled model is installed)."""
-    import torch
-
-    from lotlip.config import small_config
-    from lotlip.model import LoTLIP
-    from lotlip.tokenizer import LoTLIPTokenizer
-    from training.data import SyntheticDataset
-    from training.synthetic import caption_corpus
-    from training.train import TrainConfig, train
-    from training.vocab import build_wordpiece_vocab
-
-    vocab = build_wordpiece_vocab(caption_corpus(500), 600)
-    config = small_config(
-        FALLBACK_MODEL, vocab_size=len(vocab), width=64, layers=2, heads=2, image_size=48,
-        patch_size=8,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = LoTLIP(config, LoTLIPTokenizer(vocab))
-    data = SyntheticDataset(seeds[0], len(seeds), model.preprocess, image_size=96, num_long=1)
-    work = Path(tempfile.mkdtemp())
-    cfg = TrainConfig(
-        out=str(work), steps=500, batch_size=len(seeds), lr=1e-3, warmup=10, weight_decay=0.0,
-        save_every=10**6, log_every=100, num_long=1, device="cpu", workers=0,
-    )  # fmt: skip
-    torch.set_num_threads(1)
-    result = train(cfg, model, data)
-    shutil.move(str(result.model_dir), str(models / FALLBACK_MODEL))
-    return FALLBACK_MODEL
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--model", help="model name (default: bundled, else a micro model)")
+    parser.add_argument("--model", default="lotlip-tiny", help="model name (default: bundled)")
     parser.add_argument("--scenes", type=int, default=60)
     parser.add_argument("--steps", type=int, default=40, help="fine-tune steps")
     args = parser.parse_args(argv)
@@ -115,22 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="lotlip-shots-"))
     os.environ["LOTLIP_SEARCH_LIBRARY"] = str(work / "library")
     os.environ["LOTLIP_SEARCH_GUI_CONFIG"] = str(work / "gui.ini")
-    models_dir = Path(os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models")))
-    models_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))  # only the bundled model
     gallery = work / "Pictures" / "Scenes"
     seeds = write_gallery(gallery, args.scenes)
-
-    from lotlip import registry
-
     model = args.model
-    if model is None:
-        if registry.is_installed(registry.BUNDLED_MODEL):
-            model = registry.BUNDLED_MODEL
-        elif registry.is_installed(FALLBACK_MODEL):  # kept from an earlier run
-            model = FALLBACK_MODEL
-        else:
-            print("the bundled model is not installed; training a micro model on the scenes …")
-            model = train_fallback(models_dir, seeds)
 
     from PySide6.QtWidgets import QApplication, QWidget
 

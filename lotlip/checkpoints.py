@@ -13,7 +13,6 @@ import pickle
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -88,7 +87,7 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
 
     Shapes say what a checkpoint *is built like*, never which model it is: a fine-tune of the
     B/16 release has exactly its shapes. The name always comes from the caller (see
-    :func:`checkpoint_name`); :func:`official_architecture` tells which release a shape equals.
+    :func:`checkpoint_name`).
     Shapes do not show the number of attention heads: when they equal an official architecture
     its config gives them; otherwise the towers are assumed to use 64-wide heads (as ViT and
     BERT do), and a width that is not a multiple of 64 is refused as ambiguous.
@@ -136,14 +135,6 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
         ):
             return replace(official, name=shapes.name)
     return _with_heads(shapes, _heads(width, "image"), _heads(words.shape[1], "text"))
-
-
-def official_architecture(config: LoTLIPConfig) -> str | None:
-    """The official release whose architecture ``config`` equals (shapes only), or ``None``."""
-    for key, official in OFFICIAL_CONFIGS.items():
-        if _same_architecture(official, config):
-            return key
-    return None
 
 
 def checkpoint_name(path: str | Path) -> str:
@@ -239,13 +230,6 @@ def load_official(path: str | Path, tokenizer: LoTLIPTokenizer, name: str | None
 
 
 # -- our own format ------------------------------------------------------------------------------
-def save_pretrained(
-    model: LoTLIP, folder: str | Path, metadata: dict[str, Any] | None = None
-) -> Path:
-    """Write ``model`` as a folder (see :meth:`LoTLIP.save`, which does the writing)."""
-    return model.save(folder, metadata=metadata)
-
-
 def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:
     """Load a model folder written by :meth:`LoTLIP.save` (weights via safetensors).
 

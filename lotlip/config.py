@@ -13,28 +13,43 @@ BERT_BASE_VOCAB = 30522
 
 
 @dataclass(frozen=True)
-class VisionConfig:
-    """A ViT image tower, numerically equal to timm's pre-norm ViT with a CLS token."""
+class TowerConfig:
+    """What both towers are: a transformer of ``layers`` blocks, ``width`` wide."""
 
-    image_size: int = 224
-    patch_size: int = 16
     width: int = 768
     layers: int = 12
     heads: int = 12
     mlp_dim: int = 3072
     layer_norm_eps: float = 1e-6
 
+    def transformer_options(self) -> dict[str, Any]:
+        """The transformers config keywords both towers share (exact GELU, no dropout)."""
+        return {
+            "hidden_size": self.width,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.mlp_dim,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0,
+            "layer_norm_eps": self.layer_norm_eps,
+        }
+
 
 @dataclass(frozen=True)
-class TextConfig:
+class VisionConfig(TowerConfig):
+    """A ViT image tower, numerically equal to timm's pre-norm ViT with a CLS token."""
+
+    image_size: int = 224
+    patch_size: int = 16
+
+
+@dataclass(frozen=True)
+class TextConfig(TowerConfig):
     """A BERT text tower with learnable corner tokens appended to the vocabulary."""
 
     vocab_size: int = BERT_BASE_VOCAB  # the tokenizer's base vocabulary, without corner tokens
     num_corner_tokens: int = 2
-    width: int = 768
-    layers: int = 12
-    heads: int = 12
-    mlp_dim: int = 3072
     max_positions: int = 512
     type_vocab_size: int = 2
     layer_norm_eps: float = 1e-12
@@ -110,6 +125,7 @@ def small_config(
     text_layers: int | None = None,
     context_length: int = 128,
     tokenizer: str = "bundled",
+    corners: int = 2,
 ) -> LoTLIPConfig:
     """A small LoTLIP for tests and the bundled model: same code path, smaller everything."""
     tw = text_width or width
@@ -125,6 +141,7 @@ def small_config(
         ),
         text=TextConfig(
             vocab_size=vocab_size,
+            num_corner_tokens=corners,
             width=tw,
             layers=text_layers or layers,
             heads=heads,

@@ -91,7 +91,7 @@ class LoTLIP(nn.Module):
             self.embed_pixels(self.preprocess.batch(images[i : i + batch_size]))
             for i in range(0, len(images), batch_size)
         ]
-        return _concat(chunks, self.embed_dim)
+        return np.concatenate(chunks) if chunks else np.zeros((0, self.embed_dim), np.float32)
 
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
@@ -157,9 +157,3 @@ def _normalized_numpy(features: torch.Tensor) -> np.ndarray:
     features = features.float()
     features = nn.functional.normalize(features, dim=-1)
     return features.cpu().numpy().astype(np.float32, copy=False)
-
-
-def _concat(chunks: list[np.ndarray], dim: int) -> np.ndarray:
-    if not chunks:
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.concatenate(chunks, axis=0)

@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -213,7 +214,7 @@ def download(
         raise ModelNotFoundError(f"{name} is not an official model ({', '.join(OFFICIAL_MODELS)})")
     info = OFFICIAL_MODELS[name]
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
-    tqdm_class = progress_bar or (None if progress else _SilentTqdm)
+    tqdm_class = progress_bar or (None if progress else _silent_tqdm())
     paths = []
     for repo, filename in ((info.repo_id, info.filename), (info.tokenizer_repo, VOCAB_FILE)):
         log.info("downloading %s from %s", filename, repo)
@@ -322,26 +323,15 @@ def _discard(path: Path) -> None:
             item.unlink()
 
 
-class _SilentTqdm:
-    """A tqdm stand-in that shows nothing (for ``progress=False``)."""
+def _silent_tqdm() -> type:
+    """A tqdm class that shows nothing (for ``progress=False``)."""
+    from tqdm import tqdm
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self.n = 0
+    class SilentTqdm(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "disable": True})
 
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def __enter__(self) -> _SilentTqdm:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-    def set_description(self, *args: object, **kwargs: object) -> None:
-        return None
+    return SilentTqdm
 
 
 def import_official(
@@ -351,7 +341,7 @@ def import_official(
     target = models_home() / name
     if target.exists() and not replace:
         raise FileExistsError(f"a model named {name} already exists at {target}")
-    from .checkpoints import load_official, save_pretrained  # torch: only when importing
+    from .checkpoints import load_official  # torch: only when importing
     from .tokenizer import LoTLIPTokenizer
 
     tokenizer = LoTLIPTokenizer.from_vocab_file(vocab)
@@ -359,7 +349,7 @@ def import_official(
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     kind = "official" if name in OFFICIAL_MODELS else "imported"
-    save_pretrained(model, staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
+    model.save(staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
     # swap by renames (never a half-written `name`; without one only between two renames)
     retired = target.with_name(f".{target.name}.replaced")
     shutil.rmtree(retired, ignore_errors=True)

@@ -17,17 +17,10 @@ from .config import TextConfig
 def bert_config(cfg: TextConfig) -> BertConfig:
     """The transformers config for ``cfg`` with the word embedding sized for the corners."""
     return BertConfig(
+        **cfg.transformer_options(),
         vocab_size=cfg.embedding_rows,
-        hidden_size=cfg.width,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        intermediate_size=cfg.mlp_dim,
-        hidden_act="gelu",
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
         max_position_embeddings=cfg.max_positions,
         type_vocab_size=cfg.type_vocab_size,
-        layer_norm_eps=cfg.layer_norm_eps,
         pad_token_id=cfg.pad_token_id,
     )
 

@@ -85,7 +85,8 @@ class LoTLIPTokenizer:
         vocab: the base WordPiece vocabulary in id order (``vocab.txt`` lines).
         num_corner_tokens: corner tokens appended after the vocabulary (ids ``len(vocab) + k``).
         context_length: tokens per text including [CLS], corners and the final [SEP].
-        lowercase: lower-case and strip accents, as ``bert-base-uncased`` does.
+
+    Text is lower-cased and accents are stripped, as ``bert-base-uncased`` does.
     """
 
     def __init__(
@@ -94,7 +95,6 @@ class LoTLIPTokenizer:
         *,
         num_corner_tokens: int = 2,
         context_length: int = 128,
-        lowercase: bool = True,
     ) -> None:
         if len(set(vocab)) != len(vocab):
             raise ValueError("the vocabulary lists some tokens twice")
@@ -109,7 +109,7 @@ class LoTLIPTokenizer:
             models.WordPiece(vocab=ids, unk_token="[UNK]", max_input_chars_per_word=100)
         )
         tok.normalizer = normalizers.BertNormalizer(
-            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
         )
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.add_special_tokens(list(SPECIAL_TOKENS))

@@ -21,14 +21,7 @@ OUR_PREFIX = "visual.vit."
 def vit_config(cfg: VisionConfig) -> ViTConfig:
     """The transformers config equal to timm's ``vit_*_patch*`` with ``cfg``'s sizes."""
     return ViTConfig(
-        hidden_size=cfg.width,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        intermediate_size=cfg.mlp_dim,
-        hidden_act="gelu",  # exact (erf) GELU, as timm
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        layer_norm_eps=cfg.layer_norm_eps,
+        **cfg.transformer_options(),  # exact (erf) GELU, as timm
         image_size=cfg.image_size,
         patch_size=cfg.patch_size,
         num_channels=3,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+    from lotlip.config import LoTLIPConfig
     from lotlip.model import LoTLIP
 
 BERT_VOCAB_SIZE = 30522
@@ -46,7 +47,14 @@ def bert_like_vocab() -> list[str]:
 
 
 def new_micro_model(
-    name: str, vocab: list[str], *, seed: int = 0, width: int = 32, layers: int = 1, heads: int = 2
+    name: str,
+    vocab: list[str],
+    *,
+    seed: int = 0,
+    width: int = 32,
+    layers: int = 1,
+    heads: int = 2,
+    corners: int = 2,
 ) -> LoTLIP:
     """A random LoTLIP small enough to run in milliseconds (32 px images, 8 px patches)."""
     import torch
@@ -64,8 +72,19 @@ def new_micro_model(
         heads=heads,
         image_size=32,
         patch_size=8,
+        corners=corners,
     )
-    return LoTLIP(config, LoTLIPTokenizer(vocab)).eval()
+    return LoTLIP(config, LoTLIPTokenizer(vocab, num_corner_tokens=corners)).eval()
+
+
+def released_as(config: LoTLIPConfig) -> str | None:
+    """The official release a config equals in everything but its name (shape, not identity)."""
+    from dataclasses import replace
+
+    from lotlip.config import OFFICIAL_CONFIGS
+
+    named = {key: replace(official, name=config.name) for key, official in OFFICIAL_CONFIGS.items()}
+    return next((key for key, official in named.items() if official == config), None)
 
 
 # -- official (open_clip) layout, written independently of our model ------------------------------

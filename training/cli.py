@@ -12,7 +12,8 @@ import logging
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from .benchmarks import LOADERS
 from .recipes import RECIPES
@@ -35,52 +36,54 @@ def _non_negative(text: str) -> float:
     return value
 
 
+# The options pretrain and finetune share: flag -> add_argument keywords.
+_COMMON_OPTIONS: dict[str, dict[str, Any]] = {
+    "--out": {"required": True, "help": "run folder: checkpoints, metrics.jsonl, model/"},
+    "--steps": {"type": int, "default": 1000, "help": "optimizer steps (default 1000)"},
+    "--batch-size": {"type": int, "default": 64, "help": "samples per process and step"},
+    "--lr": {"type": float, "default": 5e-4, "help": "peak learning rate"},
+    "--weight-decay": {"type": float, "default": 0.2},
+    "--warmup": {"type": int, "default": 100, "help": "linear warmup steps before cosine"},
+    "--accum": {"type": int, "default": 1, "help": "gradient accumulation micro-batches"},
+    "--precision": {
+        "choices": ("auto", "fp32", "bf16", "fp16"),
+        "default": "auto",
+        "help": "mixed precision on CUDA (auto = bf16); the CPU always trains in float32",
+    },
+    "--grad-clip": {"type": float, "default": 1.0, "help": "max gradient norm (0 = off)"},
+    "--save-every": {"type": int, "default": 200, "help": "checkpoint every N steps"},
+    "--log-every": {"type": int, "default": 10, "help": "metrics.jsonl line every N steps"},
+    "--captions": {
+        "choices": CAPTION_MODES,
+        "default": "long+short",
+        "help": "which captions train: both (LoTLIP), only short, or only long",
+    },
+    "--short-weight": {
+        "type": _non_negative,
+        "default": 1.0,
+        "help": "weight of the short-caption loss term (the long terms weigh 1; default 1)",
+    },
+    "--num-long": {"type": int, "default": 1, "help": "long sub-captions per image and step"},
+    "--sentences": {
+        "type": int,
+        "default": 3,
+        "help": "consecutive sentences per long sub-caption (0 = whole caption)",
+    },
+    "--seed": {"type": int, "default": 0},
+    "--workers": {"type": int, "default": 1, "help": "data loader worker processes"},
+    "--device": {"default": "auto", "help": "auto, cpu, cuda or mps"},
+    "--max-minutes": {
+        "type": float,
+        "default": None,
+        "help": "stop cleanly with a checkpoint after this long; run again to resume",
+    },
+    "--eval-scenes": {"type": int, "default": 300, "help": "held-out scenes to evaluate on"},
+}
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", required=True, help="run folder: checkpoints, metrics.jsonl, model/")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=64, help="samples per process and step")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=0.2)
-    p.add_argument("--warmup", type=int, default=100, help="linear warmup steps before cosine")
-    p.add_argument("--accum", type=int, default=1, help="gradient accumulation micro-batches")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
-        default="auto",
-        help="mixed precision on CUDA (auto = bf16); the CPU always trains in float32",
-    )
-    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
-    p.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps")
-    p.add_argument("--log-every", type=int, default=10, help="metrics.jsonl line every N steps")
-    p.add_argument(
-        "--captions",
-        choices=CAPTION_MODES,
-        default="long+short",
-        help="which captions train: both (LoTLIP), only short, or only long",
-    )
-    p.add_argument(
-        "--short-weight",
-        type=_non_negative,
-        default=1.0,
-        help="weight of the short-caption loss term (the long terms weigh 1; default 1)",
-    )
-    p.add_argument("--num-long", type=int, default=1, help="long sub-captions per image and step")
-    p.add_argument(
-        "--sentences",
-        type=int,
-        default=3,
-        help="consecutive sentences per long sub-caption (0 = whole caption)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="stop cleanly with a checkpoint after this long; run again to resume",
-    )
-    p.add_argument("--eval-scenes", type=int, default=300, help="held-out scenes to evaluate on")
+    for flag, options in _COMMON_OPTIONS.items():
+        p.add_argument(flag, **options)
 
 
 def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
@@ -184,26 +187,11 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
 
 
 def _train_config(args: argparse.Namespace, trainable: str) -> TrainConfig:
+    """The TrainConfig of a command: every option named like a TrainConfig field, plus these."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     return TrainConfig(
-        out=args.out,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup=args.warmup,
-        accum=args.accum,
-        precision=args.precision,
-        grad_clip=args.grad_clip,
-        save_every=args.save_every,
-        log_every=args.log_every,
-        captions=args.captions,
-        num_long=args.num_long,
-        short_weight=args.short_weight,
+        **given,
         trainable=trainable,
-        last_n=getattr(args, "last_n", 2),
-        seed=args.seed,
-        workers=args.workers,
-        device=args.device,
         max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         extra={"sentences": args.sentences},
     )
@@ -218,7 +206,9 @@ def _synthetic_evaluator(count: int, image_size: int) -> Callable[[LoTLIP], dict
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain and save ``<out>/model``."""
-    from .data import SyntheticDataset
+    from torch.utils.data import IterableDataset
+
+    from .data import open_dataset
     from .recipes import new_tiny_model
     from .train import load_initial_model, train
 
@@ -232,34 +222,18 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             recipe=args.recipe,
         )
     size = model.config.vision.image_size
-    if args.data:
-        from torch.utils.data import IterableDataset
-
-        from .data import open_dataset
-
-        dataset = open_dataset(
-            args.data,
-            model.preprocess,
-            num_long=args.num_long,
-            sentences_per_caption=args.sentences or None,
-            seed=args.seed,
-            synthetic_size=size,
-        )
-        data_desc = {"data": str(args.data)}
-        if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
-            data_desc["samples"] = len(dataset)
-    else:
-        count = args.synthetic or 100_000
-        dataset = SyntheticDataset(
-            0,
-            count,
-            model.preprocess,
-            image_size=size,
-            num_long=args.num_long,
-            sentences_per_caption=args.sentences or None,
-            seed=args.seed,
-        )
-        data_desc = {"data": f"synthetic scenes, seeds 0..{count - 1}", "samples": count}
+    count = args.synthetic or 100_000
+    dataset = open_dataset(
+        args.data or f"synthetic:{count}",
+        model.preprocess,
+        num_long=args.num_long,
+        sentences_per_caption=args.sentences or None,
+        seed=args.seed,
+        synthetic_size=size,
+    )
+    data_desc = {"data": str(args.data) if args.data else f"synthetic scenes, seeds 0..{count - 1}"}
+    if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
+        data_desc["samples"] = len(dataset)
     result = train(
         _train_config(args, "full"),
         model,
@@ -272,8 +246,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
-    from dataclasses import replace
-
     from .finetune import Recipe, finetune
 
     recipe = Recipe(
@@ -281,9 +253,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         replay=args.replay,
         select_on_heldout=args.select_every > 0,
     )
-    config = replace(
-        _train_config(args, args.mode), select_every=args.select_every, patience=args.patience
-    )
+    config = _train_config(args, args.mode)  # with --select-every and --patience
     result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)
     return _report(result.train)
 

@@ -50,27 +50,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "CaptionBatch",
-    "CaptionDataset",
-    "CaptionedImage",
-    "SkipStats",
-    "SyntheticDataset",
-    "choose_long_captions",
-    "collate_captions",
-    "first_sentence",
-    "folder_records",
-    "load_image",
-    "manifest_records",
-    "open_dataset",
-    "parse_caption_json",
-    "parse_caption_text",
-    "sample_rng",
-    "sample_subcaption",
-    "split_sentences",
-]
-
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
     ".jpeg",
@@ -98,11 +77,7 @@ DEFAULT_SENTENCES = 3
 DEFAULT_SHUFFLE_BUFFER = 1000
 
 
-# --------------------------------------------------------------------------------------------
-# Skip accounting
-# --------------------------------------------------------------------------------------------
-
-
+# -- Skip accounting -------------------------------------------------------------------------------
 class SkipStats:
     """Counts skipped samples by reason and logs them (the first few per reason as warnings).
 
@@ -114,14 +89,10 @@ class SkipStats:
         self.name = name
         self.log_limit = log_limit
         self.counts: Counter[str] = Counter()
-        self.examples: dict[str, list[str]] = {}
 
     def skip(self, reason: str, where: str, detail: str = "") -> None:
         """Record one skipped sample: ``reason`` (e.g. ``"missing_caption"``) at ``where``."""
         self.counts[reason] += 1
-        examples = self.examples.setdefault(reason, [])
-        if len(examples) < 5:
-            examples.append(where)
         n = self.counts[reason]
         message = "%s: skipped %s (%s)%s"
         args = (self.name, where, reason, f": {detail}" if detail else "")
@@ -141,18 +112,11 @@ class SkipStats:
         """Counts per reason."""
         return dict(self.counts)
 
-    def merge(self, other: SkipStats) -> None:
-        """Add another counter's counts (e.g. gathered from workers) to this one."""
-        self.counts.update(other.counts)
-
     def __repr__(self) -> str:
         return f"SkipStats({self.name!r}, {dict(self.counts)!r})"
 
 
-# --------------------------------------------------------------------------------------------
-# Captions
-# --------------------------------------------------------------------------------------------
-
+# -- Captions --------------------------------------------------------------------------------------
 _SENTENCE_BREAK = re.compile(r"\.(?=\s|$)|\n|</s>")
 _WHITESPACE = re.compile(r"\s+")
 
@@ -267,16 +231,10 @@ def parse_caption_text(text: str) -> tuple[str, list[str]] | None:
     """
     text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     paragraphs: list[list[str]] = []
-    current: list[str] = []
-    for line in text.split("\n"):
-        line = line.strip()
-        if line:
-            current.append(line)
-        elif current:
-            paragraphs.append(current)
-            current = []
-    if current:
-        paragraphs.append(current)
+    for block in re.split(r"\n\s*\n", text):  # a blank line ends a paragraph
+        lines = [line.strip() for line in block.split("\n") if line.strip()]
+        if lines:
+            paragraphs.append(lines)
     if not paragraphs:
         return None
     if len(paragraphs) == 1 and len(paragraphs[0]) == 1:
@@ -301,11 +259,7 @@ def parse_caption_json(obj: Any) -> tuple[str, list[str]] | None:
     return _normalise_caption(obj.get("short"), obj.get("long"))
 
 
-# --------------------------------------------------------------------------------------------
-# Records and images
-# --------------------------------------------------------------------------------------------
-
-
+# -- Records and images ----------------------------------------------------------------------------
 @dataclass
 class CaptionedImage:
     """One image (a path or encoded bytes) with its short and long captions."""
@@ -358,18 +312,16 @@ def folder_records(
     *,
     stats: SkipStats | None = None,
     check_images: bool = False,
-    recursive: bool = True,
 ) -> list[CaptionedImage]:
-    """Index a folder of images with ``.json`` or ``.txt`` caption sidecars (sorted by path).
+    """Index a folder and its subfolders: images with ``.json``/``.txt`` caption sidecars, by path.
 
     Images without a sidecar, or whose sidecar holds no caption, are skipped and counted; with
     ``check_images`` unreadable images are also dropped here rather than at load time.
     """
     root = Path(folder)
     stats = stats if stats is not None else SkipStats(f"folder {root}")
-    pattern = "**/*" if recursive else "*"
     records = []
-    for path in sorted(root.glob(pattern)):
+    for path in sorted(root.glob("**/*")):
         if path.suffix.lower() not in IMAGE_EXTENSIONS or not path.is_file():
             continue
         where = str(path.relative_to(root))
@@ -455,19 +407,53 @@ def manifest_records(
     return records
 
 
-# --------------------------------------------------------------------------------------------
-# Map-style datasets
-# --------------------------------------------------------------------------------------------
+# -- Map-style datasets ----------------------------------------------------------------------------
+class CaptionSampling:
+    """What every dataset here shares: per sample, ``num_long`` sub-captions drawn afresh each
+    epoch from ``(seed, epoch, index...)``, so a resumed run draws exactly what it would have.
+
+    With ``shuffle_sentences`` each sub-caption's sentences also come in a random order (an
+    augmentation for small fine-tuning sets).
+    """
+
+    shuffle_sentences = False
+
+    def __init__(
+        self,
+        transform: Transform,
+        *,
+        num_long: int = 1,
+        sentences_per_caption: int | None = DEFAULT_SENTENCES,
+        seed: int = 0,
+    ) -> None:
+        if num_long < 1:
+            raise ValueError("num_long must be >= 1")
+        self.transform = transform
+        self.num_long = num_long
+        self.sentences_per_caption = sentences_per_caption
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the epoch, which re-draws the caption samples."""
+        self.epoch = epoch
+
+    def long_captions(self, longs: Sequence[str], epoch: int, *index: int) -> list[str]:
+        """The sub-captions sample ``index`` gets in ``epoch`` from its long captions."""
+        rng = sample_rng(self.seed, epoch, *index)
+        chosen = choose_long_captions(longs, self.num_long, rng, self.sentences_per_caption)
+        if self.shuffle_sentences:
+            chosen = [shuffle_sentences(text, rng) for text in chosen]
+        return chosen
 
 
-class CaptionDataset(Dataset):
+class CaptionDataset(CaptionSampling, Dataset):
     """Map-style dataset over :class:`CaptionedImage` records (folder or manifest).
 
     Item ``i`` is ``(transform(image), short, [num_long sub-captions])``; caption sampling is
-    seeded by ``(seed, epoch, i)``; with ``shuffle_sentences`` each sub-caption's sentences
-    also come in a random order (an augmentation for small fine-tuning sets). An image that
-    fails to load is counted in ``stats`` and replaced by the next loadable record, so every
-    index returns a sample.
+    seeded by ``(seed, epoch, i)`` (see :class:`CaptionSampling`). An image that fails to load
+    is counted in ``stats`` and replaced by the next loadable record, so every index returns a
+    sample.
     """
 
     def __init__(
@@ -475,59 +461,17 @@ class CaptionDataset(Dataset):
         records: Sequence[CaptionedImage],
         transform: Transform,
         *,
-        num_long: int = 1,
-        sentences_per_caption: int | None = DEFAULT_SENTENCES,
-        seed: int = 0,
         stats: SkipStats | None = None,
         max_retries: int = 50,
         shuffle_sentences: bool = False,
+        **sampling: Any,
     ) -> None:
-        if num_long < 1:
-            raise ValueError("num_long must be >= 1")
+        super().__init__(transform, **sampling)
         self.shuffle_sentences = shuffle_sentences
         self.records = list(records)
-        self.transform = transform
-        self.num_long = num_long
-        self.sentences_per_caption = sentences_per_caption
-        self.seed = seed
-        self.epoch = 0
         self.stats = stats if stats is not None else SkipStats("captions")
         self.max_retries = max_retries
         self._broken: set[int] = set()
-
-    @classmethod
-    def from_folder(
-        cls,
-        folder: str | Path,
-        transform: Transform,
-        *,
-        check_images: bool = False,
-        stats: SkipStats | None = None,
-        **kwargs: Any,
-    ) -> CaptionDataset:
-        """Dataset over a folder of images with caption sidecars (see :func:`folder_records`)."""
-        stats = stats if stats is not None else SkipStats(f"folder {folder}")
-        records = folder_records(folder, stats=stats, check_images=check_images)
-        return cls(records, transform, stats=stats, **kwargs)
-
-    @classmethod
-    def from_manifest(
-        cls,
-        manifest: str | Path,
-        transform: Transform,
-        *,
-        check_images: bool = False,
-        stats: SkipStats | None = None,
-        **kwargs: Any,
-    ) -> CaptionDataset:
-        """Dataset over a JSONL/CSV manifest (see :func:`manifest_records`)."""
-        stats = stats if stats is not None else SkipStats(f"manifest {Path(manifest).name}")
-        records = manifest_records(manifest, stats=stats, check_images=check_images)
-        return cls(records, transform, stats=stats, **kwargs)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch, which re-draws the caption samples."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.records)
@@ -557,17 +501,11 @@ class CaptionDataset(Dataset):
                     self._broken.add(i)
                     self.stats.skip(UNREADABLE_IMAGE, record.key or str(record.image), repr(exc))
                     continue
-            rng = sample_rng(self.seed, self.epoch, i)
-            longs = choose_long_captions(
-                record.long, self.num_long, rng, self.sentences_per_caption
-            )
-            if self.shuffle_sentences:
-                longs = [shuffle_sentences(text, rng) for text in longs]
-            return image, record.short, longs
+            return image, record.short, self.long_captions(record.long, self.epoch, i)
         raise RuntimeError(f"no loadable image within {self.max_retries} records of index {index}")
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(CaptionSampling, Dataset):
     """Map-style dataset of :mod:`training.synthetic` scenes rendered on the fly.
 
     Item ``i`` is scene ``start_seed + i`` rendered at ``image_size`` px, with its short caption
@@ -581,24 +519,12 @@ class SyntheticDataset(Dataset):
         transform: Transform,
         *,
         image_size: int = 224,
-        num_long: int = 1,
-        sentences_per_caption: int | None = DEFAULT_SENTENCES,
-        seed: int = 0,
+        **sampling: Any,
     ) -> None:
-        if num_long < 1:
-            raise ValueError("num_long must be >= 1")
+        super().__init__(transform, **sampling)
         self.start_seed = start_seed
         self.count = count
-        self.transform = transform
         self.image_size = image_size
-        self.num_long = num_long
-        self.sentences_per_caption = sentences_per_caption
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the epoch, which re-draws the caption samples."""
-        self.epoch = epoch
 
     def scene(self, index: int) -> synthetic.Scene:
         """The scene behind item ``index`` (cheap: nothing is rendered)."""
@@ -607,7 +533,7 @@ class SyntheticDataset(Dataset):
         return synthetic.make_scene(self.start_seed + index)
 
     def labels(self) -> list[int]:
-        """Zero-shot class index (into :func:`training.synthetic.label_names`) of every item."""
+        """Zero-shot class index (see :func:`training.synthetic.label_index`) of every item."""
         return [synthetic.label_index(self.scene(i)) for i in range(self.count)]
 
     def __len__(self) -> int:
@@ -620,18 +546,10 @@ class SyntheticDataset(Dataset):
     def captions(self, index: int) -> tuple[str, list[str]]:
         """The captions item ``index`` has this epoch, without rendering it."""
         scene = self.scene(index)
-        rng = sample_rng(self.seed, self.epoch, index)
-        longs = choose_long_captions(
-            scene.long_captions, self.num_long, rng, self.sentences_per_caption
-        )
-        return scene.short_caption, longs
+        return scene.short_caption, self.long_captions(scene.long_captions, self.epoch, index)
 
 
-# --------------------------------------------------------------------------------------------
-# Batching and dispatch
-# --------------------------------------------------------------------------------------------
-
-
+# -- Batching and dispatch -------------------------------------------------------------------------
 class CaptionBatch(NamedTuple):
     """A collated batch: pixels ``[B, 3, H, W]``, B short captions, B lists of long captions."""
 
@@ -670,8 +588,10 @@ def open_dataset(
     * ``synthetic:COUNT`` / ``synthetic:START:COUNT`` -> :class:`SyntheticDataset`
       (rendered at ``synthetic_size`` px);
     * a directory containing ``.tar`` files -> :class:`ShardDataset` over them;
-    * any other directory -> images with caption sidecars (:meth:`CaptionDataset.from_folder`);
-    * a ``.jsonl`` or ``.csv`` file -> manifest (:meth:`CaptionDataset.from_manifest`);
+    * any other directory -> :class:`CaptionDataset` over images with caption sidecars
+      (:func:`folder_records`);
+    * a ``.jsonl`` or ``.csv`` file -> :class:`CaptionDataset` over a manifest
+      (:func:`manifest_records`);
     * a ``.tar`` file, or a brace/glob pattern of shards -> :class:`ShardDataset`.
     """
     from .shards import GLOB_MAGIC, ShardDataset  # shards build on this module
@@ -696,18 +616,19 @@ def open_dataset(
         "stats": stats,
     }
     path = Path(spec)
+
+    def captioned(read: Callable[..., list[CaptionedImage]], name: str) -> CaptionDataset:
+        counter = stats if stats is not None else SkipStats(name)
+        records = read(path, stats=counter, check_images=check_images)
+        return CaptionDataset(records, transform, stats=counter, **common)
+
     if path.is_dir():
         tars = sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(".tar"))
         if tars:
             return ShardDataset(tars, transform, **common, **shard_options)
-        return CaptionDataset.from_folder(
-            path, transform, check_images=check_images, stats=stats, **common
-        )
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".csv") and path.is_file():
-        return CaptionDataset.from_manifest(
-            path, transform, check_images=check_images, stats=stats, **common
-        )
+        return captioned(folder_records, f"folder {path}")
+    if path.suffix.lower() in (".jsonl", ".csv") and path.is_file():
+        return captioned(manifest_records, f"manifest {path.name}")
     if path.is_file() or "{" in text or GLOB_MAGIC.search(text):
         return ShardDataset(text, transform, **common, **shard_options)
     raise FileNotFoundError(f"cannot open dataset {text!r}: no such file, folder or pattern")

@@ -13,20 +13,6 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 
-def text_slot_layout(
-    num_captions: int, num_corner_tokens: int, has_short: bool = True
-) -> list[str]:
-    """Names of the text slots in order, e.g. ``["short", "long0.cls", "long0.corner0", ...]``.
-
-    ``num_captions`` counts all captions per image (the short one first when ``has_short``).
-    """
-    names = ["short"] if has_short else []
-    for j in range(num_captions - int(has_short)):
-        names.append(f"long{j}.cls")
-        names.extend(f"long{j}.corner{k}" for k in range(num_corner_tokens))
-    return names
-
-
 def select_text_slots(slots: torch.Tensor, has_short: bool = True) -> torch.Tensor:
     """[B, N, K+1, D] encoder outputs of N captions -> [B, T, D] training slots.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from lotlip.config import LoTLIPConfig, small_config
+from lotlip.config import small_config
 from lotlip.model import LoTLIP
 from lotlip.tokenizer import LoTLIPTokenizer
 
@@ -18,6 +18,7 @@ from .vocab import build_wordpiece_vocab
 
 TINY_NAME = "lotlip-tiny"
 TINY_VOCAB_SIZE = 1024
+# The bundled model: about 1.8 M parameters, 7 MB in float32.
 TINY_ARCH = {"width": 128, "layers": 4, "heads": 4, "image_size": 96, "patch_size": 12}
 # For tests and smoke runs only (``pretrain --recipe micro``): trains in seconds on a CPU and
 # learns next to nothing. Same vocabulary as tiny.
@@ -31,26 +32,11 @@ def tiny_vocab() -> list[str]:
     return build_wordpiece_vocab(corpus, TINY_VOCAB_SIZE)
 
 
-def tiny_config(
-    vocab_size: int, name: str = TINY_NAME, corners: int = 2, recipe: str = "tiny"
-) -> LoTLIPConfig:
-    """The bundled model's architecture (about 1.8 M parameters, 7 MB in float32).
-
-    ``recipe="micro"`` gives the test/smoke-run architecture of :data:`MICRO_ARCH` instead.
-    """
-    config = small_config(name, vocab_size=vocab_size, **RECIPES[recipe])
-    if corners != config.text.num_corner_tokens:
-        from dataclasses import replace
-
-        config = replace(config, text=replace(config.text, num_corner_tokens=corners))
-    return config
-
-
 def new_tiny_model(
     seed: int = 0, corners: int = 2, name: str = TINY_NAME, recipe: str = "tiny"
 ) -> LoTLIP:
     """A randomly initialised model of ``recipe`` (see :data:`RECIPES`), tiny vocabulary."""
     vocab = tiny_vocab()
     torch.manual_seed(seed)
-    tokenizer = LoTLIPTokenizer(vocab, num_corner_tokens=corners)
-    return LoTLIP(tiny_config(len(vocab), name=name, corners=corners, recipe=recipe), tokenizer)
+    config = small_config(name, vocab_size=len(vocab), corners=corners, **RECIPES[recipe])
+    return LoTLIP(config, LoTLIPTokenizer(vocab, num_corner_tokens=corners))

@@ -25,7 +25,6 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from .data import (
     BAD_SHARD,
-    DEFAULT_SENTENCES,
     DEFAULT_SHUFFLE_BUFFER,
     EMPTY_CAPTION,
     IMAGE_EXTENSIONS,
@@ -33,10 +32,10 @@ from .data import (
     MISSING_IMAGE,
     UNREADABLE_IMAGE,
     CaptionedImage,
+    CaptionSampling,
     Sample,
     SkipStats,
     Transform,
-    choose_long_captions,
     load_image,
     parse_caption_json,
     parse_caption_text,
@@ -112,13 +111,13 @@ def _check_tar_end(tar: tarfile.TarFile, path: Path, index: int, stats: SkipStat
         stats.skip(BAD_SHARD, str(path), f"truncated or corrupt after sample {index}")
 
 
-def _iter_tar_groups(
+def _iter_tar_samples(
     path: Path, want: Callable[[int], bool], stats: SkipStats
-) -> Iterator[tuple[int, str, dict[str, bytes] | None]]:
-    """Yield ``(sample_index, key, members)`` for each run of members sharing a key.
+) -> Iterator[tuple[int, CaptionedImage | None]]:
+    """Yield ``(sample_index, record)`` for each run of members sharing a key.
 
-    ``members`` maps extension -> bytes, read only when ``want(sample_index)``; otherwise it is
-    None and the data are skipped without being read.
+    Members are read only when ``want(sample_index)``; otherwise they are skipped without being
+    read and ``record`` is None, as it is for a sample without an image or caption (counted).
     """
     key: str | None = None
     members: dict[str, bytes] = {}
@@ -139,7 +138,7 @@ def _iter_tar_groups(
                     continue
                 if parts[0] != key:
                     if key is not None:
-                        yield index, key, members if wanted else None
+                        yield index, _record_from_members(key, members, stats) if wanted else None
                     key, members, index = parts[0], {}, index + 1
                     wanted = want(index)
                 if wanted and parts[1] in _MEMBER_EXTENSIONS:
@@ -149,7 +148,7 @@ def _iter_tar_groups(
     except (tarfile.TarError, OSError, EOFError) as exc:
         stats.skip(BAD_SHARD, str(path), f"stopped reading after sample {index}: {exc!r}")
     if key is not None:
-        yield index, key, members if wanted else None
+        yield index, _record_from_members(key, members, stats) if wanted else None
 
 
 def _record_from_members(
@@ -258,13 +257,11 @@ class _ShardStream:
         found: dict[tuple[int, int], _RawSample] = {}
         for pos, wanted in sorted(by_shard.items()):
             last = max(wanted)
-            for index, key, members in _iter_tar_groups(
+            for index, record in _iter_tar_samples(
                 self.shards[pos], wanted.__contains__, self.stats
             ):
-                if members is not None:
-                    record = _record_from_members(key, members, self.stats)
-                    if record is not None:
-                        found[(pos, index)] = _RawSample((pos, index), record)
+                if record is not None:
+                    found[(pos, index)] = _RawSample((pos, index), record)
                 if index >= last:
                     break
         return found
@@ -281,15 +278,12 @@ class _ShardStream:
         first_pos, first_index = self.cursor
         for pos in range(first_pos, len(self.shards)):
             start = first_index if pos == first_pos else 0
-            for index, key, members in _iter_tar_groups(
+            for index, record in _iter_tar_samples(
                 self.shards[pos], lambda i, start=start: i >= start, self.stats
             ):
                 if index < start:
                     continue
                 self.cursor = (pos, index + 1)
-                record = (
-                    _record_from_members(key, members, self.stats) if members is not None else None
-                )
                 if record is not None:
                     yield _RawSample((pos, index), record)
             self.cursor = (pos + 1, 0)
@@ -325,7 +319,7 @@ def _distributed_layout(rank: int | None, world_size: int | None) -> tuple[int, 
     )
 
 
-class ShardDataset(IterableDataset):
+class ShardDataset(CaptionSampling, IterableDataset):
     """Streams webdataset-style tar shards: ``key.jpg``/``key.png`` + ``key.txt``/``key.json``.
 
     * Shards are shuffled per epoch (the same order on every rank) and dealt out round-robin
@@ -348,18 +342,13 @@ class ShardDataset(IterableDataset):
         shards: Sequence[str | Path] | str | Path,
         transform: Transform,
         *,
-        num_long: int = 1,
-        sentences_per_caption: int | None = DEFAULT_SENTENCES,
-        seed: int = 0,
         shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
-        shuffle_shards: bool = True,
         rank: int | None = None,
         world_size: int | None = None,
         stats: SkipStats | None = None,
+        **sampling: Any,
     ) -> None:
-        super().__init__()
-        if num_long < 1:
-            raise ValueError("num_long must be >= 1")
+        super().__init__(transform, **sampling)
         if isinstance(shards, (str, Path)):
             paths = expand_shard_spec(shards)
         else:
@@ -373,14 +362,8 @@ class ShardDataset(IterableDataset):
                 self.stats.skip(BAD_SHARD, str(path), "no such file")
         if not self.shards:
             raise FileNotFoundError(f"no tar shards found in {shards!r}")
-        self.transform = transform
-        self.num_long = num_long
-        self.sentences_per_caption = sentences_per_caption
-        self.seed = seed
         self.shuffle_buffer = shuffle_buffer
-        self.shuffle_shards = shuffle_shards
         self.rank, self.world_size = _distributed_layout(rank, world_size)
-        self.epoch = 0
         self._streams: dict[int, _ShardStream] = {}
         self._resume: dict[int, dict[str, Any]] = {}
 
@@ -397,9 +380,8 @@ class ShardDataset(IterableDataset):
     def shard_order(self, epoch: int | None = None) -> list[int]:
         """Indices into ``self.shards`` in the order used for ``epoch`` (same on all ranks)."""
         order = list(range(len(self.shards)))
-        if self.shuffle_shards:
-            epoch = self.epoch if epoch is None else epoch
-            sample_rng(self.seed, epoch, _BUFFER_SALT + 1).shuffle(order)
+        epoch = self.epoch if epoch is None else epoch
+        sample_rng(self.seed, epoch, _BUFFER_SALT + 1).shuffle(order)
         return order
 
     def state_dict(self) -> dict[str, Any]:
@@ -460,8 +442,5 @@ class ShardDataset(IterableDataset):
                 where = f"{stream.shards[raw.loc[0]].name}:{record.key}"
                 self.stats.skip(UNREADABLE_IMAGE, where, repr(exc))
                 continue
-            rng = sample_rng(self.seed, stream.epoch, shard_id, raw.loc[1])
-            longs = choose_long_captions(
-                record.long, self.num_long, rng, self.sentences_per_caption
-            )
+            longs = self.long_captions(record.long, stream.epoch, shard_id, raw.loc[1])
             yield self.transform(image), record.short, longs

@@ -11,7 +11,7 @@ drawn first; the others are medium or small. Each scene carries
 
 A model trained only on the long captions tends to let the many minor details overshadow the
 salient object, which is what LoTLIP's corner tokens are meant to fix; zero-shot classification
-of the salient object (:func:`label_names`, :func:`zero_shot_prompts`) measures that.
+of the salient object (:func:`label_index`, :func:`zero_shot_prompts`) measures that.
 
 Everything is a pure function of an integer seed: :func:`make_scene` with the same seed always
 gives the same objects, captions and pixels. Training seeds live below
@@ -34,38 +34,8 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "BACKGROUND_COLOURS",
-    "BACKGROUND_STYLES",
-    "COLOURS",
-    "HELDOUT_SEED_OFFSET",
-    "PATTERNS",
-    "POSITIONS",
-    "SHAPES",
-    "SIZES",
-    "ZERO_SHOT_TEMPLATE",
-    "Background",
-    "Scene",
-    "SceneObject",
-    "caption_corpus",
-    "heldout_seeds",
-    "is_heldout_seed",
-    "label_index",
-    "label_names",
-    "make_scene",
-    "make_scenes",
-    "salient_label",
-    "scene_file_stem",
-    "train_seeds",
-    "vocabulary",
-    "write_scenes",
-    "zero_shot_prompts",
-]
 
-# --------------------------------------------------------------------------------------------
-# Vocabulary
-# --------------------------------------------------------------------------------------------
-
+# -- Vocabulary ------------------------------------------------------------------------------------
 SHAPES: tuple[str, ...] = (
     "circle",
     "square",
@@ -120,14 +90,6 @@ POSITIONS: dict[str, tuple[int, int]] = {
     "bottom left": (0, 2),
     "bottom": (1, 2),
     "bottom right": (2, 2),
-}
-
-#: Words that identify each pattern in every phrasing the captions use.
-PATTERN_KEYWORDS: dict[str, str] = {
-    "solid": "solid",
-    "striped": "stripe",
-    "dotted": "dot",
-    "outlined": "outline",
 }
 
 ZERO_SHOT_TEMPLATE = "a photo of a {colour} {shape}"
@@ -191,11 +153,8 @@ _LARGEST_TEMPLATES: tuple[str, ...] = (
 
 _RELATION_TEMPLATE = "The {colour_a} {shape_a} is {relation} the {colour_b} {shape_b}"
 
-# --------------------------------------------------------------------------------------------
-# Data classes
-# --------------------------------------------------------------------------------------------
 
-
+# -- Data classes ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SceneObject:
     """One shape in a scene; coordinates are fractions of the image side (0..1)."""
@@ -277,18 +236,7 @@ class Scene:
         return _render_scene(self, size)
 
 
-# --------------------------------------------------------------------------------------------
-# Seeds
-# --------------------------------------------------------------------------------------------
-
-
-def train_seeds(count: int, start: int = 0) -> range:
-    """Seeds ``start .. start+count-1`` of the training range (all below the held-out offset)."""
-    if start < 0 or start + count > HELDOUT_SEED_OFFSET:
-        raise ValueError(f"training seeds must lie in [0, {HELDOUT_SEED_OFFSET})")
-    return range(start, start + count)
-
-
+# -- Seeds -----------------------------------------------------------------------------------------
 def heldout_seeds(count: int, start: int = 0) -> range:
     """Held-out seeds: ``HELDOUT_SEED_OFFSET + start`` onwards; never overlaps training seeds."""
     if start < 0:
@@ -296,26 +244,13 @@ def heldout_seeds(count: int, start: int = 0) -> range:
     return range(HELDOUT_SEED_OFFSET + start, HELDOUT_SEED_OFFSET + start + count)
 
 
-def is_heldout_seed(seed: int) -> bool:
-    """True for seeds in the held-out range."""
-    return seed >= HELDOUT_SEED_OFFSET
-
-
-# --------------------------------------------------------------------------------------------
-# Scene generation
-# --------------------------------------------------------------------------------------------
-
-
-def _colour_distance(a: Sequence[int], b: Sequence[int]) -> float:
-    return math.dist(a, b)
-
-
+# -- Scene generation ------------------------------------------------------------------------------
 def _visible_colours(background: Background) -> list[str]:
     """Object colours that stand out against the background."""
     return [
         name
         for name, rgb in COLOURS.items()
-        if _colour_distance(rgb, background.rgb) >= _MIN_BACKGROUND_DISTANCE
+        if math.dist(rgb, background.rgb) >= _MIN_BACKGROUND_DISTANCE
     ]
 
 
@@ -373,11 +308,7 @@ def make_scenes(start_seed: int, count: int) -> list[Scene]:
     return [make_scene(seed) for seed in range(start_seed, start_seed + count)]
 
 
-# --------------------------------------------------------------------------------------------
-# Captions
-# --------------------------------------------------------------------------------------------
-
-
+# -- Captions --------------------------------------------------------------------------------------
 def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -456,40 +387,21 @@ def _long_caption(scene: Scene, rng: random.Random, variant: int) -> str:
     return ". ".join(sentences) + "."
 
 
-# --------------------------------------------------------------------------------------------
-# Zero-shot labels
-# --------------------------------------------------------------------------------------------
-
-
-def label_names() -> list[str]:
-    """All zero-shot classes, ``"{colour} {shape}"`` for every colour and shape (fixed order)."""
-    return [f"{colour} {shape}" for colour in COLOURS for shape in SHAPES]
-
-
-def salient_label(scene: Scene) -> str:
-    """The zero-shot class of the scene's salient object, e.g. ``"red circle"``."""
-    return scene.salient.label
-
-
+# -- Zero-shot labels ------------------------------------------------------------------------------
 def label_index(scene: Scene) -> int:
-    """Index of :func:`salient_label` in :func:`label_names`."""
+    """Zero-shot class of the salient object: its index in :func:`zero_shot_prompts`."""
     return list(COLOURS).index(scene.salient.colour) * len(SHAPES) + SHAPES.index(
         scene.salient.shape
     )
 
 
 def zero_shot_prompts(template: str = ZERO_SHOT_TEMPLATE) -> list[str]:
-    """One prompt per class of :func:`label_names`; ``template`` uses ``{colour}``/``{shape}``."""
+    """One prompt per zero-shot class (every colour and shape, in a fixed order); ``template``
+    uses ``{colour}``/``{shape}``."""
     return [template.format(colour=colour, shape=shape) for colour in COLOURS for shape in SHAPES]
 
 
-# --------------------------------------------------------------------------------------------
-# Vocabulary / corpus
-# --------------------------------------------------------------------------------------------
-
-_WORD_RE = re.compile(r"[a-z]+")
-
-
+# -- Vocabulary / corpus ---------------------------------------------------------------------------
 def _all_phrase_strings() -> list[str]:
     texts: list[str] = [
         *SHAPES,
@@ -518,20 +430,11 @@ def _all_phrase_strings() -> list[str]:
     return texts
 
 
-def vocabulary() -> list[str]:
-    """Every lower-case word a synthetic caption or prompt can contain (sorted)."""
-    words: set[str] = set()
-    for text in _all_phrase_strings():
-        # Drop ``{placeholders}`` before collecting words.
-        words.update(_WORD_RE.findall(re.sub(r"\{[^}]*\}", " ", text).lower()))
-    return sorted(words)
-
-
 def caption_corpus(n: int = 2000, start_seed: int = 0) -> list[str]:
     """Texts for training a WordPiece vocabulary on the synthetic domain.
 
     Returns the long and short captions of ``n`` training scenes, every zero-shot prompt, and
-    one line per phrase the generator knows, so every word of :func:`vocabulary` appears.
+    one line per phrase the generator knows, so every word a caption can contain appears.
     """
     texts: list[str] = []
     for scene in make_scenes(start_seed, n):
@@ -542,11 +445,7 @@ def caption_corpus(n: int = 2000, start_seed: int = 0) -> list[str]:
     return texts
 
 
-# --------------------------------------------------------------------------------------------
-# Writing to disk
-# --------------------------------------------------------------------------------------------
-
-
+# -- Writing to disk -------------------------------------------------------------------------------
 def scene_file_stem(seed: int) -> str:
     """File name stem used by :func:`write_scenes`, e.g. ``scene_000123``."""
     return f"scene_{seed:06d}"
@@ -583,11 +482,7 @@ def write_scenes(folder: str | Path, start_seed: int, count: int, size: int = 22
     return manifest
 
 
-# --------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------
-
-
+# -- Rendering -------------------------------------------------------------------------------------
 def _supersample_factor(size: int) -> int:
     if size <= 256:
         return 4
@@ -674,23 +569,10 @@ def _shape_polygon(shape: str, r: float, inset: float) -> np.ndarray | None:
         a, length = 0.3 * r - inset, 0.95 * r - inset
         if a <= 0 or length <= a:
             return None
-        return np.array(
-            [
-                [-a, -length],
-                [a, -length],
-                [a, -a],
-                [length, -a],
-                [length, a],
-                [a, a],
-                [a, length],
-                [-a, length],
-                [-a, a],
-                [-length, a],
-                [-length, -a],
-                [-a, -a],
-            ],
-            dtype=np.float64,
-        )
+        # one arm, then the same arm turned by 90 degrees three times ((x, y) -> (-y, x))
+        arm = np.array([[-a, -length], [a, -length], [a, -a]], dtype=np.float64)
+        quarter = np.array([[0.0, 1.0], [-1.0, 0.0]])
+        return np.concatenate([arm @ np.linalg.matrix_power(quarter, k) for k in range(4)])
     raise ValueError(f"unknown shape {shape!r}")
 
 

@@ -10,6 +10,7 @@ scheduler, RNG, data position).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 import lotlip
 from lotlip.devices import resolve_device
+from lotlip.files import write_atomic
 from lotlip.model import LoTLIP
 
 from .data import collate_captions
@@ -119,19 +121,15 @@ def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     if mode == "text":
         model.text.requires_grad_(True)
         return
-    if mode == "text-last-n":
-        blocks = model.text.blocks()
-        for block in blocks[max(0, len(blocks) - last_n) :]:
-            block.requires_grad_(True)
-        model.text.transformer.embeddings.requires_grad_(True)
-        model.text.transformer.pooler.requires_grad_(True)
-        model.text.proj.requires_grad_(True)
-        return
-    for blocks in (model.visual.blocks(), model.text.blocks()):
+    for tower in [model.text] if mode == "text-last-n" else [model.visual, model.text]:
+        blocks = tower.blocks()
         # not blocks[-last_n:]: with last_n = 0 that slice is every block
         for block in blocks[max(0, len(blocks) - last_n) :]:
             block.requires_grad_(True)
-    model.visual.vit.layernorm.requires_grad_(True)
+    if mode == "text-last-n":
+        model.text.transformer.embeddings.requires_grad_(True)
+    else:
+        model.visual.vit.layernorm.requires_grad_(True)
     model.text.transformer.pooler.requires_grad_(True)
     model.text.proj.requires_grad_(True)
 
@@ -250,9 +248,6 @@ class StepSampler(Sampler[list[int]]):
             yield self.batch_indices(batch)[1]
             batch += 1
 
-    def __len__(self) -> int:  # an endless sampler; DataLoader only needs this for display
-        return self.per_epoch
-
 
 def caption_texts(shorts: list[str], longs: list[list[str]], mode: str, num_long: int) -> list[str]:
     """Flatten captions per sample in slot order: [short?, long_0..long_{n-1}]."""
@@ -283,10 +278,7 @@ def captions_per_sample(mode: str, num_long: int) -> int:
 # -- checkpoints ----------------------------------------------------------------------------------
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write atomically (a crash mid-write leaves the previous checkpoint intact)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -321,7 +313,8 @@ def train(
     device = resolve_device(cfg.device)
     info = init_distributed(device)
     device = local_device(device, info)
-    _seed_everything(cfg.seed + info.rank)
+    random.seed(cfg.seed + info.rank)
+    torch.manual_seed(cfg.seed + info.rank)
     model = model.to(device=device, dtype=torch.float32)
     model.train()
     set_trainable(model, cfg.trainable, cfg.last_n)
@@ -451,12 +444,18 @@ def train(
         if step % cfg.save_every == 0 or step == cfg.steps or stop_now:
             ranks = all_gather_objects(_rank_state(dataset))  # every rank's RNG and data position
             if info.is_main:
-                save_checkpoint(
-                    ckpt_path,
-                    _training_state(
-                        cfg, step, model, optimizer, scheduler, scaler, history, ranks, best
-                    ),
-                )
+                saved = {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "ranks": ranks,  # per rank: {"rng", "data"}
+                    "history": history,
+                    "config": _jsonable(asdict(cfg)),
+                    "best": best,
+                }
+                save_checkpoint(ckpt_path, saved)
             barrier()
         if stop_now and step < cfg.steps:
             stopped_early = True
@@ -524,7 +523,7 @@ def _batches(
                     f"rank {info.rank}'s shards hold fewer than --batch-size "
                     f"({cfg.batch_size}) usable samples"
                 )
-    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, start_step * cfg.accum)
+    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed)
     batch = start_step * cfg.accum
     while True:
         epoch, _ = sampler.batch_indices(batch)
@@ -532,10 +531,10 @@ def _batches(
             dataset.set_epoch(epoch)
         # One loader per epoch, so workers see the epoch's caption sampling.
         remaining = sampler.per_epoch - batch % sampler.per_epoch
-        epoch_sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
+        epoch_batches = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
         loader = DataLoader(
             dataset,
-            batch_sampler=_FirstBatches(epoch_sampler, remaining),
+            batch_sampler=itertools.islice(epoch_batches, remaining),
             collate_fn=collate_captions,
             num_workers=cfg.workers,
             persistent_workers=False,
@@ -543,21 +542,6 @@ def _batches(
         )
         yield from loader
         batch += remaining
-
-
-class _FirstBatches(Sampler[list[int]]):
-    """The first ``count`` batches of a sampler."""
-
-    def __init__(self, sampler: StepSampler, count: int) -> None:
-        self.sampler, self.count = sampler, count
-
-    def __iter__(self) -> Iterator[list[int]]:
-        iterator = iter(self.sampler)
-        for _ in range(self.count):
-            yield next(iterator)
-
-    def __len__(self) -> int:
-        return self.count
 
 
 def _select_check(
@@ -581,30 +565,6 @@ def _select_check(
     return best, cfg.patience > 0 and best["misses"] >= cfg.patience
 
 
-def _training_state(
-    cfg: TrainConfig,
-    step: int,
-    model: LoTLIP,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: Any,
-    history: list,
-    ranks: list[dict[str, Any]],
-    best: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return {
-        "step": step,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "ranks": ranks,  # per rank: {"rng", "data"}
-        "history": history,
-        "config": _jsonable(asdict(cfg)),
-        "best": best,
-    }
-
-
 def _rank_state(dataset: Any) -> dict[str, Any]:
     """This rank's own RNG state and data position."""
     data = dataset.state_dict() if hasattr(dataset, "state_dict") else {}
@@ -622,11 +582,6 @@ def _own_state(state: dict[str, Any], info: DistInfo) -> dict[str, Any]:
             f"{info.world_size}: resume with the same number of processes"
         )
     return ranks[info.rank]
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def _rng_state() -> dict[str, Any]:

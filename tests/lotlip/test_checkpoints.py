@@ -194,13 +194,13 @@ def test_official_shaped_checkpoint_is_named_after_its_file(
     small_shape_is_official: str, small_official_checkpoint: Path, bert_vocab_file: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
-    from lotlip.checkpoints import official_architecture
+    from tests.builders import released_as
 
     tuned = tmp_path / "holiday-finetune.pt"
     tuned.write_bytes(small_official_checkpoint.read_bytes())
     model = lotlip.load(tuned, device="cpu", vocab=bert_vocab_file)
     assert model.name == "holiday-finetune"
-    assert official_architecture(model.config) == small_shape_is_official  # shape, not identity
+    assert released_as(model.config) == small_shape_is_official  # shape, not identity
 
     generic = tmp_path / "run-7" / "model.pt"  # a generic file name: its folder names it
     generic.parent.mkdir()

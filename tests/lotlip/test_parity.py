@@ -20,9 +20,9 @@ import lotlip
 from lotlip.checkpoints import (
     CheckpointError,
     infer_official_config,
-    official_architecture,
 )
 from lotlip.config import OFFICIAL_CONFIGS, LoTLIPConfig
+from tests.builders import released_as
 
 TOL = 1e-5
 REF_DTYPE = torch.float64
@@ -254,7 +254,7 @@ def test_b16_parity(b16: dict, wrapping: str, tmp_path: Path, bert_vocab_file: P
     path.unlink()
 
     assert model.name == tmp_path.name  # named after its file (here: its folder), not its shape
-    assert official_architecture(model.config) == "lotlip-vit-b16"
+    assert released_as(model.config) == "lotlip-vit-b16"
     assert model.device == torch.device("cpu") and model.dtype == torch.float32
     assert not model.training
     # the three wrappings share one path after unwrapping; check the convenience API once
@@ -293,14 +293,14 @@ def test_official_config_inferred_from_shapes(
     assert config.vision.layers == vision_layers and config.text.layers == text_layers
     assert config.text.embedding_rows == 30524 and config.text.num_corner_tokens == 2
     assert config.name == "lotlip-custom"  # shapes never name a model
-    assert official_architecture(config) == expected
+    assert released_as(config) == expected
     if expected is not None:
         assert config == LoTLIPConfig.from_dict(
             {**OFFICIAL_CONFIGS[expected].to_dict(), "name": config.name}
         )
 
 
-def test_heads_of_an_unofficial_architecture(official_state_dict) -> None:
+def test_heads_of_an_unreleased_as(official_state_dict) -> None:
     """Shapes do not show heads: 64-wide heads (as ViT and BERT) or a clear refusal."""
     sd = official_state_dict(
         width=128, embed_dim=128, vision_mlp=256, text_width=192, text_mlp=256, meta=True

@@ -17,9 +17,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lotlip.config import small_config
 from lotlip.model import LoTLIP
-from lotlip.tokenizer import LoTLIPTokenizer
+from tests.builders import new_micro_model
 from training.data import split_sentences
 from training.synthetic import caption_corpus, make_scene, zero_shot_prompts
 from training.vocab import build_wordpiece_vocab
@@ -47,21 +46,7 @@ def build_model(
     default init every image maps to nearly the same vector, with noise distinct scenes get
     well-separated embeddings (what a trained image tower would give a fine-tuning test).
     """
-    torch.manual_seed(seed)
-    config = small_config(
-        name,
-        vocab_size=len(vocab),
-        width=32,
-        layers=layers,
-        heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=8,
-    )
-    if corners != config.text.num_corner_tokens:
-        from dataclasses import replace
-
-        config = replace(config, text=replace(config.text, num_corner_tokens=corners))
-    model = LoTLIP(config, LoTLIPTokenizer(vocab, num_corner_tokens=corners))
+    model = new_micro_model(name, vocab, seed=seed, layers=layers, corners=corners)
     if spread:
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():

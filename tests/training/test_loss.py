@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lotlip.model import LoTLIP
-from training.loss import gather_features, lotlip_loss, select_text_slots, text_slot_layout
+from training.loss import gather_features, lotlip_loss, select_text_slots
 from training.train import caption_texts, captions_per_sample, training_slots
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -121,26 +121,12 @@ def test_gather_is_a_no_op_in_one_process() -> None:
 
 
 # -- slot layout ----------------------------------------------------------------------------------
-def test_text_slot_layout_three_captions_two_corners_gives_seven_slots() -> None:
-    assert text_slot_layout(3, 2) == [
-        "short",
-        "long0.cls",
-        "long0.corner0",
-        "long0.corner1",
-        "long1.cls",
-        "long1.corner0",
-        "long1.corner1",
-    ]
-    assert text_slot_layout(2, 2, has_short=False) == [
-        "long0.cls",
-        "long0.corner0",
-        "long0.corner1",
-        "long1.cls",
-        "long1.corner0",
-        "long1.corner1",
-    ]
-    assert text_slot_layout(1, 2) == ["short"]
-    assert text_slot_layout(3, 0) == ["short", "long0.cls", "long1.cls"]
+def text_slot_layout(num_captions: int, corners: int, has_short: bool = True) -> list[str]:
+    """The slot order LOTLIP.md §4 describes: short [CLS], then per long caption CLS + corners."""
+    names = ["short"] if has_short else []
+    for j in range(num_captions - int(has_short)):
+        names += [f"long{j}.cls", *(f"long{j}.corner{k}" for k in range(corners))]
+    return names
 
 
 def labelled_slots(batch: int, captions: int, corners: int) -> torch.Tensor:

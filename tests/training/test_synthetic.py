@@ -13,24 +13,20 @@ from training import synthetic
 from training.synthetic import (
     COLOURS,
     HELDOUT_SEED_OFFSET,
-    PATTERN_KEYWORDS,
     POSITIONS,
     SHAPES,
     caption_corpus,
     heldout_seeds,
-    is_heldout_seed,
     label_index,
-    label_names,
     make_scene,
     make_scenes,
-    salient_label,
-    train_seeds,
-    vocabulary,
     write_scenes,
     zero_shot_prompts,
 )
 
 SEEDS = range(150)
+# Words that identify each pattern in every phrasing the captions use.
+PATTERN_KEYWORDS = {"solid": "solid", "striped": "stripe", "dotted": "dot", "outlined": "outline"}
 
 
 def _words(text: str) -> list[str]:
@@ -53,15 +49,12 @@ def test_different_seeds_give_different_scenes() -> None:
     assert len({s.render(32).tobytes() for s in scenes}) == 40
 
 
-def test_train_and_heldout_seeds_are_disjoint() -> None:
-    train, held = train_seeds(5000), heldout_seeds(5000)
-    assert not set(train) & set(held)
-    assert all(not is_heldout_seed(s) for s in train)
-    assert all(is_heldout_seed(s) for s in held)
-    assert min(held) == HELDOUT_SEED_OFFSET
-    assert max(train_seeds(10, start=HELDOUT_SEED_OFFSET - 10)) < HELDOUT_SEED_OFFSET
+def test_heldout_seeds_lie_above_every_training_seed() -> None:
+    held = heldout_seeds(5000)
+    assert min(held) == HELDOUT_SEED_OFFSET and len(held) == 5000
+    assert list(heldout_seeds(3, start=7)) == [HELDOUT_SEED_OFFSET + 7 + i for i in range(3)]
     with pytest.raises(ValueError):
-        train_seeds(11, start=HELDOUT_SEED_OFFSET - 10)
+        heldout_seeds(3, start=-1)
 
 
 def test_scene_structure() -> None:
@@ -149,7 +142,7 @@ def test_render_anti_aliased_and_large() -> None:
 
 
 def test_zero_shot_labels() -> None:
-    names = label_names()
+    names = zero_shot_prompts("{colour} {shape}")
     prompts = zero_shot_prompts()
     assert len(names) == len(set(names)) == len(COLOURS) * len(SHAPES)
     assert len(prompts) == len(names)
@@ -157,20 +150,19 @@ def test_zero_shot_labels() -> None:
     assert zero_shot_prompts("a {colour} {shape}")[0] == f"a {names[0]}"
     for seed in range(50):
         scene = make_scene(seed)
-        assert salient_label(scene) == f"{scene.salient.colour} {scene.salient.shape}"
-        assert names[label_index(scene)] == salient_label(scene)
+        assert scene.label == f"{scene.salient.colour} {scene.salient.shape}"
+        assert names[label_index(scene)] == scene.label
 
 
-def test_vocabulary_covers_all_captions() -> None:
-    vocab = set(vocabulary())
+def test_a_small_corpus_holds_every_word_of_any_caption() -> None:
+    """Every phrase the generator knows is in the corpus, not only those 5 scenes happen to use."""
+    corpus_words = {w for text in caption_corpus(5) for w in _words(text)}
     for seed in SEEDS:
         scene = make_scene(seed)
         for text in [*scene.long_captions, scene.short_caption]:
-            assert set(_words(text)) <= vocab, set(_words(text)) - vocab
+            assert set(_words(text)) <= corpus_words, set(_words(text)) - corpus_words
     for prompt in zero_shot_prompts():
-        assert set(_words(prompt)) <= vocab
-    corpus_words = {w for text in caption_corpus(5) for w in _words(text)}
-    assert vocab <= corpus_words
+        assert set(_words(prompt)) <= corpus_words
 
 
 def test_write_scenes(tmp_path) -> None:
@@ -184,7 +176,7 @@ def test_write_scenes(tmp_path) -> None:
         assert row["image"] == f"{stem}.png"
         assert row["short"] == scene.short_caption
         assert row["long"] == scene.long_captions
-        assert row["label"] == salient_label(scene)
+        assert row["label"] == scene.label
         with Image.open(folder / row["image"]) as image:
             assert image.tobytes() == scene.render(32).tobytes()
         sidecar = (folder / f"{stem}.txt").read_text()
