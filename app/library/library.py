@@ -334,7 +334,7 @@ class Library:
         return result
 
     def forget(self, path: str | os.PathLike[str]) -> int:
-        """Remove the images at or below ``path`` from the store and every ANN index.
+        """Remove the images at or below ``path`` from the store and the ANN indexes that had them.
 
         Exactly that subtree: ``photos/2020`` leaves ``photos/trips/2020`` and
         ``photos/2020-old``. Root folders at or below ``path`` are removed altogether. For a
@@ -346,14 +346,26 @@ class Library:
         """
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
         with self.writing():
+            before = {m.name: self.store.generation(m.name) for m in self.store.models()}
             gone = self.store.forget_path(text)
-            if len(gone):
-                for record in self.store.models():
-                    index = self.ann(record.name, record.dim)
-                    index.delete(gone)
-                    index.save()
+            for name, generation in before.items():
+                # only sets that lost vectors (their generation moved); each takes the removals
+                # from the change record, so neither these nor the others are rebuilt
+                if self.store.generation(name) != generation:
+                    self._take_removals(name, gone)
         logger.info("forgot %d images under %s", len(gone), text)
         return len(gone)
+
+    def _take_removals(self, name: str, gone: np.ndarray) -> None:
+        """Apply removed vectors to the index of ``name`` if one is open or saved (a set
+        without a file is built from the store when it is first searched, as always)."""
+        with self._anns_lock:
+            cached = name in self._anns
+        if not cached and not ann_path(self.dir, name).exists():
+            return
+        index = self.ann(name, self.store.model_dim(name))  # the file + the change record
+        index.delete(gone)
+        index.save()
 
     # -- writing -------------------------------------------------------------------------
 
