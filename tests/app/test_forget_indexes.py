@@ -59,9 +59,9 @@ def test_forget_leaves_indexes_of_untouched_sets_alone(library, micro_model, tmp
     try:
         ids, vectors = reader.store.embedding_matrix(micro_model.name)
         assert len(ids) == 7
-        query = micro_model.embed_texts(["a red shape on blue"])[0]
-        expected = ids[np.argsort(-(vectors @ query), kind="stable")].tolist()
-        found = [r.id for r in Searcher(reader, micro_model).search("a red shape on blue", 7).results]
+        text = "a red shape on blue"
+        expected = ids[np.argsort(-(vectors @ micro_model.embed_texts([text])[0]))].tolist()
+        found = [r.id for r in Searcher(reader, micro_model).search(text, 7).results]
         assert found == expected
         assert reader.ann(micro_model.name).rebuild_reason is None  # its saved file was used
         assert not any(os.fspath(one / "drafts") in r.path for r in reader.store.rows_for(found))
