@@ -20,9 +20,11 @@ from safetensors.torch import load_file
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .folders import (  # the torch-free part of the format, re-exported here
+    IMAGE_TOWER_PREFIX,
     WEIGHTS_FILE,
     CheckpointError,
     read_folder_config,
+    tower_digest,
 )
 from .folders import is_pretrained_folder as is_pretrained_folder
 from .model import LoTLIP
@@ -244,6 +246,22 @@ def save_pretrained(
 ) -> Path:
     """Write ``model`` as a folder (see :meth:`LoTLIP.save`, which does the writing)."""
     return model.save(folder, metadata=metadata)
+
+
+def model_image_tower_fingerprint(model: LoTLIP) -> str:
+    """:func:`lotlip.folders.tower_digest` of a loaded model's image tower: the value
+    :func:`lotlip.folders.image_tower_fingerprint` reads from the folder :meth:`LoTLIP.save`
+    writes (the tensors go through the same safetensors encoding, in memory)."""
+    import io
+
+    from safetensors.torch import save
+
+    state = {
+        key: value.detach().to("cpu").contiguous()
+        for key, value in model.state_dict().items()
+        if key.startswith(IMAGE_TOWER_PREFIX)
+    }
+    return tower_digest(io.BytesIO(save(state)))
 
 
 def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:

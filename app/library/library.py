@@ -176,6 +176,27 @@ def _same_weights(
     return dim == model_dim and not (fingerprint and before and before != fingerprint)
 
 
+def _same_image_tower(metadata: dict[str, Any]) -> bool:
+    """Whether a fine-tune's image tower is bit-identical to its base model's.
+
+    Its own tower's fingerprint is read from its weights file; the base's was recorded when it
+    was fine-tuned (``base_image_tower_blake2b``), or is read from the base's folder when the
+    base is an installed model in our format. Fine-tunes from before that record, of a base
+    that is not a folder, fall back to their mode: ``text`` froze the tower.
+    """
+    from lotlip import registry
+    from lotlip.folders import BASE_IMAGE_TOWER_KEY, image_tower_fingerprint
+
+    own = image_tower_fingerprint(metadata["path"]) if metadata.get("path") else None
+    base = metadata.get(BASE_IMAGE_TOWER_KEY)
+    if not base:
+        folder = registry.resolve_folder(str(metadata.get("base_model")))
+        base = image_tower_fingerprint(folder) if folder is not None else None
+    if own and base:
+        return own == base
+    return metadata.get("mode") == "text"
+
+
 class _CallersStore:
     """Stands in for ``library.store`` in objects that outlive a thread (cached ANN indexes):
     every attribute is looked up on the calling thread's connection at the time of the call."""
@@ -475,22 +496,27 @@ class Library:
         return name
 
     def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
-        """Reuse the base model's vectors for a text-mode fine-tune (no re-indexing).
+        """Reuse the base model's vectors for a fine-tune whose image tower is its base's.
 
-        A ``text`` fine-tune freezes the image tower, so its image vectors equal its base
-        model's. This is checked, not assumed: a few stored images are embedded again with
-        ``model`` and must match the base's stored vectors (cosine > 0.999), which also catches
-        a library indexed with other weights under the base's name. Returns how many vectors
-        were copied. Call inside :meth:`writing`, after :meth:`register_model`.
+        Whatever the fine-tune mode was called (``text``, ``text-last-n``), what decides is the
+        image tower: its weights must be bit-identical to the base's (see
+        :func:`_same_image_tower`). The library's base vectors are then checked, not assumed:
+        a few stored images are embedded again with ``model`` and must match them (cosine >
+        0.999), which also catches a library indexed with other weights under the base's name.
+        Returns how many vectors were copied. Call inside :meth:`writing`, after
+        :meth:`register_model`.
         """
         meta = model.metadata or {}
         base = meta.get("base_model")
-        if meta.get("mode") != "text" or not base or base == model.name:
+        if not base or base == model.name:
             return 0
         record = self.store.get_model(base)
         if record is None or record.dim != model.embed_dim:
             return 0
         if self.store.embedding_count(model.name) or not self.store.embedding_count(base):
+            return 0
+        if not _same_image_tower(meta):
+            logger.info("%s: its image tower differs from %s's; indexing", model.name, base)
             return 0
         if not self._same_image_vectors(model, base, sample):
             logger.info("%s: image vectors differ from %s; indexing from scratch", model.name, base)
