@@ -89,6 +89,20 @@ class FolderStatus:
     pending: int
 
 
+@dataclass(frozen=True)
+class VectorSet:
+    """The stored vectors that answer a model's queries (:meth:`Library.vector_set`).
+
+    ``name``: where the vectors these weights made are stored -- the model's name, or
+    ``name@<fingerprint>`` when they were set aside while other weights held the name -- or
+    ``None`` when these weights have made none (a query is never compared with vectors of
+    other weights). ``warning``: what a search should tell the user, or ``None``.
+    """
+
+    name: str | None
+    warning: str | None = None
+
+
 def root_is_online(path: str, has_photos: bool) -> bool:
     """Whether a root folder's drive is there.
 
@@ -540,6 +554,49 @@ class Library:
             return False
         fresh = model.embed_images(images)
         return bool(np.all(np.sum(fresh * stored, axis=1) > 0.999))
+
+    def vector_set(self, model: LoTLIP) -> VectorSet:
+        """Which stored vectors answer ``model``'s queries, and what to say about them.
+
+        Vectors are matched to weights, not only to a name: right after a model's weights
+        changed (before an index run sets the old vectors aside), the name's vectors are the
+        old weights' and are not used; vectors these weights made earlier and that were set
+        aside as ``name@<fingerprint>`` are used as they are. The warning says how many photos
+        these weights have embedded when other weights of the name have embedded more, and
+        that those vectors are kept.
+        """
+        name, dim = model.name, model.embed_dim
+        record = self.store.get_model(name)
+        if record is None:
+            return VectorSet(name)  # nothing indexed with this name: the empty-library hint
+        fingerprint = model_fingerprint(model)
+        if _same_weights(record.metadata, record.dim, fingerprint, dim):
+            return VectorSet(name, self._others_have_more(name, name))
+        kept = self.store.get_model(archived_name(name, fingerprint)) if fingerprint else None
+        if kept is not None and _same_weights(kept.metadata, kept.dim, fingerprint, dim):
+            return VectorSet(kept.name, self._others_have_more(name, kept.name))
+        return VectorSet(None, self._others_have_more(name, None))
+
+    def _others_have_more(self, name: str, used: str | None) -> str | None:
+        """The warning for a model ``name`` whose current weights' vectors are ``used``: how
+        many photos these weights embedded, when other weights of that name embedded more."""
+        family = [m.name for m in self.store.models() if m.name.split("@", 1)[0] == name]
+        if len(family) < 2 and used is not None:
+            return None
+        counts = self.store.counts()
+        mine = counts.embeddings.get(used, 0) if used else 0
+        others = {m: n for m in family if m != used and (n := counts.embeddings.get(m, 0))}
+        if not others or max(others.values()) <= mine:
+            return None
+        listed = ", ".join(
+            f"{n} vectors of " + ("its previous weights" if m == name else m)
+            for m, n in sorted(others.items())
+        )
+        return (
+            f"with its current weights, {name} has embedded {mine} of the library's "
+            f"{counts.images} photos; {listed} are kept and used again when you switch back "
+            "to those weights. Run `lotlip-search index` to embed the photos with these weights"
+        )
 
     def model_is_current(self, model: LoTLIP) -> bool:
         """False when the library's vectors of ``model.name`` were made by other weights."""
