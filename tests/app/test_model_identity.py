@@ -189,15 +189,16 @@ def test_new_weights_never_answer_with_the_old_weights_vectors(
     folder = tmp_path / "photos"
     draw_folder(folder, 4)
     _two_weights(micro_model, tmp_path)
-    status, _, err = cli("index", str(folder), model=str(tmp_path / "a" / "same-name"))
+    first, second = (str(tmp_path / w / "same-name") for w in ("a", "b"))
+    status, _, err = cli("index", str(folder), model=first)
     assert status == EXIT_OK, err
 
-    status, out, err = cli("search", "a red shape", "--json", model=str(tmp_path / "b" / "same-name"))
+    status, out, err = cli("search", "a red shape", "--json", model=second)
 
     assert status == EXIT_OK, err
     data = json.loads(out)
     assert data["results"] == [] and data["vectors"] is None
     (warning,) = [w for w in data["warnings"] if "same-name" in w]
     assert "embedded 0 of" in warning and "4 vectors" in warning and "kept" in warning
-    status, out, err = cli("search", "a red shape", model=str(tmp_path / "b" / "same-name"))
+    status, out, err = cli("search", "a red shape", model=second)
     assert "embedded 0 of" in err and "no matching photos" in err
