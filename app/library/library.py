@@ -239,6 +239,7 @@ class Library:
         self._callers = _CallersStore(self)
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
+        self._set_warnings: dict[tuple[Any, ...], str] = {}  # vector_set's, per state
         self._anns_lock = threading.RLock()
         self._reloads: dict[str, threading.Thread] = {}
         self._write_lock = FileLock(directory / LOCK_FILE)
@@ -575,7 +576,9 @@ class Library:
         kept = self.store.get_model(archived_name(name, fingerprint)) if fingerprint else None
         if kept is not None and _same_weights(kept.metadata, kept.dim, fingerprint, dim):
             return VectorSet(kept.name, self._others_have_more(name, kept.name))
-        return VectorSet(None, self._others_have_more(name, None))
+        warning = self._others_have_more(name, None)
+        # no other weights' vectors to leave out: the name's empty set gives the usual hint
+        return VectorSet(None, warning) if warning else VectorSet(name)
 
     def _others_have_more(self, name: str, used: str | None) -> str | None:
         """The warning for a model ``name`` whose current weights' vectors are ``used``: how
@@ -583,27 +586,23 @@ class Library:
         family = [m.name for m in self.store.models() if m.name.split("@", 1)[0] == name]
         if len(family) < 2 and used is not None:
             return None
-        counts = self.store.counts()
-        mine = counts.embeddings.get(used, 0) if used else 0
-        others = {m: n for m in family if m != used and (n := counts.embeddings.get(m, 0))}
-        if not others or max(others.values()) <= mine:
-            return None
-        listed = ", ".join(
-            f"{n} vectors of " + ("its previous weights" if m == name else m)
-            for m, n in sorted(others.items())
-        )
-        return (
-            f"with its current weights, {name} has embedded {mine} of the library's "
-            f"{counts.images} photos; {listed} are kept and used again when you switch back "
-            "to those weights. Run `lotlip-search index` to embed the photos with these weights"
-        )
-
-    def model_is_current(self, model: LoTLIP) -> bool:
-        """False when the library's vectors of ``model.name`` were made by other weights."""
-        record = self.store.get_model(model.name)
-        return record is None or _same_weights(
-            record.metadata, record.dim, model_fingerprint(model), model.embed_dim
-        )
+        # counting vectors is a scan: once per state of the sets (their generations)
+        key = (used, *((m, self.store.generation(m)) for m in family))
+        if key not in self._set_warnings:
+            counts = {m: self.store.embedding_count(m) for m in family}
+            mine = counts.pop(used, 0) if used else 0
+            others = {m: n for m, n in sorted(counts.items()) if n > mine}
+            listed = ", ".join(
+                f"{n} vectors of " + ("its previous weights" if m == name else m)
+                for m, n in others.items()
+            )
+            self._set_warnings[key] = listed and (
+                f"with its current weights, {name} has embedded {mine} of the library's "
+                f"{self.store.image_count()} photos; {listed} are kept and used again when you "
+                "switch back to those weights. Run `lotlip-search index` to embed the photos "
+                "with these weights"
+            )
+        return self._set_warnings[key] or None
 
     def ann(
         self,

@@ -1327,6 +1327,10 @@ class Store(CaptionStore):
         value = self._one("SELECT dim FROM models WHERE name = ?", (model,))
         return None if value is None else int(value)
 
+    def image_count(self) -> int:
+        """How many images the library holds."""
+        return int(self._one("SELECT count(*) FROM images"))
+
     def embedding_count(self, model: str) -> int:
         """How many images have a ``model`` vector."""
         return int(self._one("SELECT count(*) FROM embeddings WHERE model = ?", (model,)))
