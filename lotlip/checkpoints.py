@@ -8,6 +8,7 @@ missing, unlike the reference's ``strict=False`` that hides mistakes (LOTLIP.md 
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import re
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .folders import (  # the torch-free part of the format, re-exported here
@@ -248,22 +249,6 @@ def save_pretrained(
     return model.save(folder, metadata=metadata)
 
 
-def model_image_tower_fingerprint(model: LoTLIP) -> str:
-    """:func:`lotlip.folders.tower_digest` of a loaded model's image tower: the value
-    :func:`lotlip.folders.image_tower_fingerprint` reads from the folder :meth:`LoTLIP.save`
-    writes (the tensors go through the same safetensors encoding, in memory)."""
-    import io
-
-    from safetensors.torch import save
-
-    state = {
-        key: value.detach().to("cpu").contiguous()
-        for key, value in model.state_dict().items()
-        if key.startswith(IMAGE_TOWER_PREFIX)
-    }
-    return tower_digest(io.BytesIO(save(state)))
-
-
 def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:
     """Load a model folder written by :meth:`LoTLIP.save` (weights via safetensors).
 
@@ -288,3 +273,15 @@ def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:
     load_state_strict(model, state, str(folder))
     model.metadata = {**metadata, "path": str(folder)}
     return model.eval()
+
+
+def model_image_tower_fingerprint(model: LoTLIP) -> str:
+    """:func:`lotlip.folders.tower_digest` of a loaded model's image tower: the value
+    :func:`lotlip.folders.image_tower_fingerprint` reads from the folder :meth:`LoTLIP.save`
+    writes (the tensors go through the same safetensors encoding, in memory)."""
+    state = {
+        key: value.detach().to("cpu").contiguous()
+        for key, value in model.state_dict().items()
+        if key.startswith(IMAGE_TOWER_PREFIX)
+    }
+    return tower_digest(io.BytesIO(save(state)))
