@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
+from safetensors.torch import save as encode_safetensors
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .folders import (  # the torch-free part of the format, re-exported here
@@ -284,4 +285,4 @@ def model_image_tower_fingerprint(model: LoTLIP) -> str:
         for key, value in model.state_dict().items()
         if key.startswith(IMAGE_TOWER_PREFIX)
     }
-    return tower_digest(io.BytesIO(save(state)))
+    return tower_digest(io.BytesIO(encode_safetensors(state)))
