@@ -202,3 +202,23 @@ def test_new_weights_never_answer_with_the_old_weights_vectors(
     assert "embedded 0 of" in warning and "4 vectors" in warning and "kept" in warning
     status, out, err = cli("search", "a red shape", model=second)
     assert "embedded 0 of" in err and "no matching photos" in err
+
+
+def test_partly_indexed_new_weights_say_how_far_they_got(library, micro_model, tmp_path: Path):
+    """New weights that embedded part of the library answer from their own vectors and say how
+    many photos they have, and that the previous weights' vectors are kept."""
+    folder = tmp_path / "photos"
+    draw_folder(folder / "a", 2)
+    draw_folder(folder / "b", 3, start=10)
+    first, second = _two_weights(micro_model, tmp_path)
+    Indexer(library, first, batch_size=4, workers=1).run([folder])
+    Indexer(library, second, batch_size=4, workers=1).run([folder / "a"])
+    kept = next(m.name for m in library.store.models() if m.name.startswith("same-name@"))
+
+    response = Searcher(library, second).search("a red shape", top=5)
+
+    text = second.embed_texts(["a red shape"])[0]
+    assert [r.id for r in response.results] == _exact_ids(library, "same-name", text, 5)
+    assert len(response.results) == 2 and response.vectors == "same-name"
+    (warning,) = response.warnings
+    assert "embedded 2 of the library's 5 photos" in warning and f"5 vectors of {kept}" in warning
