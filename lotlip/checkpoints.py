@@ -8,6 +8,7 @@ missing, unlike the reference's ``strict=False`` that hides mistakes (LOTLIP.md 
 
 from __future__ import annotations
 
+import io
 import logging
 import pickle
 import re
@@ -16,12 +17,15 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from safetensors.torch import save as encode_safetensors
 
 from .config import BERT_BASE_VOCAB, OFFICIAL_CONFIGS, LoTLIPConfig, TextConfig, VisionConfig
 from .folders import (  # the torch-free part of the format, re-exported here
+    IMAGE_TOWER_PREFIX,
     WEIGHTS_FILE,
     CheckpointError,
     read_folder_config,
+    tower_digest,
 )
 from .folders import is_pretrained_folder as is_pretrained_folder
 from .model import LoTLIP
@@ -254,3 +258,15 @@ def load_pretrained(folder: str | Path, *, name: str | None = None) -> LoTLIP:
     load_state_strict(model, state, str(folder))
     model.metadata = {**metadata, "path": str(folder)}
     return model.eval()
+
+
+def model_image_tower_fingerprint(model: LoTLIP) -> str:
+    """:func:`lotlip.folders.tower_digest` of a loaded model's image tower: the value
+    :func:`lotlip.folders.image_tower_fingerprint` reads from the folder :meth:`LoTLIP.save`
+    writes (the tensors go through the same safetensors encoding, in memory)."""
+    state = {
+        key: value.detach().to("cpu").contiguous()
+        for key, value in model.state_dict().items()
+        if key.startswith(IMAGE_TOWER_PREFIX)
+    }
+    return tower_digest(io.BytesIO(encode_safetensors(state)))

@@ -7,9 +7,11 @@ installed models (and the CLI's ``status`` and ``model list`` start) without imp
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .config import LoTLIPConfig
 
@@ -20,6 +22,11 @@ VOCAB_FILE = "vocab.txt"
 WEIGHTS_DIGEST_KEY = "weights_blake2b"
 """Metadata key: BLAKE2b-128 of every byte of model.safetensors, recorded when it is saved."""
 WEIGHTS_BYTES_KEY = "weights_bytes"
+IMAGE_TOWER_PREFIX = "visual."
+"""State-dict prefix of the image tower: what makes a model's image vectors."""
+BASE_IMAGE_TOWER_KEY = "base_image_tower_blake2b"
+"""Metadata key of a fine-tune: :func:`tower_digest` of its base model's image tower."""
+_tower_digests: dict[tuple[str, int, int], str] = {}  # (file, size, mtime) -> digest
 
 
 class CheckpointError(Exception):
@@ -89,3 +96,48 @@ def weights_fingerprint(folder: str | Path, metadata: dict[str, Any]) -> str | N
     if isinstance(recorded, str) and metadata.get(WEIGHTS_BYTES_KEY) == size:
         return recorded
     return None
+
+
+def tower_digest(weights: BinaryIO, prefix: str = IMAGE_TOWER_PREFIX) -> str:
+    """BLAKE2b-128 of the tensors under ``prefix`` in safetensors data (an open file).
+
+    Covers each tensor's name, dtype, shape and bytes, in name order, so it does not depend on
+    how the file is laid out: two models have the same digest exactly when those tensors are
+    bit-identical. Raises ``CheckpointError`` for data that is not safetensors.
+    """
+    try:
+        length = int.from_bytes(weights.read(8), "little")
+        header = json.loads(weights.read(length))
+        start = 8 + length
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(k for k in header if k.startswith(prefix)):
+            info = header[name]
+            begin, end = info["data_offsets"]
+            weights.seek(start + begin)
+            data = weights.read(end - begin)
+            if len(data) != end - begin:
+                raise ValueError(f"{name} is cut short")
+            described = [name, info["dtype"], info["shape"], len(data)]
+            digest.update(json.dumps(described).encode("utf-8"))
+            digest.update(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"unreadable safetensors data: {exc}") from exc
+    return digest.hexdigest()
+
+
+def image_tower_fingerprint(folder: str | Path) -> str | None:
+    """:func:`tower_digest` of a model folder's image tower (``None`` if it cannot be read).
+
+    Read from the weights file itself, so it says what the folder holds; remembered per
+    file, size and mtime.
+    """
+    path = Path(folder) / WEIGHTS_FILE
+    try:
+        st = path.stat()
+        key = (os.fspath(path), st.st_size, st.st_mtime_ns)
+        if key not in _tower_digests:
+            with open(path, "rb") as fh:
+                _tower_digests[key] = tower_digest(fh)
+    except (OSError, CheckpointError):
+        return None
+    return _tower_digests[key]

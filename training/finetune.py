@@ -1,9 +1,11 @@
 """Fine-tune a model on personal captions (CLI ``finetune`` and the GUI's fine-tune dialog).
 
-Modes: ``text`` freezes the image tower, so every image embedding (and so an existing photo
-index) stays bit-identical and the new model can search it without re-indexing; ``last-n``
-unfreezes the last N blocks of both towers; ``full`` trains everything. The result is a model
-folder in our format with a record of its base model, data size and before/after metrics.
+Modes: ``text`` and ``text-last-n`` freeze the image tower, so every image embedding (and so
+an existing photo index) stays bit-identical and the new model can search it without
+re-indexing (the library checks this by the image tower's fingerprint, recorded for the base
+here); ``last-n`` unfreezes the last N blocks of both towers; ``full`` trains everything.
+The result is a model folder in our format with a record of its base model, data size and
+before/after metrics.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from lotlip.checkpoints import model_image_tower_fingerprint
 from lotlip.config import with_name
+from lotlip.folders import BASE_IMAGE_TOWER_KEY
 
 from . import synthetic
 from .data import (
@@ -232,6 +236,8 @@ def finetune(
         "kind": "fine-tuned",
         "base_model": base_name,
         "base_spec": str(base),
+        # what the library compares to reuse the base's image vectors (bit-identical tower)
+        BASE_IMAGE_TOWER_KEY: model_image_tower_fingerprint(model),
         "mode": config.trainable,
         "train_pairs": len(train_records),
         "heldout_pairs": len(heldout),

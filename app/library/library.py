@@ -89,6 +89,20 @@ class FolderStatus:
     pending: int
 
 
+@dataclass(frozen=True)
+class VectorSet:
+    """The stored vectors that answer a model's queries (:meth:`Library.vector_set`).
+
+    ``name``: where the vectors these weights made are stored -- the model's name, or
+    ``name@<fingerprint>`` when they were set aside while other weights held the name -- or
+    ``None`` when these weights have made none (a query is never compared with vectors of
+    other weights). ``warning``: what a search should tell the user, or ``None``.
+    """
+
+    name: str | None
+    warning: str | None = None
+
+
 def root_is_online(path: str, has_photos: bool) -> bool:
     """Whether a root folder's drive is there.
 
@@ -176,6 +190,27 @@ def _same_weights(
     return dim == model_dim and not (fingerprint and before and before != fingerprint)
 
 
+def _same_image_tower(metadata: dict[str, Any]) -> bool:
+    """Whether a fine-tune's image tower is bit-identical to its base model's.
+
+    Its own tower's fingerprint is read from its weights file; the base's was recorded when it
+    was fine-tuned (``base_image_tower_blake2b``), or is read from the base's folder when the
+    base is an installed model in our format. Fine-tunes from before that record, of a base
+    that is not a folder, fall back to their mode: ``text`` froze the tower.
+    """
+    from lotlip import registry
+    from lotlip.folders import BASE_IMAGE_TOWER_KEY, image_tower_fingerprint
+
+    own = image_tower_fingerprint(metadata["path"]) if metadata.get("path") else None
+    base = metadata.get(BASE_IMAGE_TOWER_KEY)
+    if not base:
+        folder = registry.resolve_folder(str(metadata.get("base_model")))
+        base = image_tower_fingerprint(folder) if folder is not None else None
+    if own and base:
+        return own == base
+    return metadata.get("mode") == "text"
+
+
 class _CallersStore:
     """Stands in for ``library.store`` in objects that outlive a thread (cached ANN indexes):
     every attribute is looked up on the calling thread's connection at the time of the call."""
@@ -204,6 +239,7 @@ class Library:
         self._callers = _CallersStore(self)
         self.ann_params = ann_params or AnnParams()
         self._anns: dict[str, AnnIndex] = {}
+        self._set_warnings: dict[tuple[Any, ...], str] = {}  # vector_set's, per state
         self._anns_lock = threading.RLock()
         self._reloads: dict[str, threading.Thread] = {}
         self._write_lock = FileLock(directory / LOCK_FILE)
@@ -334,7 +370,7 @@ class Library:
         return result
 
     def forget(self, path: str | os.PathLike[str]) -> int:
-        """Remove the images at or below ``path`` from the store and every ANN index.
+        """Remove the images at or below ``path`` from the store and the ANN indexes that had them.
 
         Exactly that subtree: ``photos/2020`` leaves ``photos/trips/2020`` and
         ``photos/2020-old``. Root folders at or below ``path`` are removed altogether. For a
@@ -346,14 +382,26 @@ class Library:
         """
         text = os.path.abspath(os.fsdecode(os.fspath(path)))
         with self.writing():
+            before = {m.name: self.store.generation(m.name) for m in self.store.models()}
             gone = self.store.forget_path(text)
-            if len(gone):
-                for record in self.store.models():
-                    index = self.ann(record.name, record.dim)
-                    index.delete(gone)
-                    index.save()
+            for name, generation in before.items():
+                # only sets that lost vectors (their generation moved); each takes the removals
+                # from the change record, so neither these nor the others are rebuilt
+                if self.store.generation(name) != generation:
+                    self._take_removals(name, gone)
         logger.info("forgot %d images under %s", len(gone), text)
         return len(gone)
+
+    def _take_removals(self, name: str, gone: np.ndarray) -> None:
+        """Apply removed vectors to the index of ``name`` if one is open or saved (a set
+        without a file is built from the store when it is first searched, as always)."""
+        with self._anns_lock:
+            cached = name in self._anns
+        if not cached and not ann_path(self.dir, name).exists():
+            return
+        index = self.ann(name, self.store.model_dim(name))  # the file + the change record
+        index.delete(gone)
+        index.save()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -463,22 +511,27 @@ class Library:
         return name
 
     def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
-        """Reuse the base model's vectors for a text-mode fine-tune (no re-indexing).
+        """Reuse the base model's vectors for a fine-tune whose image tower is its base's.
 
-        A ``text`` fine-tune freezes the image tower, so its image vectors equal its base
-        model's. This is checked, not assumed: a few stored images are embedded again with
-        ``model`` and must match the base's stored vectors (cosine > 0.999), which also catches
-        a library indexed with other weights under the base's name. Returns how many vectors
-        were copied. Call inside :meth:`writing`, after :meth:`register_model`.
+        Whatever the fine-tune mode was called (``text``, ``text-last-n``), what decides is the
+        image tower: its weights must be bit-identical to the base's (see
+        :func:`_same_image_tower`). The library's base vectors are then checked, not assumed:
+        a few stored images are embedded again with ``model`` and must match them (cosine >
+        0.999), which also catches a library indexed with other weights under the base's name.
+        Returns how many vectors were copied. Call inside :meth:`writing`, after
+        :meth:`register_model`.
         """
         meta = model.metadata or {}
         base = meta.get("base_model")
-        if meta.get("mode") != "text" or not base or base == model.name:
+        if not base or base == model.name:
             return 0
         record = self.store.get_model(base)
         if record is None or record.dim != model.embed_dim:
             return 0
         if self.store.embedding_count(model.name) or not self.store.embedding_count(base):
+            return 0
+        if not _same_image_tower(meta):
+            logger.info("%s: its image tower differs from %s's; indexing", model.name, base)
             return 0
         if not self._same_image_vectors(model, base, sample):
             logger.info("%s: image vectors differ from %s; indexing from scratch", model.name, base)
@@ -503,12 +556,53 @@ class Library:
         fresh = model.embed_images(images)
         return bool(np.all(np.sum(fresh * stored, axis=1) > 0.999))
 
-    def model_is_current(self, model: LoTLIP) -> bool:
-        """False when the library's vectors of ``model.name`` were made by other weights."""
-        record = self.store.get_model(model.name)
-        return record is None or _same_weights(
-            record.metadata, record.dim, model_fingerprint(model), model.embed_dim
-        )
+    def vector_set(self, model: LoTLIP) -> VectorSet:
+        """Which stored vectors answer ``model``'s queries, and what to say about them.
+
+        Vectors are matched to weights, not only to a name: right after a model's weights
+        changed (before an index run sets the old vectors aside), the name's vectors are the
+        old weights' and are not used; vectors these weights made earlier and that were set
+        aside as ``name@<fingerprint>`` are used as they are. The warning says how many photos
+        these weights have embedded when other weights of the name have embedded more, and
+        that those vectors are kept.
+        """
+        name, dim = model.name, model.embed_dim
+        record = self.store.get_model(name)
+        if record is None:
+            return VectorSet(name)  # nothing indexed with this name: the empty-library hint
+        fingerprint = model_fingerprint(model)
+        if _same_weights(record.metadata, record.dim, fingerprint, dim):
+            return VectorSet(name, self._others_have_more(name, name))
+        kept = self.store.get_model(archived_name(name, fingerprint)) if fingerprint else None
+        if kept is not None and _same_weights(kept.metadata, kept.dim, fingerprint, dim):
+            return VectorSet(kept.name, self._others_have_more(name, kept.name))
+        warning = self._others_have_more(name, None)
+        # no other weights' vectors to leave out: the name's empty set gives the usual hint
+        return VectorSet(None, warning) if warning else VectorSet(name)
+
+    def _others_have_more(self, name: str, used: str | None) -> str | None:
+        """The warning for a model ``name`` whose current weights' vectors are ``used``: how
+        many photos these weights embedded, when other weights of that name embedded more."""
+        family = [m.name for m in self.store.models() if m.name.split("@", 1)[0] == name]
+        if len(family) < 2 and used is not None:
+            return None
+        # counting vectors is a scan: once per state of the sets (their generations)
+        key = (used, *((m, self.store.generation(m)) for m in family))
+        if key not in self._set_warnings:
+            counts = {m: self.store.embedding_count(m) for m in family}
+            mine = counts.pop(used, 0) if used else 0
+            others = {m: n for m, n in sorted(counts.items()) if n > mine}
+            listed = ", ".join(
+                f"{n} vectors of " + ("its previous weights" if m == name else m)
+                for m, n in others.items()
+            )
+            self._set_warnings[key] = listed and (
+                f"with its current weights, {name} has embedded {mine} of the library's "
+                f"{self.store.image_count()} photos; {listed} are kept and used again when you "
+                "switch back to those weights. Run `lotlip-search index` to embed the photos "
+                "with these weights"
+            )
+        return self._set_warnings[key] or None
 
     def ann(
         self,

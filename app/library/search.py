@@ -100,6 +100,7 @@ class SearchResponse:
     like: str | None = None
     not_text: str | None = None
     sentences: list[sentence_scores.Sentence] = field(default_factory=list)
+    vectors: str | None = None  # the stored vector set that answered (Library.vector_set)
 
     @property
     def truncated(self) -> bool:
@@ -118,6 +119,7 @@ class SearchResponse:
             "not": self.not_text,
             "elapsed_ms": round(self.elapsed_ms, 3),
             "warnings": list(self.warnings),
+            "vectors": self.vectors,
             "results": [r.as_dict() for r in self.results],
             **({"sentences": [s.as_dict() for s in self.sentences]} if self.sentences else {}),
         }
@@ -152,8 +154,9 @@ class Searcher:
         path = os.path.abspath(os.fspath(like))
         image_id = self.lib.store.image_id(path)
         if image_id is not None:
-            found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
-            if len(found) and self.lib.model_is_current(self.model):
+            stored = self.lib.vector_set(self.model).name
+            found, vectors = self.lib.store.vectors_for([image_id], stored or "")
+            if len(found):
                 return _unit(vectors[0])
         image = load_image(path, self.model.config.vision.image_size)
         return self.model.embed_images([image])[0]
@@ -252,7 +255,8 @@ class Searcher:
         not_text: str | None = None,
     ) -> sentence_scores.RefinedQuery:
         """``text`` planned by sentence (encoded once per text, then cached; see explain)."""
-        sample = self._standing_sample.get(self.lib.store, self.model.name)
+        stored = self.lib.vector_set(self.model).name or self.model.name
+        sample = self._standing_sample.get(self.lib.store, stored)
         not_phrases = [not_text] if not_text and not_text.strip() else []
         return sentence_scores.refine(self.model, sample, text, sentences, must, not_phrases)
 
@@ -266,7 +270,7 @@ class Searcher:
     ) -> None:
         """Gate by ``must`` sentences, attach sentence scores, fold duplicates; cut to top."""
         results = response.results
-        found, vectors = self.lib.store.vectors_for([r.id for r in results], self.model.name)
+        found, vectors = self.lib.store.vectors_for([r.id for r in results], response.vectors or "")
         if len(found) != len(results):  # a row removed meanwhile: keep the ones we have
             present = set(found.tolist())
             results = [r for r in results if r.id in present]
@@ -296,7 +300,8 @@ class Searcher:
     def similar(self, image_id: int, top: int = 20) -> SearchResponse:
         """Images most like the indexed image ``image_id`` (itself left out)."""
         started = time.perf_counter()
-        found, vectors = self.lib.store.vectors_for([image_id], self.model.name)
+        stored = self.lib.vector_set(self.model).name
+        found, vectors = self.lib.store.vectors_for([image_id], stored or "")
         if not len(found):
             raise KeyError(f"image {image_id} has no {self.model.name} vector")
         response = self._run(_unit(vectors[0]), top, None, None, None, None, [], exclude=image_id)
@@ -335,17 +340,17 @@ class Searcher:
     ) -> SearchResponse:
         name = self.model.name
         store = self.lib.store
-        if not self.lib.model_is_current(self.model):
-            warnings.append(
-                f"the library's {name} vectors were made by different weights of that model; "
-                "run `lotlip-search index` to bring them up to date"
-            )
-        index = self.lib.ann(name, self.model.embed_dim, refresh=True)
+        vector_set = self.lib.vector_set(self.model)  # the vectors these weights made
+        if vector_set.warning:
+            warnings.append(vector_set.warning)
+        if vector_set.name is None:
+            return SearchResponse("", name, None, [], warnings=warnings)
+        index = self.lib.ann(vector_set.name, self.model.embed_dim, refresh=True)
         allowed = None
         if folders or date_from or date_to:
             under = [f.path if hasattr(f, "path") else os.fspath(f) for f in folders or ()]
             allowed = store.image_ids(
-                model=name,
+                model=vector_set.name,
                 under=under or None,
                 taken_from=normalize_date(date_from) if date_from else None,
                 taken_to=normalize_date(date_to, upper=True) if date_to else None,
@@ -375,9 +380,9 @@ class Searcher:
                 f"{away} of these results are in folders that are offline (unplugged?): "
                 + ", ".join(sorted({r.folder for r in results if r.offline and r.folder}))
             )
-        if len(index) == 0:
+        if len(index) == 0 and not vector_set.warning:
             warnings.append(self._empty_hint())
-        return SearchResponse("", name, None, results, warnings=warnings)
+        return SearchResponse("", name, None, results, warnings=warnings, vectors=vector_set.name)
 
     def _empty_hint(self) -> str:
         name = self.model.name

@@ -80,6 +80,17 @@ _RESET = (
     "FROM meta WHERE key = '_generation:' || {m};"
 )
 
+UPGRADED_FROM_KEY = "_upgraded_from_schema"
+"""Meta key: the schema version the database had when the latest upgrade started (steps that
+only apply to data written by older code read it)."""
+# A pattern in the shape the old forget wrote: glob_escape(relative path), so its only
+# wildcard characters are escaped ones ([*], [?], [[]).
+_UNESCAPED = "replace(replace(replace(value, '[*]', ''), '[?]', ''), '[[]', '')"
+_LITERAL_RELATIVE = (
+    f"value NOT LIKE '/%' AND value NOT LIKE '%/' AND instr({_UNESCAPED}, '*') = 0 "
+    f"AND instr({_UNESCAPED}, '?') = 0 AND instr({_UNESCAPED}, '[') = 0"
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the core tables
     (
@@ -188,6 +199,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # libraries indexed before the record existed: it starts at today's generations
         "INSERT OR REPLACE INTO meta(key, value) SELECT '_changes_from:' || substr(key, 13), "
         "value FROM meta WHERE substr(key, 1, 12) = '_generation:'",
+    ),
+    # 7: excludes the old `forget` wrote as a plain relative path (``tmp`` for <root>/tmp,
+    # before "/" anchored a pattern) now match at any depth; in a library upgraded from the
+    # schema of that code (2 or older), anchor every such literal pattern (no wildcard, no
+    # leading or trailing "/"): exactly the forgotten subtree again
+    (
+        f"""UPDATE folders SET excludes = (
+            SELECT json_group_array(CASE WHEN {_LITERAL_RELATIVE} THEN '/' || value ELSE value END)
+            FROM json_each(folders.excludes))
+        WHERE (SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{UPGRADED_FROM_KEY}') <= 2""",
     ),
 )
 """Schema steps; step *i* (0-based) takes the database from version *i* to *i + 1*."""
@@ -429,6 +450,7 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
     target = SCHEMA_VERSION if target is None else target
     if not 0 <= target <= SCHEMA_VERSION:
         raise ValueError(f"no schema version {target}")
+    started = False
     while True:
         with _immediate(conn):
             current = user_version(conn)
@@ -436,6 +458,12 @@ def apply_migrations(conn: sqlite3.Connection, target: int | None = None) -> int
                 raise _too_new(current)
             if current >= target:
                 return current
+            if current and not started:  # an upgrade of existing data: say where it began
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (UPGRADED_FROM_KEY, str(current)),
+                )
+            started = True
             for statement in MIGRATIONS[current]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {current + 1}")
@@ -1298,6 +1326,10 @@ class Store(CaptionStore):
         """The registered dimension of ``model``, or ``None``."""
         value = self._one("SELECT dim FROM models WHERE name = ?", (model,))
         return None if value is None else int(value)
+
+    def image_count(self) -> int:
+        """How many images the library holds."""
+        return int(self._one("SELECT count(*) FROM images"))
 
     def embedding_count(self, model: str) -> int:
         """How many images have a ``model`` vector."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import lotlip
 from app.library.indexer import Indexer
 from app.library.models import load_model
 from tests.app.conftest import RANDOM_MODEL, draw_folder
@@ -16,7 +17,8 @@ from tests.builders import new_micro_model
 def _derived_model(base, models_dir: Path, name: str, *, change_image_tower: bool):
     """A saved copy of ``base`` with new text weights, recorded as a text-mode fine-tune."""
     derived = new_micro_model(name, base.tokenizer.vocab, seed=0)
-    derived.load_state_dict(base.state_dict())
+    # the saved weights themselves (``base`` may run at bf16): a bit-identical image tower
+    derived.load_state_dict(lotlip.load(base.metadata["path"], precision="fp32").state_dict())
     with torch.no_grad():
         derived.text.proj.weight.add_(0.05)
         if change_image_tower:
@@ -53,3 +55,59 @@ def test_other_image_weights_are_reindexed(library, micro_model, models_dir, tmp
 
     assert report.reused == 0
     assert report.embedded == 6
+
+
+def test_text_last_n_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
+    """A fine-tune made by the real trainer in ``text-last-n`` mode has its base's image tower,
+    bit for bit, so it reuses the base's vectors like a ``text`` fine-tune."""
+    from training.data import CaptionedImage
+    from training.finetune import finetune
+    from training.train import TrainConfig
+
+    paths = draw_folder(tmp_path / "photos", 6)
+    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
+    records = [
+        CaptionedImage(p, f"shape {i}", [f"a picture of shape number {i}."], key=str(i))
+        for i, p in enumerate(paths)
+    ]
+    cfg = TrainConfig(
+        out=str(tmp_path / "tuned"), steps=2, batch_size=4, lr=1e-2, warmup=0, num_long=1,
+        trainable="text-last-n", last_n=1, device="cpu", workers=0,
+    )  # fmt: skip
+    result = finetune(models_dir / RANDOM_MODEL, records, cfg, name="micro-textlast",
+                      heldout_fraction=0.0)  # fmt: skip
+    tuned = lotlip.load(result.model_dir, device="cpu")
+    assert tuned.metadata["mode"] == "text-last-n"
+    base_text = micro_model.state_dict()["text.proj.weight"]
+    assert not torch.equal(tuned.state_dict()["text.proj.weight"], base_text)  # it did train
+
+    report = Indexer(library, tuned, batch_size=4, workers=1).run()
+
+    assert report.reused == 6 and report.embedded == 0
+    ids, base_vectors = library.store.embedding_matrix(RANDOM_MODEL)
+    tuned_ids, tuned_vectors = library.store.embedding_matrix("micro-textlast")
+    assert np.array_equal(ids, tuned_ids) and np.array_equal(base_vectors, tuned_vectors)
+
+
+def test_last_n_finetune_is_reindexed(library, micro_model, models_dir, tmp_path):
+    """``last-n`` trains image blocks too: its image tower differs, so nothing is reused."""
+    from training.data import CaptionedImage
+    from training.finetune import finetune
+    from training.train import TrainConfig
+
+    paths = draw_folder(tmp_path / "photos", 4)
+    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
+    records = [
+        CaptionedImage(p, f"shape {i}", [f"a picture of shape {i}."], key=str(i))
+        for i, p in enumerate(paths)
+    ]
+    cfg = TrainConfig(
+        out=str(tmp_path / "tuned"), steps=2, batch_size=4, lr=1e-2, warmup=0, num_long=1,
+        trainable="last-n", last_n=1, device="cpu", workers=0,
+    )  # fmt: skip
+    result = finetune(models_dir / RANDOM_MODEL, records, cfg, name="micro-lastn",
+                      heldout_fraction=0.0)  # fmt: skip
+
+    report = Indexer(library, lotlip.load(result.model_dir, device="cpu"), batch_size=4).run()
+
+    assert report.reused == 0 and report.embedded == 4

@@ -144,3 +144,81 @@ def test_weights_that_differ_anywhere_are_other_weights(library, micro_model, tm
     report = Indexer(library, lotlip.load(tmp_path / "b" / "same-name", device="cpu")).run()
 
     assert report.embedded == 4
+
+
+def _two_weights(micro_model, tmp_path: Path):
+    """Two models named ``same-name`` with different weights (a re-run fine-tune)."""
+    for seed, where in ((0, "a"), (1, "b")):
+        new_micro_model("same-name", micro_model.tokenizer.vocab, seed=seed).save(
+            tmp_path / where / "same-name"
+        )
+    return tuple(lotlip.load(tmp_path / w / "same-name", device="cpu") for w in ("a", "b"))
+
+
+def _exact_ids(library, vector_set: str, query: np.ndarray, top: int) -> list[int]:
+    ids, vectors = library.store.embedding_matrix(vector_set)
+    return ids[np.argsort(-(vectors @ query))][:top].tolist()
+
+
+def test_switching_back_searches_the_vectors_kept_for_those_weights(
+    library, micro_model, tmp_path: Path
+) -> None:
+    """Right after switching back to earlier weights (no index run yet), search answers with
+    the vectors those weights made, kept as ``name@fingerprint``, and asks for no index run."""
+    folder = tmp_path / "photos"
+    draw_folder(folder, 5)
+    first, second = _two_weights(micro_model, tmp_path)
+    Indexer(library, first, batch_size=4, workers=1).run([folder])
+    Indexer(library, second, batch_size=4, workers=1).run()
+    kept = next(m.name for m in library.store.models() if m.name.startswith("same-name@"))
+
+    response = Searcher(library, first).search("a red shape", top=5)
+
+    text = first.embed_texts(["a red shape"])[0]
+    assert [r.id for r in response.results] == _exact_ids(library, kept, text, 5)
+    assert not any("index" in w for w in response.warnings), response.warnings
+    assert response.as_dict()["vectors"] == kept
+
+
+def test_new_weights_never_answer_with_the_old_weights_vectors(
+    cli, micro_model, tmp_path: Path
+) -> None:
+    """Right after the weights changed, nothing these weights made exists: search says so
+    (how many photos the new weights embedded, that the old vectors are kept) instead of
+    comparing the new weights' query with the old weights' vectors."""
+    folder = tmp_path / "photos"
+    draw_folder(folder, 4)
+    _two_weights(micro_model, tmp_path)
+    first, second = (str(tmp_path / w / "same-name") for w in ("a", "b"))
+    status, _, err = cli("index", str(folder), model=first)
+    assert status == EXIT_OK, err
+
+    status, out, err = cli("search", "a red shape", "--json", model=second)
+
+    assert status == EXIT_OK, err
+    data = json.loads(out)
+    assert data["results"] == [] and data["vectors"] is None
+    (warning,) = [w for w in data["warnings"] if "same-name" in w]
+    assert "embedded 0 of" in warning and "4 vectors" in warning and "kept" in warning
+    status, out, err = cli("search", "a red shape", model=second)
+    assert "embedded 0 of" in err and "no matching photos" in err
+
+
+def test_partly_indexed_new_weights_say_how_far_they_got(library, micro_model, tmp_path: Path):
+    """New weights that embedded part of the library answer from their own vectors and say how
+    many photos they have, and that the previous weights' vectors are kept."""
+    folder = tmp_path / "photos"
+    draw_folder(folder / "a", 2)
+    draw_folder(folder / "b", 3, start=10)
+    first, second = _two_weights(micro_model, tmp_path)
+    Indexer(library, first, batch_size=4, workers=1).run([folder])
+    Indexer(library, second, batch_size=4, workers=1).run([folder / "a"])
+    kept = next(m.name for m in library.store.models() if m.name.startswith("same-name@"))
+
+    response = Searcher(library, second).search("a red shape", top=5)
+
+    text = second.embed_texts(["a red shape"])[0]
+    assert [r.id for r in response.results] == _exact_ids(library, "same-name", text, 5)
+    assert len(response.results) == 2 and response.vectors == "same-name"
+    (warning,) = response.warnings
+    assert "embedded 2 of the library's 5 photos" in warning and f"5 vectors of {kept}" in warning
