@@ -200,7 +200,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "INSERT OR REPLACE INTO meta(key, value) SELECT '_changes_from:' || substr(key, 13), "
         "value FROM meta WHERE substr(key, 1, 12) = '_generation:'",
     ),
-    # 7: excludes the old `forget` wrote as a plain relative path (``tmp`` for <root>/tmp,
+    # 6: excludes the old `forget` wrote as a plain relative path (``tmp`` for <root>/tmp,
     # before "/" anchored a pattern) now match at any depth; in a library upgraded from the
     # schema of that code (2 or older), anchor every such literal pattern (no wildcard, no
     # leading or trailing "/"): exactly the forgotten subtree again
