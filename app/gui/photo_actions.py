@@ -131,10 +131,9 @@ class PhotoActions(QObject):
     def _exported(self, report: Any, count: int, folder: str) -> None:
         text = f"Exported {count_text(count - len(report.failed), 'photo')} to {folder}"
         if report.failed:
-            path, reason = report.failed[0]
-            text += (
-                f"; {len(report.failed)} could not be exported ({os.path.basename(path)}: {reason})"
-            )
+            path, why = report.failed[0]
+            name = os.path.basename(path)
+            text += f"; {len(report.failed)} could not be exported ({name}: {why})"
         self._report(text, 15000)
 
     def remove(self, items: list[ResultItem] | None = None, confirm: bool = True) -> Task | None:
