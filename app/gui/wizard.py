@@ -522,10 +522,6 @@ class RunPage(SessionPage):
         ui.show_rows(self.failures, failures)
         self.failures.setVisible(bool(failures))
 
-    def failure_rows(self) -> list[tuple[str, ...]]:
-        """The listed failures (for tests and copying)."""
-        return ui.row_texts(self.failures)
-
     def isComplete(self) -> bool:
         """Finish is enabled once the run ended."""
         return self.run is not None and not self.run.running

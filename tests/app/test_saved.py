@@ -184,3 +184,14 @@ def test_cli_group_duplicates_flag(cli, photos, tmp_path: Path) -> None:
     assert status == EXIT_OK and "calibrated" not in err
     (only,) = json.loads(out)["results"]  # everything is a "copy" of the best
     assert len(only["duplicates"]) == 7
+
+
+def test_cli_export_names_photos_it_cannot_copy(cli, photos, tmp_path: Path) -> None:
+    assert cli("search", TEXT, "--top", "8", "--save", "all")[0] == EXIT_OK
+    (photos / "img_0003.jpg").unlink()  # still in the library, gone from disk
+    status, _, err = cli("saved", "run", "all", "--export", str(tmp_path / "out"))
+    assert status == EXIT_ERROR
+    assert "exported 7 file(s)" in err and "could not export" in err and "img_0003.jpg" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"img_{i:04d}.jpg" for i in range(8) if i != 3
+    ]
