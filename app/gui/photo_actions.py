@@ -124,12 +124,12 @@ class PhotoActions(QObject):
         return self._start(
             lambda _r, cancelled: export_photos(paths, target, mode, cancelled),
             "export",
-            lambda report: self._exported(report, len(paths), target),
+            lambda report: self._exported(report, target),
             "Export failed",
         )
 
-    def _exported(self, report: Any, count: int, folder: str) -> None:
-        text = f"Exported {count_text(count - len(report.failed), 'photo')} to {folder}"
+    def _exported(self, report: Any, folder: str) -> None:
+        text = f"Exported {count_text(report.photos, 'photo')} to {folder}"
         if report.failed:
             path, why = report.failed[0]
             name = os.path.basename(path)

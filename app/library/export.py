@@ -16,9 +16,11 @@ EXPORT_MODES = ("copies", "links", "list")
 
 @dataclass
 class ExportReport:
-    """What an export did: files written, and files that could not be put there (with why)."""
+    """What an export did: files written, how many photos they hold (a list holds them all),
+    and photos that could not be put there (with why)."""
 
     written: list[Path] = field(default_factory=list)
+    photos: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -57,9 +59,11 @@ def export_photos(
     report = ExportReport()
     if mode == "list":
         target = free_name(out, "results.txt", set())
+        listed = list(paths)
         with open(target, "w", encoding="utf-8", errors="surrogateescape") as fh:
-            fh.writelines(p + "\n" for p in paths)
+            fh.writelines(p + "\n" for p in listed)
         report.written.append(target)
+        report.photos = len(listed)
         return report
     taken: set[str] = set()
     for path in paths:
@@ -75,4 +79,5 @@ def export_photos(
             report.failed.append((path, exc.strerror or str(exc)))
         else:
             report.written.append(target)
+            report.photos += 1
     return report

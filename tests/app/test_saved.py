@@ -85,8 +85,9 @@ def test_rerun_finds_photos_indexed_later_and_exports(library, micro_model, tmp_
     assert (out / "img_0000.jpg").read_bytes() == b"already here"  # never overwritten
     links = export_photos(paths[:2], tmp_path / "links", "links").written
     assert all(os.readlink(p) == r.path for p, r in zip(links, response.results, strict=False))
-    (listed,) = export_photos(paths, tmp_path / "list", "list").written
-    assert listed.read_text().splitlines() == paths
+    report = export_photos(paths, tmp_path / "list", "list")
+    (listed,) = report.written
+    assert listed.read_text().splitlines() == paths and report.photos == 7
     with pytest.raises(ValueError, match="export mode"):
         export_photos(paths, out, "zip")
 
@@ -97,7 +98,7 @@ def test_export_reports_files_it_cannot_copy(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     report = export_photos([str(good), str(tmp_path / "gone.png"), str(good)], out)
-    assert [p.name for p in report.written] == ["a.png", "a-2.png"]
+    assert [p.name for p in report.written] == ["a.png", "a-2.png"] and report.photos == 2
     assert report.failed[0][0].endswith("gone.png")
     with pytest.raises(NotADirectoryError):
         export_photos([str(good)], good)

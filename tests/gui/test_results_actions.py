@@ -150,6 +150,20 @@ def test_multi_select_batch_actions(qtbot: Any, window: Any, tmp_path: Path) -> 
     assert window.statusBar().currentMessage().startswith("Exported 2 photos")
 
 
+def test_export_reports_a_photo_it_cannot_copy(qtbot: Any, window: Any, tmp_path: Path) -> None:
+    items = [window.results.item(r) for r in range(3)]
+    Path(items[1].path).unlink()  # still in the grid, gone from disk
+    out = tmp_path / "export"
+    window.photos.export(items, folder=str(out))
+    qtbot.waitUntil(
+        lambda: window.statusBar().currentMessage().startswith("Exported"), timeout=20_000
+    )
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Exported 2 photos") and "1 could not be exported" in message
+    assert Path(items[1].path).name in message
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(items[i].path).name for i in (0, 2))
+
+
 def test_full_screen_viewer(qtbot: Any, window: Any) -> None:
     window.view.setFocus()
     window.view.setCurrentIndex(window.results.index(2))
