@@ -7,8 +7,17 @@ import os
 import sys
 from typing import Any
 
-from app.commands.common import EXIT_OK, CommandError, Context, UsageError, print_json, say
+from app.commands.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CommandError,
+    Context,
+    UsageError,
+    print_json,
+    say,
+)
 from app.commands.results import print_response
+from app.library.export import EXPORT_MODES, export_photos
 
 HELP = "searches saved by name: list them, run one again, export its photos"
 DESCRIPTION = """\
@@ -41,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
     q.add_argument(
         "--as",
         dest="export_as",
-        choices=("copies", "links", "list"),
+        choices=EXPORT_MODES,
         default="copies",
         help="export as copies (default), symbolic links, or a list of paths (DIR/results.txt)",
     )
@@ -90,7 +99,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_saved(args: argparse.Namespace, ctx: Context) -> int:
     """Run a saved search; print and optionally export its results."""
-    from app.library.saved import SavedSearches, export_results
+    from app.library.saved import SavedSearches
     from app.library.search import Searcher
 
     if args.top is not None and args.top < 1:
@@ -104,8 +113,13 @@ def run_saved(args: argparse.Namespace, ctx: Context) -> int:
     response = saved.run(searcher, args.name, top=args.top, explain=args.explain)
     status = print_response(response, args.json)
     if args.export:
-        written = export_results(response.results, args.export, args.export_as)
-        say(f"exported {len(written)} file(s) to {args.export}", file=sys.stderr)
+        paths = [r.path for r in response.results]
+        report = export_photos(paths, args.export, args.export_as)
+        say(f"exported {len(report.written)} file(s) to {args.export}", file=sys.stderr)
+        for path, why in report.failed:
+            say(f"could not export {path}: {why}", file=sys.stderr)
+        if report.failed:
+            status = EXIT_ERROR
     return status
 
 

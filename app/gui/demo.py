@@ -27,7 +27,6 @@ from app.gui.tasks import Task, bound
 DEMO_SCENES = 200
 DEMO_SIZE = 320
 DEMO_QUERIES = 3
-CHUNK = 10  # scenes drawn between two progress reports
 EXAMPLE_CHARS = 150
 
 
@@ -36,32 +35,17 @@ def write_demo_scenes(
 ) -> tuple[str, list[int]]:
     """Render ``count`` held-out synthetic scenes into the library's demo folder (as the CLI's
     ``lotlip-search demo`` does), reporting ``(done, total)`` every few scenes."""
-    from app.library.demo_gallery import gallery_seeds
-    from training.synthetic import write_scenes
+    from app.library.demo_gallery import write_gallery
 
     folder = session.library.demo_dir
-    seeds = gallery_seeds(count or DEMO_SCENES)
-    for start in range(0, len(seeds), CHUNK):
-        if cancelled is not None and cancelled():
-            break
-        chunk = seeds[start : start + CHUNK]
-        write_scenes(folder, chunk[0], len(chunk), size=DEMO_SIZE)
-        if report is not None:
-            report((start + len(chunk), len(seeds)))
-    (folder / "manifest.jsonl").unlink(missing_ok=True)  # it would list the last chunk only
-    return str(folder), seeds
+    return str(folder), write_gallery(folder, count or DEMO_SCENES, DEMO_SIZE, report, cancelled)
 
 
 def example_queries(seeds: list[int], n: int = DEMO_QUERIES) -> list[str]:
     """Long captions of ``n`` scenes spread over the gallery (what the CLI demo searches for)."""
-    from app.library.demo_gallery import CAPTION_VARIANT, query_seeds
-    from training.synthetic import make_scene
+    from app.library.demo_gallery import query_seeds, scene_query
 
-    texts = []
-    for seed in query_seeds(seeds, n):
-        captions = make_scene(seed).long_captions
-        texts.append(captions[CAPTION_VARIANT % len(captions)])
-    return texts
+    return [scene_query(seed) for seed in query_seeds(seeds, n)]
 
 
 class ExampleQueries(QFrame):

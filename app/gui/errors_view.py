@@ -66,7 +66,7 @@ class ErrorsDialog(QDialog):
         library, folder = self.session.library, self.folder
         run_task(
             self.session.tasks,
-            lambda _r, _c: [(f.path, f.reason) for f in fs.failures(library, folder)],
+            lambda _r, _c: [(f.path, f.reason) for f in library.store.failures(folder)],
             name="failures",
             on_success=bound(self, self._show),
         )

@@ -501,11 +501,8 @@ class FinetuneDialog(QDialog):
 
     def _done(self, result: Any) -> None:
         self.result = result
-        self.task = None
-        self.stop_button.hide()
-        self.start_button.show()
+        self._reset_after_run()
         self.start_button.setText("Fine-tune again")
-        self._set_inputs_enabled(True)
         self.progress.setValue(self.progress.maximum())
         name = self.plan.name if self.plan else ""
         self.installed.add(name)
@@ -543,18 +540,17 @@ class FinetuneDialog(QDialog):
         self.switch_button.setEnabled(True)
 
     def _failed(self, message: str) -> None:
-        self.task = None
         self._reset_after_run()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status.setText(f"Fine-tuning failed: {message}")
 
     def _stopped(self, _result: Any) -> None:
-        self.task = None
         self._reset_after_run()
         self.status.setText("Stopped. Nothing was saved.")
 
     def _reset_after_run(self) -> None:
+        self.task = None
         self.stop_button.hide()
         self.start_button.show()
         self._set_inputs_enabled(True)

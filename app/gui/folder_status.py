@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from app.library.library import FolderStatus, Library
-    from app.library.store import Failure, Folder
+    from app.library.store import Folder
 
 
 def pending_counts(
@@ -64,14 +64,6 @@ def folder_statuses(
     scanned = [f for f in library.folders() if f.path in online]
     counts = pending_counts(library, model, scanned, cancel)
     return [replace(s, pending=counts.get(s.path) if s.online else None) for s in statuses]
-
-
-def failures(library: Library, folder: str | None = None) -> list[Failure]:
-    """Files that could not be read (all, or one folder's), by path."""
-    store = library.store
-    if folder is None:
-        return store.failures()
-    return store.failures(folder) if store.get_folder(folder) is not None else []
 
 
 def roots_of(library: Library, paths: Iterable[str]) -> list[str]:

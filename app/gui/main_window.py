@@ -649,16 +649,14 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop --------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        """Accept image files dragged from elsewhere (not our own results)."""
+        """Accept image files dragged from elsewhere (not our own results), also while the drag
+        moves over the window."""
         if event.source() is None and local_image_paths(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: Any) -> None:
-        """Keep accepting while the drag moves over the window."""
-        if event.source() is None and local_image_paths(event.mimeData()):
-            event.acceptProposedAction()
+    dragMoveEvent = dragEnterEvent
 
     def dropEvent(self, event: QDropEvent) -> None:
         """A dropped image searches by example."""

@@ -98,10 +98,14 @@ class PhotoActions(QObject):
         )
 
     def export(
-        self, items: list[ResultItem] | None = None, folder: str | None = None
+        self,
+        items: list[ResultItem] | None = None,
+        folder: str | None = None,
+        mode: str = "copies",
     ) -> Task | None:
-        """Copy the files of ``items`` into a folder (asked for when ``folder`` is None)."""
-        from app.gui.export import export_files
+        """Put the files of ``items`` into a folder (asked for when ``folder`` is None) as
+        ``mode`` (see :func:`app.library.export.export_photos`)."""
+        from app.library.export import export_photos
 
         items = items if items is not None else self.window.selected_items()
         if not items:
@@ -116,21 +120,20 @@ class PhotoActions(QObject):
                 return None
         paths = [i.path for i in items]
         target = folder
-        self._report(f"Copying {count_text(len(paths), 'photo')} to {folder}…", 0)
+        self._report(f"Exporting {count_text(len(paths), 'photo')} to {folder}…", 0)
         return self._start(
-            lambda _r, cancelled: export_files(paths, target, cancelled),
+            lambda _r, cancelled: export_photos(paths, target, mode, cancelled),
             "export",
             lambda report: self._exported(report, target),
             "Export failed",
         )
 
     def _exported(self, report: Any, folder: str) -> None:
-        text = f"Copied {count_text(len(report.copied), 'photo')} to {folder}"
+        text = f"Exported {count_text(report.photos, 'photo')} to {folder}"
         if report.failed:
-            path, reason = report.failed[0]
-            text += (
-                f"; {len(report.failed)} could not be copied ({os.path.basename(path)}: {reason})"
-            )
+            path, why = report.failed[0]
+            name = os.path.basename(path)
+            text += f"; {len(report.failed)} could not be exported ({name}: {why})"
         self._report(text, 15000)
 
     def remove(self, items: list[ResultItem] | None = None, confirm: bool = True) -> Task | None:

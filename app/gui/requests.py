@@ -184,31 +184,26 @@ def _query(searcher: Any, library: Any, request: SearchRequest, filters: Filters
     """One ``Searcher.search`` call for a text, example or "more like this" request."""
     kwargs = filters.search_kwargs()
     not_text = request.not_text.strip() or None
+    if request.mode == "text":
+        return searcher.search(
+            request.text,
+            top=request.top,
+            not_text=not_text,
+            explain=True,
+            sentences=dict(request.sentences) or None,
+            group_duplicates=request.group_duplicates and can_group(searcher),
+            **kwargs,
+        )
+    like, top = str(request.like), request.top
     if request.mode == "similar":
         # a library photo searches by its stored vector; the photo itself is not a result
         rows = library.store.rows_for([request.similar_to])
         if not rows:
             raise KeyError("that photo is no longer in the library")
-        response = searcher.search(
-            None, top=request.top + 1, like=rows[0].path, not_text=not_text, **kwargs
-        )
-        response.results = [r for r in response.results if r.id != request.similar_to][
-            : request.top
-        ]
-        return response
-    if request.like is not None:
-        return searcher.search(
-            None, top=request.top, like=str(request.like), not_text=not_text, **kwargs
-        )
-    return searcher.search(
-        request.text,
-        top=request.top,
-        not_text=not_text,
-        explain=True,
-        sentences=dict(request.sentences) or None,
-        group_duplicates=request.group_duplicates and can_group(searcher),
-        **kwargs,
-    )
+        like, top = rows[0].path, top + 1
+    response = searcher.search(None, top=top, like=like, not_text=not_text, **kwargs)
+    response.results = [r for r in response.results if r.id != request.similar_to][: request.top]
+    return response
 
 
 def _empty_reason(searcher: Any, library: Any, request: SearchRequest) -> str:

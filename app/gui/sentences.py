@@ -45,6 +45,7 @@ from app.library.explain import IGNORE, MARK_FLOOR, MUST, NORMAL, NOT, next_stat
 if TYPE_CHECKING:
     from app.gui.main_window import MainWindow
     from app.gui.requests import SearchOutcome, SearchRequest
+    from app.gui.tasks import Task
     from app.library.saved import SavedSearch
 
 STRIP_HEIGHT = 5
@@ -512,19 +513,10 @@ class ParagraphFeatures(QObject):
             except ValueError as exc:
                 QMessageBox.warning(self.window, "Save search", str(exc))
 
-    def export(self, folder: str, mode: str) -> list[Any]:
-        """Export the shown results into ``folder`` as ``mode``."""
-        from app.library.saved import export_results
-
+    def export(self, folder: str, mode: str) -> Task | None:
+        """Export the shown results into ``folder`` as ``mode`` (in a worker)."""
         outcome = self.window.outcome
-        paths = [item.path for item in outcome.items] if outcome is not None else []
-        try:
-            written = export_results(paths, folder, mode)
-        except OSError as exc:
-            QMessageBox.warning(self.window, "Export", f"Could not export: {exc}")
-            return []
-        self.window.statusBar().showMessage(f"Exported {len(paths)} photo(s) to {folder}", 8000)
-        return written
+        return self.window.photos.export(outcome.items if outcome else [], folder, mode)
 
 
 def attach(window: MainWindow) -> ParagraphFeatures:

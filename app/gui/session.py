@@ -387,21 +387,21 @@ class Session(QObject):
         task = self.worker_task(work, name="model-load")
         task.succeeded.connect(lambda result, t=task: self._on_model(t, result))
         task.failed.connect(lambda message, t=task: self._on_model_failed(t, message))
-        task.cancelled_.connect(lambda _r, t=task: self._forget_model_task(t))
+        task.cancelled_.connect(lambda _r, t=task: self._model_task_ended(t))
         self._model_task = task
         self.modelLoading.emit(requested or "")
         self.tasks.start(task)
 
-    def _forget_model_task(self, task: Task) -> None:
-        if self._model_task is task:
-            self._model_task = None
+    def _model_task_ended(self, task: Task) -> bool:
+        """Forget ``task`` as the load in flight; false when a newer load superseded it."""
+        if self._model_task is not task:
+            return False
+        self._model_task = None
+        return True
 
     def _on_model(self, task: Task, result: tuple[Any, Any]) -> None:
-        if self._model_task is not task:
-            return  # a newer load superseded this one
-        self._model_task = None
-        choice, searcher = result
-        self._adopt(choice, searcher)
+        if self._model_task_ended(task):
+            self._adopt(*result)
 
     def _adopt(self, choice: ModelChoice, searcher: Any = None) -> None:
         if searcher is None:
@@ -412,11 +412,9 @@ class Session(QObject):
         self.modelReady.emit(choice)
 
     def _on_model_failed(self, task: Task, message: str) -> None:
-        if self._model_task is not task:
-            return
-        self._model_task = None
-        self.model_error = message
-        self.modelFailed.emit(message)
+        if self._model_task_ended(task):
+            self.model_error = message
+            self.modelFailed.emit(message)
 
     def model_for_indexing(self, name: str | None, device: str | None) -> Any:
         """The loaded model when it is the one an indexing run wants (else None)."""

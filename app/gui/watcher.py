@@ -19,24 +19,19 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from watchdog.observers import Observer
 
-from app.library.paths import is_within, is_within_any
+from app.library.paths import innermost, is_within_any
 from app.library.scanner import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 800
 MAX_DELAY_MS = 4000
-
-
-def innermost_root(path: str, roots: Sequence[str]) -> str | None:
-    """The longest of ``roots`` that is ``path`` or holds it."""
-    return max((root for root in roots if is_within(path, root)), key=len, default=None)
 
 
 def is_relevant(path: str, is_directory: bool) -> bool:
@@ -198,7 +193,7 @@ class FolderWatcher(QObject):
         if is_within_any(path, self._ignore):
             return
         with self._lock:
-            root = innermost_root(path, self._roots)
+            root = innermost(path, self._roots)
             if root is None:
                 return
             self._last_event = time.monotonic()

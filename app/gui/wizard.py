@@ -315,7 +315,7 @@ class SummaryPage(SessionPage):
         self.summary = None
         self.headline.setText("Looking for photos…")
         self.scan_bar.show()
-        self.details.setText(self._plan_text(folders, model, wizard.model_page.device_name(), None))
+        self.details.setText(self._plan_text(None))
         library = self.session.library
         self._cancel_scan()
 
@@ -338,13 +338,15 @@ class SummaryPage(SessionPage):
         self._task = self.session.tasks.start(task)
         self.completeChanged.emit()
 
-    def _plan_text(
-        self, folders: list[str], model: str | None, device: str, counts: dict[str, int] | None
-    ) -> str:
+    def _plan_text(self, counts: dict[str, int] | None) -> str:
+        """The chosen folders (with ``counts`` once scanned), model and device."""
+        wizard = self.wizard()
+        assert isinstance(wizard, IndexWizard)
+        model, device = wizard.model_page.model_name(), wizard.model_page.device_name()
         rows = "".join(
             f"<tr><td>{html.escape(f)}</td><td align='right'>&nbsp;&nbsp;"
             f"{'…' if counts is None else count_text(counts.get(f, 0), 'photo')}</td></tr>"
-            for f in folders
+            for f in wizard.folders_page.folders()
         )
         return (
             f"<p><b>Folders</b></p><table cellspacing='2'>{rows}</table>"
@@ -357,7 +359,6 @@ class SummaryPage(SessionPage):
         self.scan_bar.hide()
         new = summary.found - summary.already_indexed
         self.headline.setText(f"{count_text(summary.found, 'photo')} found")
-        wizard = self.wizard()
         lines = []
         if summary.already_indexed:
             lines.append(
@@ -371,13 +372,8 @@ class SummaryPage(SessionPage):
         for folder in summary.missing:
             missing = html.escape(folder)
             lines.append(f"<span style='color:{WARNING}'>{missing}: cannot be read</span>")
-        if isinstance(wizard, IndexWizard):
-            plan = self._plan_text(
-                wizard.folders_page.folders(),
-                wizard.model_page.model_name(),
-                wizard.model_page.device_name(),
-                summary.per_folder,
-            )
+        if self.wizard() is not None:
+            plan = self._plan_text(summary.per_folder)
             self.details.setText("<p>" + "<br>".join(lines) + "</p>" + plan)
         self.completeChanged.emit()
 
@@ -525,10 +521,6 @@ class RunPage(SessionPage):
         """List failed files with their reasons."""
         ui.show_rows(self.failures, failures)
         self.failures.setVisible(bool(failures))
-
-    def failure_rows(self) -> list[tuple[str, ...]]:
-        """The listed failures (for tests and copying)."""
-        return ui.row_texts(self.failures)
 
     def isComplete(self) -> bool:
         """Finish is enabled once the run ended."""

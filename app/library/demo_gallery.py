@@ -30,6 +30,7 @@ DEFAULT_COUNT = 60
 DEFAULT_QUERIES = 4
 CAPTION_VARIANT = 1
 """Which of a scene's long captions is used as its query (they are paraphrases)."""
+CHUNK = 10  # scenes written between two progress reports
 
 
 @dataclass
@@ -73,11 +74,32 @@ def query_seeds(seeds: list[int], n: int) -> list[int]:
     return [seeds[(i * len(seeds)) // n + len(seeds) // (2 * n)] for i in range(n)]
 
 
-def write_gallery(folder: Path, count: int, size: int) -> list[int]:
-    """Render ``count`` held-out scenes as PNGs (with caption sidecars) into ``folder``."""
+def write_gallery(
+    folder: Path,
+    count: int,
+    size: int,
+    report: Callable[[tuple[int, int]], None] | None = None,
+    cancelled: CancelCallback | None = None,
+) -> list[int]:
+    """Render ``count`` held-out scenes as PNGs (with caption sidecars) into ``folder``,
+    :data:`CHUNK` at a time: ``report`` gets ``(done, count)`` after each chunk, and the
+    writing stops early once ``cancelled()``. Returns the gallery's seeds."""
     seeds = gallery_seeds(count)
-    synthetic.write_scenes(folder, seeds[0], count, size=size)
+    for start in range(0, count, CHUNK):
+        if cancelled is not None and cancelled():
+            break
+        chunk = seeds[start : start + CHUNK]
+        synthetic.write_scenes(folder, chunk[0], len(chunk), size=size)
+        if report is not None:
+            report((start + len(chunk), count))
+    (folder / "manifest.jsonl").unlink(missing_ok=True)  # each chunk rewrote it: not the gallery
     return seeds
+
+
+def scene_query(seed: int) -> str:
+    """The long caption of scene ``seed`` that the demo searches for."""
+    captions = synthetic.make_scene(seed).long_captions
+    return captions[CAPTION_VARIANT % len(captions)]
 
 
 def scene_path(folder: Path, seed: int) -> Path:
@@ -117,8 +139,7 @@ def run_demo(
     searcher = Searcher(lib, model)
     stage("searching")
     for seed in query_seeds(seeds, queries):
-        scene = synthetic.make_scene(seed)
-        text = scene.long_captions[CAPTION_VARIANT % len(scene.long_captions)]
+        text = scene_query(seed)
         response = searcher.search(text, top=count, folders=[folder])
         target = str(scene_path(folder, seed))
         paths = [r.path for r in response.results]

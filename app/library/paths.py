@@ -27,7 +27,7 @@ class _HasPath(Protocol):
     def path(self) -> str: ...
 
 
-F = TypeVar("F", bound=_HasPath)
+F = TypeVar("F", bound=_HasPath | str)
 
 
 def is_within(path: AnyStr, folder: AnyStr) -> bool:
@@ -49,6 +49,11 @@ def is_within_any(path: AnyStr, folders: Iterable[AnyStr]) -> bool:
 
 
 def innermost(path: str, folders: Iterable[F]) -> F | None:
-    """Of ``folders`` (anything with a ``path``), the one that holds ``path`` most closely."""
-    holders = [folder for folder in folders if is_within(path, folder.path)]
-    return max(holders, key=lambda folder: len(folder.path), default=None)
+    """Of ``folders`` (paths, or anything with a ``path``), the one that holds ``path`` most
+    closely."""
+    holders = [folder for folder in folders if is_within(path, _spelling(folder))]
+    return max(holders, key=lambda folder: len(_spelling(folder)), default=None)
+
+
+def _spelling(folder: _HasPath | str) -> str:
+    return folder if isinstance(folder, str) else folder.path

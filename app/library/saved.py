@@ -1,24 +1,19 @@
 """Saved searches: a description with its sentence states and filters, kept by name in the
-library and run again on demand (so photos indexed later are found too), and exporting results
-as copies, links or a list of paths.
+library and run again on demand (so photos indexed later are found too).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.library.explain import STATES
 
 if TYPE_CHECKING:
-    from app.library.search import Searcher, SearchResponse, SearchResult
+    from app.library.search import Searcher, SearchResponse
     from app.library.store import Store
 
-EXPORT_MODES = ("copies", "links", "list")
 MAX_NAME = 200
 
 
@@ -118,45 +113,3 @@ class SavedSearches:
     ) -> SearchResponse:
         """Run the saved search ``name`` now, over everything indexed so far."""
         return searcher.search(**self.get(name).search_kwargs(top), explain=explain)
-
-
-def _free_name(folder: Path, name: str, taken: set[str]) -> Path:
-    """``folder/name``, or ``name`` with ``-2``, ``-3``, ... before the suffix when taken."""
-    stem, suffix = os.path.splitext(name)
-    candidate, n = name, 1
-    while candidate in taken or os.path.lexists(folder / candidate):
-        n += 1
-        candidate = f"{stem}-{n}{suffix}"
-    taken.add(candidate)
-    return folder / candidate
-
-
-def export_results(
-    results: Iterable[SearchResult] | Sequence[str], folder: str | os.PathLike[str], mode: str
-) -> list[Path]:
-    """Put the results' photos into ``folder`` as ``copies`` or symbolic ``links``, or write
-    their paths, best first, to ``folder``/``results.txt`` (``list``). Existing files are
-    never overwritten (names get ``-2``, ``-3``, ...). Returns the paths written.
-
-    Raises ``ValueError`` for an unknown mode and ``OSError`` when a file cannot be written.
-    """
-    if mode not in EXPORT_MODES:
-        raise ValueError(f"unknown export mode {mode!r} (use one of {', '.join(EXPORT_MODES)})")
-    paths = [r if isinstance(r, str) else r.path for r in results]
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    if mode == "list":
-        target = _free_name(out, "results.txt", set())
-        with open(target, "w", encoding="utf-8", errors="surrogateescape") as fh:
-            fh.writelines(p + "\n" for p in paths)
-        return [target]
-    written: list[Path] = []
-    taken: set[str] = set()
-    for path in paths:
-        target = _free_name(out, os.path.basename(path), taken)
-        if mode == "copies":
-            shutil.copy2(path, target)
-        else:
-            os.symlink(os.path.abspath(path), target)
-        written.append(target)
-    return written

@@ -1163,8 +1163,11 @@ class Store(CaptionStore):
             )
 
     def failures(self, folder: FolderRef | None = None) -> list[Failure]:
-        """Failure records (all, or one folder's), by path."""
-        where, args = (None, []) if folder is None else ("folder_id = ?", [self._folder_id(folder)])
+        """Failure records (all, or one folder's: none for a folder not in the library), by path."""
+        found = None if folder is None else self.get_folder(folder)
+        if folder is not None and found is None:
+            return []
+        where, args = (None, []) if found is None else ("folder_id = ?", [found.id])
         columns = ", ".join(f.name for f in fields(Failure))
         with self._lock:
             rows = self.db["failures"].rows_where(where, args, order_by="path", select=columns)

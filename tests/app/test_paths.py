@@ -85,3 +85,4 @@ def test_innermost_folder_holds_the_path_most_closely() -> None:
     assert innermost("/p/2020", folders) is inner
     assert innermost("/p/2021/b.jpg", folders) is outer
     assert innermost("/p20/c.jpg", folders) is None
+    assert innermost("/p/2020/a.jpg", ["/p", "/p/2020/", "/p2"]) == "/p/2020/"  # plain paths too

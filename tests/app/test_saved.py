@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from app.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
+from app.library.export import export_photos
 from app.library.indexer import Indexer
-from app.library.saved import SavedSearch, SavedSearches, export_results
+from app.library.saved import SavedSearch, SavedSearches
 from app.library.search import Searcher
 from app.library.store import MIGRATIONS, Store, apply_migrations, connect
 from tests.app.conftest import draw_folder
@@ -77,16 +78,30 @@ def test_rerun_finds_photos_indexed_later_and_exports(library, micro_model, tmp_
     out = tmp_path / "out"
     (out).mkdir()
     (out / "img_0000.jpg").write_bytes(b"already here")
-    copies = export_results(response.results, out, "copies")
+    paths = [r.path for r in response.results]
+    copies = export_photos(paths, out, "copies").written
     names = sorted(p.name for p in copies)
     assert len(names) == 7 and "img_0000-2.jpg" in names and "img_0000-3.jpg" in names
     assert (out / "img_0000.jpg").read_bytes() == b"already here"  # never overwritten
-    links = export_results(response.results[:2], tmp_path / "links", "links")
+    links = export_photos(paths[:2], tmp_path / "links", "links").written
     assert all(os.readlink(p) == r.path for p, r in zip(links, response.results, strict=False))
-    (listed,) = export_results(response.results, tmp_path / "list", "list")
-    assert listed.read_text().splitlines() == [r.path for r in response.results]
+    report = export_photos(paths, tmp_path / "list", "list")
+    (listed,) = report.written
+    assert listed.read_text().splitlines() == paths and report.photos == 7
     with pytest.raises(ValueError, match="export mode"):
-        export_results(response.results, out, "zip")
+        export_photos(paths, out, "zip")
+
+
+def test_export_reports_files_it_cannot_copy(tmp_path: Path) -> None:
+    good = tmp_path / "a.png"
+    good.write_bytes(b"x")
+    out = tmp_path / "out"
+    out.mkdir()
+    report = export_photos([str(good), str(tmp_path / "gone.png"), str(good)], out)
+    assert [p.name for p in report.written] == ["a.png", "a-2.png"] and report.photos == 2
+    assert report.failed[0][0].endswith("gone.png")
+    with pytest.raises(NotADirectoryError):
+        export_photos([str(good)], good)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -170,3 +185,14 @@ def test_cli_group_duplicates_flag(cli, photos, tmp_path: Path) -> None:
     assert status == EXIT_OK and "calibrated" not in err
     (only,) = json.loads(out)["results"]  # everything is a "copy" of the best
     assert len(only["duplicates"]) == 7
+
+
+def test_cli_export_names_photos_it_cannot_copy(cli, photos, tmp_path: Path) -> None:
+    assert cli("search", TEXT, "--top", "8", "--save", "all")[0] == EXIT_OK
+    (photos / "img_0003.jpg").unlink()  # still in the library, gone from disk
+    status, _, err = cli("saved", "run", "all", "--export", str(tmp_path / "out"))
+    assert status == EXIT_ERROR
+    assert "exported 7 file(s)" in err and "could not export" in err and "img_0003.jpg" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"img_{i:04d}.jpg" for i in range(8) if i != 3
+    ]

@@ -295,6 +295,7 @@ def test_failures(store: Store) -> None:
     (x,) = store.failures(f)
     assert (x.path, x.reason, x.size, x.mtime_ns) == ("/p/x.jpg", "truncated", 5, 6) and x.failed_at
     assert len(store.failures()) == 2
+    assert store.failures("/q") == []  # not a library folder: none of its own
     assert store.clear_failures(["/p/x.jpg"]) == 1 and store.clear_failures(["/p/x.jpg"]) == 0
     assert store.clear_failures(["/q/y.jpg", "/nope"]) == 1 and store.failures() == []
 

@@ -12,8 +12,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QContextMenuEvent, QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from app.gui.export import export_files
-
 TINY = "gui-tiny"
 SCENES = 8
 
@@ -140,7 +138,7 @@ def test_multi_select_batch_actions(qtbot: Any, window: Any, tmp_path: Path) -> 
     for _ in range(2):
         window.photos.export(folder=str(out))
         qtbot.waitUntil(
-            lambda: window.statusBar().currentMessage().startswith("Copied"), timeout=20_000
+            lambda: window.statusBar().currentMessage().startswith("Exported"), timeout=20_000
         )
     names = sorted(p.name for p in out.iterdir())
     chosen = sorted(Path(i.path).name for i in window.selected_items())
@@ -149,19 +147,21 @@ def test_multi_select_batch_actions(qtbot: Any, window: Any, tmp_path: Path) -> 
         Path(i.path).read_bytes() == (out / Path(i.path).name).read_bytes()
         for i in window.selected_items()
     )
-    assert window.statusBar().currentMessage().startswith("Copied 2 photos")
+    assert window.statusBar().currentMessage().startswith("Exported 2 photos")
 
 
-def test_export_reports_files_it_cannot_copy(tmp_path: Path) -> None:
-    good = tmp_path / "a.png"
-    good.write_bytes(b"x")
-    out = tmp_path / "out"
-    out.mkdir()
-    report = export_files([str(good), str(tmp_path / "gone.png"), str(good)], out)
-    assert [p.name for p in report.copied] == ["a.png", "a (2).png"]
-    assert report.failed[0][0].endswith("gone.png")
-    with pytest.raises(NotADirectoryError):
-        export_files([str(good)], good)
+def test_export_reports_a_photo_it_cannot_copy(qtbot: Any, window: Any, tmp_path: Path) -> None:
+    items = [window.results.item(r) for r in range(3)]
+    Path(items[1].path).unlink()  # still in the grid, gone from disk
+    out = tmp_path / "export"
+    window.photos.export(items, folder=str(out))
+    qtbot.waitUntil(
+        lambda: window.statusBar().currentMessage().startswith("Exported"), timeout=20_000
+    )
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Exported 2 photos") and "1 could not be exported" in message
+    assert Path(items[1].path).name in message
+    assert sorted(p.name for p in out.iterdir()) == sorted(Path(items[i].path).name for i in (0, 2))
 
 
 def test_full_screen_viewer(qtbot: Any, window: Any) -> None:

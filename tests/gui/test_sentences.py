@@ -103,8 +103,10 @@ def test_sentences_show_and_cycle_without_reencoding(
     features.saved.list.itemClicked.emit(features.saved.list.item(0))
     _searched(qtbot, window, SCENE_COUNT)
     assert window.request.text == paragraph and window.request.sentences == ((sentence, "ignore"),)
-    (listed,) = features.export(str(tmp_path / "out"), "list")
-    assert listed.read_text().splitlines() == [i.path for i in window.results.items()]
+    features.export(str(tmp_path / "out"), "list")
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Exported"))
+    listed = (tmp_path / "out" / "results.txt").read_text().splitlines()
+    assert listed == [i.path for i in window.results.items()]
 
 
 def test_badge_click_expands_the_group(qtbot: Any, make_window: Any) -> None:

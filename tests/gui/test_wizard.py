@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWizard
 
+from app.gui import widgets as ui
 from app.library.library import Library
 
 TINY = "gui-tiny"
@@ -85,7 +86,7 @@ def test_failed_file_is_listed_with_its_reason(
     wizard.next()
     qtbot.waitUntil(wizard.run_page.isComplete, timeout=120_000)
 
-    rows = wizard.run_page.failure_rows()
+    rows = ui.row_texts(wizard.run_page.failures)
     assert [Path(path).name for path, _ in rows] == ["holiday.jpg"]
     reason = rows[0][1]
     assert reason and "holiday" not in reason  # a reason, not the path again
