@@ -375,7 +375,7 @@ class Searcher:
                 f"{away} of these results are in folders that are offline (unplugged?): "
                 + ", ".join(sorted({r.folder for r in results if r.offline and r.folder}))
             )
-        if len(index) == 0:
+        if len(index) == 0 and index.partial_upto is None:
             warnings.append(self._empty_hint())
         return SearchResponse("", name, None, results, warnings=warnings)
 
