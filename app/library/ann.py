@@ -192,25 +192,36 @@ _HNSW_HEADER = struct.Struct("<6QiI3QdQ")  # hnswlib 0.8 saveIndex: the fields b
 
 
 def _check_written(path: Path, count: int, dim: int, m: int) -> None:
-    """Raise ``OSError`` unless ``path`` looks like the hnswlib file of ``count`` elements.
+    """Raise ``OSError`` unless ``path`` is a whole hnswlib file of ``count`` elements.
 
     hnswlib's ``save_index`` reports no write error: on a full disk it once left a 0-byte file.
-    Reads the header (counts, element size, ``M``) and checks the size covers every element;
-    loading the whole file would cost as much memory again.
+    Checks the header (counts, element size, ``M``) and walks the upper-layer link lists at the
+    end to the exact file size, as hnswlib's loader does, without reading the vectors.
     """
     size = path.stat().st_size
+    element = dim * 4 + 8 + (2 * m * 4 + 4)  # vector, label, level-0 links
     with open(path, "rb") as fh:
         head = fh.read(_HNSW_HEADER.size)
-    if len(head) < _HNSW_HEADER.size:
-        raise OSError(f"index file written short: {size} bytes (disk full?)")
-    fields = _HNSW_HEADER.unpack(head)
-    written, per_element, m_written = fields[2], fields[3], fields[10]
-    element = dim * 4 + 8 + (2 * m * 4 + 4)  # vector, label, level-0 links
-    least = _HNSW_HEADER.size + count * (element + 4)
-    if written != count or per_element != element or m_written != m or size < least:
+        fields = _HNSW_HEADER.unpack(head) if len(head) == _HNSW_HEADER.size else None
+        ok = fields is not None and (fields[2], fields[3], fields[10]) == (count, element, m)
+        end = _HNSW_HEADER.size + count * element
+        if ok and size >= end + 4 * count:
+            fh.seek(end)
+            tail = fh.read()
+            pos = 0
+            for _ in range(count):
+                if pos + 4 > len(tail):
+                    ok = False
+                    break
+                pos += 4 + int.from_bytes(tail[pos : pos + 4], "little")
+            ok = ok and end + pos == size
+        else:
+            ok = False
+    if not ok:
+        found = f"{fields[2]} elements of {fields[3]} bytes" if fields else "no header"
         raise OSError(
-            f"index file written wrong: {written} elements of {per_element} bytes in {size} "
-            f"bytes, expected {count} of {element} in at least {least} (disk full?)"
+            f"index file written wrong: {found} in {size} bytes, expected {count} elements of "
+            f"{element} bytes (disk full?)"
         )
 
 
@@ -750,7 +761,7 @@ class AnnIndex:
                 if len(ids):
                     self.add(ids, chunk)
                     self.partial_upto = int(ids[-1])
-                else:
+                if len(ids) < chunk_size:  # the last one: later rows come as changes
                     self.partial_upto = None
                 done = len(self._live)
             if progress is not None:
