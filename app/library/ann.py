@@ -20,11 +20,19 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
   the two result lists are merged. :meth:`AnnIndex.catch_up` repeats this for later changes.
   No rebuild and no waiting for the writer: the delta stays small because the writer saves.
 
-:meth:`AnnIndex.open_or_build` rebuilds from ``Store.iter_embeddings`` (one read snapshot) only
-when the file cannot be used: missing, unreadable, truncated or corrupt, built with other
-settings or for another library, or older than the change record reaches (pruned, or the
-model was removed). Loading checks the file against the store: every unchanged stored id must
-be a live label, and the counts must match the sidecar.
+**Building** (:meth:`AnnIndex.build`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
+each read in its own snapshot together with the changes since the previous chunk, adding on
+every core, and saves the unfinished index now and then (:func:`build_cadence`) with
+``partial_upto`` in its sidecar: the graph holds every stored id up to that one. A build that
+is killed resumes from that file (:meth:`AnnIndex.open_or_build`); until it is complete a
+search reads the ids after ``partial_upto`` from the store and scores them exactly, so no
+query waits for a build (:meth:`app.library.library.Library.ann` builds in a thread).
+
+:meth:`AnnIndex.open_or_build` rebuilds from the store only when the file cannot be used:
+missing, unreadable, truncated or corrupt, built with other settings or for another library,
+or older than the change record reaches (pruned, or the model was removed). Loading checks
+the file against the store: every unchanged stored id must be a live label, and the counts
+must match the sidecar.
 
 Typical writer use::
 

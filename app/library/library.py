@@ -672,7 +672,8 @@ class Library:
                         del self._anns[name]
             finally:
                 with self._anns_lock:
-                    self._builds.pop(name, None)
+                    if self._builds.get(name) is threading.current_thread():
+                        del self._builds[name]
 
         thread = threading.Thread(target=build, name=f"ann-build-{name}", daemon=True)
         with self._anns_lock:
