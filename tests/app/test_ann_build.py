@@ -104,6 +104,15 @@ def test_a_query_mid_build_sees_every_stored_vector(tmp_path: Path) -> None:
         assert not {int(ids[0]), int(ids[1]), int(ids[-1])} & set(got)
         hits += len(set(got) & set(exact(store, q, 10)))
     assert hits / (10 * len(queries)) >= 0.95  # the built part is HNSW, the rest exact
+    allowed = [int(i) for i in ids[::7] if i not in (ids[0], ids[1], ids[-1])]
+    allowed_ids = np.asarray(allowed)
+    stored_ids, matrix = store.embedding_matrix(MODEL)
+    keep = np.isin(stored_ids, allowed_ids)
+    assert min(allowed) <= index.partial_upto < max(allowed)  # both parts hold allowed ids
+    for q in queries[:5]:  # a filter applies to the part read from the store as well
+        got = index.search(q, 5, filter=allowed)[0].tolist()
+        scores = matrix[keep] @ q / np.linalg.norm(matrix[keep], axis=1)
+        assert got == stored_ids[keep][np.argsort(-scores, kind="stable")[:5]].tolist()
     resume.set()
     builder.join(30)
     assert index.partial_upto is None and not builder.is_alive()
