@@ -474,7 +474,7 @@ class AnnIndex:
             logger.info("resuming the build of the %s index (%d saved)", model, len(index))
             index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
             index.extend(progress=progress, checkpoint=index.save)
-            index.save()
+            index.save(index.generation)
             return index
         logger.info("rebuilding ANN index for %s: %s", model, reason)
         index = cls.build(path, store, model, dim, params=params, progress=progress)
