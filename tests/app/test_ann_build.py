@@ -225,3 +225,18 @@ def test_build_saves_on_its_cadence(tmp_path: Path) -> None:
     index.extend(chunk_size=500, checkpoint=checkpoint, cadence=SaveCadence(**EVERY_CHUNK))
     assert saved == [500, 1000, 1500]  # after each chunk but the last (a short one: complete)
     store.close()
+
+
+def test_a_cli_search_answers_then_finishes_the_build(cli, tmp_path: Path) -> None:
+    from tests.app.conftest import draw_folder
+
+    draw_folder(tmp_path / "photos", 6)
+    assert cli("index", str(tmp_path / "photos"))[0] == 0
+    library = tmp_path / "library"
+    (path,) = (library / "ann").glob("*.hnsw")
+    path.unlink()  # the index is lost: the search answers from the store and builds it
+    status, out, err = cli("search", "a red block", "--top", "3", "--json")
+    assert status == 0, err
+    assert len(json.loads(out)["results"]) == 3
+    meta = json.loads(sidecar_path(path).read_text())
+    assert meta["partial_upto"] is None and meta["count"] == 6
