@@ -50,11 +50,13 @@ and updates it. Small indexes (and small allowed-id filters) are searched exactl
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import struct
 import threading
@@ -233,10 +235,13 @@ def _check_written(path: Path, count: int, dim: int, m: int) -> None:
             ok = False
     if not ok:
         found = f"{fields[2]} elements of {fields[3]} bytes" if fields else "no header"
-        raise OSError(
+        what = (
             f"index file written wrong: {found} in {size} bytes, expected {count} elements of "
-            f"{element} bytes (disk full?)"
+            f"{element} bytes"
         )
+        if shutil.disk_usage(path.parent).free < _HNSW_HEADER.size + count * (element + 4):
+            raise OSError(errno.ENOSPC, f"no space left on the disk ({what})")
+        raise OSError(f"{what} (disk full?)")
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -729,7 +734,8 @@ class AnnIndex:
             total = store.embedding_count(model)
         index = cls(path, model, dim, params, capacity=total + max(1024, total // 4), store=store)
         index.generation = index.base_generation = generation
-        index.partial_upto = -1  # ids are non-negative: the graph holds none yet
+        # ids are non-negative: the graph holds none yet (with nothing stored, it is complete)
+        index.partial_upto = -1 if total else None
         return index
 
     def extend(
