@@ -1066,7 +1066,10 @@ class AnnIndex:
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
         (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
-        deleted share exceeds ``params.compact_ratio``. ``prune`` (the indexer's saves): then
+        deleted share exceeds ``params.compact_ratio``. The written file is checked before it
+        replaces the old one (``OSError`` if it is short: hnswlib reports no write error). An
+        unfinished build saves with its :attr:`partial_upto` and never prunes. ``prune`` (the
+        indexer's saves): then
         prune the store's change record up to the previous file's generation, in a transaction
         of its own (so callers that must write in one transaction, like forget, leave it).
         """

@@ -50,7 +50,7 @@ def test_save_keeps_the_old_file_when_hnswlib_writes_an_empty_one(
         os.truncate(target, 0)
 
     monkeypatch.setattr(hnswlib.Index, "save_index", full_disk)
-    with pytest.raises(OSError, match="disk full|no space left"):
+    with pytest.raises(OSError, match=r"disk full|no space left"):
         index.save(index.generation)
     assert path.read_bytes() == before and sidecar_path(path).read_text() == sidecar
     assert not path.with_name(path.name + ".tmp").exists()
@@ -60,7 +60,7 @@ def test_save_keeps_the_old_file_when_hnswlib_writes_an_empty_one(
         os.truncate(target, os.path.getsize(target) - 4096)
 
     monkeypatch.setattr(hnswlib.Index, "save_index", cut_short)
-    with pytest.raises(OSError, match="disk full|no space left"):
+    with pytest.raises(OSError, match=r"disk full|no space left"):
         index.save(index.generation)
     monkeypatch.undo()
     assert path.read_bytes() == before
