@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import stat
+import sys
 
 from app.commands.common import CommandError, Context, UsageError, show_path
 from app.commands.results import add_sentence_arguments, print_response, sentence_kwargs
@@ -135,4 +136,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from app.commands.saved import save_search
 
         save_search(ctx, args.save, options)
-    return print_response(response, args.json)
+    status = print_response(response, args.json)
+    # an index this search had to build goes on in the background; with the answer out,
+    # finish (and save) it so that the next search finds it
+    sys.stdout.flush()
+    ctx.lib.wait_for_builds()
+    return status

@@ -20,11 +20,19 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
   the two result lists are merged. :meth:`AnnIndex.catch_up` repeats this for later changes.
   No rebuild and no waiting for the writer: the delta stays small because the writer saves.
 
-:meth:`AnnIndex.open_or_build` rebuilds from ``Store.iter_embeddings`` (one read snapshot) only
-when the file cannot be used: missing, unreadable, truncated or corrupt, built with other
-settings or for another library, or older than the change record reaches (pruned, or the
-model was removed). Loading checks the file against the store: every unchanged stored id must
-be a live label, and the counts must match the sidecar.
+**Building** (:meth:`AnnIndex.build`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
+each read in its own snapshot together with the changes since the previous chunk, adding on
+every core, and saves the unfinished index now and then (:func:`build_cadence`) with
+``partial_upto`` in its sidecar: the graph holds every stored id up to that one. A build that
+is killed resumes from that file (:meth:`AnnIndex.open_or_build`); until it is complete a
+search reads the ids after ``partial_upto`` from the store and scores them exactly, so no
+query waits for a build (:meth:`app.library.library.Library.ann` builds in a thread).
+
+:meth:`AnnIndex.open_or_build` rebuilds from the store only when the file cannot be used:
+missing, unreadable, truncated or corrupt, built with other settings or for another library,
+or older than the change record reaches (pruned, or the model was removed). Loading checks
+the file against the store: every unchanged stored id must be a live label, and the counts
+must match the sidecar.
 
 Typical writer use::
 
@@ -42,12 +50,15 @@ and updates it. Small indexes (and small allowed-id filters) are searched exactl
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import struct
 import threading
 import time
 import zlib
@@ -98,6 +109,8 @@ class AnnParams:
     compact_ratio: float = 0.25
     delta_reload: int = 2000
     """A reader reloads a newer saved file (in the background) once its delta is this large."""
+    threads: int = 0
+    """Threads hnswlib adds vectors with (0: every core this process may use)."""
 
 
 @dataclass
@@ -140,6 +153,12 @@ class SaveCadence:
         self.changes, self._last, self._cost = 0, time.monotonic(), max(0.0, cost_s)
 
 
+def build_cadence() -> SaveCadence:
+    """How often a build saves its unfinished index: every minute, but at most 5 % of the time
+    on saves (a 1M-vector file takes seconds to write), so a killed build loses little."""
+    return SaveCadence(every=2**62, interval_s=60.0, max_share=0.05)
+
+
 def ann_path(library_dir: str | os.PathLike[str], model: str) -> Path:
     """Where the index of ``model`` lives: ``<library_dir>/ann/<safe model name>.hnsw``."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", model).lstrip(".")
@@ -166,18 +185,63 @@ def _normalize(vectors: Any, dim: int) -> np.ndarray:
     return arr
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> int:
-    """Write through ``write(tmp)``, fsync, then rename over ``path``; returns the size."""
+def _write_atomic(
+    path: Path, write: Callable[[Path], None], verify: Callable[[Path], None] | None = None
+) -> int:
+    """Write through ``write(tmp)``, fsync, ``verify(tmp)`` (raises if the file is bad), then
+    rename over ``path``; returns the size. A failed write or check leaves ``path`` as it was."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         write(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if verify is not None:
+            verify(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return size
+
+
+_HNSW_HEADER = struct.Struct("<6QiI3QdQ")  # hnswlib 0.8 saveIndex: the fields before the data
+
+
+def _check_written(path: Path, count: int, dim: int, m: int) -> None:
+    """Raise ``OSError`` unless ``path`` is a whole hnswlib file of ``count`` elements.
+
+    hnswlib's ``save_index`` reports no write error: on a full disk it once left a 0-byte file.
+    Checks the header (counts, element size, ``M``) and walks the upper-layer link lists at the
+    end to the exact file size, as hnswlib's loader does, without reading the vectors.
+    """
+    size = path.stat().st_size
+    element = dim * 4 + 8 + (2 * m * 4 + 4)  # vector, label, level-0 links
+    with open(path, "rb") as fh:
+        head = fh.read(_HNSW_HEADER.size)
+        fields = _HNSW_HEADER.unpack(head) if len(head) == _HNSW_HEADER.size else None
+        ok = fields is not None and (fields[2], fields[3], fields[10]) == (count, element, m)
+        end = _HNSW_HEADER.size + count * element
+        if ok and size >= end + 4 * count:
+            fh.seek(end)
+            tail = fh.read()
+            pos = 0
+            for _ in range(count):
+                if pos + 4 > len(tail):
+                    ok = False
+                    break
+                pos += 4 + int.from_bytes(tail[pos : pos + 4], "little")
+            ok = ok and end + pos == size
+        else:
+            ok = False
+    if not ok:
+        found = f"{fields[2]} elements of {fields[3]} bytes" if fields else "no header"
+        what = (
+            f"index file written wrong: {found} in {size} bytes, expected {count} elements of "
+            f"{element} bytes"
+        )
+        if shutil.disk_usage(path.parent).free < _HNSW_HEADER.size + count * (element + 4):
+            raise OSError(errno.ENOSPC, f"no space left on the disk ({what})")
+        raise OSError(f"{what} (disk full?)")
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
@@ -245,6 +309,16 @@ def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     """``matrix @ query`` on this thread. A BLAS matrix-vector product wakes the BLAS thread
     pool, which on a busy machine cost ~14 ms here against 0.3 ms for this loop (3200 x 768)."""
     return np.einsum("ij,j->i", matrix, query)
+
+
+def _allowed_mask(ids: np.ndarray, filter: Filter | None) -> np.ndarray:
+    """Which of ``ids`` a search ``filter`` allows (all when there is none)."""
+    if filter is None:
+        return np.ones(len(ids), bool)
+    if callable(filter):
+        return np.fromiter((i >= 0 and bool(filter(i)) for i in ids.tolist()), bool, len(ids))
+    allowed = filter if isinstance(filter, np.ndarray) else list(filter)
+    return np.isin(ids, np.asarray(allowed, dtype=np.int64))
 
 
 def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -356,6 +430,9 @@ class AnnIndex:
         self._file_generation: int | None = None  # of the file last loaded or saved
         self.rebuild_reason: str | None = None
         """Why :meth:`open_or_build` rebuilt the index (``None`` when the file was reused)."""
+        self.partial_upto: int | None = None
+        """While a build is under way: the graph holds the stored ids up to this one, and
+        searches read the later ones from the store exactly. ``None``: the index is complete."""
         self._store = store
         self._lock = threading.RLock()
         self._live: set[int] = set()
@@ -393,9 +470,17 @@ class AnnIndex:
         :attr:`rebuild_reason` says why.
         """
         try:
-            return cls.load(path, store, model, dim, params=params)
+            index = cls.load(path, store, model, dim, params=params, partial_ok=True)
         except AnnIndexError as exc:
             reason = str(exc)
+        else:
+            if index.partial_upto is None:
+                return index
+            logger.info("resuming the build of the %s index (%d saved)", model, len(index))
+            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
+            index.extend(progress=progress, checkpoint=index.save)
+            index.save(index.generation)
+            return index
         logger.info("rebuilding ANN index for %s: %s", model, reason)
         index = cls.build(path, store, model, dim, params=params, progress=progress)
         index.rebuild_reason = reason
@@ -421,10 +506,13 @@ class AnnIndex:
         dim: int | None = None,
         *,
         params: AnnParams | None = None,
+        partial_ok: bool = False,
     ) -> AnnIndex:
         """Load the index at ``path`` and catch it up with the store's change record.
 
-        Raises :class:`AnnIndexError` when the file cannot be used (see the module doc).
+        ``partial_ok``: accept the file of an unfinished build (its :attr:`partial_upto` is
+        set; :meth:`extend` finishes it). Raises :class:`AnnIndexError` when the file cannot be
+        used (see the module doc).
         """
         path = Path(path)
         params = params or AnnParams()
@@ -432,7 +520,7 @@ class AnnIndex:
         for _ in range(_LOAD_TRIES):
             meta = _read_sidecar(path)
             try:
-                index = cls._load_file(path, meta, store, model, dim, params)
+                index = cls._load_file(path, meta, store, model, dim, params, partial_ok)
             except AnnIndexError:
                 # the writer replaces the file, then its sidecar: in between they disagree
                 if not _sidecar_changes(path, meta):
@@ -452,6 +540,7 @@ class AnnIndex:
         model: str,
         dim: int,
         params: AnnParams,
+        partial_ok: bool = False,
     ) -> AnnIndex | None:
         """Load and check the file described by ``meta``; ``None`` if it was replaced meanwhile."""
         expected = {
@@ -469,6 +558,9 @@ class AnnIndex:
         generation = meta.get("generation")
         if not isinstance(generation, int) or generation < 0:
             raise AnnIndexError(f"stale: index generation {generation!r}")
+        upto = meta.get("partial_upto")
+        if upto is not None and (not partial_ok or not isinstance(upto, int)):
+            raise AnnIndexError(f"partial: the build stopped after id {upto!r}")
         try:
             before = path.stat()
         except OSError as exc:
@@ -508,7 +600,8 @@ class AnnIndex:
         if len(labels) != raw.element_count:
             raise AnnIndexError("corrupt index file: label table does not match element count")
         # unchanged stored ids must be live labels; the other labels are deleted or changed
-        settled = np.setdiff1d(ids, changes.ids, assume_unique=True)
+        # (a partial file: the ids up to where its build got)
+        settled = np.setdiff1d(ids if upto is None else ids[ids <= upto], changes.ids, True)
         in_settled = np.isin(labels, settled)
         others = labels[~in_settled].tolist()
         deleted = [label for label in others if not _has_label(raw, label)]
@@ -523,6 +616,7 @@ class AnnIndex:
         index._deleted = set(deleted)
         index._live = set(labels.tolist()) - index._deleted
         index.generation = index.base_generation = index._file_generation = generation
+        index.partial_upto = upto
         index._apply_changes(changes.ids, found, vectors, changes.generation)
         return index
 
@@ -537,17 +631,18 @@ class AnnIndex:
             raise ValueError("catch_up needs an index opened from a store")
         if self._store.generation(self.model) == self.generation:
             return 0  # the common case, one query: nothing was written since
-        with self._store.snapshot():
-            changes = self._store.embedding_changes(self.model, self.generation)
-            if changes.generation == self.generation:
-                return 0
-            if not changes.complete:
-                raise AnnIndexError(
-                    f"the change record no longer reaches back to generation {self.generation}"
-                )
-            found, vectors = self._store.vectors_for(changes.ids, self.model)
-        self._apply_changes(changes.ids, found, vectors, changes.generation)
-        return len(changes.ids)
+        with self._lock:  # one at a time: a builder thread catches up too
+            with self._store.snapshot():
+                changes = self._store.embedding_changes(self.model, self.generation)
+                if changes.generation == self.generation:
+                    return 0
+                if not changes.complete:
+                    raise AnnIndexError(
+                        f"the change record no longer reaches back to generation {self.generation}"
+                    )
+                found, vectors = self._store.vectors_for(changes.ids, self.model)
+            self._apply_changes(changes.ids, found, vectors, changes.generation)
+            return len(changes.ids)
 
     def reloaded(self) -> AnnIndex:
         """The saved file loaded again (and caught up) through this index's store.
@@ -603,28 +698,101 @@ class AnnIndex:
         params: AnnParams | None = None,
         progress: Progress | None = None,
         save: bool = True,
-        chunk_size: int = 8192,
+        chunk_size: int = 1024,
+        cadence: SaveCadence | None = None,
     ) -> AnnIndex:
-        """Build the index from all of the store's ``model`` vectors (one snapshot); save it."""
+        """Build the index from all of the store's ``model`` vectors (see :meth:`extend`).
+
+        ``save``: save the unfinished index on the ``cadence`` (a build that is killed resumes
+        from there, see :meth:`open_or_build`) and the finished one at the end.
+        """
+        index = cls.empty(path, store, model, dim, params=params)
+        checkpoint = index.save if save else None
+        index.extend(
+            chunk_size=chunk_size, progress=progress, checkpoint=checkpoint, cadence=cadence
+        )
+        if save:
+            index.save(index.generation)
+        return index
+
+    @classmethod
+    def empty(
+        cls,
+        path: str | os.PathLike[str],
+        store: Store,
+        model: str,
+        dim: int | None = None,
+        *,
+        params: AnnParams | None = None,
+    ) -> AnnIndex:
+        """An index whose build has not started: searches read every vector from the store
+        exactly until :meth:`extend` has added them to the graph."""
         params = params or AnnParams()
         dim = cls._resolve_dim(store, model, dim)
         with store.snapshot():
             generation = store.generation(model)
             total = store.embedding_count(model)
-            capacity = total + max(1024, total // 4)
-            index = cls(path, model, dim, params, capacity=capacity, store=store)
-            done = 0
-            if progress is not None:
-                progress(0, total)
-            for ids, vectors in store.iter_embeddings(model, chunk_size):
-                index.add(ids, vectors)
-                done += len(ids)
-                if progress is not None:
-                    progress(done, total)
+        index = cls(path, model, dim, params, capacity=total + max(1024, total // 4), store=store)
         index.generation = index.base_generation = generation
-        if save:
-            index.save(generation)
+        # ids are non-negative: the graph holds none yet (with nothing stored, it is complete)
+        index.partial_upto = -1 if total else None
         return index
+
+    def extend(
+        self,
+        *,
+        chunk_size: int = 1024,
+        progress: Progress | None = None,
+        checkpoint: Callable[[], object] | None = None,
+        cadence: SaveCadence | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> bool:
+        """Add the stored vectors the graph lacks (ids after :attr:`partial_upto`) a chunk at a
+        time until the index is complete; false if ``cancelled()`` stopped it first.
+
+        Each chunk is read in one snapshot with the changes since the previous one, which are
+        folded into the graph, so writers go on meanwhile and a search waits for one chunk at
+        most (hnswlib adds a chunk on all cores, ``AnnParams.threads``). ``checkpoint()``
+        (e.g. :meth:`save`) runs on the ``cadence`` (default :func:`build_cadence`) and when
+        cancelled.
+        """
+        if self._store is None or self.generation is None:
+            raise ValueError("extend needs an index opened from a store")
+        cadence = cadence or build_cadence()
+        total = self._store.embedding_count(self.model)  # for progress only
+        while self.partial_upto is not None:
+            if cancelled is not None and cancelled():
+                if checkpoint is not None:
+                    checkpoint()
+                return False
+            with self._lock:
+                with self._store.snapshot():
+                    changes = self._store.embedding_changes(self.model, self.generation)
+                    if not changes.complete:
+                        raise AnnIndexError(
+                            f"the change record no longer reaches back to generation "
+                            f"{self.generation}"
+                        )
+                    found, vectors = self._store.vectors_for(changes.ids, self.model)
+                    ids, chunk = self._store.embeddings_after(
+                        self.model, self.partial_upto, chunk_size
+                    )
+                self._apply_changes(changes.ids, found, vectors, changes.generation)
+                self.fold()
+                if len(ids):
+                    self.add(ids, chunk)
+                    self.partial_upto = int(ids[-1])
+                if len(ids) < chunk_size:  # the last one: later rows come as changes
+                    self.partial_upto = None
+                done = len(self._live)
+            if progress is not None:
+                progress(done, max(done, total))
+            cadence.note(len(ids))
+            if checkpoint is not None and self.partial_upto is not None and cadence.due():
+                started = time.monotonic()
+                checkpoint()
+                cadence.saved(time.monotonic() - started)
+        return True
 
     # -- contents --------------------------------------------------------------------
 
@@ -675,12 +843,17 @@ class AnnIndex:
                 new_capacity = max(needed, int(self.capacity * 1.5) + 64)
                 logger.debug("growing ANN index %s to %d", self.model, new_capacity)
                 self._index.resize_index(new_capacity)
-            self._index.add_items(vecs, id_arr.astype(np.uint64))
+            self._index.add_items(vecs, id_arr.astype(np.uint64), num_threads=self._threads())
             added = id_arr.tolist()
             self._live.update(added)
             self._deleted.difference_update(added)
             self._cache = None
         return len(set(fresh).difference(in_delta))
+
+    def _threads(self) -> int:
+        if self.params.threads > 0:
+            return self.params.threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
 
     def replace(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> int:
         """Replace the vectors of re-embedded images (same as :meth:`add`: an upsert)."""
@@ -738,27 +911,51 @@ class AnnIndex:
         if query.shape[0] != 1:
             raise ValueError("search takes one vector")
         with self._lock:
-            ids, scores = self._search_graph(query, k, filter)
-            if not self._delta or k <= 0:
-                return ids, scores
-            more_ids, more_scores = self._search_delta(query[0], k, filter)
-            return _top_k(np.concatenate([ids, more_ids]), np.concatenate([scores, more_scores]), k)
+            parts = [self._search_graph(query, k, filter)]
+            if self._delta and k > 0:
+                parts.append(self._search_delta(query[0], k, filter))
+            if self.partial_upto is not None and k > 0:
+                parts.append(self._search_rest(query[0], k, filter))
+            if len(parts) == 1:
+                return parts[0]
+            return _top_k(
+                np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k
+            )
 
     def _search_delta(
         self, query: np.ndarray, k: int, filter: Filter | None
     ) -> tuple[np.ndarray, np.ndarray]:
         ids, matrix = self._delta.arrays()
         scores = _dot(matrix, query)
-        mask = ids >= 0
-        if filter is not None:
-            if callable(filter):
-                mask &= np.fromiter((i >= 0 and bool(filter(i)) for i in ids.tolist()), bool)
-            else:
-                allowed = filter if isinstance(filter, np.ndarray) else list(filter)
-                mask &= np.isin(ids, np.asarray(allowed, dtype=np.int64))
+        mask = (ids >= 0) & _allowed_mask(ids, filter)
         if not mask.any():
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top_k(ids[mask], scores[mask], k)
+
+    def _search_rest(
+        self, query: np.ndarray, k: int, filter: Filter | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search over the stored vectors an unfinished build has not reached yet,
+        streamed from the store a chunk at a time (nothing kept in memory)."""
+        assert self._store is not None and self.partial_upto is not None
+        best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        after = self.partial_upto
+        with self._store.snapshot():
+            while True:
+                ids, matrix = self._store.embeddings_after(self.model, after, _GET_CHUNK)
+                if not len(ids):
+                    return best_ids, best_scores
+                after = int(ids[-1])
+                held = [i in self._live or i in self._delta for i in ids.tolist()]
+                mask = ~np.asarray(held, bool) & _allowed_mask(ids, filter)
+                if not mask.any():
+                    continue
+                ids, matrix = ids[mask], matrix[mask]
+                norms = np.linalg.norm(matrix, axis=1)
+                scores = _dot(matrix, query) / np.where(norms > 0, norms, 1.0)
+                best_ids, best_scores = _top_k(
+                    np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores]), k
+                )
 
     def _search_graph(
         self, query: np.ndarray, k: int, filter: Filter | None
@@ -869,13 +1066,19 @@ class AnnIndex:
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
         (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
-        deleted share exceeds ``params.compact_ratio``. ``prune`` (the indexer's saves): then
+        deleted share exceeds ``params.compact_ratio``. The written file is checked before it
+        replaces the old one (``OSError`` if it is short: hnswlib reports no write error). An
+        unfinished build saves with its :attr:`partial_upto` and never prunes. ``prune`` (the
+        indexer's saves): then
         prune the store's change record up to the previous file's generation, in a transaction
         of its own (so callers that must write in one transaction, like forget, leave it).
         """
         with self._lock:
             self.fold()
-            if generation is None:
+            partial = self.partial_upto is not None
+            if generation is None and partial:
+                generation = self.generation
+            elif generation is None:
                 if self._store is None:
                     raise ValueError("no store attached: pass the generation to save()")
                 with self._store.snapshot():
@@ -897,7 +1100,10 @@ class AnnIndex:
                 self._index.save_index(str(tmp))
                 crc = _crc32(tmp)
 
-            size = _write_atomic(self.path, write)
+            count = self._index.element_count
+            size = _write_atomic(
+                self.path, write, lambda tmp: _check_written(tmp, count, self.dim, self.params.m)
+            )
             library_id = self._store.library_id if self._store is not None else None
             meta = {
                 "format": FORMAT,
@@ -910,6 +1116,7 @@ class AnnIndex:
                 "deleted": len(self._deleted),
                 "capacity": self.capacity,
                 "generation": generation,
+                "partial_upto": self.partial_upto,
                 "library_id": library_id,
                 "file_size": size,
                 "crc32": crc,
@@ -924,7 +1131,7 @@ class AnnIndex:
         # The record before the previous file is no longer needed: a reader that has seen the
         # previous file (or anything later) still catches up without reloading on its query
         # path, and one further behind loads this file.
-        if not prune or self._store is None or previous is None:
+        if not prune or partial or self._store is None or previous is None:
             return
         if 0 <= previous <= generation:
             try:

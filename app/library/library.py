@@ -242,6 +242,8 @@ class Library:
         self._set_warnings: dict[tuple[Any, ...], str] = {}  # vector_set's, per state
         self._anns_lock = threading.RLock()
         self._reloads: dict[str, threading.Thread] = {}
+        self._builds: dict[str, threading.Thread] = {}  # indexes built for searchers
+        self._closing = threading.Event()
         self._write_lock = FileLock(directory / LOCK_FILE)
 
     @classmethod
@@ -291,7 +293,10 @@ class Library:
             store.close()
 
     def close(self) -> None:
-        """Save nothing, drop the caches and close the database (safe to call twice)."""
+        """Stop index builds (saving what they built), drop the caches and close the database
+        (safe to call twice)."""
+        self._closing.set()
+        self.wait_for_builds()
         self.wait_for_reloads()
         with self._anns_lock:
             self._anns.clear()
@@ -443,6 +448,8 @@ class Library:
         """Bring cached indexes up to what other processes wrote, into the graph (writer)."""
         with self._anns_lock:
             for name, index in list(self._anns.items()):
+                if index.partial_upto is not None:
+                    continue  # its builder catches up as it goes
                 try:
                     index.catch_up()
                 except AnnIndexError:
@@ -453,7 +460,9 @@ class Library:
     def _settle_anns(self) -> None:
         with self._anns_lock:
             for name, index in list(self._anns.items()):
-                if index.generation == self.store.generation(name):
+                if index.partial_upto is not None or index.generation == self.store.generation(
+                    name
+                ):
                     continue
                 try:
                     index.save()
@@ -616,7 +625,11 @@ class Library:
 
         ``refresh``: catch a cached index up with what another process wrote since (searchers
         pass this; inside :meth:`writing` the cached index is the live one and is returned as
-        is). Changes since the saved file are searched exactly on top of it. Once the delta
+        is). While no complete index file exists, a searcher gets the index as far as it is
+        built (from a partial file, or nothing) and a thread builds the rest, saving as it goes;
+        searches read the vectors it has not reached yet from the store exactly, so they never
+        wait for the build. Callers without ``refresh`` (writers) wait for such a build to
+        finish. Changes since the saved file are searched exactly on top of it. Once the delta
         exceeds ``AnnParams.delta_reload`` and the writer has saved a newer file, that file is
         loaded in a background thread and swapped in; searches do not wait for it. Only a
         reader that fell behind the change record (idle through two writer saves) loads the
@@ -624,6 +637,8 @@ class Library:
         index is saved only when no other process holds the write lock (the writer saves its
         own).
         """
+        if not refresh:
+            self._wait_for_build(model_name)
         with self._anns_lock:
             index = self._anns.get(model_name)
             if index is not None:
@@ -631,7 +646,7 @@ class Library:
                     return index
                 index = self._caught_up(index)
             if index is None:
-                index = self._open_ann(model_name, dim, progress)
+                index = self._open_ann(model_name, dim, progress, background=refresh)
             self._anns[model_name] = index
             if self.is_writing:
                 index.fold()
@@ -644,7 +659,11 @@ class Library:
         except AnnIndexError as exc:
             logger.debug("index %s: %s; loading the saved file again", index.model, exc)
             return None
-        if index.delta_count > self.ann_params.delta_reload and index.base_generation is not None:
+        if (
+            index.delta_count > self.ann_params.delta_reload
+            and index.base_generation is not None
+            and index.partial_upto is None
+        ):
             newer = saved_generation(index.path)
             if newer is not None and newer > index.base_generation:
                 self._reload_in_background(index)
@@ -681,31 +700,83 @@ class Library:
         for thread in threads:
             thread.join()
 
-    def _open_ann(self, model_name: str, dim: int | None, progress: Progress | None) -> AnnIndex:
+    def wait_for_builds(self) -> None:
+        """Wait for background index builds to finish (tests, :meth:`close`)."""
+        with self._anns_lock:
+            names = list(self._builds)
+        for name in names:
+            self._wait_for_build(name)
+
+    def _wait_for_build(self, model_name: str) -> None:
+        with self._anns_lock:
+            thread = self._builds.get(model_name)
+        if thread is not None:
+            thread.join()
+
+    def _open_ann(
+        self, model_name: str, dim: int | None, progress: Progress | None, *, background: bool
+    ) -> AnnIndex:
+        """The saved index; else one being built (in a thread when ``background``)."""
         path = ann_path(self.dir, model_name)
+        store = self._callers
         try:
-            return AnnIndex.load(path, self._callers, model_name, dim, params=self.ann_params)
+            index = AnnIndex.load(
+                path, store, model_name, dim, params=self.ann_params, partial_ok=True
+            )
         except AnnIndexError as exc:
-            reason = str(exc)
-        logger.info("building the %s index from the library: %s", model_name, reason)
-        index = AnnIndex.build(
-            path,
-            self._callers,
-            model_name,
-            dim,
-            params=self.ann_params,
-            progress=progress,
-            save=False,
-        )
-        index.rebuild_reason = reason
-        if not self.store.read_only and self._write_lock.try_acquire():
-            try:
-                index.save(index.generation)
-            except OSError as exc:
-                logger.warning("could not save the %s index: %s", model_name, exc)
-            finally:
-                self._write_lock.release()
+            logger.info("building the %s index from the library: %s", model_name, exc)
+            index = AnnIndex.empty(path, store, model_name, dim, params=self.ann_params)
+            index.rebuild_reason = str(exc)
+        else:
+            if index.partial_upto is None:
+                return index
+            logger.info("resuming the build of the %s index (%d saved)", model_name, len(index))
+            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
+        if background:
+            self._build_in_background(index)
+        else:
+            index.extend(progress=progress, checkpoint=lambda: self._save_if_free(index))
+            self._save_if_free(index)
         return index
+
+    def _build_in_background(self, index: AnnIndex) -> None:
+        """Finish building ``index`` in a thread with its own connection, saving as it goes."""
+        name = index.model
+
+        def build() -> None:
+            try:
+                with self.own_connection():
+                    finished = index.extend(
+                        checkpoint=lambda: self._save_if_free(index),
+                        cancelled=self._closing.is_set,
+                    )
+                    if finished:
+                        self._save_if_free(index)
+            except Exception as exc:  # the next search starts again from the saved part
+                logger.warning("building the %s index failed: %s", name, exc)
+                with self._anns_lock:
+                    if self._anns.get(name) is index:
+                        del self._anns[name]
+            finally:
+                with self._anns_lock:
+                    if self._builds.get(name) is threading.current_thread():
+                        del self._builds[name]
+
+        thread = threading.Thread(target=build, name=f"ann-build-{name}", daemon=True)
+        with self._anns_lock:
+            self._builds[name] = thread
+        thread.start()
+
+    def _save_if_free(self, index: AnnIndex) -> None:
+        """Save ``index`` unless the library is read-only or another process writes it."""
+        if self.store.read_only or not self._write_lock.try_acquire():
+            return
+        try:
+            index.save(index.generation)
+        except OSError as exc:
+            logger.warning("could not save the %s index: %s", index.model, exc)
+        finally:
+            self._write_lock.release()
 
     def drop_ann(self, model_name: str, *, delete_file: bool = False) -> None:
         """Forget the cached index of ``model_name`` (and delete its files if asked)."""

@@ -380,7 +380,7 @@ class Searcher:
                 f"{away} of these results are in folders that are offline (unplugged?): "
                 + ", ".join(sorted({r.folder for r in results if r.offline and r.folder}))
             )
-        if len(index) == 0 and not vector_set.warning:
+        if len(index) == 0 and index.partial_upto is None and not vector_set.warning:
             warnings.append(self._empty_hint())
         return SearchResponse("", name, None, results, warnings=warnings, vectors=vector_set.name)
 

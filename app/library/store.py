@@ -1381,22 +1381,27 @@ class Store(CaptionStore):
         Each chunk is read separately; wrap the loop in :meth:`snapshot` for a consistent view
         (and read :meth:`generation` inside the same block).
         """
-        dim = self.model_dim(model)
-        if dim is None:
-            return
         last = -(2**63)
         while True:
-            with self._lock:
-                rows = self.conn.execute(
-                    "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id > ? "
-                    "ORDER BY image_id LIMIT ?",
-                    (model, last, chunk_size),
-                ).fetchall()
-            if not rows:
+            ids, vectors = self.embeddings_after(model, last, chunk_size)
+            if not len(ids):
                 return
-            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield ids, self._unpack([r[1] for r in rows], dim)
+            yield ids, vectors
             last = int(ids[-1])
+
+    def embeddings_after(self, model: str, after: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``limit`` ``model`` vectors with ids above ``after``, in id order."""
+        dim = self.model_dim(model) or 0
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id > ? "
+                "ORDER BY image_id LIMIT ?",
+                (model, after, limit),
+            ).fetchall()
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return ids, self._unpack([r[1] for r in rows], dim)
 
     def embedding_matrix(self, model: str, chunk_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
         """All ``model`` vectors as ``(ids int64 [n], vectors float32 [n, dim])``, id order.
