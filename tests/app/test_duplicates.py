@@ -156,7 +156,10 @@ def test_default_threshold_groups_every_generated_set(tiny) -> None:
         vectors = duplicates.embed_set(tiny, data)
         order = np.random.default_rng(start).permutation(len(vectors))
         groups = [data.groups[i] for i in order]
-        found = duplicates.evaluate(vectors[order], groups, duplicates.DEFAULT_THRESHOLD)
+        signatures = duplicates.set_signatures(data)
+        found = duplicates.evaluate(
+            vectors[order], groups, duplicates.DEFAULT_THRESHOLD, [signatures[i] for i in order]
+        )
         assert found.precision >= 0.95 and found.recall >= 0.95, (start, found)
 
 
