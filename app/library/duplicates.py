@@ -11,8 +11,8 @@ mostly as its background and main object, so two different pictures with the sam
 have nearly the same vector, while their pixels differ wherever their other objects are.
 
 A signature is the photo shrunk to :data:`SIGNATURE_SIDE` x :data:`SIGNATURE_SIDE` (box
-filter, JPEG draft decoding). Two signatures differ in a cell when neither one's colour there
-(after scaling both pictures to the same mean brightness) has a match within
+filter, JPEG draft decoding). Two signatures differ in a cell when the colour of either one
+there (after scaling both pictures to the same mean brightness) has no match within
 :data:`COLOUR_TOLERANCE` among the other's cells up to :data:`SHIFT` cells away; the shift
 tolerance absorbs crops of a few percent and nudged objects, the brightness scaling a change
 of light, the tolerance JPEG noise. :func:`difference` is the fraction of cells that differ.
@@ -26,6 +26,10 @@ values for the bundled ``lotlip-tiny`` (``bench/bench_duplicates.py`` prints the
 precision and recall per set). A library may hold its own threshold per model in the setting
 ``duplicate_threshold:<model>`` (``bench/bench_duplicates.py --model NAME --library DIR``
 calibrates and stores one); a model with neither is not grouped.
+
+Signatures are read when grouping, only for results with a look-alike above the threshold,
+in parallel and cached (:class:`SignatureCache`); a photo that cannot be read (moved, offline,
+damaged) is not grouped.
 """
 
 from __future__ import annotations
@@ -290,6 +294,21 @@ def _similar_scene(scene, rng: random.Random):
             return replace(scene, objects=(salient, *rest))
 
 
+def _one_swapped(scene, rng: random.Random):
+    """A harder look-alike: ``scene`` with one of its other objects replaced by another
+    scene's object in a free place (a stress test beyond the issue's similar scenes)."""
+    from training.synthetic import make_scene
+
+    used = {o.position for o in scene.objects}
+    while True:
+        other = make_scene(scene.seed + 1 + rng.randrange(10**6))
+        free = [o for o in other.objects[1:] if o.position not in used]
+        if free:
+            objects = list(scene.objects)
+            objects[rng.randrange(1, len(objects))] = free[0]
+            return replace(scene, objects=tuple(objects))
+
+
 @dataclass(frozen=True)
 class CalibrationSet:
     """Generated images and the true group of each (copies share their original's group)."""
@@ -299,10 +318,16 @@ class CalibrationSet:
 
 
 def calibration_set(
-    originals: int = 24, copies: int = 4, similar: int = 20, start: int = 0, size: int = 160
+    originals: int = 24,
+    copies: int = 4,
+    similar: int = 20,
+    start: int = 0,
+    size: int = 160,
+    one_swapped: bool = False,
 ) -> CalibrationSet:
     """``originals`` held-out scenes with ``copies`` near copies each, plus ``similar`` distinct
-    scenes each close to one of the originals. ``start`` picks a disjoint slice of seeds."""
+    scenes each close to one of the originals (``one_swapped``: differing in one object only).
+    ``start`` picks a disjoint slice of seeds."""
     from training.synthetic import heldout_seeds, make_scene
 
     rng = random.Random(start)
@@ -315,7 +340,8 @@ def calibration_set(
         images.extend(_near_copies(scene, size, copies, rng))
         groups.extend([g] * (1 + copies))
     for k in range(similar):
-        images.append(_similar_scene(scenes[k % len(scenes)], rng).render(size))
+        look_alike = _one_swapped if one_swapped else _similar_scene
+        images.append(look_alike(scenes[k % len(scenes)], rng).render(size))
         groups.append(len(scenes) + k)
     return CalibrationSet(images, groups)
 
