@@ -10,7 +10,7 @@ original in one object only (``--swapped``, beyond the issue's similar scenes). 
 cost: loading signatures per 100 photos (a 12 MP JPEG, draft-decoded, and the 160 px PNGs of
 the sets) and grouping time with and without them.
 
-    python bench/bench_duplicates.py [--calibrate 5] [--test 15] [--swapped 3]
+    python bench/bench_duplicates.py [--calibrate 5] [--test 15] [--test-from N] [--swapped 3]
         [--model NAME [--library DIR]]
 
 With ``--library``, the cosine threshold calibrated at the code's signature limit is stored in
@@ -105,6 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calibrate", type=int, default=5, help="sets to calibrate on")
     parser.add_argument("--test", type=int, default=15, help="held-out sets to report")
+    parser.add_argument("--test-from", type=int, help="first held-out set (default: next one)")
     parser.add_argument(
         "--swapped", type=int, default=3, help="stress sets: look-alikes differ in one object"
     )
@@ -112,9 +113,12 @@ def main() -> None:
     parser.add_argument("--library", help="store the calibrated threshold in this library")
     args = parser.parse_args()
     model = lotlip.load(args.model, device="cpu")
-    count = args.calibrate + args.test
-    sets = [load_set(model, s) for s in range(count)]
-    sets += [load_set(model, s, one_swapped=True) for s in range(count, count + args.swapped)]
+    first = args.calibrate if args.test_from is None else max(args.calibrate, args.test_from)
+    end = first + args.test
+    plan = [(n, "calibrate") for n in range(args.calibrate)]
+    plan += [(n, "test") for n in range(first, end)]
+    plan += [(n, "swapped") for n in range(end, end + args.swapped)]
+    sets = [load_set(model, n, one_swapped=role == "swapped") for n, role in plan]
     calib = sets[: args.calibrate]
     alone_threshold, _ = duplicates.calibrate([(v, g, None) for v, g, _ in calib])
     threshold, limit = duplicates.calibrate(calib, limits=duplicates.LIMIT_GRID)
@@ -137,12 +141,11 @@ def main() -> None:
     limit = duplicates.SIGNATURE_LIMIT
     print("set  role       images  alone: precision recall  signatures: precision recall")
     scored: dict[str, list[tuple[duplicates.Calibration, duplicates.Calibration]]] = {}
-    for start, (vectors, groups, signatures) in enumerate(sets):
+    for (number, role), (vectors, groups, signatures) in zip(plan, sets, strict=True):
         alone = duplicates.evaluate(vectors, groups, alone_threshold)
         both = duplicates.evaluate(vectors, groups, default, signatures, limit)
-        role = "calibrate" if start < args.calibrate else "test" if start < count else "swapped"
         print(
-            f"{start:3d}  {role:9s}  {len(groups):6d}  {alone.precision:16.3f} {alone.recall:6.3f}"
+            f"{number:3d}  {role:9s}  {len(groups):6d}  {alone.precision:16.3f} {alone.recall:6.3f}"
             f"  {both.precision:21.3f} {both.recall:6.3f}"
         )
         scored.setdefault(role, []).append((alone, both))
@@ -156,7 +159,8 @@ def main() -> None:
                     f"{min(r):.3f}; mean {np.mean(p):.3f} / {np.mean(r):.3f}"
                 )
     print("target: precision and recall >= 0.95 on every test set")
-    cost(sets[args.calibrate : count] or sets, default, limit)
+    tested = [d for (_, role), d in zip(plan, sets, strict=True) if role == "test"]
+    cost(tested or sets, default, limit)
 
 
 if __name__ == "__main__":
