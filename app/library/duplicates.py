@@ -124,6 +124,8 @@ def signature(image: Image.Image) -> np.ndarray:
 def load_signature(path: str | os.PathLike[str]) -> np.ndarray | None:
     """The signature of the photo at ``path`` (JPEG draft-decoded), or ``None`` when it cannot
     be read (moved, deleted, damaged): such a photo is not grouped."""
+    from app.library import decode  # noqa: F401  (registers the HEIC opener, as for indexing)
+
     try:
         return signature(load_image(path, SIGNATURE_SIDE))
     except (ImageLoadError, OSError):
