@@ -140,6 +140,7 @@ class Searcher:
         self.model = model
         self.not_weight = not_weight
         self._standing_sample = sentence_scores.StandingSample()
+        self._signatures = duplicates.SignatureCache()
 
     # -- query vectors -------------------------------------------------------------------
 
@@ -291,11 +292,25 @@ class Searcher:
                 f"{self.model.name} (see bench/bench_duplicates.py)"
             )
         elif group:
-            groups = duplicates.group_indices(vectors, threshold)
+            groups = duplicates.group_indices(
+                vectors, threshold, self._signature_check(results, vectors, threshold)
+            )
             results = [
                 replace(results[g[0]], duplicates=tuple(results[i] for i in g[1:])) for g in groups
             ]
         response.results = results[: max(0, int(top))]
+
+    def _signature_check(
+        self, results: Sequence[SearchResult], vectors: np.ndarray, threshold: float
+    ) -> duplicates.Confirm:
+        """The picture-signature check behind grouping; only results with a look-alike above
+        ``threshold`` are loaded (offline ones are not: they confirm nothing)."""
+        wanted = [i for i in duplicates.candidates(vectors, threshold) if not results[i].offline]
+        found = self._signatures.get_many([(results[i].path, results[i].size) for i in wanted])
+        signatures: list[np.ndarray | None] = [None] * len(results)
+        for i, signature in zip(wanted, found, strict=True):
+            signatures[i] = signature
+        return duplicates.Differences(signatures).confirm()
 
     def similar(self, image_id: int, top: int = 20) -> SearchResponse:
         """Images most like the indexed image ``image_id`` (itself left out)."""

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from app.library.export import export_photos
@@ -181,10 +182,17 @@ def test_cli_group_duplicates_flag(cli, photos, tmp_path: Path) -> None:
 
     with Library.open(tmp_path / "library") as lib:  # a (silly) threshold set for this model
         lib.store.set_setting("duplicate_threshold:micro-random", -1.0)
-    status, out, err = cli("search", TEXT, "--group-duplicates", "--json", "--top", "8")
+    with Image.open(photos / "img_0003.jpg") as im:  # a recompressed copy of one photo
+        im.save(photos / "img_0003_copy.jpg", quality=50)
+    assert cli("index", str(photos))[0] == EXIT_OK
+    status, out, err = cli("search", TEXT, "--group-duplicates", "--json", "--top", "9")
     assert status == EXIT_OK and "calibrated" not in err
-    (only,) = json.loads(out)["results"]  # everything is a "copy" of the best
-    assert len(only["duplicates"]) == 7
+    # every vector passes the threshold; the pictures confirm only the copy
+    results = json.loads(out)["results"]
+    assert len(results) == 8
+    (folded,) = [r for r in results if r.get("duplicates")]
+    names = {Path(folded["path"]).name, *(Path(d["path"]).name for d in folded["duplicates"])}
+    assert names == {"img_0003.jpg", "img_0003_copy.jpg"}
 
 
 def test_cli_export_names_photos_it_cannot_copy(cli, photos, tmp_path: Path) -> None:
