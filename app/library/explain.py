@@ -15,7 +15,8 @@ for that sentence, estimated on a fixed sample ``c_1..c_n`` of stored photo vect
     standing(x) = (#{j : s·c_j < x} + ½·#{j : s·c_j = x}) / n          (0 = worst, 1 = best)
 
 (cosines within :data:`TIE` of each other count as equal, so a photo that is part of the
-sample ties with itself).
+sample ties with itself). A z-score, the raw cosine, de-biased sentence vectors and other
+sentence encodings found the false sentence no more often (``bench/explain_standings.py``).
 
 **Sentence states** (:data:`STATES`): ``normal``, ``must``, ``ignore``, ``not``. With ``n``
 sentences in the paragraph, paragraph vector ``p`` and sentence vectors ``s_i``::
