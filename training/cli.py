@@ -39,7 +39,7 @@ def _non_negative(text: str) -> float:
 # The options pretrain and finetune share: flag -> add_argument keywords.
 _COMMON_OPTIONS: dict[str, dict[str, Any]] = {
     "--out": {"required": True, "help": "run folder: checkpoints, metrics.jsonl, model/"},
-    "--steps": {"type": int, "default": 1000, "help": "optimizer steps (default 1000)"},
+    "--steps": {"type": int, "default": 1000, "help": "optimizer steps (default %(default)s)"},
     "--batch-size": {"type": int, "default": 64, "help": "samples per process and step"},
     "--lr": {"type": float, "default": 5e-4, "help": "peak learning rate"},
     "--weight-decay": {"type": float, "default": 0.2},

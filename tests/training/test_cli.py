@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -55,6 +56,22 @@ def test_help_of_the_command_and_every_subcommand() -> None:
         assert out.startswith("usage: python -m training"), (args, out, err)
         for word in commands[args]:
             assert word in out, (args, word)
+
+
+def test_the_help_states_each_subcommands_own_default_steps() -> None:
+    """finetune overrides --steps (200); its --help must not repeat pretrain's 1000."""
+    from training.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    required = {
+        "pretrain": ["--out", "x"],
+        "finetune": ["--out", "x", "--base", "b", "--data", "d"],
+    }
+    for command, args in required.items():
+        default = parser.parse_args([command, *args]).steps
+        help_text = " ".join(subparsers.choices[command].format_help().split())
+        assert f"optimizer steps (default {default})" in help_text, command
 
 
 def metrics_steps(run: Path) -> list[int]:
