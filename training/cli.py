@@ -317,11 +317,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training") ->
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handlers = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "evaluate": cmd_evaluate}
+    from lotlip.folders import CheckpointError
+    from lotlip.registry import ModelNotFoundError
+
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ModelNotFoundError, CheckpointError) as exc:  # not installed, or not a model
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         from .distributed import cleanup
 

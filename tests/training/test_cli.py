@@ -16,6 +16,7 @@ import torch
 
 import lotlip
 from lotlip.checkpoints import read_folder_config
+from tests.builders import bert_like_vocab
 from training.cli import main
 from training.synthetic import write_scenes
 from training.train import CHECKPOINT_NAME, load_checkpoint
@@ -181,6 +182,22 @@ def test_finetune_and_evaluate_a_folder(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 3
     assert "left out 12 pictures" in captured.err
+
+
+def test_a_model_that_is_not_installed_or_broken_is_one_error_line(
+    tmp_path: Path, caption_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A README example run before `model download` must say what to do, not show a traceback."""
+    broken = tmp_path / "model.pt"
+    broken.write_bytes(b"this is not a checkpoint")
+    (tmp_path / "vocab.txt").write_text("\n".join(bert_like_vocab()) + "\n", encoding="utf-8")
+    for model, says in (("no-such-model", "unknown model"), (str(broken), str(broken.name))):
+        assert main(["evaluate", "--model", model, "--synthetic", "4"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err, err
+    argv = ["finetune", "--base", "no-such-model", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--data", str(caption_folder)]) == 1
+    assert "error: unknown model 'no-such-model'" in capsys.readouterr().err
 
 
 def test_errors_exit_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
