@@ -8,8 +8,8 @@ The job uses the same engine as training (``torch.distributed``; gloo on CPUs, N
    index`` does (moves, touches and removals are applied there and then), and broadcasts the
    files that need a vector.
 2. **Every rank**, rank 0 included, takes ``files[rank::world_size]`` of that sorted list,
-   decodes and embeds it on its own device, and writes *shards*: ``rRRR-SSSSSS.npy`` (the
-   vectors) plus ``rRRR-SSSSSS.json`` (the file records, decode failures, the model), the
+   decodes and embeds it on its own device, and writes *shards*: ``rRRR-JOB-SSSSSS.npy`` (the
+   vectors) plus ``rRRR-JOB-SSSSSS.json`` (the file records, decode failures, the model), the
    ``.json`` renamed into place last, so a shard exists whole or not at all.
 3. **Rank 0**, the single writer, merges the shards into the library after a barrier: one
    SQLite transaction per shard, then the ANN index; a merged shard is deleted.

@@ -67,8 +67,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "loading it could run arbitrary code. Only load checkpoints from sources you trust, "
             "and prefer safetensors."
         ) from exc
-    except (RuntimeError, EOFError, OSError, KeyError, ValueError, TypeError) as exc:
-        # (a torch.load of a non-checkpoint file can fail with any of these, e.g. KeyError)
+    except (RuntimeError, EOFError, OSError, LookupError, ValueError, TypeError) as exc:
+        # (a torch.load of a non-checkpoint file can fail with any of these, e.g. KeyError or
+        # IndexError, both LookupErrors)
         raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint: {exc!r}") from exc
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]

@@ -39,7 +39,7 @@ def _non_negative(text: str) -> float:
 # The options pretrain and finetune share: flag -> add_argument keywords.
 _COMMON_OPTIONS: dict[str, dict[str, Any]] = {
     "--out": {"required": True, "help": "run folder: checkpoints, metrics.jsonl, model/"},
-    "--steps": {"type": int, "default": 1000, "help": "optimizer steps (default 1000)"},
+    "--steps": {"type": int, "default": 1000, "help": "optimizer steps (default %(default)s)"},
     "--batch-size": {"type": int, "default": 64, "help": "samples per process and step"},
     "--lr": {"type": float, "default": 5e-4, "help": "peak learning rate"},
     "--weight-decay": {"type": float, "default": 0.2},
@@ -317,11 +317,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m training") ->
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     handlers = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "evaluate": cmd_evaluate}
+    from lotlip.folders import CheckpointError
+    from lotlip.registry import ModelNotFoundError
+
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ModelNotFoundError, CheckpointError) as exc:  # not installed, or not a model
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         from .distributed import cleanup
 

@@ -99,8 +99,9 @@ def test_malicious_pickle_is_refused_without_running(tmp_path: Path, bert_vocab_
         b"",
         b'{"state_dict": {}}',
         bytes(range(256)) * 8,
+        b"this is not a checkpoint",  # the restricted unpickler fails with an IndexError
     ],
-    ids=["text", "empty", "json", "binary"],
+    ids=["text", "empty", "json", "binary", "short-text"],
 )
 def test_non_checkpoint_file(tmp_path: Path, bert_vocab_file: Path, content: bytes) -> None:
     path = tmp_path / "model.pt"

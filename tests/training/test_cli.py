@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import torch
 
 import lotlip
 from lotlip.checkpoints import read_folder_config
+from tests.builders import bert_like_vocab
 from training.cli import main
 from training.synthetic import write_scenes
 from training.train import CHECKPOINT_NAME, load_checkpoint
@@ -55,6 +57,22 @@ def test_help_of_the_command_and_every_subcommand() -> None:
         assert out.startswith("usage: python -m training"), (args, out, err)
         for word in commands[args]:
             assert word in out, (args, word)
+
+
+def test_the_help_states_each_subcommands_own_default_steps() -> None:
+    """finetune overrides --steps (200); its --help must not repeat pretrain's 1000."""
+    from training.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    required = {
+        "pretrain": ["--out", "x"],
+        "finetune": ["--out", "x", "--base", "b", "--data", "d"],
+    }
+    for command, args in required.items():
+        default = parser.parse_args([command, *args]).steps
+        help_text = " ".join(subparsers.choices[command].format_help().split())
+        assert f"optimizer steps (default {default})" in help_text, command
 
 
 def metrics_steps(run: Path) -> list[int]:
@@ -164,6 +182,22 @@ def test_finetune_and_evaluate_a_folder(
     captured = capsys.readouterr()
     assert json.loads(captured.out)["n"] == 3
     assert "left out 12 pictures" in captured.err
+
+
+def test_a_model_that_is_not_installed_or_broken_is_one_error_line(
+    tmp_path: Path, caption_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A README example run before `model download` must say what to do, not show a traceback."""
+    broken = tmp_path / "model.pt"
+    broken.write_bytes(b"this is not a checkpoint")
+    (tmp_path / "vocab.txt").write_text("\n".join(bert_like_vocab()) + "\n", encoding="utf-8")
+    for model, says in (("no-such-model", "unknown model"), (str(broken), str(broken.name))):
+        assert main(["evaluate", "--model", model, "--synthetic", "4"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err, err
+    argv = ["finetune", "--base", "no-such-model", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--data", str(caption_folder)]) == 1
+    assert "error: unknown model 'no-such-model'" in capsys.readouterr().err
 
 
 def test_errors_exit_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
