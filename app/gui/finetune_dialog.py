@@ -38,13 +38,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import widgets as ui
-from app.gui.captions_io import caption_records, captioned_count
 from app.gui.formatting import count_text, human_duration
 from app.gui.loss_curve import LossCurve
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, TaskCancelled, bound
 from app.gui.theme import WARNING
+from app.library.captions import caption_records, captioned_count
 from app.library.models import MODEL_NAME_RE, list_models
 
 MODES = (
