@@ -338,7 +338,9 @@ def import_official(
     checkpoint: str | Path, *, vocab: str | Path, name: str, replace: bool = False
 ) -> Path:
     """Convert an official ``.pt`` into our format under :func:`models_home` ``/name``."""
-    target = models_home() / name
+    target = home_folder(name)
+    if target is None:
+        raise ValueError(f"{name!r} cannot name a model folder")
     if target.exists() and not replace:
         raise FileExistsError(f"a model named {name} already exists at {target}")
     from .checkpoints import load_official  # torch: only when importing
@@ -370,12 +372,20 @@ def resolve_folder(spec: str) -> Path | None:
     return None
 
 
+def home_folder(name: str) -> Path | None:
+    """``models_home() / name``, or ``None`` when ``name`` is not a plain visible folder name
+    (empty, hidden, or a path that would lead elsewhere)."""
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    return models_home() / name
+
+
 def remove_model(name: str) -> None:
     """Delete an imported or fine-tuned model (or a broken model folder) from
     :func:`models_home`."""
     if name == BUNDLED_MODEL:
         raise ValueError("the bundled model cannot be removed")
-    folder = models_home() / name
-    if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
+    folder = home_folder(name)
+    if folder is None or not folder.is_dir():
         raise ModelNotFoundError(f"no installed model named {name}")
     shutil.rmtree(folder)

@@ -300,7 +300,9 @@ def import_model(
     :class:`MissingVocabError` without a vocabulary, :class:`ModelImportError` for anything
     that cannot be imported.
     """
-    target = registry.models_home() / name
+    target = registry.home_folder(name)
+    if target is None:
+        raise ModelImportError(f"{name!r} cannot name a model (a plain name, not hidden)")
     if target.exists() and not replace:
         raise FileExistsError(f"A model named {name} already exists ({target}).")
     if source.is_dir():

@@ -225,3 +225,15 @@ def test_cli_and_library_import_without_qt() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_import_refuses_a_name_that_leaves_the_models_folder(
+    cli, official_checkpoint, models_dir: Path
+) -> None:
+    checkpoint, vocab = official_checkpoint
+    for name in ("../outside", ".hidden"):
+        status, _, err = cli(
+            "model", "import", str(checkpoint), "--vocab", str(vocab), "--name", name
+        )
+        assert status == EXIT_ERROR and name in err
+    assert not (models_dir.parent / "outside").exists() and not (models_dir / ".hidden").exists()
