@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -348,11 +349,17 @@ def import_official(
 
     tokenizer = LoTLIPTokenizer.from_vocab_file(vocab)
     model = load_official(checkpoint, tokenizer, name=name)
+    kind = "official" if name in OFFICIAL_MODELS else "imported"
+    metadata = {"kind": kind, "imported_from": str(checkpoint)}
+    return install_folder(target, lambda staging: model.save(staging, metadata=metadata))
+
+
+def install_folder(target: Path, fill: Callable[[Path], object]) -> Path:
+    """Call ``fill(staging)`` to write a model folder next to ``target``, then swap it in by
+    renames (never a half-written ``target``; without one only between two renames)."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    kind = "official" if name in OFFICIAL_MODELS else "imported"
-    model.save(staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
-    # swap by renames (never a half-written `name`; without one only between two renames)
+    fill(staging)
     retired = target.with_name(f".{target.name}.replaced")
     shutil.rmtree(retired, ignore_errors=True)
     if target.exists():

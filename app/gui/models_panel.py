@@ -48,8 +48,9 @@ def list_models_and_devices() -> tuple[list[ModelEntry], DeviceInfo]:
     """The model list (:func:`app.library.models.list_models`) and the devices present."""
     import torch
 
-    mps = getattr(torch.backends, "mps", None)
-    return list_models(), DeviceInfo(torch.cuda.is_available(), bool(mps and mps.is_available()))
+    from lotlip.devices import mps_available
+
+    return list_models(), DeviceInfo(torch.cuda.is_available(), mps_available())
 
 
 def proposed_import_name(selected: ModelEntry | None, source: Path) -> str:

@@ -310,11 +310,7 @@ def import_model(
             raise ModelImportError(
                 f"{source} is not a model folder (config.json + model.safetensors)."
             )
-        partial = target.with_name(name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial)
-        partial.replace(target)
-        return target
+        return registry.install_folder(target, lambda staging: shutil.copytree(source, staging))
     vocab = vocab or find_vocab(source)
     if vocab is None or not vocab.is_file():
         raise MissingVocabError("the checkpoint needs the bert-base-uncased vocabulary")
