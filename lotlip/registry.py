@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ class InstalledModel:
     kind: str  # "bundled", "official", "imported" or "fine-tuned"
     path: Path
     size_bytes: int
+    metadata: dict[str, Any] = field(default_factory=dict)  # a model folder's, e.g. base_model
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def installed_models() -> list[InstalledModel]:
             continue
         _, meta = read_folder_config(folder)
         kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
-        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder)))
+        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder), meta))
         seen.add(folder.name)
     for name in OFFICIAL_MODELS:
         if name not in seen:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import lotlip
 from lotlip import registry
-from lotlip.folders import VOCAB_FILE, CheckpointError, is_pretrained_folder, read_folder_config
+from lotlip.folders import VOCAB_FILE, CheckpointError, is_pretrained_folder
 
 if TYPE_CHECKING:
     from app.library.library import Library
@@ -230,32 +230,22 @@ class ModelEntry:
     size_bytes: int | None
     path: str | None
     description: str = ""
-    base_model: str = ""
     problem: str = ""
 
 
 def list_models(*, broken: bool = False) -> list[ModelEntry]:
     """Installed models, broken model folders (when ``broken``), then the official models
-    not listed yet (to download). Torch-free: reads the folders' configs only."""
+    not listed yet (to download). Torch-free."""
     entries = []
     for model in registry.installed_models():
-        description, base = "", ""
+        base = str(model.metadata.get("base_model") or "")
+        description = f"Fine-tuned from {base}" if base else ""
         if model.name in registry.OFFICIAL_MODELS:
             description = registry.OFFICIAL_MODELS[model.name].description
         elif model.kind == "bundled":
             description = "Small demo model trained on generated scenes"
-        if is_pretrained_folder(model.path):
-            try:
-                _, meta = read_folder_config(model.path)
-                base = str(meta.get("base_model", "") or "")
-            except (OSError, ValueError):
-                base = ""
-            if base and not description:
-                description = f"Fine-tuned from {base}"
         entries.append(
-            ModelEntry(
-                model.name, model.kind, True, model.size_bytes, str(model.path), description, base
-            )
+            ModelEntry(model.name, model.kind, True, model.size_bytes, str(model.path), description)
         )
     if broken:
         entries += [
