@@ -149,7 +149,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_download(args: argparse.Namespace, ctx: Context) -> int:
     """Download and install an official model."""
-    from app.library.models import clear_model_cache
+    from app.library.models import ModelImportError, import_model
     from lotlip import registry
 
     if args.name not in registry.OFFICIAL_MODELS:
@@ -165,8 +165,10 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
     except registry.DownloadError as exc:
         raise CommandError(str(exc)) from None
     say(f"converting {args.name} ...", file=sys.stderr)
-    target = registry.import_official(checkpoint, vocab=vocab, name=args.name, replace=True)
-    clear_model_cache()
+    try:
+        target = import_model(checkpoint, args.name, vocab, replace=True)
+    except ModelImportError as exc:
+        raise CommandError(str(exc)) from None
     say(f"installed {args.name} in {target}")
     say("it is used automatically when no other model is chosen (`lotlip-search model use`)")
     return EXIT_OK
@@ -239,14 +241,12 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_remove(args: argparse.Namespace, ctx: Context) -> int:
     """Delete an installed model."""
-    from app.library.models import MODEL_SETTING, clear_model_cache
-    from lotlip import registry
+    from app.library.models import MODEL_SETTING, remove_model
 
     try:
-        registry.remove_model(args.name)
+        remove_model(args.name)
     except ValueError as exc:  # a registry.ModelNotFoundError is mapped by the CLI (status 4)
         raise CommandError(str(exc)) from None
-    clear_model_cache()
     lib = ctx.existing_lib
     kept = 0
     if lib is not None:

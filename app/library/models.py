@@ -314,3 +314,10 @@ def import_model(
         ) from None
     clear_model_cache()
     return target
+
+
+def remove_model(name: str) -> None:
+    """Delete an installed model's files (:func:`lotlip.registry.remove_model`) and forget it
+    if it was loaded."""
+    registry.remove_model(name)
+    clear_model_cache()
