@@ -17,7 +17,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if _mps_available():
+        if mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     device = torch.device(name)
@@ -25,11 +25,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         raise DeviceUnavailableError(
             "CUDA was requested but no CUDA GPU is available; use --device cpu"
         )
-    if device.type == "mps" and not _mps_available():
+    if device.type == "mps" and not mps_available():
         raise DeviceUnavailableError("MPS was requested but Apple Metal is not available here")
     return device
 
 
-def _mps_available() -> bool:
+def mps_available() -> bool:
+    """True when Apple Metal (MPS) can run here."""
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())

@@ -15,15 +15,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` to fill a temporary file next to ``path``, then rename it into place."""
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[Path], object], *, fsync: bool = True
+) -> Path:
+    """Call ``write(tmp)`` to fill a temporary file next to ``path``, then rename it into place.
+
+    ``fsync=False`` skips the flush to disk (a cache that can be made again after a crash).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
-        with open(tmp, "r+b") as fh:  # (Windows cannot fsync a read-only handle)
-            os.fsync(fh.fileno())
+        if fsync:
+            with open(tmp, "r+b") as fh:  # (Windows cannot fsync a read-only handle)
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -14,7 +14,8 @@ import hashlib
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ class InstalledModel:
     kind: str  # "bundled", "official", "imported" or "fine-tuned"
     path: Path
     size_bytes: int
+    metadata: dict[str, Any] = field(default_factory=dict)  # a model folder's, e.g. base_model
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def installed_models() -> list[InstalledModel]:
             continue
         _, meta = read_folder_config(folder)
         kind = meta.get("kind", "official" if folder.name in OFFICIAL_MODELS else "imported")
-        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder)))
+        found.append(InstalledModel(folder.name, str(kind), folder, _folder_size(folder), meta))
         seen.add(folder.name)
     for name in OFFICIAL_MODELS:
         if name not in seen:
@@ -338,7 +340,9 @@ def import_official(
     checkpoint: str | Path, *, vocab: str | Path, name: str, replace: bool = False
 ) -> Path:
     """Convert an official ``.pt`` into our format under :func:`models_home` ``/name``."""
-    target = models_home() / name
+    target = home_folder(name)
+    if target is None:
+        raise ValueError(f"{name!r} cannot name a model folder")
     if target.exists() and not replace:
         raise FileExistsError(f"a model named {name} already exists at {target}")
     from .checkpoints import load_official  # torch: only when importing
@@ -346,11 +350,17 @@ def import_official(
 
     tokenizer = LoTLIPTokenizer.from_vocab_file(vocab)
     model = load_official(checkpoint, tokenizer, name=name)
+    kind = "official" if name in OFFICIAL_MODELS else "imported"
+    metadata = {"kind": kind, "imported_from": str(checkpoint)}
+    return install_folder(target, lambda staging: model.save(staging, metadata=metadata))
+
+
+def install_folder(target: Path, fill: Callable[[Path], object]) -> Path:
+    """Call ``fill(staging)`` to write a model folder next to ``target``, then swap it in by
+    renames (never a half-written ``target``; without one only between two renames)."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    kind = "official" if name in OFFICIAL_MODELS else "imported"
-    model.save(staging, metadata={"kind": kind, "imported_from": str(checkpoint)})
-    # swap by renames (never a half-written `name`; without one only between two renames)
+    fill(staging)
     retired = target.with_name(f".{target.name}.replaced")
     shutil.rmtree(retired, ignore_errors=True)
     if target.exists():
@@ -370,12 +380,20 @@ def resolve_folder(spec: str) -> Path | None:
     return None
 
 
+def home_folder(name: str) -> Path | None:
+    """``models_home() / name``, or ``None`` when ``name`` is not a plain visible folder name
+    (empty, hidden, or a path that would lead elsewhere)."""
+    if not name or Path(name).name != name or name.startswith("."):
+        return None
+    return models_home() / name
+
+
 def remove_model(name: str) -> None:
     """Delete an imported or fine-tuned model (or a broken model folder) from
     :func:`models_home`."""
     if name == BUNDLED_MODEL:
         raise ValueError("the bundled model cannot be removed")
-    folder = models_home() / name
-    if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
+    folder = home_folder(name)
+    if folder is None or not folder.is_dir():
         raise ModelNotFoundError(f"no installed model named {name}")
     shutil.rmtree(folder)

@@ -74,13 +74,16 @@ class FinetuneResult:
     skipped: dict[str, int]
 
 
-def read_caption_records(data: str | Path, stats: SkipStats) -> list[CaptionedImage]:
-    """Records of a folder with sidecar captions or a JSONL/CSV manifest."""
+def read_caption_records(
+    data: str | Path, stats: SkipStats, *, check_images: bool = True
+) -> list[CaptionedImage]:
+    """Records of a folder with sidecar captions or a JSONL/CSV manifest (``check_images``:
+    skip images that do not open)."""
     path = Path(data)
     if path.is_dir():
-        return folder_records(path, stats=stats, check_images=True)
+        return folder_records(path, stats=stats, check_images=check_images)
     if path.suffix.lower() in (".jsonl", ".csv") and path.is_file():
-        return manifest_records(path, stats=stats, check_images=True)
+        return manifest_records(path, stats=stats, check_images=check_images)
     raise FileNotFoundError(f"{data}: expected a folder with sidecar captions or a .jsonl/.csv")
 
 

@@ -104,40 +104,26 @@ def add_parser(sub: argparse._SubParsersAction, **common: object) -> None:
 
 
 def model_rows(ctx: Context) -> list[dict[str, object]]:
-    """Installed models, broken model folders (with ``problem``), then official ones not
-    installed yet, with library vector counts."""
-    from app.library.models import resolve_model_spec
-    from lotlip import registry
+    """The model list (:func:`app.library.models.list_models`, broken folders included) with
+    library vector counts and the model in use."""
+    from app.library.models import list_models, resolve_model_spec
 
     lib = ctx.existing_lib  # listing models needs no library
     vectors = lib.store.counts().embeddings if lib is not None else {}
     in_use, _ = resolve_model_spec(lib, ctx.model)
-
-    def row(name: str, kind: str, installed: bool, path: object, size_mb: object) -> dict:
-        return {
-            "name": name,
-            "kind": kind,
-            "installed": installed,
-            "path": path,
-            "size_mb": size_mb,
-            "vectors": vectors.get(name, 0),
-            "in_use": name == in_use,
+    rows = []
+    for entry in list_models(broken=True):
+        size = entry.size_bytes
+        row = {
+            "name": entry.name,
+            "kind": entry.kind,
+            "installed": entry.installed,
+            "path": entry.path,
+            "size_mb": round(size / 1e6, 1) if size is not None else None,
+            "vectors": vectors.get(entry.name, 0),
+            "in_use": entry.name == in_use,
         }
-
-    rows = [
-        row(m.name, m.kind, True, str(m.path), round(m.size_bytes / 1e6, 1))
-        for m in registry.installed_models()
-    ]
-    rows += [
-        row(b.name, "broken", False, str(b.path), None) | {"problem": b.problem}
-        for b in registry.broken_models()
-    ]
-    names = {r["name"] for r in rows}
-    rows += [
-        row(name, "official", False, None, info.approx_mb)
-        for name, info in registry.OFFICIAL_MODELS.items()
-        if name not in names
-    ]
+        rows.append(row | ({"problem": entry.problem} if entry.problem else {}))
     return rows
 
 
@@ -163,7 +149,7 @@ def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_download(args: argparse.Namespace, ctx: Context) -> int:
     """Download and install an official model."""
-    from app.library.models import clear_model_cache
+    from app.library.models import ModelImportError, import_model
     from lotlip import registry
 
     if args.name not in registry.OFFICIAL_MODELS:
@@ -179,57 +165,40 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
     except registry.DownloadError as exc:
         raise CommandError(str(exc)) from None
     say(f"converting {args.name} ...", file=sys.stderr)
-    target = registry.import_official(checkpoint, vocab=vocab, name=args.name, replace=True)
-    clear_model_cache()
+    try:
+        target = import_model(checkpoint, args.name, vocab, replace=True)
+    except ModelImportError as exc:
+        raise CommandError(str(exc)) from None
     say(f"installed {args.name} in {target}")
     say("it is used automatically when no other model is chosen (`lotlip-search model use`)")
     return EXIT_OK
 
 
-def find_vocab(checkpoint: Path) -> Path | None:
-    """``vocab.txt`` next to the checkpoint, or bert-base-uncased's in the HF cache."""
-    beside = checkpoint.with_name("vocab.txt")
-    if beside.is_file():
-        return beside
-    from huggingface_hub import try_to_load_from_cache
-
-    from lotlip import registry
-
-    cached = try_to_load_from_cache(registry.BERT_TOKENIZER_REPO, "vocab.txt")
-    return Path(cached) if isinstance(cached, str) else None
-
-
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     """Install a checkpoint from a file."""
-    from app.library.models import clear_model_cache
-    from lotlip import registry
-    from lotlip.checkpoints import CheckpointError, checkpoint_name
+    from app.library.models import MissingVocabError, ModelImportError, import_model
+    from lotlip.checkpoints import checkpoint_name
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():
         raise CommandError(f"no such file: {checkpoint}")
-    vocab = Path(args.vocab).expanduser() if args.vocab else find_vocab(checkpoint)
-    if vocab is None or not vocab.is_file():
-        raise CommandError(
-            "the checkpoint needs the bert-base-uncased vocabulary: pass --vocab vocab.txt "
-            "(from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt) "
-            "or put vocab.txt next to it"
-        )
+    vocab = Path(args.vocab).expanduser() if args.vocab else None
     name = args.name or checkpoint_name(checkpoint)
     try:
-        target = registry.import_official(checkpoint, vocab=vocab, name=name, replace=args.replace)
+        target = import_model(checkpoint, name, vocab, replace=args.replace)
     except FileExistsError:
         raise CommandError(
             f"a model named {name} is already installed; pass --replace to overwrite it or "
             "--name to choose another name"
         ) from None
-    except (CheckpointError, ValueError, OSError) as exc:
-        raise CommandError(f"cannot import {checkpoint}: {exc}") from None
-    except Exception as exc:  # torch.load of a damaged file can fail in many ways
+    except MissingVocabError:
         raise CommandError(
-            f"cannot import {checkpoint}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+            "the checkpoint needs the bert-base-uncased vocabulary: pass --vocab vocab.txt "
+            "(from https://huggingface.co/google-bert/bert-base-uncased/resolve/main/vocab.txt) "
+            "or put vocab.txt next to it"
         ) from None
-    clear_model_cache()
+    except ModelImportError as exc:
+        raise CommandError(str(exc)) from None
     say(f"installed {name} in {target}")
     say(f"use it with: lotlip-search model use {name}")
     return EXIT_OK
@@ -272,14 +241,12 @@ def run_use(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_remove(args: argparse.Namespace, ctx: Context) -> int:
     """Delete an installed model."""
-    from app.library.models import MODEL_SETTING, clear_model_cache
-    from lotlip import registry
+    from app.library.models import MODEL_SETTING, remove_model
 
     try:
-        registry.remove_model(args.name)
+        remove_model(args.name)
     except ValueError as exc:  # a registry.ModelNotFoundError is mapped by the CLI (status 4)
         raise CommandError(str(exc)) from None
-    clear_model_cache()
     lib = ctx.existing_lib
     kept = 0
     if lib is not None:

@@ -23,13 +23,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import widgets as ui
-from app.gui.captions_io import CaptionImportReport, import_captions
 from app.gui.formatting import count_text, word_piece_counter
 from app.gui.preview import ImageView
 from app.gui.results import ResultItem
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
 from app.gui.thumbnails import load_scaled
+from app.library.captions import CaptionImportReport, import_captions
 
 USER_KIND = "user"
 

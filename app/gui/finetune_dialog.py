@@ -38,14 +38,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import widgets as ui
-from app.gui.captions_io import caption_records, captioned_count
 from app.gui.formatting import count_text, human_duration
 from app.gui.loss_curve import LossCurve
-from app.gui.models_panel import NAME_RE, list_models
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, TaskCancelled, bound
 from app.gui.theme import WARNING
+from app.library.captions import caption_records, captioned_count
+from app.library.models import MODEL_NAME_RE, list_models
 
 MODES = (
     (
@@ -346,8 +346,7 @@ class FinetuneDialog(QDialog):
         library = self.session.library
 
         def work(_r: Any, _c: Any) -> tuple[list[Any], int]:
-            entries, _devices = list_models()
-            return [e for e in entries if e.installed], captioned_count(library.store)
+            return [e for e in list_models() if e.installed], captioned_count(library.store)
 
         task = self.session.worker_task(work, name="finetune-choices")
         task.succeeded.connect(self._choices_loaded)
@@ -419,7 +418,7 @@ class FinetuneDialog(QDialog):
     def _check(self, plan: FinetunePlan) -> str | None:
         if not plan.base or plan.base == "None":
             return "Choose a model to start from."
-        if not NAME_RE.match(plan.name):
+        if not MODEL_NAME_RE.match(plan.name):
             return "Name the new model with letters, digits, '.', '-' or '_'."
         if plan.name in self.installed:
             return f"A model named {plan.name} already exists."

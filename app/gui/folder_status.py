@@ -2,8 +2,8 @@
 
 This is the GUI's one adapter to the library's folder bookkeeping (no Qt here; the panel calls
 these from worker threads). Counts come from :meth:`Library.folder_status`; the photos waiting
-for the next index run are planned from the public scanner and store API, exactly as an index
-run would plan them.
+for the next index run are planned as an index run would plan them
+(:func:`app.library.scanner.plan_folders`, which the wizard's count uses too).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.library.library import FolderStatus, Library
@@ -24,30 +24,22 @@ def pending_counts(
     folders: Sequence[Folder] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> dict[str, int]:
-    """Per root folder: how many files an index run with ``model`` would embed now.
+    """Per root folder: how many files an index run with ``model`` would embed now
+    (:func:`app.library.scanner.plan_folders`; empty when cancelled).
 
-    Walks the folders (stat and a few header bytes per file, no decoding). Offline folders are
-    left out. ``model`` None counts only files the library does not know at all.
+    Offline folders are left out. ``model`` None counts only files the library does not know
+    at all.
     """
-    from app.library.scanner import Scanner, plan_changes
+    from app.library.scanner import plan_folders
 
-    store = library.store
     chosen = folders if folders is not None else library.folders()
     roots = [f for f in chosen if os.path.isdir(f.path)]
-    scanner = Scanner(roots, skip_paths=[library.ann_dir, library.thumbnails_dir], cancel=cancel)
-    by_root: dict[str, list[Any]] = {root.path: [] for root in roots}
-    for info in scanner:  # each file belongs to its innermost root
-        by_root.setdefault(info.root, []).append(info)
-    if scanner.stats.cancelled:
+    _files, changes, stats = plan_folders(library, roots, model, cancel=cancel)
+    if stats.cancelled:
         return {}
-    counts: dict[str, int] = {}
-    for root in roots:
-        known = store.known_files(root, model=model)
-        failures = {f.path: f for f in store.failures(root)}
-        changes = plan_changes(
-            by_root[root.path], known, failures=failures, incomplete=scanner.incomplete_paths
-        )
-        counts[root.path] = len(changes.to_embed())
+    counts = {root.path: 0 for root in roots}
+    for info in changes.to_embed():  # each file belongs to its innermost root
+        counts[info.root] += 1
     return counts
 
 

@@ -16,15 +16,7 @@ from app.gui.models_panel import ModelPanel
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
-
-
-def remove_installed_model(name: str) -> None:
-    """Delete an imported or fine-tuned model (worker thread)."""
-    from app.library.models import clear_model_cache
-    from lotlip import registry
-
-    registry.remove_model(name)
-    clear_model_cache()
+from app.library.models import remove_model
 
 
 class ModelsDialog(QDialog):
@@ -122,7 +114,7 @@ class ModelsDialog(QDialog):
         ):
             return None
         name = entry.name
-        task = Task(lambda _r, _c: remove_installed_model(name), name="remove-model")
+        task = Task(lambda _r, _c: remove_model(name), name="remove-model")
         task.succeeded.connect(bound(self, lambda _r: self._removed(name)))
         task.failed.connect(
             bound(self, lambda message: QMessageBox.warning(self, "Remove model", message))

@@ -1,14 +1,13 @@
 """The model list shared by the wizard and the Models dialog: installed and downloadable models,
 with download (progress + cancel) and import.
 
-:func:`list_models` runs in a worker thread (it imports ``lotlip``, which imports ``torch``);
+:func:`list_models_and_devices` runs in a worker thread (it imports ``torch``);
 :class:`ModelPanel` shows the result and drives downloads and imports.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,32 +26,14 @@ from app.gui import widgets as ui
 from app.gui.download import ModelDownload
 from app.gui.formatting import human_size
 from app.gui.tasks import Task, TaskSet, bound, run_task
+from app.library.models import MODEL_NAME_RE, ModelEntry, import_model, list_models
 
 KIND_LABELS = {
     "bundled": "bundled demo",
     "official": "official",
     "imported": "imported",
     "fine-tuned": "fine-tuned",
-    "available": "not downloaded",
 }
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A row of the model list."""
-
-    name: str
-    kind: str  # bundled, official, imported, fine-tuned, or "available" (downloadable)
-    size_bytes: int | None
-    path: str | None
-    description: str = ""
-    base_model: str = ""
-
-    @property
-    def installed(self) -> bool:
-        """True when it loads without a download."""
-        return self.kind != "available"
 
 
 @dataclass(frozen=True)
@@ -63,63 +44,13 @@ class DeviceInfo:
     mps: bool = False
 
 
-def list_models() -> tuple[list[ModelEntry], DeviceInfo]:
-    """Installed models plus official ones that can be downloaded, and the devices present."""
+def list_models_and_devices() -> tuple[list[ModelEntry], DeviceInfo]:
+    """The model list (:func:`app.library.models.list_models`) and the devices present."""
     import torch
 
-    from lotlip import registry
-    from lotlip.checkpoints import is_pretrained_folder, read_folder_config
+    from lotlip.devices import mps_available
 
-    entries = []
-    installed = registry.installed_models()
-    for model in installed:
-        description, base = "", ""
-        if model.name in registry.OFFICIAL_MODELS:
-            description = registry.OFFICIAL_MODELS[model.name].description
-        elif model.kind == "bundled":
-            description = "Small demo model trained on generated scenes"
-        if is_pretrained_folder(model.path):
-            try:
-                _, meta = read_folder_config(model.path)
-                base = str(meta.get("base_model", "") or "")
-            except (OSError, ValueError):
-                base = ""
-            if base and not description:
-                description = f"Fine-tuned from {base}"
-        entries.append(
-            ModelEntry(model.name, model.kind, model.size_bytes, str(model.path), description, base)
-        )
-    names = {m.name for m in installed}
-    for name, info in registry.OFFICIAL_MODELS.items():
-        if name not in names:
-            entries.append(
-                ModelEntry(name, "available", info.approx_mb * 1_000_000, None, info.description)
-            )
-    mps = getattr(torch.backends, "mps", None)
-    return entries, DeviceInfo(torch.cuda.is_available(), bool(mps and mps.is_available()))
-
-
-def import_model(source: Path, name: str, vocab: Path | None) -> Path:
-    """Import an official ``.pt`` (with its ``vocab.txt``) or copy a model folder; returns it."""
-    import shutil
-
-    from lotlip import registry
-    from lotlip.checkpoints import is_pretrained_folder
-
-    target = registry.models_home() / name
-    if target.exists():
-        raise FileExistsError(f"A model named {name} already exists ({target}).")
-    if source.is_dir():
-        if not is_pretrained_folder(source):
-            raise ValueError(f"{source} is not a model folder (config.json + model.safetensors).")
-        partial = target.with_name(name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(source, partial)
-        partial.replace(target)
-        return target
-    if vocab is None:
-        raise ValueError("An official checkpoint needs the bert-base-uncased vocab.txt.")
-    return registry.import_official(source, vocab=vocab, name=name)
+    return list_models(), DeviceInfo(torch.cuda.is_available(), mps_available())
 
 
 def proposed_import_name(selected: ModelEntry | None, source: Path) -> str:
@@ -175,7 +106,7 @@ class ModelTable(QTreeWidget):
         self.clear()
         self.entries = list(entries)
         for entry in entries:
-            kind = KIND_LABELS.get(entry.kind, entry.kind)
+            kind = KIND_LABELS.get(entry.kind, entry.kind) if entry.installed else "not downloaded"
             size = human_size(entry.size_bytes) if entry.size_bytes else "—"
             if not entry.installed:
                 size = f"≈ {size}"
@@ -272,7 +203,7 @@ class ModelPanel(QWidget):
             self.indexed = indexed
         run_task(
             self.tasks,
-            lambda _r, _c: list_models(),
+            lambda _r, _c: list_models_and_devices(),
             name="list-models",
             on_success=self._listed,
             on_failure=bound(
@@ -436,7 +367,7 @@ class ModelPanel(QWidget):
         name = name.strip()
         if not ok or not name:
             return
-        if not NAME_RE.match(name):
+        if not MODEL_NAME_RE.match(name):
             QMessageBox.warning(
                 self, "Model name", "Use letters, digits, '.', '-' or '_' (up to 64 characters)."
             )

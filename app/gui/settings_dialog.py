@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
 from app.gui import config
 from app.gui import widgets as ui
 from app.gui.config import GuiSettings
-from app.gui.models_panel import list_models
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task
 from app.gui.wizard import DEVICE_LABELS, parse_excludes, precision_choice
+from app.library.models import list_models
 
 
 class SettingsDialog(QDialog):
@@ -100,8 +100,7 @@ class SettingsDialog(QDialog):
         task.succeeded.connect(self._models)
         session.tasks.start(task)
 
-    def _models(self, result: tuple[list[Any], Any]) -> None:
-        entries, _devices = result
+    def _models(self, entries: list[Any]) -> None:
         current = self.session.setting(config.LIB_MODEL)
         for entry in entries:
             if entry.installed:

@@ -13,7 +13,6 @@ modification time, size and edge, so an edited photo gets a fresh one. Decoding 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import threading
@@ -24,6 +23,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
+
+from lotlip.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,9 @@ def make_thumbnail(path: str, cache_dir: Path | None, edge: int = THUMB_EDGE) ->
     image = decode_scaled(path, edge)
     if target is not None:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=85, optimize=True)
-            partial = target.with_name(f"{target.name}.{threading.get_ident()}.part")
-            partial.write_bytes(buffer.getvalue())
-            partial.replace(target)
+            write_atomic(
+                target, lambda tmp: image.save(tmp, "JPEG", quality=85, optimize=True), fsync=False
+            )
         except OSError as exc:  # a read-only cache still gives thumbnails
             log.debug("cannot cache thumbnail of %s: %s", path, exc)
     return pil_to_qimage(image)

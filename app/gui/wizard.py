@@ -106,30 +106,17 @@ def scan_folders(
     report: Callable[[int], None],
     cancelled: Callable[[], bool],
 ) -> ScanSummary:
-    """Count the photos under ``folders`` and how many ``model`` already indexed (worker thread)."""
-    from app.library.scanner import Scanner, ScanRoot
+    """Count the photos under ``folders`` and how many ``model`` already indexed, unchanged
+    (:func:`app.library.scanner.plan_folders`, run in a worker thread)."""
+    from app.library.scanner import ScanRoot, plan_folders
 
     roots = [ScanRoot(os.path.abspath(f), tuple(excludes)) for f in folders]
-    scanner = Scanner(roots, skip_paths=[library.dir], cancel=cancelled)
-    known = library.store.known_files(model=model) if model else {}
-    per_folder: dict[str, int] = {r.path: 0 for r in roots}
-    found = indexed = 0
-    for info in scanner:
-        found += 1
-        per_folder[info.root] = per_folder.get(info.root, 0) + 1
-        old = known.get(info.path)
-        if (
-            old is not None
-            and old.embedded
-            and (old.size, old.mtime_ns) == (info.size, info.mtime_ns)
-        ):
-            indexed += 1
-        if found % 100 == 0:
-            report(found)
-    report(found)
-    return ScanSummary(
-        found, per_folder, indexed, tuple(scanner.stats.missing_roots), scanner.stats.cancelled
-    )
+    files, changes, stats = plan_folders(library, roots, model, cancel=cancelled, found=report)
+    per_folder = {r.path: 0 for r in roots}
+    for info in files:
+        per_folder[info.root] += 1
+    indexed = changes.unchanged if model else 0  # no model chosen: nothing is indexed with it
+    return ScanSummary(len(files), per_folder, indexed, tuple(stats.missing_roots), stats.cancelled)
 
 
 class SessionPage(QWizardPage):

@@ -1,4 +1,4 @@
-"""Which model a library uses, and loading it once per process.
+"""Which model a library uses, loading it once per process, and the list and import of models.
 
 The choice, in order: the model asked for (``--model``, a name or a path), the library's
 setting ``"model"`` (``lotlip-search model use NAME``), the best installed official model
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import lotlip
 from lotlip import registry
+from lotlip.folders import VOCAB_FILE, CheckpointError, is_pretrained_folder
 
 if TYPE_CHECKING:
     from app.library.library import Library
@@ -210,3 +213,111 @@ def _bundled_warning_due(lib: Library | None, source: str) -> bool:
     except Exception as exc:  # a read-only or busy library: warn rather than fail
         logger.debug("could not record the bundled-model warning: %s", exc)
     return True
+
+
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""A name the app offers for a new model (imported or fine-tuned)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A row of the model list: an installed model, a broken model folder (``kind`` "broken",
+    with its ``problem``) or an official model still to be downloaded (not ``installed``)."""
+
+    name: str
+    kind: str  # bundled, official, imported, fine-tuned or broken
+    installed: bool
+    size_bytes: int | None
+    path: str | None
+    description: str = ""
+    problem: str = ""
+
+
+def list_models(*, broken: bool = False) -> list[ModelEntry]:
+    """Installed models, broken model folders (when ``broken``), then the official models
+    not listed yet (to download). Torch-free."""
+    entries = []
+    for model in registry.installed_models():
+        base = str(model.metadata.get("base_model") or "")
+        description = f"Fine-tuned from {base}" if base else ""
+        if model.name in registry.OFFICIAL_MODELS:
+            description = registry.OFFICIAL_MODELS[model.name].description
+        elif model.kind == "bundled":
+            description = "Small demo model trained on generated scenes"
+        entries.append(
+            ModelEntry(model.name, model.kind, True, model.size_bytes, str(model.path), description)
+        )
+    if broken:
+        entries += [
+            ModelEntry(b.name, "broken", False, None, str(b.path), problem=b.problem)
+            for b in registry.broken_models()
+        ]
+    names = {e.name for e in entries}
+    entries += [
+        ModelEntry(name, "official", False, info.approx_mb * 1_000_000, None, info.description)
+        for name, info in registry.OFFICIAL_MODELS.items()
+        if name not in names
+    ]
+    return entries
+
+
+class ModelImportError(ValueError):
+    """A model that cannot be imported; the message says why."""
+
+
+class MissingVocabError(ModelImportError):
+    """An official checkpoint imported without the vocabulary it needs."""
+
+
+def find_vocab(checkpoint: Path) -> Path | None:
+    """``vocab.txt`` next to the checkpoint, or bert-base-uncased's in the HF cache."""
+    beside = checkpoint.with_name(VOCAB_FILE)
+    if beside.is_file():
+        return beside
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(registry.BERT_TOKENIZER_REPO, VOCAB_FILE)
+    return Path(cached) if isinstance(cached, str) else None
+
+
+def import_model(
+    source: Path, name: str, vocab: Path | None = None, *, replace: bool = False
+) -> Path:
+    """Install ``source`` as model ``name`` and return its folder: an official checkpoint
+    (``.pt``, converted; ``vocab`` defaults to :func:`find_vocab`'s) or a copy of a model folder.
+
+    Raises ``FileExistsError`` when ``name`` is installed and not ``replace``,
+    :class:`MissingVocabError` without a vocabulary, :class:`ModelImportError` for anything
+    that cannot be imported.
+    """
+    target = registry.home_folder(name)
+    if target is None:
+        raise ModelImportError(f"{name!r} cannot name a model (a plain name, not hidden)")
+    if target.exists() and not replace:
+        raise FileExistsError(f"A model named {name} already exists ({target}).")
+    if source.is_dir():
+        if not is_pretrained_folder(source):
+            raise ModelImportError(
+                f"{source} is not a model folder (config.json + model.safetensors)."
+            )
+        return registry.install_folder(target, lambda staging: shutil.copytree(source, staging))
+    vocab = vocab or find_vocab(source)
+    if vocab is None or not vocab.is_file():
+        raise MissingVocabError("the checkpoint needs the bert-base-uncased vocabulary")
+    try:
+        target = registry.import_official(source, vocab=vocab, name=name, replace=replace)
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise ModelImportError(f"cannot import {source}: {exc}") from None
+    except Exception as exc:  # torch.load of a damaged file can fail in many ways
+        raise ModelImportError(
+            f"cannot import {source}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+    clear_model_cache()
+    return target
+
+
+def remove_model(name: str) -> None:
+    """Delete an installed model's files (:func:`lotlip.registry.remove_model`) and forget it
+    if it was loaded."""
+    registry.remove_model(name)
+    clear_model_cache()

@@ -12,7 +12,8 @@ Three parts, no Qt and no model code:
   mere new mtime and to recognise a photo that was moved or renamed.
 * :func:`plan_changes` compares a scan with what the store knows and returns a
   :class:`ChangeSet`: new, changed, touched (same content, new mtime), moved, removed,
-  missing an embedding, and previously-failed files.
+  missing an embedding, and previously-failed files. :func:`plan_folders` scans folders and
+  plans them against a library's store in one go, for counts shown before a run.
 
 Paths: the walk uses ``bytes`` paths internally and every path handed out is
 ``os.fsdecode(bytes)``. On POSIX that text uses ``surrogateescape`` for bytes that are not valid
@@ -729,3 +730,36 @@ def plan_changes(
         path for path in failure_map if path not in seen and not is_within_any(path, protected)
     ]
     return result
+
+
+def plan_folders(
+    library: Any,
+    roots: Sequence[ScanRoot | _RootLike | str | os.PathLike[str]],
+    model: str | None,
+    *,
+    cancel: Callable[[], bool] | None = None,
+    found: Callable[[int], None] | None = None,
+) -> tuple[list[FileInfo], ChangeSet, ScanStats]:
+    """Scan ``roots`` and plan the files against ``library``'s store as an index run with
+    ``model`` would (stat, a few header bytes and some hashes per file; nothing decoded).
+
+    The roots need not be library folders: the store's files and failure records under any
+    root are compared. ``found(n)`` is called every 100 files and at the end. Returns the
+    files, the plan (empty when cancelled) and the scan's counters.
+    """
+    scanner = Scanner(roots, skip_paths=[library.ann_dir, library.thumbnails_dir], cancel=cancel)
+    files: list[FileInfo] = []
+    for info in scanner:
+        files.append(info)
+        if found is not None and len(files) % 100 == 0:
+            found(len(files))
+    if found is not None:
+        found(len(files))
+    if scanner.stats.cancelled:
+        return files, ChangeSet(), scanner.stats
+    paths = [_as_root(root).path for root in roots]
+    store = library.store
+    known = {p: k for p, k in store.known_files(model=model).items() if is_within_any(p, paths)}
+    failures = [f for f in store.failures() if is_within_any(f.path, paths)]
+    changes = plan_changes(files, known, failures=failures, incomplete=scanner.incomplete_paths)
+    return files, changes, scanner.stats

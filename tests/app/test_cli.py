@@ -225,3 +225,31 @@ def test_cli_and_library_import_without_qt() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_import_refuses_a_name_that_leaves_the_models_folder(
+    cli, official_checkpoint, models_dir: Path
+) -> None:
+    checkpoint, vocab = official_checkpoint
+    for name in ("../outside", ".hidden"):
+        status, _, err = cli(
+            "model", "import", str(checkpoint), "--vocab", str(vocab), "--name", name
+        )
+        assert status == EXIT_ERROR and name in err
+    assert not (models_dir.parent / "outside").exists() and not (models_dir / ".hidden").exists()
+
+
+def test_import_model_copies_a_model_folder(models_dir: Path, tmp_path: Path) -> None:
+    from app.library.models import ModelImportError, import_model
+    from lotlip import registry
+
+    try:
+        target = import_model(models_dir / RANDOM_MODEL, "copied")
+        assert target == models_dir / "copied" and registry.is_installed("copied")
+        assert not (models_dir / "copied.partial").exists()
+        with pytest.raises(FileExistsError):
+            import_model(models_dir / RANDOM_MODEL, "copied")
+        with pytest.raises(ModelImportError, match="not a model folder"):
+            import_model(tmp_path, "not-a-model")
+    finally:
+        registry.remove_model("copied")

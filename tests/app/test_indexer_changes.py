@@ -303,3 +303,19 @@ def test_cli_index_of_a_subfolder_with_excludes(cli, tmp_path: Path) -> None:
     status, out, err = cli("index", str(other), "--json")
     assert status == 0 and json.loads(out)["embedded"] == 0
     assert f"now holds the library folder(s) {other / 'inner'}" in err
+
+
+def test_plan_folders_counts_what_the_next_run_embeds(library, micro_model, tmp_path: Path) -> None:
+    from app.library.scanner import ScanRoot, plan_folders
+
+    folder = tmp_path / "photos"
+    draw_folder(folder / "old", 4)
+    indexer = Indexer(library, micro_model, batch_size=4, workers=1)
+    assert indexer.run([folder]).embedded == 4
+    draw_folder(folder / "new", 3, start=10)
+    files, changes, _ = plan_folders(library, library.folders(), micro_model.name)
+    assert (len(files), changes.unchanged, len(changes.to_embed())) == (7, 4, 3)
+    # a folder that is not itself a library folder is compared with the files under it
+    files, changes, _ = plan_folders(library, [ScanRoot(str(folder / "old"))], micro_model.name)
+    assert (len(files), changes.unchanged, len(changes.to_embed())) == (4, 4, 0)
+    assert indexer.run().embedded == 3  # what the plan said

@@ -42,7 +42,8 @@ def test_models_dialog_lists_uses_and_removes_models(
     qtbot.waitUntil(lambda: dialog.panel.loaded, timeout=30_000)
     entries = {e.name: e for e in dialog.panel.table.entries}
     assert entries[TINY].kind == "imported" and entries[TINY].size_bytes
-    assert entries["lotlip-vit-b16"].kind == "available"  # offered for download
+    official = entries["lotlip-vit-b16"]
+    assert official.kind == "official" and not official.installed  # offered for download
     row = dialog.panel.table.findItems(TINY, Qt.MatchFlag.MatchStartsWith)[0]
     assert row.text(0).endswith("(in use)") and row.text(3) == "8"  # indexed photos
 

@@ -8,8 +8,8 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from app.gui.captions import start_caption_import
-from app.gui.captions_io import caption_records, captioned_count
 from app.gui.finetune_dialog import metric_rows, worse_rows
+from app.library.captions import caption_records, captioned_count
 
 TINY = "gui-tiny"
 SCENE_COUNT = 8

@@ -16,7 +16,7 @@ from app.gui.loss_curve import LossCurve, ema, nice_bounds
 from app.gui.results import ResultItem, ResultsModel, sort_items
 from app.gui.status import percent, progress_line
 from app.gui.tasks import Task, Throttle
-from app.gui.thumbnails import ThumbnailCache, thumbnail_key
+from app.gui.thumbnails import ThumbnailCache, make_thumbnail, thumbnail_file, thumbnail_key
 from app.gui.wizard import parse_excludes
 from app.library.indexer import IndexProgress
 
@@ -132,6 +132,19 @@ def test_thumbnails_follow_exif_and_are_cached_on_disk(qtbot: Any, tmp_path: Pat
     pixmap = cache.pixmap(str(photo), 32)
     assert pixmap is not None and pixmap.height() == 32
     cache.shutdown()
+
+
+def test_a_thumbnail_that_cannot_be_cached_leaves_no_partial_file(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (60, 30), (30, 200, 30)).save(photo)
+    stat = photo.stat()
+    target = thumbnail_file(
+        tmp_path / "thumbs", thumbnail_key(str(photo), stat.st_mtime_ns, stat.st_size, 32)
+    )
+    target.mkdir(parents=True)  # the cache file's place is taken: the rename into it fails
+    image = make_thumbnail(str(photo), tmp_path / "thumbs", 32)
+    assert (image.width(), image.height()) == (32, 16)  # the thumbnail is still made
+    assert list(target.parent.iterdir()) == [target]  # and no temporary file is left behind
 
 
 def test_loss_curve_and_finetune_helpers(qtbot: Any) -> None:

@@ -13,7 +13,7 @@ from lotlip.devices import DeviceUnavailableError, resolve_device
 def no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pretend this machine has neither CUDA nor MPS (true on the CI box; forced elsewhere)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    monkeypatch.setattr(devices, "mps_available", lambda: False)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def test_auto_prefers_cuda_then_mps(
     monkeypatch: pytest.MonkeyPatch, cuda: bool, mps: bool, expected: str
 ) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
+    monkeypatch.setattr(devices, "mps_available", lambda: mps)
     assert resolve_device("auto") == torch.device(expected)
 
 
