@@ -1,0 +1,168 @@
+"""How fast do vectors go into SQLite? The old write path against the current one, in one run.
+
+``Store.upsert_images_with_embeddings`` used to look every image up with its own ``SELECT``
+(once before the insert for the stale check, once after it for the id) and clear failures
+row by row; it now reads them in chunks of 500 paths per query. Both paths write the same rows
+through the same triggers (the change record), one transaction per batch. Measured:
+
+* ``fill``: ``--total`` new 768-d vectors into an empty library, in batches of ``--batch``
+  (20,000 is what ``bench/bench_search.py`` uses to fill its store);
+* ``indexer``: the indexer's shape, batches of 32 new images into a library that already
+  holds the fill, then ``clear_pending`` (as ``Indexer._store`` does);
+* ``re-embed``: the fill's paths written again (every vector replaced).
+
+Each repeat runs both paths on fresh libraries, in alternating order; printed are the median
+vectors/s of each, the median of the per-repeat ratios (new / old) with its range, and the
+load average before and after (other processes share the CPU)::
+
+    python bench/bench_store_write.py                     # 100k vectors, 3 repeats
+    python bench/bench_store_write.py --total 20000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
+
+from app.library.store import ImageRecord, Store, _enc, _id_at, _now, _vectors
+
+DIM = 768
+MODEL = "bench-write"
+Upsert = Callable[[Store, Sequence[ImageRecord], str, np.ndarray], list[int]]
+
+
+def old_upsert(store: Store, records: Sequence[ImageRecord], model: str, vectors: Any) -> list[int]:
+    """The write path before the chunked look-ups: one ``SELECT`` per image, twice."""
+    arr = _vectors(vectors, len(records))
+    now = _now()
+    with store._write() as conn:
+        store._ensure_model(conn, model, arr.shape[1])
+        stale = []
+        for rec in records:
+            old = conn.execute(
+                "SELECT id, size, mtime_ns, hash FROM images WHERE path = CAST(? AS TEXT)",
+                (_enc(rec.path),),
+            ).fetchone()
+            if old is not None and (
+                old[1] != rec.size
+                or old[2] != rec.mtime_ns
+                or (old[3] and rec.hash and old[3] != rec.hash)
+            ):
+                stale.append(old[0])
+        if stale:
+            store._drop_other_models(conn, stale, model)
+        conn.executemany(
+            "INSERT INTO images(path, folder_id, size, mtime_ns, hash, width, height, "
+            "taken_at, indexed_at) VALUES (CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET "
+            "folder_id = COALESCE(excluded.folder_id, folder_id), "
+            "size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash, "
+            "width = excluded.width, height = excluded.height, "
+            "taken_at = excluded.taken_at, indexed_at = excluded.indexed_at",
+            [
+                (_enc(r.path), r.folder_id, r.size, r.mtime_ns, r.hash, r.width, r.height,
+                 r.taken_at, now)
+                for r in records
+            ],
+        )  # fmt: skip
+        ids = [_id_at(conn, r.path) for r in records]
+        conn.executemany(
+            "INSERT INTO embeddings(image_id, model, vector) VALUES (?, ?, ?) "
+            "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
+            [(i, model, arr[n].tobytes()) for n, i in enumerate(ids)],
+        )
+        conn.executemany(
+            "DELETE FROM failures WHERE path = CAST(? AS TEXT)",
+            [(_enc(r.path),) for r in records],
+        )
+        store._bump(conn, [model])
+    return ids  # type: ignore[return-value]
+
+
+def new_upsert(store: Store, records: Sequence[ImageRecord], model: str, vectors: Any) -> list[int]:
+    """The current write path."""
+    return store.upsert_images_with_embeddings(records, model, vectors)
+
+
+PATHS: dict[str, Upsert] = {"old": old_upsert, "new": new_upsert}
+
+
+def records(prefix: str, start: int, count: int, size: int = 1) -> list[ImageRecord]:
+    """``count`` image records with distinct paths (size changes make a re-embed stale)."""
+    return [ImageRecord(f"/bench/{prefix}/{start + i:08d}.jpg", size, 1) for i in range(count)]
+
+
+Batch = tuple[list[ImageRecord], np.ndarray]
+
+
+def write(store: Store, upsert: Upsert, batches: list[Batch]) -> float:
+    """Seconds spent writing ``batches``, one transaction each."""
+    started = time.perf_counter()
+    for rows, vectors in batches:
+        upsert(store, rows, MODEL, vectors)
+    return time.perf_counter() - started
+
+
+def one_repeat(upsert: Upsert, total: int, batch: int, small: int, vectors: np.ndarray) -> dict:
+    """Vectors/s of each scenario with ``upsert`` on a fresh library."""
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "library.db") as store:
+        fill = [
+            (records("fill", s, min(batch, total - s)), vectors[s : s + batch])
+            for s in range(0, total, batch)
+        ]
+        rates["fill"] = total / write(store, upsert, fill)
+        starts = range(0, 4096, small)
+        indexer = [(records("new", s, small), vectors[s : s + small]) for s in starts]
+        started = time.perf_counter()
+        for rows, vecs in indexer:
+            upsert(store, rows, MODEL, vecs)
+            store.clear_pending(MODEL, [r.path for r in rows])
+        rates["indexer"] = 4096 / (time.perf_counter() - started)
+        again = [(records("fill", s, len(rows), size=2), v[::-1]) for (rows, v), s in
+                 zip(fill, range(0, total, batch), strict=True)]  # fmt: skip
+        rates["re-embed"] = total / write(store, upsert, again)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--total", type=int, default=100_000, help="vectors in the fill")
+    parser.add_argument("--batch", type=int, default=20_000, help="vectors per fill transaction")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((max(args.total, 4096), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    load_before = os.getloadavg()
+    print(f"SQLite writes: {args.total:,} x {DIM}-d vectors, batches of {args.batch:,} "
+          f"(indexer: 4,096 in batches of 32), {args.repeats} repeats, interleaved")  # fmt: skip
+    results: dict[str, list[dict]] = {name: [] for name in PATHS}
+    for repeat in range(args.repeats):
+        order = list(PATHS) if repeat % 2 == 0 else list(PATHS)[::-1]
+        for name in order:
+            results[name].append(one_repeat(PATHS[name], args.total, args.batch, 32, vectors))
+    for scenario in ("fill", "indexer", "re-embed"):
+        old = [r[scenario] for r in results["old"]]
+        new = [r[scenario] for r in results["new"]]
+        ratios = [n / o for n, o in zip(new, old, strict=True)]
+        print(
+            f"   {scenario:9s} old {statistics.median(old):8,.0f} /s   "
+            f"new {statistics.median(new):8,.0f} /s   new/old {statistics.median(ratios):.3f}x "
+            f"(range {min(ratios):.3f}-{max(ratios):.3f})"
+        )
+    load = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"   load average (1/5/15 min) before->after: {load} on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    main()
