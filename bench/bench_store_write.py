@@ -11,9 +11,10 @@ through the same triggers (the change record), one transaction per batch. Measur
   holds the fill, then ``clear_pending`` (as ``Indexer._store`` does);
 * ``re-embed``: the fill's paths written again (every vector replaced).
 
-Each repeat runs both paths on fresh libraries, in alternating order; printed are the median
+Each repeat runs each path on a fresh library, in rotating order; printed are the median
 vectors/s of each, the median of the per-repeat ratios (new / old) with its range, and the
-load average before and after (other processes share the CPU)::
+load average before and after (other processes share the CPU). Also run, for information:
+the current path without the change-record triggers (the record's share of the write time)::
 
     python bench/bench_store_write.py                     # 100k vectors, 3 repeats
     python bench/bench_store_write.py --total 20000 --repeats 5
@@ -93,7 +94,10 @@ def new_upsert(store: Store, records: Sequence[ImageRecord], model: str, vectors
     return store.upsert_images_with_embeddings(records, model, vectors)
 
 
-PATHS: dict[str, Upsert] = {"old": old_upsert, "new": new_upsert}
+PATHS: dict[str, Upsert] = {"old": old_upsert, "new": new_upsert, "unrecorded": new_upsert}
+"""``unrecorded``: the current path with the change-record triggers dropped (not a valid
+library: it shows what the record costs)."""
+RECORD_TRIGGERS = ("embedding_added", "embedding_replaced")
 
 
 def records(prefix: str, start: int, count: int, size: int = 1) -> list[ImageRecord]:
@@ -112,10 +116,13 @@ def write(store: Store, upsert: Upsert, batches: list[Batch]) -> float:
     return time.perf_counter() - started
 
 
-def one_repeat(upsert: Upsert, total: int, batch: int, small: int, vectors: np.ndarray) -> dict:
-    """Vectors/s of each scenario with ``upsert`` on a fresh library."""
-    rates = {}
+def one_repeat(name: str, total: int, batch: int, small: int, vectors: np.ndarray) -> dict:
+    """Vectors/s of each scenario with the write path ``name`` on a fresh library."""
+    rates, upsert = {}, PATHS[name]
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "library.db") as store:
+        if name == "unrecorded":
+            for trigger in RECORD_TRIGGERS:
+                store.conn.execute(f"DROP TRIGGER {trigger}")
         fill = [
             (records("fill", s, min(batch, total - s)), vectors[s : s + batch])
             for s in range(0, total, batch)
@@ -148,17 +155,21 @@ def main() -> None:
           f"(indexer: 4,096 in batches of 32), {args.repeats} repeats, interleaved")  # fmt: skip
     results: dict[str, list[dict]] = {name: [] for name in PATHS}
     for repeat in range(args.repeats):
-        order = list(PATHS) if repeat % 2 == 0 else list(PATHS)[::-1]
+        order = list(PATHS)[repeat % len(PATHS) :] + list(PATHS)[: repeat % len(PATHS)]
         for name in order:
-            results[name].append(one_repeat(PATHS[name], args.total, args.batch, 32, vectors))
+            results[name].append(one_repeat(name, args.total, args.batch, 32, vectors))
     for scenario in ("fill", "indexer", "re-embed"):
         old = [r[scenario] for r in results["old"]]
         new = [r[scenario] for r in results["new"]]
+        bare = [r[scenario] for r in results["unrecorded"]]
         ratios = [n / o for n, o in zip(new, old, strict=True)]
+        share = [1 - n / b for n, b in zip(new, bare, strict=True)]
         print(
             f"   {scenario:9s} old {statistics.median(old):8,.0f} /s   "
             f"new {statistics.median(new):8,.0f} /s   new/old {statistics.median(ratios):.3f}x "
-            f"(range {min(ratios):.3f}-{max(ratios):.3f})"
+            f"(range {min(ratios):.3f}-{max(ratios):.3f});   without the change record "
+            f"{statistics.median(bare):8,.0f} /s (record's share of the new time "
+            f"{statistics.median(share):.0%})"
         )
     load = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
     print(f"   load average (1/5/15 min) before->after: {load} on {os.cpu_count()} CPUs")
