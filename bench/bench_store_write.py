@@ -18,12 +18,15 @@ the current path without the change-record triggers (the record's share of the w
 
     python bench/bench_store_write.py                     # 100k vectors, 3 repeats
     python bench/bench_store_write.py --total 20000 --repeats 5
+    python bench/bench_store_write.py --repeats 0 --profile   # time by statement kind only
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -141,11 +144,52 @@ def one_repeat(name: str, total: int, batch: int, small: int, vectors: np.ndarra
     return rates
 
 
+class TimedConnection:
+    """Wraps a connection: seconds spent in each kind of statement (first three words)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.seconds = conn, collections.Counter()
+
+    def _timed(self, method: str, sql: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return getattr(self.conn, method)(sql, *args)
+        finally:
+            self.seconds[" ".join(sql.split()[:3])] += time.perf_counter() - started
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self._timed("execute", sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self._timed("executemany", sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+def profile(total: int, batch: int, vectors: np.ndarray) -> None:
+    """Where the current path's fill spends its time, by statement (one run)."""
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "library.db") as store:
+        timed = TimedConnection(store.conn)
+        store.conn = timed  # type: ignore[assignment]
+        fill = [
+            (records("fill", s, min(batch, total - s)), vectors[s : s + batch])
+            for s in range(0, total, batch)
+        ]
+        seconds = write(store, new_upsert, fill)
+        store.conn = timed.conn
+    print(f"   profile of the new fill: {total / seconds:,.0f} vectors/s")
+    for kind, spent in timed.seconds.most_common():
+        print(f"      {spent / seconds:6.1%}  {kind}")
+    print(f"      {1 - sum(timed.seconds.values()) / seconds:6.1%}  Python outside SQLite calls")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--total", type=int, default=100_000, help="vectors in the fill")
     parser.add_argument("--batch", type=int, default=20_000, help="vectors per fill transaction")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="also time each statement kind")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((max(args.total, 4096), DIM)).astype(np.float32)
@@ -158,7 +202,7 @@ def main() -> None:
         order = list(PATHS)[repeat % len(PATHS) :] + list(PATHS)[: repeat % len(PATHS)]
         for name in order:
             results[name].append(one_repeat(name, args.total, args.batch, 32, vectors))
-    for scenario in ("fill", "indexer", "re-embed"):
+    for scenario in ("fill", "indexer", "re-embed") if args.repeats else ():
         old = [r[scenario] for r in results["old"]]
         new = [r[scenario] for r in results["new"]]
         bare = [r[scenario] for r in results["unrecorded"]]
@@ -171,6 +215,8 @@ def main() -> None:
             f"{statistics.median(bare):8,.0f} /s (record's share of the new time "
             f"{statistics.median(share):.0%})"
         )
+    if args.profile:
+        profile(args.total, args.batch, vectors)
     load = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
     print(f"   load average (1/5/15 min) before->after: {load} on {os.cpu_count()} CPUs")
 
