@@ -167,8 +167,8 @@ class TimedConnection:
         return getattr(self.conn, name)
 
 
-def profile(total: int, batch: int, vectors: np.ndarray) -> None:
-    """Where the current path's fill spends its time, by statement (one run)."""
+def profile(name: str, total: int, batch: int, vectors: np.ndarray) -> None:
+    """Where the fill with the write path ``name`` spends its time, by statement (one run)."""
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "library.db") as store:
         timed = TimedConnection(store.conn)
         store.conn = timed  # type: ignore[assignment]
@@ -176,9 +176,9 @@ def profile(total: int, batch: int, vectors: np.ndarray) -> None:
             (records("fill", s, min(batch, total - s)), vectors[s : s + batch])
             for s in range(0, total, batch)
         ]
-        seconds = write(store, new_upsert, fill)
+        seconds = write(store, PATHS[name], fill)
         store.conn = timed.conn
-    print(f"   profile of the new fill: {total / seconds:,.0f} vectors/s")
+    print(f"   profile of the {name} fill: {total / seconds:,.0f} vectors/s")
     for kind, spent in timed.seconds.most_common():
         print(f"      {spent / seconds:6.1%}  {kind}")
     print(f"      {1 - sum(timed.seconds.values()) / seconds:6.1%}  Python outside SQLite calls")
@@ -216,7 +216,8 @@ def main() -> None:
             f"{statistics.median(share):.0%})"
         )
     if args.profile:
-        profile(args.total, args.batch, vectors)
+        for name in ("old", "new"):
+            profile(name, args.total, args.batch, vectors)
     load = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
     print(f"   load average (1/5/15 min) before->after: {load} on {os.cpu_count()} CPUs")
 
