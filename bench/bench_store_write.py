@@ -122,6 +122,7 @@ def write(store: Store, upsert: Upsert, batches: list[Batch]) -> float:
 def one_repeat(name: str, total: int, batch: int, small: int, vectors: np.ndarray) -> dict:
     """Vectors/s of each scenario with the write path ``name`` on a fresh library."""
     rates, upsert = {}, PATHS[name]
+    os.sync()  # the previous run's writeback must not land in this one
     with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "library.db") as store:
         if name == "unrecorded":
             for trigger in RECORD_TRIGGERS:
