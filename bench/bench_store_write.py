@@ -7,8 +7,8 @@ through the same triggers (the change record), one transaction per batch. Measur
 
 * ``fill``: ``--total`` new 768-d vectors into an empty library, in batches of ``--batch``
   (20,000 is what ``bench/bench_search.py`` uses to fill its store);
-* ``indexer``: the indexer's shape, batches of 32 new images into a library that already
-  holds the fill, then ``clear_pending`` (as ``Indexer._store`` does);
+* ``indexer``: the indexer's shape, 16,384 new images in batches of 32 into a library that
+  already holds the fill, each batch then ``clear_pending`` (as ``Indexer._store`` does);
 * ``re-embed``: the fill's paths written again (every vector replaced).
 
 Each repeat runs each path on a fresh library, in rotating order; printed are the median
@@ -41,6 +41,7 @@ from app.library.store import ImageRecord, Store, _enc, _id_at, _now, _vectors
 
 DIM = 768
 MODEL = "bench-write"
+INDEXER = 16_384  # vectors written in the indexer's batch shape
 Upsert = Callable[[Store, Sequence[ImageRecord], str, np.ndarray], list[int]]
 
 
@@ -132,13 +133,13 @@ def one_repeat(name: str, total: int, batch: int, small: int, vectors: np.ndarra
             for s in range(0, total, batch)
         ]
         rates["fill"] = total / write(store, upsert, fill)
-        starts = range(0, 4096, small)
+        starts = range(0, INDEXER, small)
         indexer = [(records("new", s, small), vectors[s : s + small]) for s in starts]
         started = time.perf_counter()
         for rows, vecs in indexer:
             upsert(store, rows, MODEL, vecs)
             store.clear_pending(MODEL, [r.path for r in rows])
-        rates["indexer"] = 4096 / (time.perf_counter() - started)
+        rates["indexer"] = INDEXER / (time.perf_counter() - started)
         again = [(records("fill", s, len(rows), size=2), v[::-1]) for (rows, v), s in
                  zip(fill, range(0, total, batch), strict=True)]  # fmt: skip
         rates["re-embed"] = total / write(store, upsert, again)
@@ -193,11 +194,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also time each statement kind")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((max(args.total, 4096), DIM)).astype(np.float32)
+    vectors = rng.standard_normal((max(args.total, INDEXER), DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     load_before = os.getloadavg()
-    print(f"SQLite writes: {args.total:,} x {DIM}-d vectors, batches of {args.batch:,} "
-          f"(indexer: 4,096 in batches of 32), {args.repeats} repeats, interleaved")  # fmt: skip
+    print(
+        f"SQLite writes: {args.total:,} x {DIM}-d vectors, batches of {args.batch:,} "
+        f"(indexer: {INDEXER:,} in batches of 32), {args.repeats} repeats, interleaved"
+    )
     results: dict[str, list[dict]] = {name: [] for name in PATHS}
     for repeat in range(args.repeats):
         order = list(PATHS)[repeat % len(PATHS) :] + list(PATHS)[: repeat % len(PATHS)]
