@@ -366,6 +366,11 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
+def _text_marks(n: int) -> str:
+    """Placeholders for ``n`` paths bound as bytes (see "Paths" above)."""
+    return ",".join(["CAST(? AS TEXT)"] * n)
+
+
 def _gen_key(model: str) -> str:
     return f"_generation:{model}"
 
@@ -948,20 +953,20 @@ class Store(CaptionStore):
         if not records:
             return []
         now = _now()
+        paths = [_enc(r.path) for r in records]
         with self._write() as conn:
             self._ensure_model(conn, model, arr.shape[1])
-            stale: list[int] = []
-            for rec in records:
-                old = conn.execute(
-                    "SELECT id, size, mtime_ns, hash FROM images WHERE path = CAST(? AS TEXT)",
-                    (_enc(rec.path),),
-                ).fetchone()
-                if old is not None and (
+            known = self._images_at(conn, paths, "id, size, mtime_ns, hash")
+            stale = [
+                old[0]
+                for rec, path in zip(records, paths, strict=True)
+                if (old := known.get(path)) is not None
+                and (
                     old[1] != rec.size
                     or old[2] != rec.mtime_ns
                     or (old[3] and rec.hash and old[3] != rec.hash)
-                ):
-                    stale.append(old[0])
+                )
+            ]
             if stale:
                 self._drop_other_models(conn, stale, model)
             conn.executemany(
@@ -973,23 +978,42 @@ class Store(CaptionStore):
                 "width = excluded.width, height = excluded.height, "
                 "taken_at = excluded.taken_at, indexed_at = excluded.indexed_at",
                 [
-                    (_enc(r.path), r.folder_id, r.size, r.mtime_ns, r.hash, r.width, r.height,
+                    (path, r.folder_id, r.size, r.mtime_ns, r.hash, r.width, r.height,
                      r.taken_at, now)
-                    for r in records
+                    for path, r in zip(paths, records, strict=True)
                 ],
             )  # fmt: skip
-            ids = [_id_at(conn, r.path) for r in records]
+            new_paths = [path for path in paths if path not in known]
+            ids_at = {path: row[0] for path, row in known.items()}
+            ids_at.update((p, row[0]) for p, row in self._images_at(conn, new_paths, "id").items())
+            ids = [ids_at[path] for path in paths]
             conn.executemany(
                 "INSERT INTO embeddings(image_id, model, vector) VALUES (?, ?, ?) "
                 "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
                 [(i, model, arr[n].tobytes()) for n, i in enumerate(ids)],
             )
-            conn.executemany(
-                "DELETE FROM failures WHERE path = CAST(? AS TEXT)",
-                [(_enc(r.path),) for r in records],
-            )
+            for chunk in _chunks(paths):
+                conn.execute(
+                    f"DELETE FROM failures WHERE path IN ({_text_marks(len(chunk))})", chunk
+                )
             self._bump(conn, [model])
         return ids
+
+    @staticmethod
+    def _images_at(
+        conn: sqlite3.Connection, paths: Sequence[bytes], columns: str
+    ) -> dict[bytes, tuple[Any, ...]]:
+        """Encoded path -> ``columns`` of the images at these paths (absent ones are left out),
+        in one query per chunk rather than one per path."""
+        found: dict[bytes, tuple[Any, ...]] = {}
+        for chunk in _chunks(sorted(set(paths))):
+            rows = conn.execute(
+                f"SELECT CAST(path AS BLOB), {columns} FROM images "
+                f"WHERE path IN ({_text_marks(len(chunk))})",
+                chunk,
+            )
+            found.update((bytes(row[0]), tuple(row[1:])) for row in rows)
+        return found
 
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
         sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"

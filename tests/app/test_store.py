@@ -189,6 +189,36 @@ def test_chunked_reads_cross_chunk_boundaries(store: Store) -> None:
     np.testing.assert_array_equal(store.embedding_ids("m"), ids)
 
 
+def test_one_batch_across_lookup_chunks(store: Store) -> None:
+    """One upsert of 1,200 rows (the path look-ups go 500 at a time): known and new paths
+    mixed, a repeated path, a changed file, failures cleared, every change recorded."""
+    first = store.upsert_images_with_embeddings(records(None, ["k0", "k1"]), "m", vecs(2))
+    store.upsert_images_with_embeddings(records(None, ["k0", "k1"]), "other", vecs(2, dim=4))
+    names = [f"n{i:04d}" for i in range(1197)] + ["k0", "k1", "n0700"]
+    rows = records(None, names)
+    rows[-3] = ImageRecord("/photos/k0", size=100, mtime_ns=1_000, hash="hk0")  # unchanged
+    rows[-2] = ImageRecord("/photos/k1", size=5, mtime_ns=5, hash="new")  # edited
+    store.record_failure("/photos/n1100", "was broken")
+    since = store.generation("m")
+    ids = store.upsert_images_with_embeddings(rows, "m", vecs(1200, seed=4))
+    assert ids[-3:-1] == first and ids[-1] == ids[700] and len(set(ids)) == 1199
+    assert [store.image_id(f"/photos/{n}") for n in names] == ids
+    assert store.counts().images == 1199 and store.embedding_count("m") == 1199
+    np.testing.assert_array_equal(store.vectors_for([ids[700]], "m")[1], vecs(1200, seed=4)[-1:])
+    assert store.vectors_for(first, "other")[0].tolist() == [first[0]]  # k1's went stale
+    assert store.failures() == []
+    assert store.embedding_changes("m", since).ids.tolist() == sorted(set(ids))
+
+
+def test_upsert_matches_paths_by_their_bytes(store: Store) -> None:
+    """A path given with escaped bytes that happen to be UTF-8 is the same file."""
+    (plain,) = store.upsert_images_with_embeddings([ImageRecord("/p/\u00e9", 1, 1)], "m", vecs(1))
+    escaped = os.fsdecode(b"/p/") + "\udcc3\udca9"  # the bytes of "é", escaped one by one
+    assert os.fsencode(escaped) == os.fsencode("/p/\u00e9")
+    again = store.upsert_images_with_embeddings([ImageRecord(escaped, 1, 1)], "m", vecs(1, 1))
+    assert again == [plain] and store.counts().images == 1
+
+
 def test_failed_batch_rolls_back(store: Store) -> None:
     store.upsert_images_with_embeddings(records(None, ["a"]), "m", vecs(1))
     with pytest.raises(ValueError, match="dimension"):
