@@ -131,6 +131,19 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         "--last-n", type=int, default=2, help="blocks to unfreeze in last-n / text-last-n mode"
     )
     fine.add_argument(
+        "--lora-rank",
+        type=int,
+        default=8,
+        help="text-lora mode: rank of the low-rank adapters on the text tower's attention and "
+        "MLP layers (merged into the weights when the model is saved)",
+    )
+    fine.add_argument(
+        "--short-phrasings",
+        action="store_true",
+        help="augment: half the time train on another short phrasing of a picture's short "
+        'caption ("a photo of X", "Y with X" for "X on Y", short clauses of its paragraphs)',
+    )
+    fine.add_argument(
         "--shuffle-sentences",
         action="store_true",
         help="augment: present each long caption's sentences in a random order",
@@ -201,6 +214,7 @@ def _train_config(args: argparse.Namespace, trainable: str) -> TrainConfig:
         short_weight=args.short_weight,
         trainable=trainable,
         last_n=getattr(args, "last_n", 2),
+        lora_rank=getattr(args, "lora_rank", 8),
         seed=args.seed,
         workers=args.workers,
         device=args.device,
@@ -280,6 +294,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         shuffle_sentences=args.shuffle_sentences,
         replay=args.replay,
         select_on_heldout=args.select_every > 0,
+        short_phrasings=args.short_phrasings,
     )
     config = replace(
         _train_config(args, args.mode), select_every=args.select_every, patience=args.patience
