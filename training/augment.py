@@ -22,9 +22,7 @@ MAX_WORDS = 12  # longer clauses are not short queries
 TEMPLATES = ("a photo of {}", "a picture of {}", "an image of {}")
 # "X on Y" -> "Y with X": places where a short caption splits into object and setting
 _RELATION = re.compile(r"^(?P<obj>.+?)\s+(?:on|over|against|in front of)\s+(?P<bg>.+)$", re.I)
-_CLAUSE_BREAK = re.compile(
-    r",\s*(?:and\s+|but\s+|which\s+)?|;\s*|\s+and\s+it\s+|\s+while\s+", re.I
-)
+_CLAUSE_BREAK = re.compile(r",\s*(?:and\s+|but\s+|which\s+)?|;\s*|\s+and\s+it\s+|\s+while\s+", re.I)
 _LEAD_IN = re.compile(
     r"^(?:there (?:is|are)|this is|here is|the (?:image|picture|photo) shows|"
     r"you can see|we see|(?:it|this) (?:shows|depicts))\s+",
