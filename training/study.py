@@ -211,7 +211,6 @@ TRIALS: tuple[Trial, ...] = (
             ),
             ("trial 6 with rank-8 adapters on every text block", LORA, SHORT_QUERY_RECIPE),
             ("trial 25 with short phrasings", LORA, PHRASINGS_RECIPE),
-            ("trial 25 with short phrasings, lr 2e-3", {**LORA, "lr": 2e-3}, PHRASINGS_RECIPE),
         )
     ),
 )
