@@ -1,9 +1,12 @@
 """Text-mode fine-tune time with and without the cached image features, on the same set.
 
-    python bench/bench_finetune.py [--pictures 300] [--steps 100]
+    python bench/bench_finetune.py [--pictures 300] [--steps 100] [--batch 32]
+    python bench/bench_finetune.py --arch vit-b16 --pictures 8 --steps 6 --batch 4
 
 Writes ``--pictures`` captioned synthetic pictures (224 px PNG + sidecar) to a temporary folder,
-then fine-tunes ``lotlip-tiny`` in text mode twice with identical settings: once encoding every
+then fine-tunes a model in text mode twice with identical settings: ``lotlip-tiny``, or with
+``--arch vit-b16`` a randomly initialised model of the official LoTLIP-ViT-B/16 shape (ViT-B/16
+at 224 px + BERT-base, a 30,522-token BERT-like vocabulary; no download), once encoding every
 batch's images at every step (the old path) and once encoding each image once up front
 (``TrainConfig.cache_image_features``). Prints both wall times and their ratio, and checks that
 the two runs end with the same text tower (the cache changes the cost, not the result).
@@ -12,44 +15,81 @@ the two runs end with the same text tower (the cache changes the cost, not the r
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
-from common import timed
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere
+    sys.path.insert(0, str(ROOT))
 
-import lotlip
-from training.data import CaptionDataset, folder_records
-from training.study import write_pictures
-from training.train import TrainConfig, train
+import torch  # noqa: E402
+
+import lotlip  # noqa: E402
+from lotlip.model import LoTLIP  # noqa: E402
+from training.data import CaptionDataset, folder_records  # noqa: E402
+from training.study import write_pictures  # noqa: E402
+from training.train import TrainConfig, train  # noqa: E402
 
 
-def run(folder: Path, out: Path, steps: int, cache: bool) -> float:
-    """Seconds of ``train()`` for one text-mode fine-tune (with the caching pass, if any)."""
-    model = lotlip.load("lotlip-tiny", device="cpu").float()
+def new_model(arch: str) -> LoTLIP:
+    """``lotlip-tiny``, or a seeded random model of the official ViT-B/16 + BERT-base shape."""
+    if arch == "tiny":
+        return lotlip.load("lotlip-tiny", device="cpu").float()
+    from lotlip.config import official_config
+    from lotlip.tokenizer import LoTLIPTokenizer
+    from tests.builders import bert_like_vocab
+
+    config = official_config(16)
+    tokenizer = LoTLIPTokenizer(
+        bert_like_vocab(),
+        num_corner_tokens=config.text.num_corner_tokens,
+        context_length=config.text.context_length,
+    )
+    torch.manual_seed(0)
+    return LoTLIP(config, tokenizer).float()
+
+
+def run(
+    folder: Path, out: Path, steps: int, cache: bool, arch: str, batch: int
+) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``train()`` for one text-mode fine-tune (with the caching pass, if
+    any). The process's CPU time hardly moves with other jobs' load on a shared machine."""
+    model = new_model(arch)
     records = folder_records(folder)
     dataset = CaptionDataset(records, model.preprocess, num_long=1, sentences_per_caption=3)
     config = TrainConfig(
-        out=str(out), steps=steps, lr=3e-4, warmup=10, batch_size=32, weight_decay=0.1,
+        out=str(out), steps=steps, lr=3e-4, warmup=10, batch_size=batch, weight_decay=0.1,
         num_long=1, trainable="text", device="cpu", workers=0, log_every=1000,
         save_every=100_000, cache_image_features=cache, extra={"sentences": 3},
     )  # fmt: skip
-    return timed(lambda: train(config, model, dataset))
+    started, cpu = time.perf_counter(), time.process_time()
+    train(config, model, dataset)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def step_parts(folder: Path) -> tuple[float, float, float]:
-    """Seconds of one step's parts on 32 pictures: decode + preprocess, image tower forward,
-    text tower forward + backward (short caption + a 3-sentence paragraph each)."""
-    model = lotlip.load("lotlip-tiny", device="cpu").float()
-    dataset = CaptionDataset(folder_records(folder)[:32], model.preprocess, sentences_per_caption=3)
-    items: list = []
-    decode = timed(lambda: items.extend(dataset[i] for i in range(32)))
+def step_parts(folder: Path, arch: str, batch: int) -> tuple[float, float, float]:
+    """Seconds of one step's parts on ``batch`` pictures: decode + preprocess, image tower
+    forward, text tower forward + backward (short caption + a 3-sentence paragraph each)."""
+    model = new_model(arch)
+    records = folder_records(folder)[:batch]
+    dataset = CaptionDataset(records, model.preprocess, sentences_per_caption=3)
+    started = time.perf_counter()
+    items = [dataset[i] for i in range(len(records))]
+    decode = time.perf_counter() - started
     pixels = torch.stack([item[0] for item in items])
     texts = [text for item in items for text in (item[1], item[2][0])]
     ids = model.tokenizer(texts).input_ids
-    with torch.no_grad():
-        best_image = min(timed(lambda: model.encode_image(pixels)) for _ in range(3))
-    best_text = min(timed(lambda: model.encode_text_slots(ids).sum().backward()) for _ in range(3))
+    best_image = best_text = float("inf")
+    for _ in range(3 if arch == "tiny" else 1):  # the large model's parts take seconds each
+        started = time.perf_counter()
+        with torch.no_grad():
+            model.encode_image(pixels)
+        best_image = min(best_image, time.perf_counter() - started)
+        started = time.perf_counter()
+        model.encode_text_slots(ids).sum().backward()
+        best_text = min(best_text, time.perf_counter() - started)
     return decode, best_image, best_text
 
 
@@ -57,21 +97,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pictures", type=int, default=300)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--arch", choices=("tiny", "vit-b16"), default="tiny")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = write_pictures(root / "pictures", range(30_000_000, 30_000_000 + args.pictures))
-        decode, image, text = step_parts(folder)
-        slow = run(folder, root / "per-step", args.steps, cache=False)
-        fast = run(folder, root / "cached", args.steps, cache=True)
+        decode, image, text = step_parts(folder, args.arch, args.batch)
+        slow = run(folder, root / "per-step", args.steps, False, args.arch, args.batch)
+        fast = run(folder, root / "cached", args.steps, True, args.arch, args.batch)
         a = lotlip.load(root / "per-step" / "model", device="cpu").state_dict()
         b = lotlip.load(root / "cached" / "model", device="cpu").state_dict()
         worst = max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
-    print(f"{args.pictures} pictures, {args.steps} steps of 32, text mode, lotlip-tiny, CPU")
+    model = "lotlip-tiny" if args.arch == "tiny" else "ViT-B/16 + BERT-base (random weights)"
+    epochs = args.steps * args.batch / args.pictures
+    print(
+        f"{args.pictures} pictures, {args.steps} steps of {args.batch} ({epochs:.1f} epochs), "
+        f"text mode, {model}, CPU"
+    )
     print(f"threads: {torch.get_num_threads()}")
-    print(f"image tower every step: {slow:8.1f} s")
-    print(f"image features cached:  {fast:8.1f} s")
-    print(f"speed-up: {slow / fast:.2f}x  (largest weight difference {worst:.2e})")
+    print(f"image tower every step: {slow[0]:8.1f} s wall, {slow[1]:8.1f} s CPU")
+    print(f"image features cached:  {fast[0]:8.1f} s wall, {fast[1]:8.1f} s CPU")
+    print(
+        f"speed-up: {slow[0] / fast[0]:.2f}x wall, {slow[1] / fast[1]:.2f}x CPU "
+        f"(largest weight difference {worst:.2e})"
+    )
     print(
         f"one step's parts: decode+preprocess {decode:.3f} s, image tower {image:.3f} s, "
         f"text tower fwd+bwd {text:.3f} s (image side {(decode + image) / text:.2f}x the text)"

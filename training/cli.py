@@ -134,6 +134,19 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         "--last-n", type=int, default=2, help="blocks to unfreeze in last-n / text-last-n mode"
     )
     fine.add_argument(
+        "--lora-rank",
+        type=int,
+        default=8,
+        help="text-lora mode: rank of the low-rank adapters on the text tower's attention and "
+        "MLP layers (merged into the weights when the model is saved)",
+    )
+    fine.add_argument(
+        "--short-phrasings",
+        action="store_true",
+        help="augment: half the time train on another short phrasing of a picture's short "
+        'caption ("a photo of X", "Y with X" for "X on Y", short clauses of its paragraphs)',
+    )
+    fine.add_argument(
         "--shuffle-sentences",
         action="store_true",
         help="augment: present each long caption's sentences in a random order",
@@ -252,6 +265,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         shuffle_sentences=args.shuffle_sentences,
         replay=args.replay,
         select_on_heldout=args.select_every > 0,
+        short_phrasings=args.short_phrasings,
     )
     config = _train_config(args, args.mode)  # with --select-every and --patience
     result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)

@@ -25,6 +25,7 @@ from lotlip.config import with_name
 from lotlip.folders import BASE_IMAGE_TOWER_KEY
 
 from . import synthetic
+from .augment import ShortPhrasings, short_phrasings
 from .data import (
     CaptionDataset,
     CaptionedImage,
@@ -54,11 +55,14 @@ class Recipe:
     epoch, to keep old skills. ``select_on_heldout``: score held-out text->image R@1 every
     ``config.select_every`` steps and keep the best weights (early stopping with
     ``config.patience``); the held-out numbers then took part in choosing the model.
+    ``short_phrasings``: half the time, train on another short phrasing of a picture's short
+    caption (rewrites and clauses of its paragraphs, :mod:`training.augment`).
     """
 
     shuffle_sentences: bool = False
     replay: int = 0
     select_on_heldout: bool = False
+    short_phrasings: bool = False
 
 
 @dataclass
@@ -204,6 +208,9 @@ def finetune(
         stats=stats,
         shuffle_sentences=recipe.shuffle_sentences,
     )
+    if recipe.short_phrasings:
+        phrasings = [short_phrasings(record.short, record.long) for record in train_records]
+        dataset = ShortPhrasings(dataset, phrasings, config.seed)
     if recipe.replay:
         size = model.config.vision.image_size
         replay = SyntheticDataset(

@@ -102,6 +102,9 @@ SHORT_QUERY_SETTINGS: dict[str, Any] = dict(
     lr=1e-3, steps=200, warmup=10, trainable="text-last-n", last_n=2
 )
 SHORT_QUERY_RECIPE = Recipe(shuffle_sentences=True, replay=256)
+PHRASINGS_RECIPE = replace(SHORT_QUERY_RECIPE, short_phrasings=True)
+# low-rank adapters on all 4 text blocks (+ embeddings, pooler, projection) instead of 2 blocks
+LORA: dict[str, Any] = {"trainable": "text-lora", "lora_rank": 8}
 TRIALS: tuple[Trial, ...] = (
     Trial("CLI defaults (lr 5e-5, 200 steps)"),
     Trial("lr 1e-3, 100 steps", {"lr": 1e-3, "steps": 100, "warmup": 10}),
@@ -199,6 +202,15 @@ TRIALS: tuple[Trial, ...] = (
                 {"short_weight": 2.0, "sentences": 1, "steps": 400},
                 replace(SHORT_QUERY_RECIPE, replay=1024),
             ),
+            ("trial 6 with short phrasings", {}, PHRASINGS_RECIPE),
+            ("trial 6 with short phrasings, 300 steps", {"steps": 300}, PHRASINGS_RECIPE),
+            (
+                "trial 6 with short phrasings, short weight 2",
+                {"short_weight": 2.0},
+                PHRASINGS_RECIPE,
+            ),
+            ("trial 6 with rank-8 adapters on every text block", LORA, SHORT_QUERY_RECIPE),
+            ("trial 25 with short phrasings", LORA, PHRASINGS_RECIPE),
         )
     ),
 )

@@ -33,13 +33,15 @@ from lotlip.model import LoTLIP
 
 from .data import collate_captions
 from .distributed import DistInfo, all_gather_objects, barrier, init_distributed, local_device
+from .lora import adapter_parameters, add_adapters, has_adapters, merge_adapters
 from .loss import lotlip_loss, select_text_slots
 
 log = logging.getLogger(__name__)
 
 CAPTION_MODES = ("long+short", "short", "long")
-TRAINABLE = ("full", "text", "text-last-n", "last-n")
-IMAGE_FROZEN = ("text", "text-last-n")  # modes that leave every image embedding unchanged
+TRAINABLE = ("full", "text", "text-last-n", "text-lora", "last-n")
+# modes that leave every image embedding unchanged
+IMAGE_FROZEN = ("text", "text-last-n", "text-lora")
 MAX_LOGIT_SCALE = math.log(100.0)
 CHECKPOINT_NAME = "last.pt"
 
@@ -68,6 +70,7 @@ class TrainConfig:
     long_weight: float = 1.0
     trainable: str = "full"  # what trains: full | text | text-last-n | last-n (set_trainable)
     last_n: int = 2
+    lora_rank: int = 8  # text-lora: rank of the text tower's adapters (merged before saving)
     seed: int = 0
     workers: int = 0
     device: str = "auto"
@@ -112,7 +115,9 @@ class TrainResult:
 def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     """Choose what trains: ``full`` (everything), ``text`` (the text tower; image tower frozen),
     ``text-last-n`` (the text tower's embeddings and last ``last_n`` blocks, pooler and
-    projection) or ``last-n`` (the last ``last_n`` blocks and heads of both towers)."""
+    projection), ``text-lora`` (the text tower's embeddings, pooler, projection and low-rank
+    adapters, :mod:`training.lora`) or ``last-n`` (the last ``last_n`` blocks and heads of both
+    towers)."""
     if mode == "full":
         model.requires_grad_(True)
         return
@@ -121,15 +126,21 @@ def set_trainable(model: LoTLIP, mode: str, last_n: int = 2) -> None:
     if mode == "text":
         model.text.requires_grad_(True)
         return
-    for tower in [model.text] if mode == "text-last-n" else [model.visual, model.text]:
-        blocks = tower.blocks()
+    if mode in ("text-last-n", "text-lora"):
+        blocks = model.text.blocks() if mode == "text-last-n" else []
+        for block in blocks[max(0, len(blocks) - last_n) :]:
+            block.requires_grad_(True)
+        for param in adapter_parameters(model.text):
+            param.requires_grad_(True)
+        model.text.transformer.embeddings.requires_grad_(True)
+        model.text.transformer.pooler.requires_grad_(True)
+        model.text.proj.requires_grad_(True)
+        return
+    for blocks in (model.visual.blocks(), model.text.blocks()):
         # not blocks[-last_n:]: with last_n = 0 that slice is every block
         for block in blocks[max(0, len(blocks) - last_n) :]:
             block.requires_grad_(True)
-    if mode == "text-last-n":
-        model.text.transformer.embeddings.requires_grad_(True)
-    else:
-        model.visual.vit.layernorm.requires_grad_(True)
+    model.visual.vit.layernorm.requires_grad_(True)
     model.text.transformer.pooler.requires_grad_(True)
     model.text.proj.requires_grad_(True)
 
@@ -317,6 +328,8 @@ def train(
     torch.manual_seed(cfg.seed + info.rank)
     model = model.to(device=device, dtype=torch.float32)
     model.train()
+    if cfg.trainable == "text-lora" and not has_adapters(model.text):
+        add_adapters(model.text, cfg.lora_rank)
     set_trainable(model, cfg.trainable, cfg.last_n)
     if cfg.trainable in IMAGE_FROZEN:
         model.visual.eval()
@@ -471,6 +484,7 @@ def train(
 
     model_dir = None
     if not stopped_early and info.is_main:
+        merge_adapters(model.text)  # the saved folder is a plain model
         model.eval()
         metrics = evaluate(model) if evaluate is not None else {}
         model_dir = out / cfg.model_subdir if cfg.model_subdir else out

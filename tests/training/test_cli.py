@@ -200,6 +200,25 @@ def test_a_model_that_is_not_installed_or_broken_is_one_error_line(
     assert "error: unknown model 'no-such-model'" in capsys.readouterr().err
 
 
+def test_finetune_with_adapters_and_short_phrasings_saves_a_plain_model(
+    tmp_path: Path, caption_folder: Path, saved_model: Callable[..., Path]
+) -> None:
+    base = saved_model(seed=3)
+    out = tmp_path / "lora"
+    argv = ["finetune", "--base", str(base), "--data", str(caption_folder), "--out", str(out)]
+    argv += ["--steps", "2", "--batch-size", "4", "--device", "cpu", "--lr", "1e-2"]
+    assert main([*argv, "--mode", "text-lora", "--lora-rank", "3", "--short-phrasings"]) == 0
+    _, meta = read_folder_config(out)
+    assert meta["mode"] == "text-lora" and meta["train_config"]["lora_rank"] == 3
+    assert meta["recipe"]["short_phrasings"] is True
+    tuned = lotlip.load(out, device="cpu", precision="fp32").state_dict()  # no adapter keys
+    plain = lotlip.load(base, device="cpu", precision="fp32").state_dict()
+    assert set(tuned) == set(plain)
+    assert all(torch.equal(tuned[k], plain[k]) for k in plain if k.startswith("visual."))
+    query = "text.transformer.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(tuned[query], plain[query])
+
+
 def test_errors_exit_with_code_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "nowhere"
     argv = ["finetune", "--base", "x", "--data", str(missing), "--out", str(tmp_path / "o")]

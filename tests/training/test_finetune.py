@@ -269,11 +269,13 @@ def test_recipe_options_and_held_out_bookkeeping(
         out=str(tmp_path / "r"), steps=4, batch_size=8, lr=1e-3, warmup=0, num_long=1,
         trainable="text", device="cpu", select_every=2,
     )  # fmt: skip
-    recipe = Recipe(shuffle_sentences=True, replay=5, select_on_heldout=True)
+    recipe = Recipe(shuffle_sentences=True, replay=5, select_on_heldout=True, short_phrasings=True)
     result = finetune(saved_model(seed=1), folder, cfg, recipe=recipe)
     assert result.train_pairs == 24 and result.heldout_pairs == 6
     _, meta = read_folder_config(result.model_dir)
-    assert meta["recipe"] == {"shuffle_sentences": True, "replay": 5, "select_on_heldout": True}
+    assert meta["recipe"] == {
+        "shuffle_sentences": True, "replay": 5, "select_on_heldout": True, "short_phrasings": True
+    }  # fmt: skip
     assert meta["selected_step"] in (2, 4)
     assert len(meta["train_keys"]) == 24
     # forgetting is measured on the demo scenes, before and after

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from training.cli import _train_config, build_parser
 from training.study import TRIALS, reword, trial_config
 
@@ -14,10 +16,17 @@ DOCUMENTED = (
     "--lr 1e-3 --steps 200 --warmup 10 --shuffle-sentences --replay 256"
 )
 SHORT_WEIGHT_TRIAL = 9
+PHRASINGS_TRIAL = 22  # trial 6 + short phrasings: docs/TRAINING.md's recommendation now
+DOCUMENTED_PHRASINGS = f"{DOCUMENTED} --short-phrasings"
+ADAPTERS_TRIAL = 26  # adapters + short phrasings
+DOCUMENTED_ADAPTERS = (
+    "finetune --base lotlip-tiny --data photos --out mine --mode text-lora --lora-rank 8 "
+    "--lr 1e-3 --steps 200 --warmup 10 --shuffle-sentences --replay 256 --short-phrasings"
+)
 
 SHARED_FIELDS = (
     *("steps", "lr", "warmup", "batch_size", "weight_decay", "num_long", "short_weight"),
-    *("long_weight", "captions", "trainable", "last_n", "seed"),
+    *("long_weight", "captions", "trainable", "last_n", "lora_rank", "seed"),
 )
 
 
@@ -40,15 +49,26 @@ def test_the_short_weight_flag_reaches_the_config_as_in_the_study(tmp_path: Path
     assert _train_config(args, args.mode).short_weight == study.short_weight == 2.0
 
 
-def test_the_documented_command_trains_as_the_study_measured(tmp_path: Path) -> None:
-    args = build_parser().parse_args(DOCUMENTED.split())
+@pytest.mark.parametrize(
+    ("command", "number"),
+    [
+        (DOCUMENTED, SHORT_QUERY_TRIAL),
+        (DOCUMENTED_PHRASINGS, PHRASINGS_TRIAL),
+        (DOCUMENTED_ADAPTERS, ADAPTERS_TRIAL),
+    ],
+)
+def test_the_documented_command_trains_as_the_study_measured(
+    tmp_path: Path, command: str, number: int
+) -> None:
+    args = build_parser().parse_args(command.split())
     cli = _train_config(args, args.mode)
-    study = trial_config(TRIALS[SHORT_QUERY_TRIAL], tmp_path)
+    study = trial_config(TRIALS[number], tmp_path)
     for name in SHARED_FIELDS:
         assert getattr(cli, name) == getattr(study, name), name
     assert cli.extra["sentences"] == study.extra["sentences"]
-    recipe = TRIALS[SHORT_QUERY_TRIAL].recipe
-    assert (args.shuffle_sentences, args.replay) == (recipe.shuffle_sentences, recipe.replay)
+    recipe = TRIALS[number].recipe
+    flags = (args.shuffle_sentences, args.replay, args.short_phrasings)
+    assert flags == (recipe.shuffle_sentences, recipe.replay, recipe.short_phrasings)
 
 
 def test_a_trial_may_change_the_sentences_per_long_caption(tmp_path: Path) -> None:
