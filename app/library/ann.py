@@ -24,11 +24,11 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
 each read in its own snapshot together with the changes since the previous chunk, adding on
 every core, and saves the unfinished index now and then (:func:`build_cadence`) with
 ``partial_upto`` in its sidecar: the graph holds every stored id up to that one. A build that
-is killed resumes from that file (:meth:`AnnIndex.open_or_build`); until it is complete a
+is killed resumes from that file (:meth:`AnnIndex.open`); until it is complete a
 search reads the ids after ``partial_upto`` from the store and scores them exactly, so no
 query waits for a build (:meth:`app.library.library.Library.ann` builds in a thread).
 
-:meth:`AnnIndex.open_or_build` rebuilds from the store only when the file cannot be used:
+:meth:`AnnIndex.open` builds from the store only when the file cannot be used:
 missing, unreadable, truncated or corrupt, built with other settings or for another library,
 or older than the change record reaches (pruned, or the model was removed). Loading checks
 the file against the store: every unchanged stored id must be a live label, and the counts
@@ -36,7 +36,8 @@ must match the sidecar.
 
 Typical writer use::
 
-    ann = AnnIndex.open_or_build(ann_path(lib, model), store, model)
+    ann = AnnIndex.open(ann_path(lib, model), store, model)
+    ann.extend(checkpoint=lambda: ann.save(ann.generation))  # builds what the file lacks
     ann.fold()          # changes caught up from the record go into the graph
     ids = store.upsert_images_with_embeddings(rows, model, vectors)
     ann.add(ids, vectors)
@@ -403,7 +404,7 @@ class _Delta:
 class AnnIndex:
     """An HNSW index of one model's vectors, keyed by image id. Thread-safe (one lock).
 
-    Construct with :meth:`open_or_build` (normal use), :meth:`load` or :meth:`build`; the
+    Construct with :meth:`open` (normal use), :meth:`load` or :meth:`build`; the
     constructor makes an empty in-memory index.
     """
 
@@ -429,7 +430,7 @@ class AnnIndex:
         """Store generation of the graph alone (of the file it was loaded from)."""
         self._file_generation: int | None = None  # of the file last loaded or saved
         self.rebuild_reason: str | None = None
-        """Why :meth:`open_or_build` rebuilt the index (``None`` when the file was reused)."""
+        """Why :meth:`open` is building the index (``None`` when the saved file was complete)."""
         self.partial_upto: int | None = None
         """While a build is under way: the graph holds the stored ids up to this one, and
         searches read the later ones from the store exactly. ``None``: the index is complete."""
@@ -454,7 +455,7 @@ class AnnIndex:
     # -- opening ---------------------------------------------------------------------
 
     @classmethod
-    def open_or_build(
+    def open(
         cls,
         path: str | os.PathLike[str],
         store: Store,
@@ -462,28 +463,23 @@ class AnnIndex:
         dim: int | None = None,
         *,
         params: AnnParams | None = None,
-        progress: Progress | None = None,
     ) -> AnnIndex:
-        """Load the index at ``path`` if it matches the store, else rebuild (and save) it.
+        """The index saved at ``path`` if it matches the store, else an empty one to build.
 
-        ``dim`` defaults to the model's registered dimension. After a rebuild,
-        :attr:`rebuild_reason` says why.
+        A partial build's file is taken as far as it got. Unless the file was complete,
+        :attr:`rebuild_reason` says why and :meth:`extend` finishes the index. ``dim``
+        defaults to the model's registered dimension.
         """
         try:
             index = cls.load(path, store, model, dim, params=params, partial_ok=True)
         except AnnIndexError as exc:
-            reason = str(exc)
+            logger.info("building the %s index from the library: %s", model, exc)
+            index = cls.empty(path, store, model, dim, params=params)
+            index.rebuild_reason = str(exc)
         else:
-            if index.partial_upto is None:
-                return index
-            logger.info("resuming the build of the %s index (%d saved)", model, len(index))
-            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
-            index.extend(progress=progress, checkpoint=index.save)
-            index.save(index.generation)
-            return index
-        logger.info("rebuilding ANN index for %s: %s", model, reason)
-        index = cls.build(path, store, model, dim, params=params, progress=progress)
-        index.rebuild_reason = reason
+            if index.partial_upto is not None:
+                logger.info("resuming the build of the %s index (%d saved)", model, len(index))
+                index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
         return index
 
     @staticmethod
@@ -704,15 +700,13 @@ class AnnIndex:
         """Build the index from all of the store's ``model`` vectors (see :meth:`extend`).
 
         ``save``: save the unfinished index on the ``cadence`` (a build that is killed resumes
-        from there, see :meth:`open_or_build`) and the finished one at the end.
+        from there, see :meth:`open`) and the finished one at the end.
         """
         index = cls.empty(path, store, model, dim, params=params)
-        checkpoint = index.save if save else None
+        checkpoint = (lambda: index.save(index.generation)) if save else None
         index.extend(
             chunk_size=chunk_size, progress=progress, checkpoint=checkpoint, cadence=cadence
         )
-        if save:
-            index.save(index.generation)
         return index
 
     @classmethod
@@ -753,8 +747,8 @@ class AnnIndex:
         Each chunk is read in one snapshot with the changes since the previous one, which are
         folded into the graph, so writers go on meanwhile and a search waits for one chunk at
         most (hnswlib adds a chunk on all cores, ``AnnParams.threads``). ``checkpoint()``
-        (e.g. :meth:`save`) runs on the ``cadence`` (default :func:`build_cadence`) and when
-        cancelled.
+        (e.g. :meth:`save`) runs on the ``cadence`` (default :func:`build_cadence`), when
+        cancelled and once the index is complete.
         """
         if self._store is None or self.generation is None:
             raise ValueError("extend needs an index opened from a store")
@@ -792,6 +786,8 @@ class AnnIndex:
                 started = time.monotonic()
                 checkpoint()
                 cadence.saved(time.monotonic() - started)
+        if checkpoint is not None:
+            checkpoint()
         return True
 
     # -- contents --------------------------------------------------------------------
@@ -1065,7 +1061,7 @@ class AnnIndex:
         ``generation`` is the store generation the contents reflect. By default the store's
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
-        (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
+        (generation -1) so the next :meth:`open` rebuilds it. Compacts first when the
         deleted share exceeds ``params.compact_ratio``. The written file is checked before it
         replaces the old one (``OSError`` if it is short: hnswlib reports no write error). An
         unfinished build saves with its :attr:`partial_upto` and never prunes. ``prune`` (the

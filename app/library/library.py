@@ -718,25 +718,13 @@ class Library:
     ) -> AnnIndex:
         """The saved index; else one being built (in a thread when ``background``)."""
         path = ann_path(self.dir, model_name)
-        store = self._callers
-        try:
-            index = AnnIndex.load(
-                path, store, model_name, dim, params=self.ann_params, partial_ok=True
-            )
-        except AnnIndexError as exc:
-            logger.info("building the %s index from the library: %s", model_name, exc)
-            index = AnnIndex.empty(path, store, model_name, dim, params=self.ann_params)
-            index.rebuild_reason = str(exc)
-        else:
-            if index.partial_upto is None:
-                return index
-            logger.info("resuming the build of the %s index (%d saved)", model_name, len(index))
-            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
+        index = AnnIndex.open(path, self._callers, model_name, dim, params=self.ann_params)
+        if index.rebuild_reason is None:
+            return index
         if background:
             self._build_in_background(index)
         else:
             index.extend(progress=progress, checkpoint=lambda: self._save_if_free(index))
-            self._save_if_free(index)
         return index
 
     def _build_in_background(self, index: AnnIndex) -> None:
@@ -746,12 +734,10 @@ class Library:
         def build() -> None:
             try:
                 with self.own_connection():
-                    finished = index.extend(
+                    index.extend(
                         checkpoint=lambda: self._save_if_free(index),
                         cancelled=self._closing.is_set,
                     )
-                    if finished:
-                        self._save_if_free(index)
             except Exception as exc:  # the next search starts again from the saved part
                 logger.warning("building the %s index failed: %s", name, exc)
                 with self._anns_lock:
