@@ -20,7 +20,7 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
   the two result lists are merged. :meth:`AnnIndex.catch_up` repeats this for later changes.
   No rebuild and no waiting for the writer: the delta stays small because the writer saves.
 
-**Building** (:meth:`AnnIndex.build`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
+**Building** (:meth:`AnnIndex.empty`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
 each read in its own snapshot together with the changes since the previous chunk, adding on
 every core, and saves the unfinished index now and then (:func:`build_cadence`) with
 ``partial_upto`` in its sidecar: the graph holds every stored id up to that one. A build that
@@ -63,7 +63,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -312,14 +312,22 @@ def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", matrix, query)
 
 
+def _id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
+    """``ids`` as a flat int64 array."""
+    return np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), np.int64).reshape(-1)
+
+
 def _allowed_mask(ids: np.ndarray, filter: Filter | None) -> np.ndarray:
     """Which of ``ids`` a search ``filter`` allows (all when there is none)."""
     if filter is None:
         return np.ones(len(ids), bool)
     if callable(filter):
         return np.fromiter((i >= 0 and bool(filter(i)) for i in ids.tolist()), bool, len(ids))
-    allowed = filter if isinstance(filter, np.ndarray) else list(filter)
-    return np.isin(ids, np.asarray(allowed, dtype=np.int64))
+    return np.isin(ids, _id_array(filter))
+
+
+def _no_hits() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
 def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +336,13 @@ def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return ids[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+def _best_of(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of several ``(ids, scores)`` lists."""
+    return _top_k(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k)
 
 
 class _Delta:
@@ -404,7 +419,7 @@ class _Delta:
 class AnnIndex:
     """An HNSW index of one model's vectors, keyed by image id. Thread-safe (one lock).
 
-    Construct with :meth:`open` (normal use), :meth:`load` or :meth:`build`; the
+    Construct with :meth:`open` (normal use), :meth:`load` or :meth:`empty`; the
     constructor makes an empty in-memory index.
     """
 
@@ -629,16 +644,23 @@ class AnnIndex:
             return 0  # the common case, one query: nothing was written since
         with self._lock:  # one at a time: a builder thread catches up too
             with self._store.snapshot():
-                changes = self._store.embedding_changes(self.model, self.generation)
-                if changes.generation == self.generation:
-                    return 0
-                if not changes.complete:
-                    raise AnnIndexError(
-                        f"the change record no longer reaches back to generation {self.generation}"
-                    )
-                found, vectors = self._store.vectors_for(changes.ids, self.model)
-            self._apply_changes(changes.ids, found, vectors, changes.generation)
-            return len(changes.ids)
+                changed, found, vectors, generation = self._changes()
+            if generation == self.generation:
+                return 0
+            self._apply_changes(changed, found, vectors, generation)
+            return len(changed)
+
+    def _changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The store's changes since :attr:`generation` (inside the caller's snapshot): the
+        changed ids, those still stored and their vectors, and the store's generation."""
+        assert self._store is not None and self.generation is not None
+        changes = self._store.embedding_changes(self.model, self.generation)
+        if not changes.complete:
+            raise AnnIndexError(
+                f"the change record no longer reaches back to generation {self.generation}"
+            )
+        found, vectors = self._store.vectors_for(changes.ids, self.model)
+        return changes.ids, found, vectors, changes.generation
 
     def reloaded(self) -> AnnIndex:
         """The saved file loaded again (and caught up) through this index's store.
@@ -655,15 +677,21 @@ class AnnIndex:
         vecs = _normalize(vectors, self.dim) if len(found) else vectors
         with self._lock:
             for image_id in changed.tolist():
-                if image_id in self._live:
-                    self._index.mark_deleted(image_id)
-                    self._live.discard(image_id)
-                    self._deleted.add(image_id)
-                    self._cache = None
+                self._hide(image_id)
                 self._delta.pop(image_id)
             if len(found):
                 self._delta.put(found, vecs)
             self.generation = generation
+
+    def _hide(self, image_id: int) -> bool:
+        """Mark a live label of the graph deleted; false if it was not live."""
+        if image_id not in self._live:
+            return False
+        self._index.mark_deleted(image_id)
+        self._live.discard(image_id)
+        self._deleted.add(image_id)
+        self._cache = None
+        return True
 
     def fold(self) -> int:
         """Move the exactly-searched delta into the graph (a writer does before it writes)."""
@@ -682,32 +710,6 @@ class AnnIndex:
     def delta_count(self) -> int:
         """Vectors changed since the graph was saved, searched exactly on top of it."""
         return len(self._delta)
-
-    @classmethod
-    def build(
-        cls,
-        path: str | os.PathLike[str],
-        store: Store,
-        model: str,
-        dim: int | None = None,
-        *,
-        params: AnnParams | None = None,
-        progress: Progress | None = None,
-        save: bool = True,
-        chunk_size: int = 1024,
-        cadence: SaveCadence | None = None,
-    ) -> AnnIndex:
-        """Build the index from all of the store's ``model`` vectors (see :meth:`extend`).
-
-        ``save``: save the unfinished index on the ``cadence`` (a build that is killed resumes
-        from there, see :meth:`open`) and the finished one at the end.
-        """
-        index = cls.empty(path, store, model, dim, params=params)
-        checkpoint = (lambda: index.save(index.generation)) if save else None
-        index.extend(
-            chunk_size=chunk_size, progress=progress, checkpoint=checkpoint, cadence=cadence
-        )
-        return index
 
     @classmethod
     def empty(
@@ -761,17 +763,11 @@ class AnnIndex:
                 return False
             with self._lock:
                 with self._store.snapshot():
-                    changes = self._store.embedding_changes(self.model, self.generation)
-                    if not changes.complete:
-                        raise AnnIndexError(
-                            f"the change record no longer reaches back to generation "
-                            f"{self.generation}"
-                        )
-                    found, vectors = self._store.vectors_for(changes.ids, self.model)
+                    changes = self._changes()
                     ids, chunk = self._store.embeddings_after(
                         self.model, self.partial_upto, chunk_size
                     )
-                self._apply_changes(changes.ids, found, vectors, changes.generation)
+                self._apply_changes(*changes)
                 self.fold()
                 if len(ids):
                     self.add(ids, chunk)
@@ -819,8 +815,7 @@ class AnnIndex:
         A known id gets its vector replaced; a deleted id is revived. The index grows as
         needed. Duplicate ids in one call: the last vector wins.
         """
-        id_arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, np.int64)
-        id_arr = id_arr.reshape(-1)
+        id_arr = _id_array(ids)
         vecs = _normalize(vectors, self.dim) if len(id_arr) else np.zeros((0, self.dim))
         if len(id_arr) != len(vecs):
             raise ValueError(f"{len(id_arr)} ids for {len(vecs)} vectors")
@@ -851,25 +846,13 @@ class AnnIndex:
             return self.params.threads
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
 
-    def replace(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> int:
-        """Replace the vectors of re-embedded images (same as :meth:`add`: an upsert)."""
-        return self.add(ids, vectors)
-
     def delete(self, ids: Iterable[int] | np.ndarray) -> int:
         """Mark ids deleted; unknown or already deleted ids are ignored. Returns how many went."""
-        id_list = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, np.int64)
         removed = 0
         with self._lock:
-            for image_id in set(id_list.reshape(-1).tolist()):
-                if self._delta.pop(image_id):
+            for image_id in set(_id_array(ids).tolist()):
+                if self._delta.pop(image_id) or self._hide(image_id):
                     removed += 1
-                elif image_id in self._live:
-                    self._index.mark_deleted(image_id)
-                    self._live.discard(image_id)
-                    self._deleted.add(image_id)
-                    removed += 1
-            if removed:
-                self._cache = None
         return removed
 
     def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
@@ -912,11 +895,7 @@ class AnnIndex:
                 parts.append(self._search_delta(query[0], k, filter))
             if self.partial_upto is not None and k > 0:
                 parts.append(self._search_rest(query[0], k, filter))
-            if len(parts) == 1:
-                return parts[0]
-            return _top_k(
-                np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k
-            )
+            return parts[0] if len(parts) == 1 else _best_of(parts, k)
 
     def _search_delta(
         self, query: np.ndarray, k: int, filter: Filter | None
@@ -924,8 +903,6 @@ class AnnIndex:
         ids, matrix = self._delta.arrays()
         scores = _dot(matrix, query)
         mask = (ids >= 0) & _allowed_mask(ids, filter)
-        if not mask.any():
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top_k(ids[mask], scores[mask], k)
 
     def _search_rest(
@@ -934,13 +911,13 @@ class AnnIndex:
         """Exact search over the stored vectors an unfinished build has not reached yet,
         streamed from the store a chunk at a time (nothing kept in memory)."""
         assert self._store is not None and self.partial_upto is not None
-        best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        best = _no_hits()
         after = self.partial_upto
         with self._store.snapshot():
             while True:
                 ids, matrix = self._store.embeddings_after(self.model, after, _GET_CHUNK)
                 if not len(ids):
-                    return best_ids, best_scores
+                    return best
                 after = int(ids[-1])
                 held = [i in self._live or i in self._delta for i in ids.tolist()]
                 mask = ~np.asarray(held, bool) & _allowed_mask(ids, filter)
@@ -949,38 +926,31 @@ class AnnIndex:
                 ids, matrix = ids[mask], matrix[mask]
                 norms = np.linalg.norm(matrix, axis=1)
                 scores = _dot(matrix, query) / np.where(norms > 0, norms, 1.0)
-                best_ids, best_scores = _top_k(
-                    np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores]), k
-                )
+                best = _best_of([best, (ids, scores)], k)
 
     def _search_graph(
         self, query: np.ndarray, k: int, filter: Filter | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The graph's part of :meth:`search` (``self._live`` only)."""
-        empty = np.zeros(0, np.int64), np.zeros(0, np.float32)
         with self._lock:
             n = len(self._live)
             if n == 0 or k <= 0:
-                return empty
-            if filter is None:
-                if n <= self.params.exact_below:
-                    return self._exact_all(query[0], k, None)
-                return self._hnsw(query, min(k, n), None)
-            if callable(filter):
+                return _no_hits()
+            if filter is None or callable(filter):
                 if n <= self.params.exact_below:
                     return self._exact_all(query[0], k, filter)
                 return self._hnsw(query, min(k, n), filter)
             allowed = self._allowed(filter)
             if len(allowed) == 0:
-                return empty
+                return _no_hits()
             if len(allowed) <= self.params.exact_below or n <= self.params.exact_below:
                 return self._exact(query[0], k, allowed)
             allowed_set = set(allowed.tolist())
             return self._hnsw(query, min(k, len(allowed)), allowed_set.__contains__)
 
     def _allowed(self, filter: Collection[int] | np.ndarray) -> np.ndarray:
-        arr = np.unique(np.asarray(list(filter) if not isinstance(filter, np.ndarray) else filter))
-        return np.asarray([i for i in arr.astype(np.int64).tolist() if i in self._live], np.int64)
+        arr = np.unique(_id_array(filter))
+        return np.asarray([i for i in arr.tolist() if i in self._live], np.int64)
 
     def _hnsw(
         self,
@@ -1007,34 +977,30 @@ class AnnIndex:
             finally:
                 self._index.set_ef(self.params.ef_search)
         logger.debug("HNSW found fewer than %d matches; searching exactly", k)
-        ids = np.fromiter(sorted(self._live), np.int64, count=n)
-        if predicate is not None:
-            ids = ids[np.fromiter((bool(predicate(int(i))) for i in ids), bool, count=n)]
-        return self._exact(query[0], k, ids)
+        ids = self._live_ids()
+        return self._exact(query[0], k, ids[_allowed_mask(ids, predicate)])
 
     def _exact_all(
         self, query: np.ndarray, k: int, predicate: Callable[[int], bool] | None
     ) -> tuple[np.ndarray, np.ndarray]:
         if self._cache is None:
-            ids = np.fromiter(sorted(self._live), np.int64, count=len(self._live))
+            ids = self._live_ids()
             self._cache = ids, self._get(ids)
         ids, matrix = self._cache
         if predicate is not None:
-            mask = np.fromiter((bool(predicate(int(i))) for i in ids), bool, count=len(ids))
+            mask = _allowed_mask(ids, predicate)
             ids, matrix = ids[mask], matrix[mask]
-        if len(ids) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top_k(ids, _dot(matrix, query), k)
 
     def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        best = _no_hits()
         for start in range(0, len(ids), _GET_CHUNK):
             chunk = ids[start : start + _GET_CHUNK]
-            scores = _dot(self._get(chunk), query)
-            best_ids, best_scores = _top_k(
-                np.concatenate([best_ids, chunk]), np.concatenate([best_scores, scores]), k
-            )
-        return best_ids, best_scores
+            best = _best_of([best, (chunk, _dot(self._get(chunk), query))], k)
+        return best
+
+    def _live_ids(self) -> np.ndarray:
+        return np.fromiter(sorted(self._live), np.int64, count=len(self._live))
 
     def _get(self, ids: np.ndarray) -> np.ndarray:
         if len(ids) == 0:
@@ -1046,7 +1012,7 @@ class AnnIndex:
     def compact(self) -> None:
         """Rebuild the graph from the live vectors, dropping deleted slots."""
         with self._lock:
-            ids = np.fromiter(sorted(self._live), np.int64, count=len(self._live))
+            ids = self._live_ids()
             fresh = self._new_index(len(ids) + max(1024, len(ids) // 4))
             for start in range(0, len(ids), _GET_CHUNK):
                 chunk = ids[start : start + _GET_CHUNK]

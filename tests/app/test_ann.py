@@ -146,7 +146,7 @@ def test_add_grows_delete_replace(tmp_path: Path) -> None:
     # reviving a deleted id and replacing a live one's vector
     target = np.linspace(-1, 1, DIM).astype(np.float32)
     assert index.add([gone[0]], [target * 3]) == 0  # revived, not new
-    assert index.replace([keep[0]], [-target]) == 0
+    assert index.add([keep[0]], [-target]) == 0  # replaced, not new
     got, scores = index.search(target, 3)
     assert got[0] == gone[0] and scores[0] == pytest.approx(1.0, abs=1e-4)
     assert keep[0] not in index.search(target, 50)[0]

@@ -40,7 +40,7 @@ def test_save_keeps_the_old_file_when_hnswlib_writes_an_empty_one(
     store = Store.open(tmp_path / "library.db")
     fill(store, clustered(1500, seed=3))
     path = tmp_path / "a.hnsw"
-    AnnIndex.build(path, store, MODEL)
+    open_or_build(path, store)
     before, sidecar = path.read_bytes(), sidecar_path(path).read_text()
     index = AnnIndex.load(path, store, MODEL)
     real = hnswlib.Index.save_index
@@ -137,8 +137,9 @@ def progress(done, total):
     if upto is not None and done >= 1500:  # saved part way: die without cleaning up
         os.kill(os.getpid(), signal.SIGKILL)
 
-AnnIndex.build(path, store, "lotlip-tiny", progress=progress, chunk_size=500,
-               cadence=SaveCadence(every=1, interval_s=0.0, min_cost_s=1e9))
+index = AnnIndex.empty(path, store, "lotlip-tiny")
+index.extend(chunk_size=500, progress=progress, checkpoint=index.save,
+             cadence=SaveCadence(every=1, interval_s=0.0, min_cost_s=1e9))
 """
 
 
