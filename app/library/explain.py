@@ -83,7 +83,8 @@ def sentence_key(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(".").rstrip()
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to unit length (a zero vector as it is)."""
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
 
@@ -217,9 +218,9 @@ def wanted(paragraph: np.ndarray, sentences: Sequence[Sentence], vectors: np.nda
     dropped = [i for i, s in enumerate(sentences) if not s.extra and s.state in (IGNORE, NOT)]
     kept = [i for i, s in enumerate(sentences) if not s.extra and s.state in (NORMAL, MUST)]
     if dropped and in_paragraph:
-        query = _unit(query - vectors[dropped].sum(axis=0) / in_paragraph)
+        query = unit(query - vectors[dropped].sum(axis=0) / in_paragraph)
         if kept:
-            query = _unit(query + _unit(vectors[kept].sum(axis=0)))
+            query = unit(query + unit(vectors[kept].sum(axis=0)))
     return query.astype(np.float32)
 
 
@@ -233,18 +234,7 @@ def steer_away(query: np.ndarray, avoid: np.ndarray | None, not_weight: float) -
     """``unit(query − w·avoid)`` (``query`` itself without anything to avoid)."""
     if avoid is None:
         return np.asarray(query, dtype=np.float32)
-    return _unit(np.asarray(query, np.float64) - not_weight * avoid).astype(np.float32)
-
-
-def combine(
-    paragraph: np.ndarray,
-    sentences: Sequence[Sentence],
-    vectors: np.ndarray,
-    not_weight: float,
-) -> np.ndarray:
-    """The refined query vector ``u`` of the module doc (``vectors[i]`` is ``sentences[i]``)."""
-    a = wanted(paragraph, sentences, vectors)
-    return steer_away(a, avoided(sentences, vectors), not_weight)
+    return unit(np.asarray(query, np.float64) - not_weight * avoid).astype(np.float32)
 
 
 def standings(scores: np.ndarray, sample_scores: np.ndarray) -> np.ndarray:
