@@ -314,14 +314,12 @@ class Searcher:
 
     def similar(self, image_id: int, top: int = 20) -> SearchResponse:
         """Images most like the indexed image ``image_id`` (itself left out)."""
-        started = time.perf_counter()
         vector = self._stored_vector(image_id)
         if vector is None:
             raise KeyError(f"image {image_id} has no {self.model.name} vector")
-        response = self._run(vector, top, None, None, None, None, [], exclude=image_id)
+        response = self.search_vector(vector, top, exclude=image_id)
         rows = self.lib.store.rows_for([image_id])
         response.like = rows[0].path if rows else None
-        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
     def search_vector(
@@ -332,11 +330,13 @@ class Searcher:
         folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
         date_from: str | None = None,
         date_to: str | None = None,
+        exclude: int | None = None,
     ) -> SearchResponse:
-        """Like :meth:`search` for a query embedding made elsewhere (normalised here)."""
+        """Like :meth:`search` for a query embedding made elsewhere (normalised here);
+        ``exclude``: an image id left out of the results."""
         started = time.perf_counter()
         query = sentence_scores.unit(np.asarray(vector, dtype=np.float32).reshape(-1))
-        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude=None)
+        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude)
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
