@@ -245,6 +245,19 @@ def _check_written(path: Path, count: int, dim: int, m: int) -> None:
         raise OSError(f"{what} (disk full?)")
 
 
+def _identity(model: str, dim: int, params: AnnParams, library_id: Any) -> dict[str, Any]:
+    """The sidecar fields a file must match to be loaded: format, model, settings, library."""
+    return {
+        "format": FORMAT,
+        "model": model,
+        "dim": dim,
+        "space": params.space,
+        "M": params.m,
+        "ef_construction": params.ef_construction,
+        "library_id": library_id,
+    }
+
+
 def _read_sidecar(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
@@ -554,16 +567,7 @@ class AnnIndex:
         partial_ok: bool = False,
     ) -> AnnIndex | None:
         """Load and check the file described by ``meta``; ``None`` if it was replaced meanwhile."""
-        expected = {
-            "format": FORMAT,
-            "model": model,
-            "dim": dim,
-            "space": params.space,
-            "M": params.m,
-            "ef_construction": params.ef_construction,
-            "library_id": store.library_id,
-        }
-        for key, value in expected.items():
+        for key, value in _identity(model, dim, params, store.library_id).items():
             if meta.get(key) != value:
                 raise AnnIndexError(f"index {key} is {meta.get(key)!r}, expected {value!r}")
         generation = meta.get("generation")
@@ -1068,18 +1072,12 @@ class AnnIndex:
             )
             library_id = self._store.library_id if self._store is not None else None
             meta = {
-                "format": FORMAT,
-                "model": self.model,
-                "dim": self.dim,
-                "space": self.params.space,
-                "M": self.params.m,
-                "ef_construction": self.params.ef_construction,
+                **_identity(self.model, self.dim, self.params, library_id),
                 "count": len(self._live),
                 "deleted": len(self._deleted),
                 "capacity": self.capacity,
                 "generation": generation,
                 "partial_upto": self.partial_upto,
-                "library_id": library_id,
                 "file_size": size,
                 "crc32": crc,
                 "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
