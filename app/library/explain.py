@@ -371,9 +371,14 @@ class Explainer:
             for c, r in zip(cosines, standing, strict=True)
         ]
 
+    @property
+    def gates(self) -> bool:
+        """True when some sentence is ``must`` (results then need gating)."""
+        return any(s.state == MUST for s in self.sentences)
+
     def gate(self, image_vectors: np.ndarray) -> np.ndarray:
         """Which photos pass the ``must`` gate (all True without ``must`` sentences)."""
-        if not any(s.state == MUST for s in self.sentences):
+        if not self.gates:
             return np.ones(len(image_vectors), dtype=bool)
         return must_gate(self.score(image_vectors)[1], self.sentences)
 
@@ -386,11 +391,6 @@ class RefinedQuery:
     vector: np.ndarray  # a: what is wanted (before steering away from "not" sentences)
     avoid: np.ndarray | None  # Σ of the "not" sentence vectors
     explainer: Explainer
-
-    @property
-    def gates(self) -> bool:
-        """True when some sentence is ``must`` (results then need gating)."""
-        return any(s.state == MUST for s in self.sentences)
 
 
 def refine(

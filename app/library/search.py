@@ -224,7 +224,7 @@ class Searcher:
         elif avoid:
             query = sentence_scores.unit(query - self.not_weight * self.text_vector(avoid))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
-        gated = refined is not None and refined.gates
+        gated = refined is not None and refined.explainer.gates
         fetch = max(4 * top, 200) if gated or group_duplicates else top
         response = self._run(
             query,
@@ -279,7 +279,7 @@ class Searcher:
             keep = refined.explainer.gate(vectors)
             results = [r for r, k in zip(results, keep, strict=True) if k]
             vectors = vectors[keep]
-            if refined.gates and not results:
+            if refined.explainer.gates and not results:
                 response.warnings.append("no photo satisfies every 'must' sentence")
             if explain:
                 scored = refined.explainer.explain(vectors)
