@@ -44,10 +44,10 @@ the classic ``--not`` does. With every sentence
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -171,28 +171,24 @@ class QueryCache:
     """A small LRU of encoded queries for one model (thread-safe)."""
 
     def __init__(self, model: LoTLIP, size: int = QUERY_CACHE_SIZE) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # held weakly: the cache must not keep its model alive
         self.size = size
         self.encoded = 0  # text-encoder calls made (tests check the cache really saves them)
-        self._items: OrderedDict[tuple[str, tuple[str, ...]], QueryVectors] = OrderedDict()
         self._lock = threading.Lock()
+        self._cached = functools.lru_cache(maxsize=size)(self._encode)
 
     def get(self, paragraph: str, texts: Sequence[str]) -> QueryVectors:
         """Vectors of ``paragraph`` and ``texts``, encoded together in one batch when new."""
-        key = (paragraph, tuple(dict.fromkeys(texts)))
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        batch = [paragraph, *key[1]]
-        vectors = np.asarray(self.model.embed_texts(batch), dtype=np.float32)
-        found = QueryVectors(vectors[0], key[1], vectors[1:])
+        return self._cached(paragraph, tuple(dict.fromkeys(texts)))
+
+    def _encode(self, paragraph: str, texts: tuple[str, ...]) -> QueryVectors:
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this query cache is gone")
+        vectors = np.asarray(model.embed_texts([paragraph, *texts]), dtype=np.float32)
         with self._lock:
             self.encoded += 1
-            self._items[key] = found
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return found
+        return QueryVectors(vectors[0], texts, vectors[1:])
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, QueryCache] = weakref.WeakKeyDictionary()

@@ -212,3 +212,17 @@ def test_standing_sample_is_redrawn_only_for_real_changes(library, micro_model, 
     draw_folder(tmp_path / "d", 5, start=42)  # 12 % more: redrawn at once
     Indexer(library, micro_model).run([tmp_path / "d"])
     assert len(sample.get(library.store, name)) == 47
+
+
+def test_a_query_cache_goes_when_its_model_goes() -> None:
+    import gc
+    import weakref
+
+    from tests.builders import bert_like_vocab, new_micro_model
+
+    model = new_micro_model("gone-model", bert_like_vocab())
+    explain.query_cache(model).get("a red star. a blue ellipse", ["a red star"])
+    dead = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dead() is None  # the per-model cache let its model (and its weights) go
