@@ -20,15 +20,15 @@ Readers and the writer (one per library, see :mod:`app.library.library`):
   the two result lists are merged. :meth:`AnnIndex.catch_up` repeats this for later changes.
   No rebuild and no waiting for the writer: the delta stays small because the writer saves.
 
-**Building** (:meth:`AnnIndex.build`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
+**Building** (:meth:`AnnIndex.empty`, :meth:`AnnIndex.extend`) goes a chunk of ids at a time,
 each read in its own snapshot together with the changes since the previous chunk, adding on
 every core, and saves the unfinished index now and then (:func:`build_cadence`) with
 ``partial_upto`` in its sidecar: the graph holds every stored id up to that one. A build that
-is killed resumes from that file (:meth:`AnnIndex.open_or_build`); until it is complete a
+is killed resumes from that file (:meth:`AnnIndex.open`); until it is complete a
 search reads the ids after ``partial_upto`` from the store and scores them exactly, so no
 query waits for a build (:meth:`app.library.library.Library.ann` builds in a thread).
 
-:meth:`AnnIndex.open_or_build` rebuilds from the store only when the file cannot be used:
+:meth:`AnnIndex.open` builds from the store only when the file cannot be used:
 missing, unreadable, truncated or corrupt, built with other settings or for another library,
 or older than the change record reaches (pruned, or the model was removed). Loading checks
 the file against the store: every unchanged stored id must be a live label, and the counts
@@ -36,7 +36,8 @@ must match the sidecar.
 
 Typical writer use::
 
-    ann = AnnIndex.open_or_build(ann_path(lib, model), store, model)
+    ann = AnnIndex.open(ann_path(lib, model), store, model)
+    ann.extend(checkpoint=lambda: ann.save(ann.generation))  # builds what the file lacks
     ann.fold()          # changes caught up from the record go into the graph
     ids = store.upsert_images_with_embeddings(rows, model, vectors)
     ann.add(ids, vectors)
@@ -62,7 +63,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -244,6 +245,19 @@ def _check_written(path: Path, count: int, dim: int, m: int) -> None:
         raise OSError(f"{what} (disk full?)")
 
 
+def _identity(model: str, dim: int, params: AnnParams, library_id: Any) -> dict[str, Any]:
+    """The sidecar fields a file must match to be loaded: format, model, settings, library."""
+    return {
+        "format": FORMAT,
+        "model": model,
+        "dim": dim,
+        "space": params.space,
+        "M": params.m,
+        "ef_construction": params.ef_construction,
+        "library_id": library_id,
+    }
+
+
 def _read_sidecar(path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
@@ -311,14 +325,22 @@ def _dot(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", matrix, query)
 
 
+def _id_array(ids: Iterable[int] | np.ndarray) -> np.ndarray:
+    """``ids`` as a flat int64 array."""
+    return np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), np.int64).reshape(-1)
+
+
 def _allowed_mask(ids: np.ndarray, filter: Filter | None) -> np.ndarray:
     """Which of ``ids`` a search ``filter`` allows (all when there is none)."""
     if filter is None:
         return np.ones(len(ids), bool)
     if callable(filter):
         return np.fromiter((i >= 0 and bool(filter(i)) for i in ids.tolist()), bool, len(ids))
-    allowed = filter if isinstance(filter, np.ndarray) else list(filter)
-    return np.isin(ids, np.asarray(allowed, dtype=np.int64))
+    return np.isin(ids, _id_array(filter))
+
+
+def _no_hits() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
 def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,6 +349,13 @@ def _top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return ids[order].astype(np.int64), scores[order].astype(np.float32)
+
+
+def _best_of(
+    parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of several ``(ids, scores)`` lists."""
+    return _top_k(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k)
 
 
 class _Delta:
@@ -403,7 +432,7 @@ class _Delta:
 class AnnIndex:
     """An HNSW index of one model's vectors, keyed by image id. Thread-safe (one lock).
 
-    Construct with :meth:`open_or_build` (normal use), :meth:`load` or :meth:`build`; the
+    Construct with :meth:`open` (normal use), :meth:`load` or :meth:`empty`; the
     constructor makes an empty in-memory index.
     """
 
@@ -429,7 +458,7 @@ class AnnIndex:
         """Store generation of the graph alone (of the file it was loaded from)."""
         self._file_generation: int | None = None  # of the file last loaded or saved
         self.rebuild_reason: str | None = None
-        """Why :meth:`open_or_build` rebuilt the index (``None`` when the file was reused)."""
+        """Why :meth:`open` is building the index (``None`` when the saved file was complete)."""
         self.partial_upto: int | None = None
         """While a build is under way: the graph holds the stored ids up to this one, and
         searches read the later ones from the store exactly. ``None``: the index is complete."""
@@ -454,7 +483,7 @@ class AnnIndex:
     # -- opening ---------------------------------------------------------------------
 
     @classmethod
-    def open_or_build(
+    def open(
         cls,
         path: str | os.PathLike[str],
         store: Store,
@@ -462,28 +491,23 @@ class AnnIndex:
         dim: int | None = None,
         *,
         params: AnnParams | None = None,
-        progress: Progress | None = None,
     ) -> AnnIndex:
-        """Load the index at ``path`` if it matches the store, else rebuild (and save) it.
+        """The index saved at ``path`` if it matches the store, else an empty one to build.
 
-        ``dim`` defaults to the model's registered dimension. After a rebuild,
-        :attr:`rebuild_reason` says why.
+        A partial build's file is taken as far as it got. Unless the file was complete,
+        :attr:`rebuild_reason` says why and :meth:`extend` finishes the index. ``dim``
+        defaults to the model's registered dimension.
         """
         try:
             index = cls.load(path, store, model, dim, params=params, partial_ok=True)
         except AnnIndexError as exc:
-            reason = str(exc)
+            logger.info("building the %s index from the library: %s", model, exc)
+            index = cls.empty(path, store, model, dim, params=params)
+            index.rebuild_reason = str(exc)
         else:
-            if index.partial_upto is None:
-                return index
-            logger.info("resuming the build of the %s index (%d saved)", model, len(index))
-            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
-            index.extend(progress=progress, checkpoint=index.save)
-            index.save(index.generation)
-            return index
-        logger.info("rebuilding ANN index for %s: %s", model, reason)
-        index = cls.build(path, store, model, dim, params=params, progress=progress)
-        index.rebuild_reason = reason
+            if index.partial_upto is not None:
+                logger.info("resuming the build of the %s index (%d saved)", model, len(index))
+                index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
         return index
 
     @staticmethod
@@ -543,16 +567,7 @@ class AnnIndex:
         partial_ok: bool = False,
     ) -> AnnIndex | None:
         """Load and check the file described by ``meta``; ``None`` if it was replaced meanwhile."""
-        expected = {
-            "format": FORMAT,
-            "model": model,
-            "dim": dim,
-            "space": params.space,
-            "M": params.m,
-            "ef_construction": params.ef_construction,
-            "library_id": store.library_id,
-        }
-        for key, value in expected.items():
+        for key, value in _identity(model, dim, params, store.library_id).items():
             if meta.get(key) != value:
                 raise AnnIndexError(f"index {key} is {meta.get(key)!r}, expected {value!r}")
         generation = meta.get("generation")
@@ -633,16 +648,23 @@ class AnnIndex:
             return 0  # the common case, one query: nothing was written since
         with self._lock:  # one at a time: a builder thread catches up too
             with self._store.snapshot():
-                changes = self._store.embedding_changes(self.model, self.generation)
-                if changes.generation == self.generation:
-                    return 0
-                if not changes.complete:
-                    raise AnnIndexError(
-                        f"the change record no longer reaches back to generation {self.generation}"
-                    )
-                found, vectors = self._store.vectors_for(changes.ids, self.model)
-            self._apply_changes(changes.ids, found, vectors, changes.generation)
-            return len(changes.ids)
+                changed, found, vectors, generation = self._changes()
+            if generation == self.generation:
+                return 0
+            self._apply_changes(changed, found, vectors, generation)
+            return len(changed)
+
+    def _changes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The store's changes since :attr:`generation` (inside the caller's snapshot): the
+        changed ids, those still stored and their vectors, and the store's generation."""
+        assert self._store is not None and self.generation is not None
+        changes = self._store.embedding_changes(self.model, self.generation)
+        if not changes.complete:
+            raise AnnIndexError(
+                f"the change record no longer reaches back to generation {self.generation}"
+            )
+        found, vectors = self._store.vectors_for(changes.ids, self.model)
+        return changes.ids, found, vectors, changes.generation
 
     def reloaded(self) -> AnnIndex:
         """The saved file loaded again (and caught up) through this index's store.
@@ -659,15 +681,21 @@ class AnnIndex:
         vecs = _normalize(vectors, self.dim) if len(found) else vectors
         with self._lock:
             for image_id in changed.tolist():
-                if image_id in self._live:
-                    self._index.mark_deleted(image_id)
-                    self._live.discard(image_id)
-                    self._deleted.add(image_id)
-                    self._cache = None
+                self._hide(image_id)
                 self._delta.pop(image_id)
             if len(found):
                 self._delta.put(found, vecs)
             self.generation = generation
+
+    def _hide(self, image_id: int) -> bool:
+        """Mark a live label of the graph deleted; false if it was not live."""
+        if image_id not in self._live:
+            return False
+        self._index.mark_deleted(image_id)
+        self._live.discard(image_id)
+        self._deleted.add(image_id)
+        self._cache = None
+        return True
 
     def fold(self) -> int:
         """Move the exactly-searched delta into the graph (a writer does before it writes)."""
@@ -686,34 +714,6 @@ class AnnIndex:
     def delta_count(self) -> int:
         """Vectors changed since the graph was saved, searched exactly on top of it."""
         return len(self._delta)
-
-    @classmethod
-    def build(
-        cls,
-        path: str | os.PathLike[str],
-        store: Store,
-        model: str,
-        dim: int | None = None,
-        *,
-        params: AnnParams | None = None,
-        progress: Progress | None = None,
-        save: bool = True,
-        chunk_size: int = 1024,
-        cadence: SaveCadence | None = None,
-    ) -> AnnIndex:
-        """Build the index from all of the store's ``model`` vectors (see :meth:`extend`).
-
-        ``save``: save the unfinished index on the ``cadence`` (a build that is killed resumes
-        from there, see :meth:`open_or_build`) and the finished one at the end.
-        """
-        index = cls.empty(path, store, model, dim, params=params)
-        checkpoint = index.save if save else None
-        index.extend(
-            chunk_size=chunk_size, progress=progress, checkpoint=checkpoint, cadence=cadence
-        )
-        if save:
-            index.save(index.generation)
-        return index
 
     @classmethod
     def empty(
@@ -753,8 +753,8 @@ class AnnIndex:
         Each chunk is read in one snapshot with the changes since the previous one, which are
         folded into the graph, so writers go on meanwhile and a search waits for one chunk at
         most (hnswlib adds a chunk on all cores, ``AnnParams.threads``). ``checkpoint()``
-        (e.g. :meth:`save`) runs on the ``cadence`` (default :func:`build_cadence`) and when
-        cancelled.
+        (e.g. :meth:`save`) runs on the ``cadence`` (default :func:`build_cadence`), when
+        cancelled and once the index is complete.
         """
         if self._store is None or self.generation is None:
             raise ValueError("extend needs an index opened from a store")
@@ -767,17 +767,11 @@ class AnnIndex:
                 return False
             with self._lock:
                 with self._store.snapshot():
-                    changes = self._store.embedding_changes(self.model, self.generation)
-                    if not changes.complete:
-                        raise AnnIndexError(
-                            f"the change record no longer reaches back to generation "
-                            f"{self.generation}"
-                        )
-                    found, vectors = self._store.vectors_for(changes.ids, self.model)
+                    changes = self._changes()
                     ids, chunk = self._store.embeddings_after(
                         self.model, self.partial_upto, chunk_size
                     )
-                self._apply_changes(changes.ids, found, vectors, changes.generation)
+                self._apply_changes(*changes)
                 self.fold()
                 if len(ids):
                     self.add(ids, chunk)
@@ -792,6 +786,8 @@ class AnnIndex:
                 started = time.monotonic()
                 checkpoint()
                 cadence.saved(time.monotonic() - started)
+        if checkpoint is not None:
+            checkpoint()
         return True
 
     # -- contents --------------------------------------------------------------------
@@ -823,8 +819,7 @@ class AnnIndex:
         A known id gets its vector replaced; a deleted id is revived. The index grows as
         needed. Duplicate ids in one call: the last vector wins.
         """
-        id_arr = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, np.int64)
-        id_arr = id_arr.reshape(-1)
+        id_arr = _id_array(ids)
         vecs = _normalize(vectors, self.dim) if len(id_arr) else np.zeros((0, self.dim))
         if len(id_arr) != len(vecs):
             raise ValueError(f"{len(id_arr)} ids for {len(vecs)} vectors")
@@ -855,25 +850,13 @@ class AnnIndex:
             return self.params.threads
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
 
-    def replace(self, ids: Iterable[int] | np.ndarray, vectors: Any) -> int:
-        """Replace the vectors of re-embedded images (same as :meth:`add`: an upsert)."""
-        return self.add(ids, vectors)
-
     def delete(self, ids: Iterable[int] | np.ndarray) -> int:
         """Mark ids deleted; unknown or already deleted ids are ignored. Returns how many went."""
-        id_list = np.asarray(list(ids) if not isinstance(ids, np.ndarray) else ids, np.int64)
         removed = 0
         with self._lock:
-            for image_id in set(id_list.reshape(-1).tolist()):
-                if self._delta.pop(image_id):
+            for image_id in set(_id_array(ids).tolist()):
+                if self._delta.pop(image_id) or self._hide(image_id):
                     removed += 1
-                elif image_id in self._live:
-                    self._index.mark_deleted(image_id)
-                    self._live.discard(image_id)
-                    self._deleted.add(image_id)
-                    removed += 1
-            if removed:
-                self._cache = None
         return removed
 
     def vectors(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
@@ -916,11 +899,7 @@ class AnnIndex:
                 parts.append(self._search_delta(query[0], k, filter))
             if self.partial_upto is not None and k > 0:
                 parts.append(self._search_rest(query[0], k, filter))
-            if len(parts) == 1:
-                return parts[0]
-            return _top_k(
-                np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k
-            )
+            return parts[0] if len(parts) == 1 else _best_of(parts, k)
 
     def _search_delta(
         self, query: np.ndarray, k: int, filter: Filter | None
@@ -928,8 +907,6 @@ class AnnIndex:
         ids, matrix = self._delta.arrays()
         scores = _dot(matrix, query)
         mask = (ids >= 0) & _allowed_mask(ids, filter)
-        if not mask.any():
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top_k(ids[mask], scores[mask], k)
 
     def _search_rest(
@@ -938,13 +915,13 @@ class AnnIndex:
         """Exact search over the stored vectors an unfinished build has not reached yet,
         streamed from the store a chunk at a time (nothing kept in memory)."""
         assert self._store is not None and self.partial_upto is not None
-        best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        best = _no_hits()
         after = self.partial_upto
         with self._store.snapshot():
             while True:
                 ids, matrix = self._store.embeddings_after(self.model, after, _GET_CHUNK)
                 if not len(ids):
-                    return best_ids, best_scores
+                    return best
                 after = int(ids[-1])
                 held = [i in self._live or i in self._delta for i in ids.tolist()]
                 mask = ~np.asarray(held, bool) & _allowed_mask(ids, filter)
@@ -953,38 +930,31 @@ class AnnIndex:
                 ids, matrix = ids[mask], matrix[mask]
                 norms = np.linalg.norm(matrix, axis=1)
                 scores = _dot(matrix, query) / np.where(norms > 0, norms, 1.0)
-                best_ids, best_scores = _top_k(
-                    np.concatenate([best_ids, ids]), np.concatenate([best_scores, scores]), k
-                )
+                best = _best_of([best, (ids, scores)], k)
 
     def _search_graph(
         self, query: np.ndarray, k: int, filter: Filter | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The graph's part of :meth:`search` (``self._live`` only)."""
-        empty = np.zeros(0, np.int64), np.zeros(0, np.float32)
         with self._lock:
             n = len(self._live)
             if n == 0 or k <= 0:
-                return empty
-            if filter is None:
-                if n <= self.params.exact_below:
-                    return self._exact_all(query[0], k, None)
-                return self._hnsw(query, min(k, n), None)
-            if callable(filter):
+                return _no_hits()
+            if filter is None or callable(filter):
                 if n <= self.params.exact_below:
                     return self._exact_all(query[0], k, filter)
                 return self._hnsw(query, min(k, n), filter)
             allowed = self._allowed(filter)
             if len(allowed) == 0:
-                return empty
+                return _no_hits()
             if len(allowed) <= self.params.exact_below or n <= self.params.exact_below:
                 return self._exact(query[0], k, allowed)
             allowed_set = set(allowed.tolist())
             return self._hnsw(query, min(k, len(allowed)), allowed_set.__contains__)
 
     def _allowed(self, filter: Collection[int] | np.ndarray) -> np.ndarray:
-        arr = np.unique(np.asarray(list(filter) if not isinstance(filter, np.ndarray) else filter))
-        return np.asarray([i for i in arr.astype(np.int64).tolist() if i in self._live], np.int64)
+        arr = np.unique(_id_array(filter))
+        return np.asarray([i for i in arr.tolist() if i in self._live], np.int64)
 
     def _hnsw(
         self,
@@ -1011,34 +981,30 @@ class AnnIndex:
             finally:
                 self._index.set_ef(self.params.ef_search)
         logger.debug("HNSW found fewer than %d matches; searching exactly", k)
-        ids = np.fromiter(sorted(self._live), np.int64, count=n)
-        if predicate is not None:
-            ids = ids[np.fromiter((bool(predicate(int(i))) for i in ids), bool, count=n)]
-        return self._exact(query[0], k, ids)
+        ids = self._live_ids()
+        return self._exact(query[0], k, ids[_allowed_mask(ids, predicate)])
 
     def _exact_all(
         self, query: np.ndarray, k: int, predicate: Callable[[int], bool] | None
     ) -> tuple[np.ndarray, np.ndarray]:
         if self._cache is None:
-            ids = np.fromiter(sorted(self._live), np.int64, count=len(self._live))
+            ids = self._live_ids()
             self._cache = ids, self._get(ids)
         ids, matrix = self._cache
         if predicate is not None:
-            mask = np.fromiter((bool(predicate(int(i))) for i in ids), bool, count=len(ids))
+            mask = _allowed_mask(ids, predicate)
             ids, matrix = ids[mask], matrix[mask]
-        if len(ids) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top_k(ids, _dot(matrix, query), k)
 
     def _exact(self, query: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        best_ids, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        best = _no_hits()
         for start in range(0, len(ids), _GET_CHUNK):
             chunk = ids[start : start + _GET_CHUNK]
-            scores = _dot(self._get(chunk), query)
-            best_ids, best_scores = _top_k(
-                np.concatenate([best_ids, chunk]), np.concatenate([best_scores, scores]), k
-            )
-        return best_ids, best_scores
+            best = _best_of([best, (chunk, _dot(self._get(chunk), query))], k)
+        return best
+
+    def _live_ids(self) -> np.ndarray:
+        return np.fromiter(sorted(self._live), np.int64, count=len(self._live))
 
     def _get(self, ids: np.ndarray) -> np.ndarray:
         if len(ids) == 0:
@@ -1050,7 +1016,7 @@ class AnnIndex:
     def compact(self) -> None:
         """Rebuild the graph from the live vectors, dropping deleted slots."""
         with self._lock:
-            ids = np.fromiter(sorted(self._live), np.int64, count=len(self._live))
+            ids = self._live_ids()
             fresh = self._new_index(len(ids) + max(1024, len(ids) // 4))
             for start in range(0, len(ids), _GET_CHUNK):
                 chunk = ids[start : start + _GET_CHUNK]
@@ -1065,7 +1031,7 @@ class AnnIndex:
         ``generation`` is the store generation the contents reflect. By default the store's
         current one is read, after checking that the index holds exactly the store's ids; if
         it does not (another process changed the store meanwhile), the file is stamped stale
-        (generation -1) so the next :meth:`open_or_build` rebuilds it. Compacts first when the
+        (generation -1) so the next :meth:`open` rebuilds it. Compacts first when the
         deleted share exceeds ``params.compact_ratio``. The written file is checked before it
         replaces the old one (``OSError`` if it is short: hnswlib reports no write error). An
         unfinished build saves with its :attr:`partial_upto` and never prunes. ``prune`` (the
@@ -1106,18 +1072,12 @@ class AnnIndex:
             )
             library_id = self._store.library_id if self._store is not None else None
             meta = {
-                "format": FORMAT,
-                "model": self.model,
-                "dim": self.dim,
-                "space": self.params.space,
-                "M": self.params.m,
-                "ef_construction": self.params.ef_construction,
+                **_identity(self.model, self.dim, self.params, library_id),
                 "count": len(self._live),
                 "deleted": len(self._deleted),
                 "capacity": self.capacity,
                 "generation": generation,
                 "partial_upto": self.partial_upto,
-                "library_id": library_id,
                 "file_size": size,
                 "crc32": crc,
                 "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -34,11 +34,10 @@ damaged) is not grouped.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import random
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -191,22 +190,13 @@ class SignatureCache:
     def __init__(self, capacity: int = 4096, workers: int | None = None) -> None:
         self.capacity = capacity
         self.workers = workers or min(4, os.cpu_count() or 1)
-        self._items: OrderedDict[tuple[str, int], np.ndarray | None] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cached = functools.lru_cache(maxsize=capacity)(
+            lambda path, size: load_signature(path)
+        )
 
     def get(self, path: str, size: int) -> np.ndarray | None:
         """The signature of ``path`` (``size`` bytes), loaded on first use; ``None``: unreadable."""
-        key = (path, size)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        found = load_signature(path)
-        with self._lock:
-            self._items[key] = found
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return found
+        return self._cached(path, size)
 
     def get_many(self, files: Sequence[tuple[str, int]]) -> list[np.ndarray | None]:
         """Signatures of ``(path, size)`` pairs, the missing ones decoded in parallel (Pillow

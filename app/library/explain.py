@@ -44,10 +44,10 @@ the classic ``--not`` does. With every sentence
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -83,7 +83,8 @@ def sentence_key(text: str) -> str:
     return " ".join(text.lower().split()).rstrip(".").rstrip()
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def unit(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to unit length (a zero vector as it is)."""
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
 
@@ -170,28 +171,24 @@ class QueryCache:
     """A small LRU of encoded queries for one model (thread-safe)."""
 
     def __init__(self, model: LoTLIP, size: int = QUERY_CACHE_SIZE) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # held weakly: the cache must not keep its model alive
         self.size = size
         self.encoded = 0  # text-encoder calls made (tests check the cache really saves them)
-        self._items: OrderedDict[tuple[str, tuple[str, ...]], QueryVectors] = OrderedDict()
         self._lock = threading.Lock()
+        self._cached = functools.lru_cache(maxsize=size)(self._encode)
 
     def get(self, paragraph: str, texts: Sequence[str]) -> QueryVectors:
         """Vectors of ``paragraph`` and ``texts``, encoded together in one batch when new."""
-        key = (paragraph, tuple(dict.fromkeys(texts)))
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        batch = [paragraph, *key[1]]
-        vectors = np.asarray(self.model.embed_texts(batch), dtype=np.float32)
-        found = QueryVectors(vectors[0], key[1], vectors[1:])
+        return self._cached(paragraph, tuple(dict.fromkeys(texts)))
+
+    def _encode(self, paragraph: str, texts: tuple[str, ...]) -> QueryVectors:
+        model = self._model()
+        if model is None:
+            raise ReferenceError("the model of this query cache is gone")
+        vectors = np.asarray(model.embed_texts([paragraph, *texts]), dtype=np.float32)
         with self._lock:
             self.encoded += 1
-            self._items[key] = found
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return found
+        return QueryVectors(vectors[0], texts, vectors[1:])
 
 
 _CACHES: weakref.WeakKeyDictionary[Any, QueryCache] = weakref.WeakKeyDictionary()
@@ -217,9 +214,9 @@ def wanted(paragraph: np.ndarray, sentences: Sequence[Sentence], vectors: np.nda
     dropped = [i for i, s in enumerate(sentences) if not s.extra and s.state in (IGNORE, NOT)]
     kept = [i for i, s in enumerate(sentences) if not s.extra and s.state in (NORMAL, MUST)]
     if dropped and in_paragraph:
-        query = _unit(query - vectors[dropped].sum(axis=0) / in_paragraph)
+        query = unit(query - vectors[dropped].sum(axis=0) / in_paragraph)
         if kept:
-            query = _unit(query + _unit(vectors[kept].sum(axis=0)))
+            query = unit(query + unit(vectors[kept].sum(axis=0)))
     return query.astype(np.float32)
 
 
@@ -233,18 +230,7 @@ def steer_away(query: np.ndarray, avoid: np.ndarray | None, not_weight: float) -
     """``unit(query − w·avoid)`` (``query`` itself without anything to avoid)."""
     if avoid is None:
         return np.asarray(query, dtype=np.float32)
-    return _unit(np.asarray(query, np.float64) - not_weight * avoid).astype(np.float32)
-
-
-def combine(
-    paragraph: np.ndarray,
-    sentences: Sequence[Sentence],
-    vectors: np.ndarray,
-    not_weight: float,
-) -> np.ndarray:
-    """The refined query vector ``u`` of the module doc (``vectors[i]`` is ``sentences[i]``)."""
-    a = wanted(paragraph, sentences, vectors)
-    return steer_away(a, avoided(sentences, vectors), not_weight)
+    return unit(np.asarray(query, np.float64) - not_weight * avoid).astype(np.float32)
 
 
 def standings(scores: np.ndarray, sample_scores: np.ndarray) -> np.ndarray:
@@ -381,9 +367,14 @@ class Explainer:
             for c, r in zip(cosines, standing, strict=True)
         ]
 
+    @property
+    def gates(self) -> bool:
+        """True when some sentence is ``must`` (results then need gating)."""
+        return any(s.state == MUST for s in self.sentences)
+
     def gate(self, image_vectors: np.ndarray) -> np.ndarray:
         """Which photos pass the ``must`` gate (all True without ``must`` sentences)."""
-        if not any(s.state == MUST for s in self.sentences):
+        if not self.gates:
             return np.ones(len(image_vectors), dtype=bool)
         return must_gate(self.score(image_vectors)[1], self.sentences)
 
@@ -396,11 +387,6 @@ class RefinedQuery:
     vector: np.ndarray  # a: what is wanted (before steering away from "not" sentences)
     avoid: np.ndarray | None  # Σ of the "not" sentence vectors
     explainer: Explainer
-
-    @property
-    def gates(self) -> bool:
-        """True when some sentence is ``must`` (results then need gating)."""
-        return any(s.state == MUST for s in self.sentences)
 
 
 def refine(

@@ -20,7 +20,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -638,7 +638,7 @@ class Library:
         own).
         """
         if not refresh:
-            self._wait_for_build(model_name)
+            self._join(self._builds, model_name)
         with self._anns_lock:
             index = self._anns.get(model_name)
             if index is not None:
@@ -681,36 +681,44 @@ class Library:
             except Exception as exc:  # a failed reload only keeps the delta
                 logger.debug("background reload of the %s index failed: %s", name, exc)
                 return
-            finally:
-                with self._anns_lock:
-                    self._reloads.pop(name, None)
             with self._anns_lock:
                 if self._anns.get(name) is index and not self.is_writing:
                     self._anns[name] = fresh
                     logger.debug("swapped in the %s index saved at %s", name, fresh.base_generation)
 
-        thread = threading.Thread(target=reload, name=f"ann-reload-{name}", daemon=True)
-        self._reloads[name] = thread
+        self._start(self._reloads, name, reload, "reload")
+
+    def _start(
+        self, threads: dict[str, threading.Thread], name: str, work: Callable[[], None], what: str
+    ) -> None:
+        """Run ``work`` in a thread listed in ``threads`` under ``name`` while it runs."""
+
+        def run() -> None:
+            try:
+                work()
+            finally:
+                with self._anns_lock:
+                    if threads.get(name) is threading.current_thread():
+                        del threads[name]
+
+        thread = threading.Thread(target=run, name=f"ann-{what}-{name}", daemon=True)
+        with self._anns_lock:
+            threads[name] = thread
         thread.start()
 
     def wait_for_reloads(self) -> None:
         """Wait for background index reloads to finish (tests, :meth:`close`)."""
-        with self._anns_lock:
-            threads = list(self._reloads.values())
-        for thread in threads:
-            thread.join()
+        self._join(self._reloads)
 
     def wait_for_builds(self) -> None:
         """Wait for background index builds to finish (tests, :meth:`close`)."""
-        with self._anns_lock:
-            names = list(self._builds)
-        for name in names:
-            self._wait_for_build(name)
+        self._join(self._builds)
 
-    def _wait_for_build(self, model_name: str) -> None:
+    def _join(self, threads: dict[str, threading.Thread], name: str | None = None) -> None:
+        """Wait for the threads listed in ``threads`` (only the one of ``name``, if given)."""
         with self._anns_lock:
-            thread = self._builds.get(model_name)
-        if thread is not None:
+            running = [t for n, t in threads.items() if name is None or n == name]
+        for thread in running:
             thread.join()
 
     def _open_ann(
@@ -718,25 +726,13 @@ class Library:
     ) -> AnnIndex:
         """The saved index; else one being built (in a thread when ``background``)."""
         path = ann_path(self.dir, model_name)
-        store = self._callers
-        try:
-            index = AnnIndex.load(
-                path, store, model_name, dim, params=self.ann_params, partial_ok=True
-            )
-        except AnnIndexError as exc:
-            logger.info("building the %s index from the library: %s", model_name, exc)
-            index = AnnIndex.empty(path, store, model_name, dim, params=self.ann_params)
-            index.rebuild_reason = str(exc)
-        else:
-            if index.partial_upto is None:
-                return index
-            logger.info("resuming the build of the %s index (%d saved)", model_name, len(index))
-            index.rebuild_reason = f"resumed a partial build ({len(index)} vectors saved)"
+        index = AnnIndex.open(path, self._callers, model_name, dim, params=self.ann_params)
+        if index.rebuild_reason is None:
+            return index
         if background:
             self._build_in_background(index)
         else:
             index.extend(progress=progress, checkpoint=lambda: self._save_if_free(index))
-            self._save_if_free(index)
         return index
 
     def _build_in_background(self, index: AnnIndex) -> None:
@@ -746,26 +742,17 @@ class Library:
         def build() -> None:
             try:
                 with self.own_connection():
-                    finished = index.extend(
+                    index.extend(
                         checkpoint=lambda: self._save_if_free(index),
                         cancelled=self._closing.is_set,
                     )
-                    if finished:
-                        self._save_if_free(index)
             except Exception as exc:  # the next search starts again from the saved part
                 logger.warning("building the %s index failed: %s", name, exc)
                 with self._anns_lock:
                     if self._anns.get(name) is index:
                         del self._anns[name]
-            finally:
-                with self._anns_lock:
-                    if self._builds.get(name) is threading.current_thread():
-                        del self._builds[name]
 
-        thread = threading.Thread(target=build, name=f"ann-build-{name}", daemon=True)
-        with self._anns_lock:
-            self._builds[name] = thread
-        thread.start()
+        self._start(self._builds, name, build, "build")
 
     def _save_if_free(self, index: AnnIndex) -> None:
         """Save ``index`` unless the library is read-only or another process writes it."""

@@ -125,11 +125,6 @@ class SearchResponse:
         }
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
-
-
 class Searcher:
     """Answers queries against one library with one model (thread-safe for reads)."""
 
@@ -154,13 +149,17 @@ class Searcher:
             return self.model.embed_images([like])[0]
         path = os.path.abspath(os.fspath(like))
         image_id = self.lib.store.image_id(path)
-        if image_id is not None:
-            stored = self.lib.vector_set(self.model).name
-            found, vectors = self.lib.store.vectors_for([image_id], stored or "")
-            if len(found):
-                return _unit(vectors[0])
+        stored = None if image_id is None else self._stored_vector(image_id)
+        if stored is not None:
+            return stored
         image = load_image(path, self.model.config.vision.image_size)
         return self.model.embed_images([image])[0]
+
+    def _stored_vector(self, image_id: int) -> np.ndarray | None:
+        """The normalised vector the library holds for ``image_id`` with these weights."""
+        stored = self.lib.vector_set(self.model).name
+        found, vectors = self.lib.store.vectors_for([image_id], stored or "")
+        return sentence_scores.unit(vectors[0]) if len(found) else None
 
     # -- searching -----------------------------------------------------------------------
 
@@ -214,17 +213,18 @@ class Searcher:
                 parts.append(self.text_vector(text))
         if like is not None:
             parts.append(self.image_vector(like))
-        query = _unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
-        if not_text and not_text.strip():
-            not_tokens = self.model.tokenizer.count(not_text.strip())
+        query = sentence_scores.unit(np.mean(parts, axis=0)) if len(parts) > 1 else parts[0]
+        avoid = (not_text or "").strip()
+        if avoid:
+            not_tokens = self.model.tokenizer.count(avoid)
             if not_tokens.truncated:
                 warnings.append(truncation_warning(not_tokens, "phrase to steer away from"))
         if refined is not None:
             query = sentence_scores.steer_away(query, refined.avoid, self.not_weight)
-        elif not_text and not_text.strip():
-            query = _unit(query - self.not_weight * self.text_vector(not_text.strip()))
+        elif avoid:
+            query = sentence_scores.unit(query - self.not_weight * self.text_vector(avoid))
         like_text = None if like is None or isinstance(like, Image.Image) else os.fspath(like)
-        gated = refined is not None and refined.gates
+        gated = refined is not None and refined.explainer.gates
         fetch = max(4 * top, 200) if gated or group_duplicates else top
         response = self._run(
             query,
@@ -279,7 +279,7 @@ class Searcher:
             keep = refined.explainer.gate(vectors)
             results = [r for r, k in zip(results, keep, strict=True) if k]
             vectors = vectors[keep]
-            if refined.gates and not results:
+            if refined.explainer.gates and not results:
                 response.warnings.append("no photo satisfies every 'must' sentence")
             if explain:
                 scored = refined.explainer.explain(vectors)
@@ -314,15 +314,12 @@ class Searcher:
 
     def similar(self, image_id: int, top: int = 20) -> SearchResponse:
         """Images most like the indexed image ``image_id`` (itself left out)."""
-        started = time.perf_counter()
-        stored = self.lib.vector_set(self.model).name
-        found, vectors = self.lib.store.vectors_for([image_id], stored or "")
-        if not len(found):
+        vector = self._stored_vector(image_id)
+        if vector is None:
             raise KeyError(f"image {image_id} has no {self.model.name} vector")
-        response = self._run(_unit(vectors[0]), top, None, None, None, None, [], exclude=image_id)
+        response = self.search_vector(vector, top, exclude=image_id)
         rows = self.lib.store.rows_for([image_id])
         response.like = rows[0].path if rows else None
-        response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
     def search_vector(
@@ -333,11 +330,13 @@ class Searcher:
         folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
         date_from: str | None = None,
         date_to: str | None = None,
+        exclude: int | None = None,
     ) -> SearchResponse:
-        """Like :meth:`search` for a query embedding made elsewhere (normalised here)."""
+        """Like :meth:`search` for a query embedding made elsewhere (normalised here);
+        ``exclude``: an image id left out of the results."""
         started = time.perf_counter()
-        query = _unit(np.asarray(vector, dtype=np.float32).reshape(-1))
-        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude=None)
+        query = sentence_scores.unit(np.asarray(vector, dtype=np.float32).reshape(-1))
+        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude)
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 

@@ -40,6 +40,16 @@ def fill(store: Store, vectors: np.ndarray, start: int = 0) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def open_or_build(
+    path: Path, store: Store, model: str = MODEL, *, dim=None, params=None, progress=None
+) -> AnnIndex:
+    """The index at ``path`` as a writer opens it: loaded, else built here and saved."""
+    index = AnnIndex.open(path, store, model, dim, params=params)
+    if index.rebuild_reason is not None:
+        index.extend(progress=progress, checkpoint=lambda: index.save(index.generation))
+    return index
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     s = Store.open(tmp_path / "library.db")
@@ -73,7 +83,7 @@ def test_build_search_recall_and_reopen(filled, tmp_path: Path) -> None:
     built = []
     # ef 128: graph construction runs on several threads, so the graph (and recall at the
     # default ef 64, ~0.95 on this hard synthetic set) varies slightly from run to run.
-    index = AnnIndex.open_or_build(
+    index = open_or_build(
         path,
         store,
         MODEL,
@@ -90,7 +100,7 @@ def test_build_search_recall_and_reopen(filled, tmp_path: Path) -> None:
     assert got[0] == ids[17] and scores[0] == pytest.approx(1.0, abs=1e-4)
     np.testing.assert_allclose(scores, vectors[np.searchsorted(ids, got)] @ vectors[17], atol=1e-4)
 
-    again = AnnIndex.open_or_build(path, store, MODEL)
+    again = open_or_build(path, store, MODEL)
     assert again.rebuild_reason is None  # the file was trusted, not rebuilt
     assert again.labels() == set(ids.tolist()) and again.generation == store.generation(MODEL)
     np.testing.assert_array_equal(again.search(queries[0], 10)[0], index.search(queries[0], 10)[0])
@@ -99,7 +109,7 @@ def test_build_search_recall_and_reopen(filled, tmp_path: Path) -> None:
 def test_small_index_is_exact(store: Store, tmp_path: Path) -> None:
     vectors = clustered(200, seed=4)
     ids = fill(store, vectors)
-    index = AnnIndex.open_or_build(tmp_path / "small.hnsw", store, MODEL)
+    index = open_or_build(tmp_path / "small.hnsw", store, MODEL)
     for q in clustered(10, seed=5):
         np.testing.assert_array_equal(index.search(q, 15)[0], exact_top(ids, vectors, q, 15))
     assert len(index.search(vectors[0], 500)[0]) == 200  # k larger than the index
@@ -107,10 +117,10 @@ def test_small_index_is_exact(store: Store, tmp_path: Path) -> None:
 
 def test_empty_index(store: Store, tmp_path: Path) -> None:
     store.add_model(MODEL, DIM)
-    index = AnnIndex.open_or_build(tmp_path / "e.hnsw", store, MODEL)
+    index = open_or_build(tmp_path / "e.hnsw", store, MODEL)
     got, scores = index.search(np.ones(DIM), 10)
     assert len(got) == 0 and len(scores) == 0 and len(index) == 0
-    assert AnnIndex.open_or_build(tmp_path / "e.hnsw", store, MODEL).rebuild_reason is None
+    assert open_or_build(tmp_path / "e.hnsw", store, MODEL).rebuild_reason is None
 
 
 def test_add_grows_delete_replace(tmp_path: Path) -> None:
@@ -136,7 +146,7 @@ def test_add_grows_delete_replace(tmp_path: Path) -> None:
     # reviving a deleted id and replacing a live one's vector
     target = np.linspace(-1, 1, DIM).astype(np.float32)
     assert index.add([gone[0]], [target * 3]) == 0  # revived, not new
-    assert index.replace([keep[0]], [-target]) == 0
+    assert index.add([keep[0]], [-target]) == 0  # replaced, not new
     got, scores = index.search(target, 3)
     assert got[0] == gone[0] and scores[0] == pytest.approx(1.0, abs=1e-4)
     assert keep[0] not in index.search(target, 50)[0]
@@ -165,7 +175,7 @@ def test_add_rejects_bad_input(tmp_path: Path) -> None:
 
 def test_filtered_search(filled, tmp_path: Path) -> None:
     store, ids, vectors = filled
-    index = AnnIndex.open_or_build(tmp_path / "f.hnsw", store, MODEL)
+    index = open_or_build(tmp_path / "f.hnsw", store, MODEL)
     rng = np.random.default_rng(11)
     queries = clustered(20, seed=12)
 
@@ -196,15 +206,15 @@ def test_filtered_search(filled, tmp_path: Path) -> None:
 def test_rebuild_when_missing_truncated_or_corrupt(filled, tmp_path: Path) -> None:
     store, ids, _ = filled
     path = ann_path(tmp_path, MODEL)
-    AnnIndex.open_or_build(path, store, MODEL)
+    open_or_build(path, store, MODEL)
 
     path.unlink()
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     assert "missing" in index.rebuild_reason and index.labels() == set(ids.tolist())
 
     with open(path, "r+b") as fh:
         fh.truncate(os.path.getsize(path) // 2)
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     assert "bytes" in index.rebuild_reason and index.labels() == set(ids.tolist())
 
     # truncated and the sidecar "agrees" on the size: hnswlib's own load check must catch it
@@ -213,54 +223,54 @@ def test_rebuild_when_missing_truncated_or_corrupt(filled, tmp_path: Path) -> No
     meta = json.loads(sidecar_path(path).read_text())
     meta["file_size"] = os.path.getsize(path)
     sidecar_path(path).write_text(json.dumps(meta))
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     assert "corrupt" in index.rebuild_reason and len(index) == len(ids)
 
     sidecar_path(path).write_text("{not json")
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     assert "sidecar" in index.rebuild_reason
-    assert AnnIndex.open_or_build(path, store, MODEL).rebuild_reason is None
+    assert open_or_build(path, store, MODEL).rebuild_reason is None
 
 
 def test_rebuild_only_when_the_file_cannot_be_caught_up(filled, tmp_path: Path) -> None:
     store, ids, _ = filled
     path = ann_path(tmp_path, MODEL)
-    AnnIndex.open_or_build(path, store, MODEL)
+    open_or_build(path, store, MODEL)
 
     # saving an index that missed a change made by another process marks the file stale
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     store.remove_images(ids[:3])
     index.save()
-    assert "stale" in AnnIndex.open_or_build(path, store, MODEL).rebuild_reason
+    assert "stale" in open_or_build(path, store, MODEL).rebuild_reason
 
     # the change record was pruned past the file's generation (a newer file was saved and
     # this one is an old copy): it cannot be caught up
     old = path.read_bytes(), sidecar_path(path).read_text()
     for round_ in range(2):  # each save prunes up to the file before it
         fill(store, clustered(5, seed=8), start=20_000 + 10 * round_)
-        AnnIndex.open_or_build(path, store, MODEL).save(prune=True)
+        open_or_build(path, store, MODEL).save(prune=True)
     path.write_bytes(old[0])
     sidecar_path(path).write_text(old[1])
-    rebuilt = AnnIndex.open_or_build(path, store, MODEL)
+    rebuilt = open_or_build(path, store, MODEL)
     assert "change record" in rebuilt.rebuild_reason
     assert rebuilt.labels() == set(store.embedding_ids(MODEL).tolist())
 
     # a model removed and added again under the same name: its old file is not trusted
     store.remove_model(MODEL)
     again = fill(store, clustered(30, seed=10), start=30_000)
-    rebuilt = AnnIndex.open_or_build(path, store, MODEL)
+    rebuilt = open_or_build(path, store, MODEL)
     assert "change record" in rebuilt.rebuild_reason and rebuilt.labels() == set(again.tolist())
 
     # an index file from another library is never trusted
     with Store.open(tmp_path / "other.db") as other:
         fill(other, clustered(30))
-        assert "library_id" in AnnIndex.open_or_build(path, other, MODEL).rebuild_reason
+        assert "library_id" in open_or_build(path, other, MODEL).rebuild_reason
 
 
 def test_file_behind_the_store_is_caught_up_not_rebuilt(filled, tmp_path: Path) -> None:
     store, ids, vectors = filled
     path = ann_path(tmp_path, MODEL)
-    AnnIndex.open_or_build(path, store, MODEL)
+    open_or_build(path, store, MODEL)
     # written behind the index's back (another process): added, replaced, removed
     new_vectors = clustered(50, seed=9)
     new_ids = fill(store, new_vectors, start=10_000)
@@ -269,7 +279,7 @@ def test_file_behind_the_store_is_caught_up_not_rebuilt(filled, tmp_path: Path) 
     removed = ids[100:400]
     store.remove_images(removed)
 
-    index = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(ef_search=128))
+    index = open_or_build(path, store, MODEL, params=AnnParams(ef_search=128))
     assert index.rebuild_reason is None
     assert index.generation == store.generation(MODEL) > index.base_generation
     assert index.delta_count == 51  # 50 added + 1 replaced; the removed are only hidden
@@ -300,9 +310,9 @@ def test_file_behind_the_store_is_caught_up_not_rebuilt(filled, tmp_path: Path) 
 def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     store, _, _ = filled
     path = ann_path(tmp_path, MODEL)
-    writer = AnnIndex.open_or_build(path, store, MODEL)
-    reader = AnnIndex.open_or_build(path, store, MODEL)
-    behind = AnnIndex.open_or_build(path, store, MODEL)
+    writer = open_or_build(path, store, MODEL)
+    reader = open_or_build(path, store, MODEL)
+    behind = open_or_build(path, store, MODEL)
     first = store.generation(MODEL)
 
     more = clustered(20, seed=15)
@@ -331,20 +341,20 @@ def test_catch_up_then_save_prunes_the_record(filled, tmp_path: Path) -> None:
     assert reader.catch_up() == 3  # it had seen the first save: it still catches up
     with pytest.raises(AnnIndexError):  # a reader behind the pruned part loads the file again
         behind.catch_up()
-    fresh = AnnIndex.open_or_build(path, store, MODEL)
+    fresh = open_or_build(path, store, MODEL)
     assert fresh.rebuild_reason is None and fresh.delta_count == 2
     assert fresh.labels() == set(store.embedding_ids(MODEL).tolist())
 
     # a writer folds the delta into the graph before it saves
     fresh.save()
     assert fresh.delta_count == 0 and fresh.labels() == set(store.embedding_ids(MODEL).tolist())
-    assert AnnIndex.open_or_build(path, store, MODEL).delta_count == 0
+    assert open_or_build(path, store, MODEL).delta_count == 0
 
 
 def test_load_waits_out_a_save_in_progress(filled, tmp_path: Path) -> None:
     store, _, _ = filled
     path = ann_path(tmp_path, MODEL)
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     old_sidecar = sidecar_path(path).read_text()
     more = clustered(20, seed=70)
     index.add(fill(store, more, start=60_000), more)
@@ -359,7 +369,7 @@ def test_load_waits_out_a_save_in_progress(filled, tmp_path: Path) -> None:
 
     timer = threading.Timer(0.1, finish_save)
     timer.start()
-    loaded = AnnIndex.open_or_build(path, store, MODEL)
+    loaded = open_or_build(path, store, MODEL)
     timer.join()
     assert loaded.rebuild_reason is None and loaded.delta_count == 0
     assert loaded.labels() == set(store.embedding_ids(MODEL).tolist())
@@ -368,8 +378,8 @@ def test_load_waits_out_a_save_in_progress(filled, tmp_path: Path) -> None:
 def test_delta_stays_exact_through_many_edits_of_the_same_photos(filled, tmp_path: Path) -> None:
     store, ids, _ = filled
     path = ann_path(tmp_path, MODEL)
-    AnnIndex.open_or_build(path, store, MODEL)
-    reader = AnnIndex.open_or_build(path, store, MODEL)
+    open_or_build(path, store, MODEL)
+    reader = open_or_build(path, store, MODEL)
     rows = [ImageRecord(f"/p/{i}.jpg", 1, 1) for i in range(10)]
     for round_ in range(20):  # each edit blanks a row of the delta; blank rows get squeezed out
         latest = clustered(10, seed=100 + round_)
@@ -406,7 +416,7 @@ def test_save_cadence_bounds_count_time_and_cost() -> None:
 def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> None:
     store, ids, _ = filled
     path = ann_path(tmp_path, MODEL)
-    index = AnnIndex.open_or_build(path, store, MODEL)
+    index = open_or_build(path, store, MODEL)
     # the indexer's pattern: write the store, apply the same change to the index, save
     new_vectors = clustered(40, seed=21)
     new_ids = fill(store, new_vectors, start=50_000)
@@ -416,7 +426,7 @@ def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> 
     index.delete(removed)
     index.save()
 
-    reopened = AnnIndex.open_or_build(path, store, MODEL)
+    reopened = open_or_build(path, store, MODEL)
     assert reopened.rebuild_reason is None
     assert reopened.labels() == set(store.embedding_ids(MODEL).tolist())
     assert reopened.deleted_count == 100
@@ -425,13 +435,13 @@ def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> 
     assert got[0] == new_ids[3]
 
     # deleting past compact_ratio compacts on save; the reloaded file has no deleted slots
-    compacting = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(compact_ratio=0.1))
+    compacting = open_or_build(path, store, MODEL, params=AnnParams(compact_ratio=0.1))
     more_removed = ids[100:700]
     store.remove_images(more_removed)
     compacting.delete(more_removed)
     compacting.save()
     assert compacting.deleted_count == 0
-    final = AnnIndex.open_or_build(path, store, MODEL)
+    final = open_or_build(path, store, MODEL)
     assert final.rebuild_reason is None and final.deleted_count == 0
     assert final.labels() == set(store.embedding_ids(MODEL).tolist())
 
@@ -439,13 +449,13 @@ def test_incremental_changes_survive_save_and_reload(filled, tmp_path: Path) -> 
 def test_params_and_dim_checks(filled, tmp_path: Path) -> None:
     store, _, _ = filled
     path = ann_path(tmp_path, MODEL)
-    AnnIndex.open_or_build(path, store, MODEL)
-    rebuilt = AnnIndex.open_or_build(path, store, MODEL, params=AnnParams(m=8))
+    open_or_build(path, store, MODEL)
+    rebuilt = open_or_build(path, store, MODEL, params=AnnParams(m=8))
     assert "M" in rebuilt.rebuild_reason
     with pytest.raises(ValueError):
-        AnnIndex.open_or_build(path, store, MODEL, dim=DIM + 1)
+        open_or_build(path, store, MODEL, dim=DIM + 1)
     with pytest.raises(ValueError):
-        AnnIndex.open_or_build(tmp_path / "u.hnsw", store, "unknown-model")
+        open_or_build(tmp_path / "u.hnsw", store, "unknown-model")
     with pytest.raises(ValueError):
         AnnIndex(tmp_path / "l2.hnsw", MODEL, DIM, AnnParams(space="l2"))
 

@@ -20,7 +20,7 @@ from app.library.ann import AnnIndex, AnnParams, SaveCadence, ann_path, sidecar_
 from app.library.library import Library
 from app.library.search import Searcher
 from app.library.store import ImageRecord, Store
-from tests.app.test_ann import MODEL, clustered, fill
+from tests.app.test_ann import MODEL, clustered, fill, open_or_build
 
 ROOT = Path(__file__).resolve().parents[2]
 EVERY_CHUNK = dict(every=1, interval_s=0.0, min_cost_s=1e9)  # save after every chunk
@@ -40,7 +40,7 @@ def test_save_keeps_the_old_file_when_hnswlib_writes_an_empty_one(
     store = Store.open(tmp_path / "library.db")
     fill(store, clustered(1500, seed=3))
     path = tmp_path / "a.hnsw"
-    AnnIndex.build(path, store, MODEL)
+    open_or_build(path, store)
     before, sidecar = path.read_bytes(), sidecar_path(path).read_text()
     index = AnnIndex.load(path, store, MODEL)
     real = hnswlib.Index.save_index
@@ -137,8 +137,9 @@ def progress(done, total):
     if upto is not None and done >= 1500:  # saved part way: die without cleaning up
         os.kill(os.getpid(), signal.SIGKILL)
 
-AnnIndex.build(path, store, "lotlip-tiny", progress=progress, chunk_size=500,
-               cadence=SaveCadence(every=1, interval_s=0.0, min_cost_s=1e9))
+index = AnnIndex.empty(path, store, "lotlip-tiny")
+index.extend(chunk_size=500, progress=progress, checkpoint=index.save,
+             cadence=SaveCadence(every=1, interval_s=0.0, min_cost_s=1e9))
 """
 
 
@@ -165,13 +166,13 @@ def test_a_killed_build_resumes_from_its_last_save(tmp_path: Path) -> None:
     fill(store, clustered(30, seed=9), start=9000)
 
     done: list[int] = []
-    index = AnnIndex.open_or_build(path, store, MODEL, progress=lambda d, t: done.append(d))
+    index = open_or_build(path, store, MODEL, progress=lambda d, t: done.append(d))
     assert index.rebuild_reason.startswith("resumed")
     assert done[0] > 500  # went on from the saved part, not from nothing
     assert index.partial_upto is None and saved_upto < max(index.labels())
     assert index.labels() == set(store.embedding_ids(MODEL).tolist())
     assert np.allclose(index.vectors([replaced])[0], clustered(1, seed=8)[0], atol=1e-6)
-    again = AnnIndex.open_or_build(path, store, MODEL)  # the finished file is complete
+    again = open_or_build(path, store, MODEL)  # the finished file is complete
     assert again.rebuild_reason is None and again.partial_upto is None
     assert json.loads(sidecar_path(path).read_text())["partial_upto"] is None
     store.close()
@@ -223,7 +224,7 @@ def test_build_saves_on_its_cadence(tmp_path: Path) -> None:
         saved.append(json.loads(sidecar_path(path).read_text())["count"])
 
     index.extend(chunk_size=500, checkpoint=checkpoint, cadence=SaveCadence(**EVERY_CHUNK))
-    assert saved == [500, 1000, 1500]  # after each chunk but the last (a short one: complete)
+    assert saved == [500, 1000, 1500, 1800]  # after each chunk, and once complete
     store.close()
 
 

@@ -17,11 +17,13 @@ from app.library.explain import (
     NOT,
     QueryCache,
     Sentence,
-    combine,
+    avoided,
     must_gate,
     next_state,
     plan_sentences,
     standings,
+    steer_away,
+    wanted,
 )
 from app.library.indexer import Indexer
 from app.library.search import Searcher
@@ -77,6 +79,11 @@ def test_standing_is_the_share_of_the_sample_beaten_ties_half() -> None:
     got = standings(np.array([[0.25, 0.0], [0.3, 1.0], [0.05, 2.0]]), sample)
     assert got == pytest.approx(np.array([[0.5, 0.25], [0.625, 0.75], [0.0, 1.0]]))
     assert standings(np.array([[0.3]]), np.zeros((1, 0))).tolist() == [[0.5]]
+
+
+def combine(p: np.ndarray, sentences: list[Sentence], s: np.ndarray, w: float) -> np.ndarray:
+    """The refined query ``u`` as a search puts it together from explain's parts."""
+    return steer_away(wanted(p, sentences, s), avoided(sentences, s), w)
 
 
 def test_combine_by_hand() -> None:
@@ -205,3 +212,17 @@ def test_standing_sample_is_redrawn_only_for_real_changes(library, micro_model, 
     draw_folder(tmp_path / "d", 5, start=42)  # 12 % more: redrawn at once
     Indexer(library, micro_model).run([tmp_path / "d"])
     assert len(sample.get(library.store, name)) == 47
+
+
+def test_a_query_cache_goes_when_its_model_goes() -> None:
+    import gc
+    import weakref
+
+    from tests.builders import bert_like_vocab, new_micro_model
+
+    model = new_micro_model("gone-model", bert_like_vocab())
+    explain.query_cache(model).get("a red star. a blue ellipse", ["a red star"])
+    dead = weakref.ref(model)
+    del model
+    gc.collect()
+    assert dead() is None  # the per-model cache let its model (and its weights) go
