@@ -319,7 +319,10 @@ def _fill_base_defaults(args: argparse.Namespace) -> Recipe:
     from .finetune import Recipe
 
     defaults = defaults_for(args.base)
-    log.info("fine-tune defaults: %s", defaults.source)
+    if defaults.measured_on:
+        log.info("unset options: recommended for %s (%s)", defaults.measured_on, defaults.source)
+    else:
+        log.info("unset options: %s", defaults.source)
     settings = defaults.settings()
     settings["mode"] = settings.pop("trainable")  # the flag's name
     for name, value in settings.items():

@@ -33,7 +33,8 @@ class FinetuneDefaults:
     batch_size: int = 32
     weight_decay: float = 0.1
     recipe: Recipe = field(default_factory=Recipe)
-    source: str = "generic defaults"  # what the user is told these settings are
+    measured_on: str = ""  # the base model the settings were measured for ("": generic)
+    source: str = "generic defaults"  # where the settings come from, for the user
 
     def settings(self) -> dict[str, Any]:
         """The TrainConfig fields these defaults set."""
@@ -51,7 +52,8 @@ RECOMMENDED: dict[str, FinetuneDefaults] = {
         steps=200,
         warmup=10,
         recipe=Recipe(shuffle_sentences=True, replay=256, short_phrasings=True),
-        source="recommended settings for lotlip-tiny (docs/TRAINING.md, study trial 22)",
+        measured_on="lotlip-tiny",
+        source="docs/TRAINING.md, fine-tune study trial 22",
     ),
 }
 
