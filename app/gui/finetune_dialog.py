@@ -254,6 +254,7 @@ class FinetuneDialog(QDialog):
         self.plan: FinetunePlan | None = None
         self.installed: set[str] = set()
         self.base_defaults: dict[str, Any] = {}  # model name -> its recommended settings
+        self._manual: tuple[str, str, int] | None = None  # (mode, lr, batch) while recommended
         self.library_pairs = 0
         self.confirm_close = True
         ui.frame_dialog(self, "finetuneDialog", "Fine-tune on your captions", 760, 720)
@@ -462,10 +463,18 @@ class FinetuneDialog(QDialog):
         """Show the recommended settings in the inputs they decide, and lock those inputs."""
         using = self.using_recommended()
         if using:
+            if self._manual is None:  # the user's own choices, back when the box is unchecked
+                self._manual = (self.mode(), self.lr.currentText(), self.batch.value())
             recommended = self.recommended()
             self.mode_buttons[recommended.trainable].setChecked(True)
             self.lr.setCurrentText(f"{recommended.lr:g}")
             self.batch.setValue(recommended.batch_size)
+        elif self._manual is not None:
+            mode, lr, batch = self._manual
+            self._manual = None
+            self.mode_buttons[mode].setChecked(True)
+            self.lr.setCurrentText(lr)
+            self.batch.setValue(batch)
         if self.task is None:
             self._set_inputs_enabled(True)
         self._update_plan_text()

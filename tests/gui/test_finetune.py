@@ -119,6 +119,7 @@ def test_finetune_dialog_uses_the_recommended_recipe_for_lotlip_tiny(
 
     dialog.use_recommended.setChecked(False)  # the user's own settings: no recipe
     assert dialog.lr.isEnabled() and dialog.current_plan().recommended is None
+    assert dialog.mode() == "text" and dialog.lr.currentText() == "5e-5"  # the dialog's own
     dialog.use_recommended.setChecked(True)
     dialog.base.setCurrentIndex(dialog.base.findData(TINY))  # a random model: generic settings
     assert not dialog.use_recommended.isVisibleTo(dialog) and dialog.lr.isEnabled()
