@@ -314,7 +314,7 @@ def _describe(defaults: FinetuneDefaults) -> str:
     return " ".join(flags)
 
 
-def _fill_base_defaults(args: argparse.Namespace) -> Recipe:
+def fill_base_defaults(args: argparse.Namespace) -> Recipe:
     """Set every finetune option the user left out from the base's defaults; the data recipe."""
     from .finetune import Recipe
 
@@ -344,7 +344,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
     from .finetune import finetune
 
-    recipe = _fill_base_defaults(args)
+    recipe = fill_base_defaults(args)
     config = _train_config(args, args.mode)  # with --select-every and --patience
     result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)
     return _report(result.train)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import _fill_base_defaults, _train_config, build_parser
+from training.cli import _train_config, build_parser, fill_base_defaults
 from training.study import TRIALS, reword, trial_config
 
 SHORT_QUERY_TRIAL = 6  # the short-query recipe docs/TRAINING.md recommends
@@ -46,7 +46,7 @@ def test_a_seed_overrides_the_trial_and_nothing_else(tmp_path: Path) -> None:
 
 def test_the_short_weight_flag_reaches_the_config_as_in_the_study(tmp_path: Path) -> None:
     args = build_parser().parse_args([*DOCUMENTED.split(), "--short-weight", "2"])
-    _fill_base_defaults(args)
+    fill_base_defaults(args)
     study = trial_config(TRIALS[SHORT_WEIGHT_TRIAL], tmp_path)
     assert _train_config(args, args.mode).short_weight == study.short_weight == 2.0
 
@@ -70,7 +70,7 @@ def test_the_documented_command_trains_as_the_study_measured(
     tmp_path: Path, command: str, number: int
 ) -> None:
     args = build_parser().parse_args(command.split())
-    _fill_base_defaults(args)
+    fill_base_defaults(args)
     cli = _train_config(args, args.mode)
     study = trial_config(TRIALS[number], tmp_path)
     for name in SHARED_FIELDS:
