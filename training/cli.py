@@ -16,11 +16,14 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from .benchmarks import LOADERS
+from .finetune_defaults import GENERIC, RECOMMENDED, FinetuneDefaults, defaults_for
 from .recipes import RECIPES
 from .train import CAPTION_MODES, TRAINABLE, TrainConfig, TrainResult
 
 if TYPE_CHECKING:
     from lotlip.model import LoTLIP
+
+    from .finetune import Recipe
 
 log = logging.getLogger("training")
 
@@ -81,9 +84,27 @@ _COMMON_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+# finetune: these default to the base model's settings (training.finetune_defaults), so an
+# unset flag parses as None and is filled in once the base is known.
+_BASE_DEFAULT_HELP = "default: the base model's, see above"
+_FINETUNE_COMMON = {
+    "--steps": {"type": int, "default": None, "help": f"optimizer steps ({_BASE_DEFAULT_HELP})"},
+    "--batch-size": {
+        "type": int,
+        "default": None,
+        "help": f"samples per step ({_BASE_DEFAULT_HELP})",
+    },
+    "--lr": {"type": float, "default": None, "help": f"peak learning rate ({_BASE_DEFAULT_HELP})"},
+    "--weight-decay": {"type": float, "default": None, "help": _BASE_DEFAULT_HELP},
+    "--warmup": {"type": int, "default": None, "help": f"warmup steps ({_BASE_DEFAULT_HELP})"},
+}
+
+
+def _add_common(
+    p: argparse.ArgumentParser, overrides: dict[str, dict[str, Any]] | None = None
+) -> None:
     for flag, options in _COMMON_OPTIONS.items():
-        p.add_argument(flag, **options)
+        p.add_argument(flag, **(overrides or {}).get(flag, options))
 
 
 def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
@@ -122,16 +143,26 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     fine = sub.add_parser(
         "finetune",
         help="adapt a model to your own captioned photos",
-        description="Fine-tune on personal captions. Modes: text (default; the image tower is "
-        "frozen, so an existing photo index stays valid), last-n (last N blocks of both towers) "
-        "and full. --out becomes the model folder, which lotlip.load accepts.",
+        description="Fine-tune on personal captions. Modes: text (the image tower is frozen, "
+        "so an existing photo index stays valid), text-last-n and text-lora (the same, fewer "
+        "text weights train), last-n (last N blocks of both towers) and full. --out becomes the "
+        "model folder, which lotlip.load accepts. Defaults: options left out take the base "
+        "model's recommended settings where one was measured (lotlip-tiny and fine-tunes of "
+        "it: "
+        + _describe(RECOMMENDED["lotlip-tiny"])
+        + "), else the generic ones ("
+        + _describe(GENERIC)
+        + "). Flags given explicitly always win.",
     )
-    _add_common(fine)
+    _add_common(fine, _FINETUNE_COMMON)
     fine.add_argument("--base", required=True, help="model to start from")
     fine.add_argument("--data", required=True, help="folder, .jsonl/.csv manifest, or .tar shards")
-    fine.add_argument("--mode", choices=TRAINABLE, default="text")
+    fine.add_argument("--mode", choices=TRAINABLE, default=None, help=_BASE_DEFAULT_HELP)
     fine.add_argument(
-        "--last-n", type=int, default=2, help="blocks to unfreeze in last-n / text-last-n mode"
+        "--last-n",
+        type=int,
+        default=None,
+        help=f"blocks to unfreeze in last-n / text-last-n mode ({_BASE_DEFAULT_HELP})",
     )
     fine.add_argument(
         "--lora-rank",
@@ -142,20 +173,25 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
     )
     fine.add_argument(
         "--short-phrasings",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="augment: half the time train on another short phrasing of a picture's short "
-        'caption ("a photo of X", "Y with X" for "X on Y", short clauses of its paragraphs)',
+        'caption ("a photo of X", "Y with X" for "X on Y", short clauses of its paragraphs) '
+        f"({_BASE_DEFAULT_HELP})",
     )
     fine.add_argument(
         "--shuffle-sentences",
-        action="store_true",
-        help="augment: present each long caption's sentences in a random order",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="augment: present each long caption's sentences in a random order "
+        f"({_BASE_DEFAULT_HELP})",
     )
     fine.add_argument(
         "--replay",
         type=int,
-        default=0,
-        help="mix this many of the base model's synthetic training scenes in (keeps old skills)",
+        default=None,
+        help="mix this many of the base model's synthetic training scenes in (keeps old "
+        f"skills; only meaningful for bases trained on them) ({_BASE_DEFAULT_HELP})",
     )
     fine.add_argument(
         "--select-every",
@@ -170,7 +206,6 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         help="with --select-every: stop after this many checks without improvement",
     )
     fine.add_argument("--name", default=None, help="name of the new model")
-    fine.set_defaults(steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1)
 
     ev = sub.add_parser(
         "evaluate",
@@ -257,16 +292,59 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return _report(result)
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
-    from .finetune import Recipe, finetune
+def _describe(defaults: FinetuneDefaults) -> str:
+    """The defaults as the flags that would set them (for --help)."""
+    recipe = defaults.recipe
+    flags = [
+        f"--mode {defaults.trainable}",
+        *(
+            [f"--last-n {defaults.last_n}"]
+            if defaults.trainable in ("text-last-n", "last-n")
+            else []
+        ),
+        f"--lr {defaults.lr:g}",
+        f"--steps {defaults.steps}",
+        f"--warmup {defaults.warmup}",
+        f"--batch-size {defaults.batch_size}",
+        f"--weight-decay {defaults.weight_decay:g}",
+        *(["--shuffle-sentences"] if recipe.shuffle_sentences else []),
+        *(["--short-phrasings"] if recipe.short_phrasings else []),
+        *([f"--replay {recipe.replay}"] if recipe.replay else []),
+    ]
+    return " ".join(flags)
 
-    recipe = Recipe(
+
+def fill_base_defaults(args: argparse.Namespace) -> Recipe:
+    """Set every finetune option the user left out from the base's defaults; the data recipe."""
+    from .finetune import Recipe
+
+    defaults = defaults_for(args.base)
+    if defaults.measured_on:
+        log.info("unset options: recommended for %s (%s)", defaults.measured_on, defaults.source)
+    else:
+        log.info("unset options: %s", defaults.source)
+    settings = defaults.settings()
+    settings["mode"] = settings.pop("trainable")  # the flag's name
+    for name, value in settings.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+    recipe = defaults.recipe
+    for name in ("shuffle_sentences", "replay", "short_phrasings"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(recipe, name))
+    return Recipe(
         shuffle_sentences=args.shuffle_sentences,
         replay=args.replay,
         select_on_heldout=args.select_every > 0,
         short_phrasings=args.short_phrasings,
     )
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune ``--base`` on ``--data`` and save ``<out>/model``."""
+    from .finetune import finetune
+
+    recipe = fill_base_defaults(args)
     config = _train_config(args, args.mode)  # with --select-every and --patience
     result = finetune(base=args.base, data=args.data, config=config, name=args.name, recipe=recipe)
     return _report(result.train)

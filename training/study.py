@@ -23,6 +23,7 @@ from . import synthetic
 from .data import SkipStats
 from .evaluate import evaluate
 from .finetune import Recipe, eval_set_from_records, finetune, read_caption_records
+from .finetune_defaults import GENERIC, RECOMMENDED
 from .train import TrainConfig
 
 # Words of the synthetic world -> words the base model's captions never use.
@@ -94,15 +95,16 @@ class Trial:
     recipe: Recipe = field(default_factory=Recipe)
 
 
-CLI_DEFAULTS: dict[str, Any] = dict(
-    steps=200, lr=5e-5, warmup=20, batch_size=32, weight_decay=0.1, num_long=1
-)
+# What `python -m training finetune` uses on a base without a measured recipe.
+CLI_DEFAULTS: dict[str, Any] = {**GENERIC.settings(), "num_long": 1}
 # The best recipe of the first round, the base of the short-query trials.
 SHORT_QUERY_SETTINGS: dict[str, Any] = dict(
     lr=1e-3, steps=200, warmup=10, trainable="text-last-n", last_n=2
 )
 SHORT_QUERY_RECIPE = Recipe(shuffle_sentences=True, replay=256)
-PHRASINGS_RECIPE = replace(SHORT_QUERY_RECIPE, short_phrasings=True)
+# Trial 22 (trial 6 + short phrasings) became lotlip-tiny's default: its numbers live there.
+RECOMMENDED_TINY = RECOMMENDED["lotlip-tiny"]
+PHRASINGS_RECIPE = RECOMMENDED_TINY.recipe
 # low-rank adapters on all 4 text blocks (+ embeddings, pooler, projection) instead of 2 blocks
 LORA: dict[str, Any] = {"trainable": "text-lora", "lora_rank": 8}
 TRIALS: tuple[Trial, ...] = (
@@ -202,7 +204,11 @@ TRIALS: tuple[Trial, ...] = (
                 {"short_weight": 2.0, "sentences": 1, "steps": 400},
                 replace(SHORT_QUERY_RECIPE, replay=1024),
             ),
-            ("trial 6 with short phrasings", {}, PHRASINGS_RECIPE),
+            (
+                "trial 6 with short phrasings (lotlip-tiny's fine-tune default)",
+                RECOMMENDED_TINY.settings(),
+                PHRASINGS_RECIPE,
+            ),
             ("trial 6 with short phrasings, 300 steps", {"steps": 300}, PHRASINGS_RECIPE),
             (
                 "trial 6 with short phrasings, short weight 2",

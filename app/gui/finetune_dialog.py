@@ -21,6 +21,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QGroupBox,
@@ -55,6 +56,12 @@ MODES = (
         "change. Safe on small sets.",
     ),
     (
+        "text-last-n",
+        "Last blocks of the text tower and the word embeddings",
+        "Learns your words with fewer weights; the image side stays frozen, so no re-indexing. "
+        "What the recommended settings for lotlip-tiny train.",
+    ),
+    (
         "last-n",
         "Last blocks of both towers",
         "Also adapts how photos are seen: every photo is indexed again with the new model.",
@@ -65,7 +72,9 @@ MODES = (
         "Slowest, and easy to overfit on a few hundred photos. Every photo is indexed again.",
     ),
 )
-LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3")
+LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3", "2e-3")
+# Modes that keep the image tower frozen: the new model reuses every indexed photo.
+IMAGE_FROZEN = ("text", "text-last-n")
 METRIC_ROWS = (
     ("Long caption → photo, top 1", "long_t2i_r1"),
     ("Long caption → photo, top 5", "long_t2i_r5"),
@@ -86,7 +95,10 @@ class FinetunePlan:
     lr: float
     device: str
     source: Path | None = None  # None: the library's captions
-    steps: int | None = None  # overrides epochs (tests, advanced use)
+    steps: int | None = None  # overrides epochs, or the recommended steps (tests, advanced use)
+    # the base's recommended settings (training.finetune_defaults.FinetuneDefaults); when set,
+    # they decide mode, length, learning rate, batch and data recipe; None: the fields above
+    recommended: Any = None
 
 
 @dataclass(frozen=True)
@@ -134,21 +146,30 @@ def run_finetune(
         )
     seed = 0
     train_records, heldout = split_heldout(records, 0.2, seed)
-    steps = plan.steps or steps_for(len(train_records), plan.epochs, plan.batch_size)
+    recommended = plan.recommended
+    steps = plan.steps or (
+        recommended.steps
+        if recommended is not None
+        else steps_for(len(train_records), plan.epochs, plan.batch_size)
+    )
     report(PlanReport(steps, len(train_records), len(heldout)))
     out = registry.models_home() / plan.name
     if (out / "config.json").exists():
         raise FileExistsError(f"A model named {plan.name} already exists; choose another name.")
+    chosen = {
+        "batch_size": plan.batch_size,
+        "lr": plan.lr,
+        "weight_decay": 0.1,
+        "warmup": max(1, steps // 10),
+        "trainable": plan.mode,
+    }
+    if recommended is not None:
+        chosen = {**recommended.settings(), "steps": steps}
     config = TrainConfig(
+        **{"steps": steps, **chosen},
         out=str(out),
-        steps=steps,
-        batch_size=plan.batch_size,
-        lr=plan.lr,
-        weight_decay=0.1,
-        warmup=max(1, steps // 10),
         save_every=max(steps, 1),
         log_every=max(1, steps // 100),
-        trainable=plan.mode,
         device=plan.device,
         seed=seed,
         workers=0,
@@ -161,6 +182,7 @@ def run_finetune(
             name=plan.name,
             progress=report,
             should_stop=cancelled,
+            recipe=None if recommended is None else recommended.recipe,
         )
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
@@ -169,6 +191,27 @@ def run_finetune(
         shutil.rmtree(out, ignore_errors=True)
         raise TaskCancelled()
     return result
+
+
+def describe_recommended(recommended: Any) -> str:
+    """What the recommended settings are, in words (under the check box)."""
+    recipe = recommended.recipe
+    parts = [
+        next(label for key, label, _ in MODES if key == recommended.trainable).lower(),
+        f"{recommended.steps} steps of {recommended.batch_size}",
+        f"learning rate {recommended.lr:g}",
+    ]
+    if recipe.shuffle_sentences:
+        parts.append("sentences shuffled")
+    if recipe.short_phrasings:
+        parts.append("other short phrasings of your captions")
+    if recipe.replay:
+        parts.append(f"{recipe.replay} of the model's own training scenes mixed in")
+    return (
+        f"Measured to generalise best to new photos ({recommended.source}): "
+        + ", ".join(parts)
+        + ". Uncheck to choose the settings yourself."
+    )
 
 
 def metric_rows(before: dict[str, float], after: dict[str, float], heldout: bool) -> list[tuple]:
@@ -210,6 +253,8 @@ class FinetuneDialog(QDialog):
         self.result: Any = None
         self.plan: FinetunePlan | None = None
         self.installed: set[str] = set()
+        self.base_defaults: dict[str, Any] = {}  # model name -> its recommended settings
+        self._manual: tuple[str, str, int] | None = None  # (mode, lr, batch) while recommended
         self.library_pairs = 0
         self.confirm_close = True
         ui.frame_dialog(self, "finetuneDialog", "Fine-tune on your captions", 760, 720)
@@ -256,12 +301,21 @@ class FinetuneDialog(QDialog):
         self.lr.addItems(LEARNING_RATES)
         self.lr.setCurrentText("5e-5")
         self.plan_text = ui.label("", self, name="mutedLabel")
+        self.use_recommended = QCheckBox(self)
+        self.use_recommended.setObjectName("useRecommended")
+        self.use_recommended.setChecked(True)
+        self.use_recommended.toggled.connect(self._apply_recommended)
+        self.use_recommended.hide()
+        self.recommended_text = ui.label("", self, name="mutedLabel", wrap=True)
+        self.recommended_text.hide()
         epochs = QLabel("epochs, batch", self)
         rate = QLabel("learning rate", self)
         length = ui.hbox(self.epochs, epochs, self.batch, rate, self.lr, ui.STRETCH)
         rows = ui.form(
             ("Start from:", self.base),
             ("New model name:", self.name),
+            ("", self.use_recommended),
+            ("", self.recommended_text),
             ("Training:", length),
             ("", self.plan_text),
         )
@@ -345,8 +399,13 @@ class FinetuneDialog(QDialog):
         self.start_button.setEnabled(False)
         library = self.session.library
 
-        def work(_r: Any, _c: Any) -> tuple[list[Any], int]:
-            return [e for e in list_models() if e.installed], captioned_count(library.store)
+        def work(_r: Any, _c: Any) -> tuple[list[Any], int, dict[str, Any]]:
+            from training.finetune_defaults import GENERIC, defaults_for
+
+            entries = [e for e in list_models() if e.installed]
+            defaults = {e.name: defaults_for(e.name) for e in entries}
+            recommended = {name: d for name, d in defaults.items() if d is not GENERIC}
+            return entries, captioned_count(library.store), recommended
 
         task = self.session.worker_task(work, name="finetune-choices")
         task.succeeded.connect(self._choices_loaded)
@@ -355,8 +414,8 @@ class FinetuneDialog(QDialog):
         )
         self.session.tasks.start(task)
 
-    def _choices_loaded(self, result: tuple[list[Any], int]) -> None:
-        entries, self.library_pairs = result
+    def _choices_loaded(self, result: tuple[list[Any], int, dict[str, Any]]) -> None:
+        entries, self.library_pairs, self.base_defaults = result
         self.installed = {e.name for e in entries}
         self.base.clear()
         self.base.setEnabled(True)
@@ -381,9 +440,47 @@ class FinetuneDialog(QDialog):
         base = self.base.currentData()
         if base:
             self.name.setText(default_name(str(base), self.installed))
+        recommended = self.recommended()
+        self.use_recommended.setVisible(recommended is not None)
+        self.recommended_text.setVisible(recommended is not None)
+        if recommended is not None:
+            self.use_recommended.setText(
+                f"Use the recommended settings for {recommended.measured_on}"
+            )
+            self.recommended_text.setText(describe_recommended(recommended))
+        self._apply_recommended()
+
+    def recommended(self) -> Any:
+        """The chosen base's recommended settings (measured for it or the model it was
+        fine-tuned from), or None: then the settings below are the generic ones."""
+        return self.base_defaults.get(str(self.base.currentData()))
+
+    def using_recommended(self) -> bool:
+        """Whether the run uses the base's recommended settings."""
+        return self.recommended() is not None and self.use_recommended.isChecked()
+
+    def _apply_recommended(self, *_args: object) -> None:
+        """Show the recommended settings in the inputs they decide, and lock those inputs."""
+        using = self.using_recommended()
+        if using:
+            if self._manual is None:  # the user's own choices, back when the box is unchecked
+                self._manual = (self.mode(), self.lr.currentText(), self.batch.value())
+            recommended = self.recommended()
+            self.mode_buttons[recommended.trainable].setChecked(True)
+            self.lr.setCurrentText(f"{recommended.lr:g}")
+            self.batch.setValue(recommended.batch_size)
+        elif self._manual is not None:
+            mode, lr, batch = self._manual
+            self._manual = None
+            self.mode_buttons[mode].setChecked(True)
+            self.lr.setCurrentText(lr)
+            self.batch.setValue(batch)
+        if self.task is None:
+            self._set_inputs_enabled(True)
+        self._update_plan_text()
 
     def _mode_changed(self, *_args: object) -> None:
-        self.reindex_warning.setVisible(self.mode() != "text")
+        self.reindex_warning.setVisible(self.mode() not in IMAGE_FROZEN)
 
     def mode(self) -> str:
         """The chosen training mode (``text``, ``last-n`` or ``full``)."""
@@ -394,6 +491,8 @@ class FinetuneDialog(QDialog):
         if self.use_library.isChecked() and pairs:
             train = pairs - (int(pairs * 0.2) if pairs >= 25 else 0)
             steps = steps_for(train, self.epochs.value(), self.batch.value())
+            if self.using_recommended():
+                steps = self.recommended().steps
             self.plan_text.setText(f"≈ {steps} steps over {count_text(train, 'photo')}")
         else:
             self.plan_text.setText("")
@@ -413,6 +512,7 @@ class FinetuneDialog(QDialog):
             device=self.session.device,
             source=source,
             steps=steps,
+            recommended=self.recommended() if self.using_recommended() else None,
         )
 
     def _check(self, plan: FinetunePlan) -> str | None:
@@ -464,9 +564,14 @@ class FinetuneDialog(QDialog):
         return self.session.tasks.start(task)
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
-        for widget in (self.base, self.name, self.epochs, self.batch, self.lr, self.source_edit):
+        tunable = enabled and not self.using_recommended()  # the recommendation decides these
+        for widget in (self.base, self.name, self.source_edit, self.use_recommended):
             widget.setEnabled(enabled)
-        for button in (*self.mode_buttons.values(), self.use_library, self.use_file):
+        for widget in (self.epochs, self.batch, self.lr):
+            widget.setEnabled(tunable)
+        for button in self.mode_buttons.values():
+            button.setEnabled(tunable)
+        for button in (self.use_library, self.use_file):
             button.setEnabled(enabled)
 
     def _progress(self, reports: list[Any]) -> None:
@@ -526,7 +631,7 @@ class FinetuneDialog(QDialog):
             else "on the training photos themselves (too few captions to hold any out)"
         )
         note = f"Measured {where}."
-        if self.plan and self.plan.mode != "text":
+        if self.plan and self.plan.mode not in IMAGE_FROZEN:
             note += " Switching indexes every photo again with the new model."
         else:
             note += (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,59 @@ def test_finetune_dialog_completes_on_a_tiny_set_and_switches_model(
         lambda: session.indexing is not None and not session.indexing.running, timeout=120_000
     )
     assert session.library.store.counts().embeddings.get("gui-tiny-mine") == SCENE_COUNT
+
+
+def test_finetune_dialog_uses_the_recommended_recipe_for_lotlip_tiny(
+    qtbot: Any, make_session: Any, make_window: Any, scenes_dir: Path, models_home: Path
+) -> None:
+    """The bundled model's measured recipe is what the dialog runs by default (check box on);
+    another base, or the box unchecked, gets the dialog's own settings and no data recipe."""
+    from lotlip import registry
+    from lotlip.folders import read_folder_config
+    from training.finetune_defaults import RECOMMENDED
+
+    bundled = registry.BUNDLED_MODEL
+    recommended = RECOMMENDED[bundled]
+    session = make_session(bundled, load=True)
+    dialog = make_window(session).open_finetune()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    assert dialog.base.currentData() == bundled
+    assert dialog.use_recommended.isVisibleTo(dialog) and dialog.use_recommended.isChecked()
+    assert dialog.use_recommended.text() == "Use the recommended settings for lotlip-tiny"
+    assert "study trial 22" in dialog.recommended_text.text()
+    assert dialog.mode() == recommended.trainable and not dialog.reindex_warning.isVisibleTo(dialog)
+    assert not dialog.lr.isEnabled() and not dialog.mode_buttons["full"].isEnabled()
+    assert dialog.current_plan().recommended is recommended
+
+    dialog.use_recommended.setChecked(False)  # the user's own settings: no recipe
+    assert dialog.lr.isEnabled() and dialog.current_plan().recommended is None
+    assert dialog.mode() == "text" and dialog.lr.currentText() == "5e-5"  # the dialog's own
+    dialog.use_recommended.setChecked(True)
+    dialog.base.setCurrentIndex(dialog.base.findData(TINY))  # a random model: generic settings
+    assert not dialog.use_recommended.isVisibleTo(dialog) and dialog.lr.isEnabled()
+    assert dialog.current_plan().recommended is None
+    dialog.base.setCurrentIndex(dialog.base.findData(bundled))
+    assert not dialog.lr.isEnabled()
+
+    name = "lotlip-tiny-recipe-test"
+    dialog.source_edit.setText(str(scenes_dir / "manifest.jsonl"))
+    dialog.name.setText(name)
+    try:
+        assert dialog.start(steps=2) is not None  # the test hook: only the length changes
+        qtbot.waitUntil(lambda: dialog.result is not None, timeout=120_000)
+        _, meta = read_folder_config(models_home / name)
+        config = meta["train_config"]
+        assert meta["mode"] == recommended.trainable and config["steps"] == 2
+        assert {k: config[k] for k in ("lr", "warmup", "last_n", "weight_decay")} == {
+            "lr": recommended.lr,
+            "warmup": recommended.warmup,
+            "last_n": recommended.last_n,
+            "weight_decay": recommended.weight_decay,
+        }
+        assert meta["recipe"] == asdict(recommended.recipe)
+        assert "no re-indexing" in dialog.result_note.text()
+    finally:
+        shutil.rmtree(models_home / name, ignore_errors=True)
 
 
 def test_finetune_stop_saves_nothing(

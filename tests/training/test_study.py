@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import _train_config, build_parser
+from training.cli import _train_config, build_parser, fill_base_defaults
 from training.study import TRIALS, reword, trial_config
 
 SHORT_QUERY_TRIAL = 6  # the short-query recipe docs/TRAINING.md recommends
@@ -18,6 +18,7 @@ DOCUMENTED = (
 SHORT_WEIGHT_TRIAL = 9
 PHRASINGS_TRIAL = 22  # trial 6 + short phrasings: docs/TRAINING.md's recommendation now
 DOCUMENTED_PHRASINGS = f"{DOCUMENTED} --short-phrasings"
+NO_FLAGS = "finetune --base lotlip-tiny --data photos --out mine"
 ADAPTERS_TRIAL = 26  # adapters + short phrasings
 DOCUMENTED_ADAPTERS = (
     "finetune --base lotlip-tiny --data photos --out mine --mode text-lora --lora-rank 8 "
@@ -45,6 +46,7 @@ def test_a_seed_overrides_the_trial_and_nothing_else(tmp_path: Path) -> None:
 
 def test_the_short_weight_flag_reaches_the_config_as_in_the_study(tmp_path: Path) -> None:
     args = build_parser().parse_args([*DOCUMENTED.split(), "--short-weight", "2"])
+    fill_base_defaults(args)
     study = trial_config(TRIALS[SHORT_WEIGHT_TRIAL], tmp_path)
     assert _train_config(args, args.mode).short_weight == study.short_weight == 2.0
 
@@ -52,15 +54,23 @@ def test_the_short_weight_flag_reaches_the_config_as_in_the_study(tmp_path: Path
 @pytest.mark.parametrize(
     ("command", "number"),
     [
-        (DOCUMENTED, SHORT_QUERY_TRIAL),
+        # lotlip-tiny's default now adds short phrasings: trial 6 has to turn them off
+        (f"{DOCUMENTED} --no-short-phrasings", SHORT_QUERY_TRIAL),
         (DOCUMENTED_PHRASINGS, PHRASINGS_TRIAL),
         (DOCUMENTED_ADAPTERS, ADAPTERS_TRIAL),
+        (NO_FLAGS, PHRASINGS_TRIAL),  # what a user gets without choosing anything
+        (
+            f"{NO_FLAGS} --mode text --lr 5e-5 --warmup 20 --replay 0 --no-shuffle-sentences "
+            "--no-short-phrasings",
+            0,
+        ),  # explicit flags back to the generic settings: trial 0
     ],
 )
 def test_the_documented_command_trains_as_the_study_measured(
     tmp_path: Path, command: str, number: int
 ) -> None:
     args = build_parser().parse_args(command.split())
+    fill_base_defaults(args)
     cli = _train_config(args, args.mode)
     study = trial_config(TRIALS[number], tmp_path)
     for name in SHARED_FIELDS:
