@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import shutil
 import subprocess
@@ -151,17 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     # (main-window.png is a real screenshot of the whole screen: bench/desktop_shots.py)
 
     # fine-tune on the scenes' own captions (as if the user had described them)
-    manifest = gallery / "manifest.jsonl"
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    assert rows, "the gallery has no manifest"
     task = start_caption_import(session, gallery, show_result=False)
     wait(task.isFinished)
     session.refresh_info()
     dialog = window.open_finetune()
     dialog.resize(780, 760)
     wait(dialog.start_button.isEnabled)
-    dialog.epochs.setValue(10)
-    dialog.lr.setCurrentText("1e-4")
     dialog.start(steps=args.steps)
     wait(lambda: dialog.task is None, timeout=1800, settle=0.3)
     shot(dialog, "finetune")
