@@ -396,10 +396,10 @@ class FinetuneDialog(QDialog):
         ui.vbox(intro, data_box, rows, mode_box, parent=content, margins=0)
         settings.setWidget(content)
         ui.vbox(
-            (settings, 2),
+            (settings, 1),
             self.progress,
             self.status,
-            (self.curve, 1),
+            self.curve,  # its own height: the extra room goes to the choices above
             self.results,
             self.result_note,
             ui.hbox(ui.STRETCH, *buttons),
