@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     wait(task.isFinished)
     session.refresh_info()
     dialog = window.open_finetune()
-    dialog.resize(780, 760)
+    dialog.resize(780, 1040)  # room for every choice and the results, no scrolling
     wait(dialog.start_button.isEnabled)
     dialog.start(steps=args.steps)
     wait(lambda: dialog.task is None, timeout=1800, settle=0.3)

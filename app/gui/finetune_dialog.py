@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QFrame,
     QGroupBox,
     QHeaderView,
     QLabel,
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QRadioButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -51,15 +53,14 @@ from app.library.models import MODEL_NAME_RE, list_models
 MODES = (
     (
         "text",
-        "Text tower only (recommended)",
+        "Text tower only",
         "Learns your words; the image side stays frozen, so how photos are seen does not "
         "change. Safe on small sets.",
     ),
     (
         "text-last-n",
         "Last blocks of the text tower and the word embeddings",
-        "Learns your words with fewer weights; the image side stays frozen, so no re-indexing. "
-        "What the recommended settings for lotlip-tiny train.",
+        "Learns your words with fewer weights; the image side stays frozen, so no re-indexing.",
     ),
     (
         "last-n",
@@ -72,6 +73,9 @@ MODES = (
         "Slowest, and easy to overfit on a few hundred photos. Every photo is indexed again.",
     ),
 )
+# training.finetune_defaults.GENERIC.trainable (not imported here: that module pulls in torch)
+GENERIC_MODE = "text"
+RECOMMENDED_MARK = " (recommended)"
 LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3", "2e-3")
 # Modes that keep the image tower frozen: the new model reuses every indexed photo.
 IMAGE_FROZEN = ("text", "text-last-n")
@@ -196,21 +200,17 @@ def run_finetune(
 def describe_recommended(recommended: Any) -> str:
     """What the recommended settings are, in words (under the check box)."""
     recipe = recommended.recipe
-    parts = [
-        next(label for key, label, _ in MODES if key == recommended.trainable).lower(),
-        f"{recommended.steps} steps of {recommended.batch_size}",
-        f"learning rate {recommended.lr:g}",
-    ]
+    parts = []  # mode, length, batch and learning rate show in their own (locked) inputs
     if recipe.shuffle_sentences:
         parts.append("sentences shuffled")
     if recipe.short_phrasings:
         parts.append("other short phrasings of your captions")
     if recipe.replay:
         parts.append(f"{recipe.replay} of the model's own training scenes mixed in")
+    data = ", ".join(parts) if parts else "your captions as they are"
     return (
-        f"Measured to generalise best to new photos ({recommended.source}): "
-        + ", ".join(parts)
-        + ". Uncheck to choose the settings yourself."
+        f"Measured to generalise best to new photos ({recommended.source}); data: {data}. "
+        "Uncheck to choose your own settings."
     )
 
 
@@ -293,6 +293,11 @@ class FinetuneDialog(QDialog):
         self.epochs.setRange(1, 500)
         self.epochs.setValue(10)
         self.epochs.valueChanged.connect(self._update_plan_text)
+        self.steps_box = QSpinBox(self)  # the recommended length (in steps), shown locked
+        self.steps_box.setObjectName("recommendedSteps")
+        self.steps_box.setRange(1, 1_000_000)
+        self.steps_box.setEnabled(False)
+        self.steps_box.hide()
         self.batch = QSpinBox(self)
         self.batch.setRange(2, 256)
         self.batch.setValue(16)
@@ -308,9 +313,11 @@ class FinetuneDialog(QDialog):
         self.use_recommended.hide()
         self.recommended_text = ui.label("", self, name="mutedLabel", wrap=True)
         self.recommended_text.hide()
-        epochs = QLabel("epochs, batch", self)
+        self.length_unit = QLabel("epochs, batch", self)
         rate = QLabel("learning rate", self)
-        length = ui.hbox(self.epochs, epochs, self.batch, rate, self.lr, ui.STRETCH)
+        length = ui.hbox(
+            self.epochs, self.steps_box, self.length_unit, self.batch, rate, self.lr, ui.STRETCH
+        )
         rows = ui.form(
             ("Start from:", self.base),
             ("New model name:", self.name),
@@ -379,14 +386,20 @@ class FinetuneDialog(QDialog):
         keep_disabled(self.session, self.switch_button, what="switching the library to a new model")
         self.close_button = ui.button("Close", self, self.close)
         buttons = (self.start_button, self.stop_button, self.switch_button, self.close_button)
+        # the choices scroll: on a small screen (1024×640) the run's curve and results still show
+        settings = QScrollArea(self)
+        settings.setObjectName("finetuneSettings")
+        settings.setFrameShape(QFrame.Shape.NoFrame)
+        settings.setWidgetResizable(True)
+        settings.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        content = QWidget(settings)
+        ui.vbox(intro, data_box, rows, mode_box, parent=content, margins=0)
+        settings.setWidget(content)
         ui.vbox(
-            intro,
-            data_box,
-            rows,
-            mode_box,
+            (settings, 1),
             self.progress,
             self.status,
-            (self.curve, 1),
+            self.curve,  # its own height: the extra room goes to the choices above
             self.results,
             self.result_note,
             ui.hbox(ui.STRETCH, *buttons),
@@ -448,6 +461,9 @@ class FinetuneDialog(QDialog):
                 f"Use the recommended settings for {recommended.measured_on}"
             )
             self.recommended_text.setText(describe_recommended(recommended))
+        marked = recommended.trainable if recommended is not None else GENERIC_MODE
+        for key, label, _ in MODES:
+            self.mode_buttons[key].setText(label + (RECOMMENDED_MARK if key == marked else ""))
         self._apply_recommended()
 
     def recommended(self) -> Any:
@@ -467,17 +483,30 @@ class FinetuneDialog(QDialog):
                 self._manual = (self.mode(), self.lr.currentText(), self.batch.value())
             recommended = self.recommended()
             self.mode_buttons[recommended.trainable].setChecked(True)
-            self.lr.setCurrentText(f"{recommended.lr:g}")
+            self._show_lr(recommended.lr)
             self.batch.setValue(recommended.batch_size)
+            self.steps_box.setValue(recommended.steps)
         elif self._manual is not None:
             mode, lr, batch = self._manual
             self._manual = None
             self.mode_buttons[mode].setChecked(True)
             self.lr.setCurrentText(lr)
             self.batch.setValue(batch)
+        self.steps_box.setVisible(using)  # the recipe's length is in steps, the user's in epochs
+        self.epochs.setVisible(not using)
+        self.length_unit.setText("steps, batch" if using else "epochs, batch")
         if self.task is None:
             self._set_inputs_enabled(True)
         self._update_plan_text()
+
+    def _show_lr(self, lr: float) -> None:
+        """Select ``lr`` in the learning-rate list (added to it when it is not one of them)."""
+        for index in range(self.lr.count()):
+            if math.isclose(float(self.lr.itemText(index)), lr):
+                self.lr.setCurrentIndex(index)
+                return
+        self.lr.addItem(f"{lr:g}")
+        self.lr.setCurrentIndex(self.lr.count() - 1)
 
     def _mode_changed(self, *_args: object) -> None:
         self.reindex_warning.setVisible(self.mode() not in IMAGE_FROZEN)

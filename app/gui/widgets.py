@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QBoxLayout,
@@ -158,10 +158,14 @@ def confirm(parent: QWidget, title: str, question: str) -> bool:
 
 
 def frame_dialog(window: QWidget, name: str, title: str, width: int, height: int) -> None:
-    """Object name, title and first size of a dialog."""
+    """Object name, title and first size of a dialog (within the screen's free area)."""
     window.setObjectName(name)
     window.setWindowTitle(title)
-    window.resize(width, height)
+    size = QSize(width, height)
+    screen = window.screen()
+    if screen is not None:
+        size = size.boundedTo(screen.availableGeometry().size() - QSize(40, 60))
+    window.resize(size)
 
 
 def path_list(

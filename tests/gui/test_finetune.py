@@ -242,3 +242,48 @@ def test_a_fine_tune_of_the_demo_model_keeps_the_demo_banner(
 
     plain = make_window(make_session(TINY))  # a model of its own: no banner
     assert not plain.banner.isVisibleTo(plain)
+
+
+def test_finetune_dialog_shows_the_values_the_recommended_recipe_uses(
+    qtbot: Any, make_session: Any, make_window: Any
+) -> None:
+    """Ticked, the locked inputs show the recipe's own length, batch, learning rate and mode, and
+    "(recommended)" marks the recipe's mode; unticked, the user's own values come back. Every
+    wrapped explanation gets the height its text needs at the dialog's first size."""
+    from PySide6.QtWidgets import QLabel
+
+    from lotlip import registry
+    from training.finetune_defaults import GENERIC, RECOMMENDED
+
+    bundled = registry.BUNDLED_MODEL
+    recommended = RECOMMENDED[bundled]
+    dialog = make_window(make_session(bundled, load=True)).open_finetune()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+
+    def marked() -> list[str]:
+        return [k for k, b in dialog.mode_buttons.items() if b.text().endswith("(recommended)")]
+
+    def shown() -> tuple[float, int, int | None, int | None]:
+        steps = dialog.steps_box.value() if dialog.steps_box.isVisibleTo(dialog) else None
+        epochs = dialog.epochs.value() if dialog.epochs.isVisibleTo(dialog) else None
+        return float(dialog.lr.currentText()), dialog.batch.value(), steps, epochs
+
+    assert shown() == (recommended.lr, recommended.batch_size, recommended.steps, None)
+    assert marked() == [recommended.trainable] == [dialog.mode()]
+    dialog.use_recommended.setChecked(False)
+    assert shown() == (5e-5, 16, None, 10)  # the dialog's own values, editable again
+    assert dialog.lr.isEnabled() and marked() == [recommended.trainable]
+    dialog.use_recommended.setChecked(True)
+    assert shown() == (recommended.lr, recommended.batch_size, recommended.steps, None)
+    dialog.base.setCurrentIndex(dialog.base.findData(TINY))  # generic settings
+    assert marked() == [GENERIC.trainable] and shown() == (5e-5, 16, None, 10)
+    dialog.base.setCurrentIndex(dialog.base.findData(bundled))
+
+    qtbot.waitUntil(dialog.isVisible)
+    wrapped = [w for w in dialog.findChildren(QLabel) if w.wordWrap() and w.isVisible()]
+    assert dialog.recommended_text in wrapped
+
+    def clipped() -> list[str]:
+        return [w.text() for w in wrapped if w.heightForWidth(w.width()) > w.height()]
+
+    qtbot.waitUntil(lambda: clipped() == [], timeout=2_000)  # once the layout has settled
