@@ -49,7 +49,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -369,6 +369,21 @@ def _marks(n: int) -> str:
 def _text_marks(n: int) -> str:
     """Placeholders for ``n`` paths bound as bytes (see "Paths" above)."""
     return ",".join(["CAST(? AS TEXT)"] * n)
+
+
+def _execute_in(
+    conn: sqlite3.Connection,
+    sql: str,
+    items: Sequence[Any],
+    *params: Any,
+    marks: Callable[[int], str] = _marks,
+) -> int:
+    """Run ``sql`` once per chunk of ``items`` (their ``IN`` list, made by ``marks``, goes
+    where ``{ids}`` is; ``params`` come before them); returns how many rows it changed."""
+    return sum(
+        conn.execute(sql.format(ids=marks(len(chunk))), (*params, *chunk)).rowcount
+        for chunk in _chunks(items)
+    )
 
 
 def _gen_key(model: str) -> str:
@@ -992,10 +1007,9 @@ class Store(CaptionStore):
                 "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
                 [(i, model, arr[n].tobytes()) for n, i in enumerate(ids)],
             )
-            for chunk in _chunks(paths):
-                conn.execute(
-                    f"DELETE FROM failures WHERE path IN ({_text_marks(len(chunk))})", chunk
-                )
+            _execute_in(
+                conn, "DELETE FROM failures WHERE path IN ({ids})", paths, marks=_text_marks
+            )
             self._bump(conn, [model])
         return ids
 
@@ -1018,11 +1032,9 @@ class Store(CaptionStore):
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
         sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"
         models = [row[0] for row in self._rows_in(sql, ids, model)]
-        for chunk in _chunks(ids):
-            conn.execute(
-                f"DELETE FROM embeddings WHERE model != ? AND image_id IN ({_marks(len(chunk))})",
-                (model, *chunk),
-            )
+        _execute_in(
+            conn, "DELETE FROM embeddings WHERE model != ? AND image_id IN ({ids})", ids, model
+        )
         self._bump(conn, models)
 
     def move_image(
@@ -1077,10 +1089,7 @@ class Store(CaptionStore):
         every model that lost vectors; returns how many images went."""
         sql = "SELECT DISTINCT model FROM embeddings WHERE image_id IN ({ids})"
         models = [row[0] for row in self._rows_in(sql, ids)]
-        removed = 0
-        for chunk in _chunks(ids):
-            sql = f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})"
-            removed += conn.execute(sql, chunk).rowcount
+        removed = _execute_in(conn, "DELETE FROM images WHERE id IN ({ids})", ids)
         self._bump(conn, models)
         return removed
 
@@ -1199,12 +1208,10 @@ class Store(CaptionStore):
 
     def clear_failures(self, paths: Iterable[str]) -> int:
         """Forget the failure records of ``paths``; returns how many were removed."""
+        encoded = [_enc(p) for p in paths]
         with self._write() as conn:
-            return sum(
-                conn.execute(
-                    "DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(p),)
-                ).rowcount
-                for p in paths
+            return _execute_in(
+                conn, "DELETE FROM failures WHERE path IN ({ids})", encoded, marks=_text_marks
             )
 
     # -- models ----------------------------------------------------------------------
