@@ -652,7 +652,7 @@ def plan_changes(
     scanned: Iterable[FileInfo],
     known: Mapping[str, KnownFile],
     *,
-    failures: Iterable[_FailureLike] | Mapping[str, _FailureLike] = (),
+    failures: Mapping[str, _FailureLike] | None = None,
     incomplete: Iterable[str] = (),
     hash_fn: Callable[[str], str] = content_hash,
 ) -> ChangeSet:
@@ -661,8 +661,8 @@ def plan_changes(
     Args:
         scanned: the scanner's output (consumed once).
         known: path -> :class:`KnownFile` for the roots scanned (``Store.known_files``).
-        failures: failure records (objects with ``path``, ``size``, ``mtime_ns``) for the same
-            roots; a file whose failure record matches its size and mtime is skipped.
+        failures: path -> failure record (an object with ``path``, ``size``, ``mtime_ns``) for
+            the same roots; a file whose failure record matches its size and mtime is skipped.
         incomplete: folders not fully scanned (``Scanner.incomplete_paths``); known files
             under them are never reported as removed.
         hash_fn: ``path -> hash``, :func:`content_hash` by default.
@@ -672,9 +672,7 @@ def plan_changes(
     stored hash (to spot mtime-only changes).
     Unreadable files are left as new/changed (the decoder will record the failure).
     """
-    failure_map: Mapping[str, _FailureLike] = (
-        failures if isinstance(failures, Mapping) else {f.path: f for f in failures}
-    )
+    failure_map = failures or {}
     protected = list(incomplete)
     result = ChangeSet()
     seen: set[str] = set()
