@@ -58,7 +58,7 @@ import torch
 from app.library.ann import SaveCadence
 from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
-from app.library.paths import innermost, is_within
+from app.library.paths import absolute, innermost, is_within
 from app.library.scanner import ChangeSet, FileInfo, FolderPlan, ScanRoot, plan_folders
 from app.library.store import Folder, ImageRecord
 
@@ -254,9 +254,7 @@ class Indexer:
             return [_Target(f) for f in self.lib.folders()]
         parts: dict[str, set[str]] = {}  # root path -> starts ("" = the whole root)
         for item in folders:
-            text = os.path.abspath(
-                os.fsdecode(os.fspath(item.path if isinstance(item, Folder) else item))
-            )
+            text = absolute(item.path if isinstance(item, Folder) else item)
             folder = self.lib.folder_for(text) or self.lib.add_folder(text)
             start = "" if folder.path == text else os.path.relpath(text, folder.path)
             parts.setdefault(folder.path, set()).add(start.replace(os.sep, "/"))

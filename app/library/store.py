@@ -61,7 +61,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from app.library.captions import CaptionStore
-from app.library.paths import innermost, is_within
+from app.library.paths import absolute, innermost, is_within
 from app.library.scanner import KnownFile, glob_escape
 
 logger = logging.getLogger(__name__)
@@ -396,7 +396,7 @@ def _under_sql(column: str, path: str | os.PathLike[str]) -> tuple[str, list[byt
     Paths below ``/a/b`` sort between ``/a/b/`` and ``/a/b0`` (``0`` follows ``/``), so
     ``/a/b2020`` is never taken for a child of ``/a/b``.
     """
-    text = os.path.abspath(os.fsdecode(os.fspath(path)))
+    text = absolute(path)
     below = text.rstrip(os.sep) + os.sep
     sql = (
         f"({column} = CAST(? AS TEXT) OR "
@@ -774,7 +774,7 @@ class Store(CaptionStore):
 
     def add_folder(self, path: str | os.PathLike[str], excludes: Iterable[str] = ()) -> Folder:
         """Add a root folder (made absolute), or replace the excludes of an existing one."""
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO folders(path, excludes, added_at) VALUES (CAST(? AS TEXT), ?, ?) "
@@ -792,7 +792,7 @@ class Store(CaptionStore):
         if isinstance(folder, int):
             rows = self._all("SELECT * FROM folders WHERE id = ?", (folder,))
         else:
-            text = os.path.abspath(os.fsdecode(os.fspath(folder)))
+            text = absolute(folder)
             rows = self._all("SELECT * FROM folders WHERE path = CAST(? AS TEXT)", (_enc(text),))
         return self._folder(rows[0]) if rows else None
 
@@ -815,7 +815,7 @@ class Store(CaptionStore):
         bring them back (and a same-named folder elsewhere, ``trips/2020`` for ``2020``, is
         left alone). Bumps the generation of every model that lost vectors.
         """
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         with self._write() as conn:
             below, args = _under_sql("path", text)
             rows = conn.execute(f"SELECT id FROM images WHERE {below}", args)
