@@ -1396,6 +1396,7 @@ class Store(CaptionStore):
             return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def _unpack(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        """``[len(blobs), dim]`` float32 (``[0, dim]`` for none)."""
         if any(len(b) != dim * 4 for b in blobs):
             raise StoreError(f"embedding of the wrong size (expected {dim} float32 values)")
         return (
@@ -1429,8 +1430,6 @@ class Store(CaptionStore):
                 "ORDER BY image_id LIMIT ?",
                 (model, after, limit),
             ).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, self._unpack([r[1] for r in rows], dim)
 
@@ -1455,12 +1454,7 @@ class Store(CaptionStore):
         sql = "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN ({ids})"
         blobs = dict(self._rows_in(sql, id_list, model))
         found = [i for i in id_list if i in blobs]
-        vecs = (
-            self._unpack([blobs[i] for i in found], dim)
-            if found
-            else np.zeros((0, dim), np.float32)
-        )
-        return np.asarray(found, dtype=np.int64), vecs
+        return np.asarray(found, dtype=np.int64), self._unpack([blobs[i] for i in found], dim)
 
     # -- saved searches (the records are app.library.saved.SavedSearch as JSON) -------
 

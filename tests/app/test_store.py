@@ -155,6 +155,13 @@ def test_upsert_rows_and_vectors(store: Store) -> None:
     found, some = store.vectors_for([ids[1], 12345, ids[0]], "m")
     assert found.tolist() == [ids[1], ids[0]]
     np.testing.assert_array_equal(some, v[[1, 0]])
+    # nothing found: empty arrays of the model's width and the right types
+    none_ids, none_vecs = store.vectors_for([12345], "m")
+    assert none_ids.dtype == np.int64 and none_ids.shape == (0,)
+    assert none_vecs.dtype == np.float32 and none_vecs.shape == (0, v.shape[1])
+    after_ids, after_vecs = store.embeddings_after("m", max(ids), 10)
+    assert after_ids.dtype == np.int64 and after_ids.shape == (0,)
+    assert after_vecs.dtype == np.float32 and after_vecs.shape == (0, v.shape[1])
 
     # same paths again: ids kept, vectors and metadata replaced
     store.record_failure("/photos/a", "was broken", size=1, mtime_ns=1)
