@@ -926,10 +926,8 @@ class Store(CaptionStore):
 
     # -- images ----------------------------------------------------------------------
 
-    def known_files(
-        self, folder: FolderRef | None = None, model: str | None = None
-    ) -> dict[str, KnownFile]:
-        """path -> :class:`KnownFile` for all images (or one folder's).
+    def known_files(self, model: str | None = None) -> dict[str, KnownFile]:
+        """path -> :class:`KnownFile` for all images.
 
         With ``model``, ``KnownFile.embedded`` tells whether the image has a vector of that
         model; without it, ``embedded`` is true.
@@ -939,14 +937,10 @@ class Store(CaptionStore):
             "? IS NULL OR e.image_id IS NOT NULL FROM images i "
             "LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ?"
         )
-        params: list[Any] = [model, model]
-        if folder is not None:
-            sql += " WHERE i.folder_id = ?"
-            params.append(self._folder_id(folder))
         with self._lock:
             return {
                 r[1]: KnownFile(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
-                for r in self.conn.execute(sql, params)
+                for r in self.conn.execute(sql, (model, model))
             }
 
     def upsert_images_with_embeddings(
