@@ -116,10 +116,8 @@ def scan_folders(
     for info in plan.files:
         per_folder[info.root] += 1
     indexed = plan.changes.unchanged if model else 0  # no model chosen: nothing is indexed with it
-    stats = plan.stats
-    return ScanSummary(
-        len(plan.files), per_folder, indexed, tuple(stats.missing_roots), stats.cancelled
-    )
+    missing = tuple(plan.stats.missing_roots)
+    return ScanSummary(len(plan.files), per_folder, indexed, missing, plan.stats.cancelled)
 
 
 class SessionPage(QWizardPage):
