@@ -24,6 +24,7 @@ from .folders import (  # the torch-free part of the format, re-exported here
     IMAGE_TOWER_PREFIX,
     WEIGHTS_FILE,
     CheckpointError,
+    checkpoint_name,
     read_folder_config,
     tower_digest,
 )
@@ -36,10 +37,6 @@ log = logging.getLogger(__name__)
 
 IGNORED_OFFICIAL_KEYS = ("text.transformer.embeddings.position_ids",)
 CUSTOM_NAME = "lotlip-custom"
-GENERIC_STEMS = frozenset(
-    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
-)
-"""Checkpoint file names that say nothing about the model (its folder names it instead)."""
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
 
 
@@ -140,15 +137,6 @@ def infer_official_config(sd: dict[str, torch.Tensor], name: str | None = None) 
         ):
             return replace(official, name=shapes.name)
     return _with_heads(shapes, _heads(width, "image"), _heads(words.shape[1], "text"))
-
-
-def checkpoint_name(path: str | Path) -> str:
-    """The name a checkpoint file goes by when the user gave none: its file name without the
-    extension, or its folder's name for generic file names like ``model.pt``."""
-    path = Path(path)
-    if path.stem.lower() in GENERIC_STEMS and path.resolve().parent.name:
-        return path.resolve().parent.name
-    return path.stem
 
 
 def _with_heads(config: LoTLIPConfig, vision: int, text: int) -> LoTLIPConfig:

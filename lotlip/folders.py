@@ -141,3 +141,18 @@ def image_tower_fingerprint(folder: str | Path) -> str | None:
     except (OSError, CheckpointError):
         return None
     return _tower_digests[key]
+
+
+GENERIC_STEMS = frozenset(
+    {"model", "pytorch_model", "open_clip_pytorch_model", "open_clip_model", "checkpoint", "last"}
+)
+"""Checkpoint file names that say nothing about the model (its folder names it instead)."""
+
+
+def checkpoint_name(path: str | Path) -> str:
+    """The name a checkpoint file goes by when the user gave none: its file name without the
+    extension, or its folder's name for generic file names like ``model.pt``."""
+    path = Path(path)
+    if path.stem.lower() in GENERIC_STEMS and path.resolve().parent.name:
+        return path.resolve().parent.name
+    return path.stem

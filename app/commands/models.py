@@ -177,7 +177,7 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     """Install a checkpoint from a file."""
     from app.library.models import MissingVocabError, ModelImportError, import_model
-    from lotlip.checkpoints import checkpoint_name
+    from lotlip.folders import checkpoint_name
 
     checkpoint = Path(args.file).expanduser()
     if not checkpoint.is_file():

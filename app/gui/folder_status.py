@@ -34,11 +34,11 @@ def pending_counts(
 
     chosen = folders if folders is not None else library.folders()
     roots = [f for f in chosen if os.path.isdir(f.path)]
-    _files, changes, stats = plan_folders(library, roots, model, cancel=cancel)
-    if stats.cancelled:
+    plan = plan_folders(library, roots, model, cancel=cancel)
+    if plan.stats.cancelled:
         return {}
     counts = {root.path: 0 for root in roots}
-    for info in changes.to_embed():  # each file belongs to its innermost root
+    for info in plan.changes.to_embed():  # each file belongs to its innermost root
         counts[info.root] += 1
     return counts
 

@@ -27,6 +27,7 @@ from app.gui.download import ModelDownload
 from app.gui.formatting import human_size
 from app.gui.tasks import Task, TaskSet, bound, run_task
 from app.library.models import MODEL_NAME_RE, ModelEntry, import_model, list_models
+from lotlip.folders import checkpoint_name
 
 KIND_LABELS = {
     "bundled": "bundled demo",
@@ -55,10 +56,11 @@ def list_models_and_devices() -> tuple[list[ModelEntry], DeviceInfo]:
 
 def proposed_import_name(selected: ModelEntry | None, source: Path) -> str:
     """The name Import… proposes: the selected model's when it is one still to be fetched
-    (the user fetched its files by hand), else the file's or folder's own name."""
+    (the user fetched its files by hand), else the one the CLI's ``model import`` gives
+    (:func:`lotlip.folders.checkpoint_name`)."""
     if selected is not None and not selected.installed:
         return selected.name
-    return source.stem if source.suffix else source.name
+    return checkpoint_name(source)
 
 
 def offline_html(name: str) -> str:

@@ -111,12 +111,13 @@ def scan_folders(
     from app.library.scanner import ScanRoot, plan_folders
 
     roots = [ScanRoot(os.path.abspath(f), tuple(excludes)) for f in folders]
-    files, changes, stats = plan_folders(library, roots, model, cancel=cancelled, found=report)
+    plan = plan_folders(library, roots, model, cancel=cancelled, found=lambda n, _: report(n))
     per_folder = {r.path: 0 for r in roots}
-    for info in files:
+    for info in plan.files:
         per_folder[info.root] += 1
-    indexed = changes.unchanged if model else 0  # no model chosen: nothing is indexed with it
-    return ScanSummary(len(files), per_folder, indexed, tuple(stats.missing_roots), stats.cancelled)
+    indexed = plan.changes.unchanged if model else 0  # no model chosen: nothing is indexed with it
+    missing = tuple(plan.stats.missing_roots)
+    return ScanSummary(len(plan.files), per_folder, indexed, missing, plan.stats.cancelled)
 
 
 class SessionPage(QWizardPage):

@@ -58,9 +58,9 @@ import torch
 from app.library.ann import SaveCadence
 from app.library.decode import Decoded, DecodeFailure, decode_ahead
 from app.library.library import root_is_online
-from app.library.paths import innermost, is_within
-from app.library.scanner import ChangeSet, FileInfo, KnownFile, Scanner, ScanRoot, plan_changes
-from app.library.store import Failure, Folder, ImageRecord
+from app.library.paths import absolute, innermost, is_within
+from app.library.scanner import ChangeSet, FileInfo, FolderPlan, ScanRoot, plan_folders
+from app.library.store import Folder, ImageRecord
 
 if TYPE_CHECKING:
     from app.library.ann import AnnIndex
@@ -125,18 +125,6 @@ class IndexReport:
 
 
 @dataclass
-class _Plan:
-    """What a scan found: the changes, the known failures, and files named like pictures that
-    are not pictures (with the reason)."""
-
-    changes: ChangeSet
-    failures: dict[str, Failure]
-    rejected: list[tuple[FileInfo, str]]
-    scan_errors: list[tuple[str, str]]
-    links_outside: int
-
-
-@dataclass
 class _Run:
     """One run's state, shared by its steps: the index, the report, progress and cancel, and
     what planning learnt (root path -> folder id, content hashes by path, path -> id of the
@@ -159,11 +147,9 @@ class _Target:
     start: str = ""
 
     @property
-    def scope(self) -> str:
-        """The path walked."""
-        if not self.start:
-            return self.folder.path
-        return os.path.join(self.folder.path, *self.start.split("/"))
+    def root(self) -> ScanRoot:
+        """What the scanner walks."""
+        return ScanRoot(self.folder.path, self.folder.excludes, self.start)
 
 
 def default_workers() -> int:
@@ -252,7 +238,7 @@ class Indexer:
                 tick(IndexProgress("saving", 0, 0), force=True)
                 self._save(run.ann)
             report.pending = sum(
-                self.lib.store.pending_count(self.model.name, under=t.scope) for t in targets
+                self.lib.store.pending_count(self.model.name, under=t.root.scope) for t in targets
             )
         report.elapsed_s = time.monotonic() - started
         tick(
@@ -268,9 +254,7 @@ class Indexer:
             return [_Target(f) for f in self.lib.folders()]
         parts: dict[str, set[str]] = {}  # root path -> starts ("" = the whole root)
         for item in folders:
-            text = os.path.abspath(
-                os.fsdecode(os.fspath(item.path if isinstance(item, Folder) else item))
-            )
+            text = absolute(item.path if isinstance(item, Folder) else item)
             folder = self.lib.folder_for(text) or self.lib.add_folder(text)
             start = "" if folder.path == text else os.path.relpath(text, folder.path)
             parts.setdefault(folder.path, set()).add(start.replace(os.sep, "/"))
@@ -311,7 +295,7 @@ class Indexer:
         run.hashes = changes.hashes
         run.replaced = {info.path: old.id for info, old in changes.changed}
         run.tick(IndexProgress("updating", 0, 0), force=True)
-        report.links_outside = plan.links_outside
+        report.links_outside = plan.stats.links_outside
         self._record_scan_errors(plan, online, report)
         self._record_rejections(plan, run)
         embed_moves = self._apply(changes, run)
@@ -328,66 +312,53 @@ class Indexer:
         todo = changes.to_embed() + embed_moves
         self.lib.store.replace_pending(
             self.model.name,
-            [t.scope for t in online],
+            [t.root.scope for t in online],
             [(info.path, run.folder_ids.get(info.root)) for info in todo],
         )
         self._embed_all(todo, run)
 
-    def _plan(self, targets: list[_Target], tick: _Ticker, stop: CancelCallback) -> _Plan | None:
+    def _plan(
+        self, targets: list[_Target], tick: _Ticker, stop: CancelCallback
+    ) -> FolderPlan | None:
         """Scan the targets and compare with the store; ``None`` when cancelled."""
-        store = self.lib.store
-        rejected: list[tuple[FileInfo, str]] = []
-        scanner = Scanner(
-            [ScanRoot(t.folder.path, t.folder.excludes, t.start) for t in targets],
-            skip_paths=[self.lib.ann_dir, self.lib.thumbnails_dir],
-            cancel=stop,
-            on_rejected=lambda info, reason: rejected.append((info, reason)),
-        )
-        files: list[FileInfo] = []
         tick(IndexProgress("scanning", 0, 0), force=True)
-        for info in scanner:
-            files.append(info)
-            tick(IndexProgress("scanning", len(files), 0, current=info.path))
-        tick(IndexProgress("scanning", len(files), len(files)), force=True)
-        if scanner.stats.cancelled:
+        plan = plan_folders(
+            self.lib,
+            [t.root for t in targets],
+            self.model.name,
+            cancel=stop,
+            found=lambda n, path: tick(IndexProgress("scanning", n, 0, current=path)),
+            every=1,
+        )
+        n = len(plan.files)
+        tick(IndexProgress("scanning", n, n), force=True)
+        if plan.stats.cancelled:
             return None
-        known: dict[str, KnownFile] = {}
-        failures: dict[str, Failure] = {}
-        for t in targets:
-            scope = t.scope
-            known.update(
-                (p, k)
-                for p, k in store.known_files(t.folder, model=self.model.name).items()
-                if not t.start or is_within(p, scope)
-            )
-            failures.update(
-                (f.path, f)
-                for f in store.failures(t.folder)
-                if not t.start or is_within(f.path, scope)
-            )
-        changes = plan_changes(files, known, failures=failures, incomplete=scanner.incomplete_paths)
-        logger.info("plan: %s", changes.summary())
-        missing = set(scanner.stats.missing_roots)
-        errors = [(p, r) for p, r in scanner.stats.errors if p not in missing]
-        return _Plan(changes, failures, rejected, errors, scanner.stats.links_outside)
+        logger.info("plan: %s", plan.changes.summary())
+        return plan
 
-    def _record_scan_errors(self, plan: _Plan, targets: list[_Target], report: IndexReport) -> None:
-        """Failure records for what the scan could not read (no size: retried every run)."""
+    def _record_scan_errors(
+        self, plan: FolderPlan, targets: list[_Target], report: IndexReport
+    ) -> None:
+        """Failure records for what the scan could not read (no size: retried every run);
+        a root folder that is not there is no failure."""
         store = self.lib.store
-        for path, reason in plan.scan_errors:
+        missing = set(plan.stats.missing_roots)
+        scan_errors = [(p, r) for p, r in plan.stats.errors if p not in missing]
+        for path, reason in scan_errors:
             old = plan.failures.get(path)
             if old is None or old.reason != reason or old.size is not None:
                 folder = innermost(path, [t.folder for t in targets])
                 store.record_failure(path, reason, folder_id=folder.id if folder else None)
             report.failures.append((path, reason))
-        report.failed += len(plan.scan_errors)
+        report.failed += len(scan_errors)
         # earlier scan errors that did not come back: the path could be read this time
-        failing = {p for p, _ in plan.scan_errors}
+        failing = {p for p, _ in scan_errors}
         fixed = [f.path for f in plan.failures.values() if f.size is None and f.path not in failing]
         if fixed:
             store.clear_failures(fixed)
 
-    def _record_rejections(self, plan: _Plan, run: _Run) -> None:
+    def _record_rejections(self, plan: FolderPlan, run: _Run) -> None:
         """Failure records for files named like pictures that are not (kept up to date)."""
         store, report = self.lib.store, run.report
         rejected_paths = {info.path for info, _ in plan.rejected}

@@ -38,7 +38,7 @@ from app.library.ann import (
     sidecar_path,
 )
 from app.library.locking import FileLock, LockBusyError
-from app.library.paths import innermost, is_within
+from app.library.paths import absolute, innermost, is_within
 from app.library.scanner import rebase_pattern
 from app.library.store import Folder, Store
 
@@ -334,7 +334,7 @@ class Library:
         root adds no root: that root is returned, with ``excludes`` rewritten relative to it.
         Known roots inside a new one become part of it (their photos keep their vectors).
         """
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         holder = self.folder_for(text)
         rel = ""
         if holder is not None and holder.path != text:
@@ -358,7 +358,7 @@ class Library:
 
     def folder_for(self, path: str | os.PathLike[str]) -> Folder | None:
         """The innermost root folder that holds ``path`` (or is it), or ``None``."""
-        return innermost(os.path.abspath(os.fsdecode(os.fspath(path))), self.folders())
+        return innermost(absolute(path), self.folders())
 
     def folder_status(self, model: str | None = None) -> list[FolderStatus]:
         """Every root folder with its online state and counts (pending for ``model``, or any)."""
@@ -385,7 +385,7 @@ class Library:
         Returns how many images were removed. Raises :class:`LibraryBusyError` while another
         process indexes.
         """
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         with self.writing():
             before = {m.name: self.store.generation(m.name) for m in self.store.models()}
             gone = self.store.forget_path(text)

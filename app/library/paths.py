@@ -30,6 +30,11 @@ class _HasPath(Protocol):
 F = TypeVar("F", bound=_HasPath | str)
 
 
+def absolute(path: str | os.PathLike[str]) -> str:
+    """``path`` as the library spells it: absolute text (not resolved)."""
+    return os.path.abspath(os.fsdecode(os.fspath(path)))
+
+
 def is_within(path: AnyStr, folder: AnyStr) -> bool:
     """True when ``path`` is ``folder`` or lies below it (both absolute, not resolved)."""
     path = os.path.normcase(path)

@@ -156,6 +156,13 @@ class ScanRoot:
     excludes: tuple[str, ...] = ()
     start: str = ""
 
+    @property
+    def scope(self) -> str:
+        """The path walked: ``path``, or the part ``start`` below it."""
+        if not self.start:
+            return self.path
+        return os.path.join(self.path, *self.start.split("/"))
+
 
 class _RootLike(Protocol):
     path: str
@@ -428,7 +435,7 @@ class Scanner:
         """Walk only ``root.start`` below ``root`` (nothing if that part is excluded)."""
         if _excluded(root.excludes, root.start, True):
             return
-        top = os.fsencode(os.path.join(root.path, *root.start.split("/")))
+        top = os.fsencode(root.scope)
         try:
             st = os.stat(top)
         except OSError as exc:
@@ -645,7 +652,7 @@ def plan_changes(
     scanned: Iterable[FileInfo],
     known: Mapping[str, KnownFile],
     *,
-    failures: Iterable[_FailureLike] | Mapping[str, _FailureLike] = (),
+    failures: Mapping[str, _FailureLike] | None = None,
     incomplete: Iterable[str] = (),
     hash_fn: Callable[[str], str] = content_hash,
 ) -> ChangeSet:
@@ -654,8 +661,8 @@ def plan_changes(
     Args:
         scanned: the scanner's output (consumed once).
         known: path -> :class:`KnownFile` for the roots scanned (``Store.known_files``).
-        failures: failure records (objects with ``path``, ``size``, ``mtime_ns``) for the same
-            roots; a file whose failure record matches its size and mtime is skipped.
+        failures: path -> failure record (an object with ``path``, ``size``, ``mtime_ns``) for
+            the same roots; a file whose failure record matches its size and mtime is skipped.
         incomplete: folders not fully scanned (``Scanner.incomplete_paths``); known files
             under them are never reported as removed.
         hash_fn: ``path -> hash``, :func:`content_hash` by default.
@@ -665,9 +672,7 @@ def plan_changes(
     stored hash (to spot mtime-only changes).
     Unreadable files are left as new/changed (the decoder will record the failure).
     """
-    failure_map: Mapping[str, _FailureLike] = (
-        failures if isinstance(failures, Mapping) else {f.path: f for f in failures}
-    )
+    failure_map = failures or {}
     protected = list(incomplete)
     result = ChangeSet()
     seen: set[str] = set()
@@ -732,34 +737,55 @@ def plan_changes(
     return result
 
 
+@dataclass(slots=True)
+class FolderPlan:
+    """The result of :func:`plan_folders`: the files found, the plan, the scan's counters, the
+    store's failure records under the roots (by path) and the files named like pictures that
+    are not (with the reason)."""
+
+    files: list[FileInfo]
+    changes: ChangeSet
+    stats: ScanStats
+    failures: dict[str, Any] = field(default_factory=dict)
+    rejected: list[tuple[FileInfo, str]] = field(default_factory=list)
+
+
 def plan_folders(
     library: Any,
     roots: Sequence[ScanRoot | _RootLike | str | os.PathLike[str]],
     model: str | None,
     *,
     cancel: Callable[[], bool] | None = None,
-    found: Callable[[int], None] | None = None,
-) -> tuple[list[FileInfo], ChangeSet, ScanStats]:
+    found: Callable[[int, str | None], None] | None = None,
+    every: int = 100,
+) -> FolderPlan:
     """Scan ``roots`` and plan the files against ``library``'s store as an index run with
     ``model`` would (stat, a few header bytes and some hashes per file; nothing decoded).
 
     The roots need not be library folders: the store's files and failure records under any
-    root are compared. ``found(n)`` is called every 100 files and at the end. Returns the
-    files, the plan (empty when cancelled) and the scan's counters.
+    root (under its ``start`` where it has one) are compared. ``found(n, path)`` is called
+    every ``every`` files with the latest path, and at the end with ``None``. The plan is
+    empty when cancelled.
     """
-    scanner = Scanner(roots, skip_paths=[library.ann_dir, library.thumbnails_dir], cancel=cancel)
+    rejected: list[tuple[FileInfo, str]] = []
+    scanner = Scanner(
+        roots,
+        skip_paths=[library.ann_dir, library.thumbnails_dir],
+        cancel=cancel,
+        on_rejected=lambda info, reason: rejected.append((info, reason)),
+    )
     files: list[FileInfo] = []
     for info in scanner:
         files.append(info)
-        if found is not None and len(files) % 100 == 0:
-            found(len(files))
+        if found is not None and len(files) % every == 0:
+            found(len(files), info.path)
     if found is not None:
-        found(len(files))
+        found(len(files), None)
     if scanner.stats.cancelled:
-        return files, ChangeSet(), scanner.stats
-    paths = [_as_root(root).path for root in roots]
+        return FolderPlan(files, ChangeSet(), scanner.stats)
+    scopes = [_as_root(root).scope for root in roots]
     store = library.store
-    known = {p: k for p, k in store.known_files(model=model).items() if is_within_any(p, paths)}
-    failures = [f for f in store.failures() if is_within_any(f.path, paths)]
+    known = {p: k for p, k in store.known_files(model=model).items() if is_within_any(p, scopes)}
+    failures = {f.path: f for f in store.failures() if is_within_any(f.path, scopes)}
     changes = plan_changes(files, known, failures=failures, incomplete=scanner.incomplete_paths)
-    return files, changes, scanner.stats
+    return FolderPlan(files, changes, scanner.stats, failures, rejected)

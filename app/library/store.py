@@ -49,7 +49,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -61,7 +61,7 @@ import numpy as np
 from sqlite_utils import Database
 
 from app.library.captions import CaptionStore
-from app.library.paths import innermost, is_within
+from app.library.paths import absolute, innermost, is_within
 from app.library.scanner import KnownFile, glob_escape
 
 logger = logging.getLogger(__name__)
@@ -371,6 +371,21 @@ def _text_marks(n: int) -> str:
     return ",".join(["CAST(? AS TEXT)"] * n)
 
 
+def _execute_in(
+    conn: sqlite3.Connection,
+    sql: str,
+    items: Sequence[Any],
+    *params: Any,
+    marks: Callable[[int], str] = _marks,
+) -> int:
+    """Run ``sql`` once per chunk of ``items`` (their ``IN`` list, made by ``marks``, goes
+    where ``{ids}`` is; ``params`` come before them); returns how many rows it changed."""
+    return sum(
+        conn.execute(sql.format(ids=marks(len(chunk))), (*params, *chunk)).rowcount
+        for chunk in _chunks(items)
+    )
+
+
 def _gen_key(model: str) -> str:
     return f"_generation:{model}"
 
@@ -381,7 +396,7 @@ def _under_sql(column: str, path: str | os.PathLike[str]) -> tuple[str, list[byt
     Paths below ``/a/b`` sort between ``/a/b/`` and ``/a/b0`` (``0`` follows ``/``), so
     ``/a/b2020`` is never taken for a child of ``/a/b``.
     """
-    text = os.path.abspath(os.fsdecode(os.fspath(path)))
+    text = absolute(path)
     below = text.rstrip(os.sep) + os.sep
     sql = (
         f"({column} = CAST(? AS TEXT) OR "
@@ -759,7 +774,7 @@ class Store(CaptionStore):
 
     def add_folder(self, path: str | os.PathLike[str], excludes: Iterable[str] = ()) -> Folder:
         """Add a root folder (made absolute), or replace the excludes of an existing one."""
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO folders(path, excludes, added_at) VALUES (CAST(? AS TEXT), ?, ?) "
@@ -777,7 +792,7 @@ class Store(CaptionStore):
         if isinstance(folder, int):
             rows = self._all("SELECT * FROM folders WHERE id = ?", (folder,))
         else:
-            text = os.path.abspath(os.fsdecode(os.fspath(folder)))
+            text = absolute(folder)
             rows = self._all("SELECT * FROM folders WHERE path = CAST(? AS TEXT)", (_enc(text),))
         return self._folder(rows[0]) if rows else None
 
@@ -800,7 +815,7 @@ class Store(CaptionStore):
         bring them back (and a same-named folder elsewhere, ``trips/2020`` for ``2020``, is
         left alone). Bumps the generation of every model that lost vectors.
         """
-        text = os.path.abspath(os.fsdecode(os.fspath(path)))
+        text = absolute(path)
         with self._write() as conn:
             below, args = _under_sql("path", text)
             rows = conn.execute(f"SELECT id FROM images WHERE {below}", args)
@@ -911,10 +926,8 @@ class Store(CaptionStore):
 
     # -- images ----------------------------------------------------------------------
 
-    def known_files(
-        self, folder: FolderRef | None = None, model: str | None = None
-    ) -> dict[str, KnownFile]:
-        """path -> :class:`KnownFile` for all images (or one folder's).
+    def known_files(self, model: str | None = None) -> dict[str, KnownFile]:
+        """path -> :class:`KnownFile` for all images.
 
         With ``model``, ``KnownFile.embedded`` tells whether the image has a vector of that
         model; without it, ``embedded`` is true.
@@ -924,14 +937,10 @@ class Store(CaptionStore):
             "? IS NULL OR e.image_id IS NOT NULL FROM images i "
             "LEFT JOIN embeddings e ON e.image_id = i.id AND e.model = ?"
         )
-        params: list[Any] = [model, model]
-        if folder is not None:
-            sql += " WHERE i.folder_id = ?"
-            params.append(self._folder_id(folder))
         with self._lock:
             return {
                 r[1]: KnownFile(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]))
-                for r in self.conn.execute(sql, params)
+                for r in self.conn.execute(sql, (model, model))
             }
 
     def upsert_images_with_embeddings(
@@ -992,10 +1001,9 @@ class Store(CaptionStore):
                 "ON CONFLICT(image_id, model) DO UPDATE SET vector = excluded.vector",
                 [(i, model, arr[n].tobytes()) for n, i in enumerate(ids)],
             )
-            for chunk in _chunks(paths):
-                conn.execute(
-                    f"DELETE FROM failures WHERE path IN ({_text_marks(len(chunk))})", chunk
-                )
+            _execute_in(
+                conn, "DELETE FROM failures WHERE path IN ({ids})", paths, marks=_text_marks
+            )
             self._bump(conn, [model])
         return ids
 
@@ -1018,11 +1026,9 @@ class Store(CaptionStore):
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
         sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"
         models = [row[0] for row in self._rows_in(sql, ids, model)]
-        for chunk in _chunks(ids):
-            conn.execute(
-                f"DELETE FROM embeddings WHERE model != ? AND image_id IN ({_marks(len(chunk))})",
-                (model, *chunk),
-            )
+        _execute_in(
+            conn, "DELETE FROM embeddings WHERE model != ? AND image_id IN ({ids})", ids, model
+        )
         self._bump(conn, models)
 
     def move_image(
@@ -1077,10 +1083,7 @@ class Store(CaptionStore):
         every model that lost vectors; returns how many images went."""
         sql = "SELECT DISTINCT model FROM embeddings WHERE image_id IN ({ids})"
         models = [row[0] for row in self._rows_in(sql, ids)]
-        removed = 0
-        for chunk in _chunks(ids):
-            sql = f"DELETE FROM images WHERE id IN ({_marks(len(chunk))})"
-            removed += conn.execute(sql, chunk).rowcount
+        removed = _execute_in(conn, "DELETE FROM images WHERE id IN ({ids})", ids)
         self._bump(conn, models)
         return removed
 
@@ -1199,12 +1202,10 @@ class Store(CaptionStore):
 
     def clear_failures(self, paths: Iterable[str]) -> int:
         """Forget the failure records of ``paths``; returns how many were removed."""
+        encoded = [_enc(p) for p in paths]
         with self._write() as conn:
-            return sum(
-                conn.execute(
-                    "DELETE FROM failures WHERE path = CAST(? AS TEXT)", (_enc(p),)
-                ).rowcount
-                for p in paths
+            return _execute_in(
+                conn, "DELETE FROM failures WHERE path IN ({ids})", encoded, marks=_text_marks
             )
 
     # -- models ----------------------------------------------------------------------
@@ -1389,6 +1390,7 @@ class Store(CaptionStore):
             return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def _unpack(self, blobs: list[bytes], dim: int) -> np.ndarray:
+        """``[len(blobs), dim]`` float32 (``[0, dim]`` for none)."""
         if any(len(b) != dim * 4 for b in blobs):
             raise StoreError(f"embedding of the wrong size (expected {dim} float32 values)")
         return (
@@ -1422,8 +1424,6 @@ class Store(CaptionStore):
                 "ORDER BY image_id LIMIT ?",
                 (model, after, limit),
             ).fetchall()
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         return ids, self._unpack([r[1] for r in rows], dim)
 
@@ -1448,12 +1448,7 @@ class Store(CaptionStore):
         sql = "SELECT image_id, vector FROM embeddings WHERE model = ? AND image_id IN ({ids})"
         blobs = dict(self._rows_in(sql, id_list, model))
         found = [i for i in id_list if i in blobs]
-        vecs = (
-            self._unpack([blobs[i] for i in found], dim)
-            if found
-            else np.zeros((0, dim), np.float32)
-        )
-        return np.asarray(found, dtype=np.int64), vecs
+        return np.asarray(found, dtype=np.int64), self._unpack([blobs[i] for i in found], dim)
 
     # -- saved searches (the records are app.library.saved.SavedSearch as JSON) -------
 

@@ -313,9 +313,9 @@ def test_plan_folders_counts_what_the_next_run_embeds(library, micro_model, tmp_
     indexer = Indexer(library, micro_model, batch_size=4, workers=1)
     assert indexer.run([folder]).embedded == 4
     draw_folder(folder / "new", 3, start=10)
-    files, changes, _ = plan_folders(library, library.folders(), micro_model.name)
-    assert (len(files), changes.unchanged, len(changes.to_embed())) == (7, 4, 3)
+    plan = plan_folders(library, library.folders(), micro_model.name)
+    assert (len(plan.files), plan.changes.unchanged, len(plan.changes.to_embed())) == (7, 4, 3)
     # a folder that is not itself a library folder is compared with the files under it
-    files, changes, _ = plan_folders(library, [ScanRoot(str(folder / "old"))], micro_model.name)
-    assert (len(files), changes.unchanged, len(changes.to_embed())) == (4, 4, 0)
+    plan = plan_folders(library, [ScanRoot(str(folder / "old"))], micro_model.name)
+    assert (len(plan.files), plan.changes.unchanged, len(plan.changes.to_embed())) == (4, 4, 0)
     assert indexer.run().embedded == 3  # what the plan said

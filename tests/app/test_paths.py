@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.library.paths import innermost, is_within, is_within_any
+from app.library.paths import absolute, innermost, is_within, is_within_any
 from app.library.store import Folder
 
 
@@ -86,3 +86,12 @@ def test_innermost_folder_holds_the_path_most_closely() -> None:
     assert innermost("/p/2021/b.jpg", folders) is outer
     assert innermost("/p20/c.jpg", folders) is None
     assert innermost("/p/2020/a.jpg", ["/p", "/p/2020/", "/p2"]) == "/p/2020/"  # plain paths too
+
+
+def test_absolute_spells_a_path_as_the_library_stores_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert absolute(Path("a") / ".." / "b.jpg") == str(tmp_path / "b.jpg")  # lexical
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9"  # not UTF-8: kept byte for byte
+    assert os.fsencode(absolute(os.fsdecode(raw))) == raw

@@ -442,7 +442,7 @@ def test_plan_changes_classifies_everything(draw, tmp_path: Path) -> None:
         Fail(tmp_path / "deleted_long_ago.jpg", 10, 10),
     ]
 
-    plan = plan_changes(Scanner([tmp_path]), known, failures=failures)
+    plan = plan_changes(Scanner([tmp_path]), known, failures={f.path: f for f in failures})
     rel = lambda p: os.path.relpath(p, tmp_path)  # noqa: E731
     assert sorted(rel(i.path) for i in plan.new) == ["new.jpg", "retry.jpg"]
     assert [rel(i.path) for i, _ in plan.changed] == ["edit.jpg"]

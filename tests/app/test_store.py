@@ -155,6 +155,13 @@ def test_upsert_rows_and_vectors(store: Store) -> None:
     found, some = store.vectors_for([ids[1], 12345, ids[0]], "m")
     assert found.tolist() == [ids[1], ids[0]]
     np.testing.assert_array_equal(some, v[[1, 0]])
+    # nothing found: empty arrays of the model's width and the right types
+    none_ids, none_vecs = store.vectors_for([12345], "m")
+    assert none_ids.dtype == np.int64 and none_ids.shape == (0,)
+    assert none_vecs.dtype == np.float32 and none_vecs.shape == (0, v.shape[1])
+    after_ids, after_vecs = store.embeddings_after("m", max(ids), 10)
+    assert after_ids.dtype == np.int64 and after_ids.shape == (0,)
+    assert after_vecs.dtype == np.float32 and after_vecs.shape == (0, v.shape[1])
 
     # same paths again: ids kept, vectors and metadata replaced
     store.record_failure("/photos/a", "was broken", size=1, mtime_ns=1)
@@ -265,9 +272,10 @@ def test_move_touch_and_remove(store: Store) -> None:
         store.move_image("/photos/b", "/photos/c")
 
     store.touch_images([(ids[1], 555, 666)])
-    known = store.known_files(f1)
+    known = store.known_files()
     assert (known["/photos/b"].size, known["/photos/b"].mtime_ns) == (555, 666)
-    assert set(known) == {"/photos/b", "/photos/c"} and known["/photos/b"].folder_id == f1.id
+    assert set(known) == {"/archive/a", "/photos/b", "/photos/c"}
+    assert (known["/photos/b"].folder_id, known["/archive/a"].folder_id) == (f1.id, f2.id)
     assert store.generation("m") == gen
 
     assert store.remove_images([ids[0], ids[1], 424242]) == 2
@@ -305,7 +313,7 @@ def test_non_utf8_paths_round_trip(store: Store) -> None:
     (row,) = store.rows_for([image_id])
     assert row.path == path and os.fsencode(row.path) == raw
     assert os.fsencode(row.folder) == b"/photos/caf\xe9"
-    assert list(store.known_files(folder)) == [path]
+    assert list(store.known_files()) == [path]
     assert store.image_id(path) == image_id
     new = os.fsdecode(b"/photos/caf\xe9/\xe0.jpg")
     store.move_image(path, new)

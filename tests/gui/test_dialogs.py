@@ -170,8 +170,11 @@ def test_models_dialog_download_confirms_size_and_offline_path_is_selectable(
     assert flags & Qt.TextInteractionFlag.LinksAccessibleByMouse
 
     # Import proposes the selected model's name (the user fetched its files by hand)
-    checkpoint = tmp_path / "model.pt"
+    checkpoint = tmp_path / "holiday-tune" / "model.pt"
     assert proposed_import_name(panel.selected(), checkpoint) == "lotlip-vit-b16"
-    panel.table.select(TINY)  # installed: the file's own name
-    assert proposed_import_name(panel.selected(), checkpoint) == "model"
+    # installed: the CLI's rule (one rule for both): a generic file name like model.pt says
+    # nothing, so its folder names the model; any other file goes by its own name
+    panel.table.select(TINY)
+    assert proposed_import_name(panel.selected(), checkpoint) == "holiday-tune"
+    assert proposed_import_name(panel.selected(), tmp_path / "beach-v2.pt") == "beach-v2"
     assert "href" not in panel.status.text()
