@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+import lotlip
 from training.cli import main
 from training.data import ShapeTwinDataset
 from training.distributed import DistInfo
@@ -21,7 +23,7 @@ from training.synthetic import (
     make_scene,
     swap_shape,
 )
-from training.train import StepSampler
+from training.train import StepSampler, TrainConfig, _batches
 
 SHAPE_WORD = re.compile(r"\b(" + "|".join(SHAPES) + r")\b")
 
@@ -123,12 +125,27 @@ def test_step_sampler_keeps_groups_whole() -> None:
         StepSampler(length, 7, DistInfo(), seed=5, group=2)
 
 
-def test_pretrain_with_shape_twins(tmp_path: Path) -> None:
-    run = tmp_path / "run"
+def test_pretrain_with_shape_twins_resumes_exactly(tmp_path: Path) -> None:
     argv = ["pretrain", "--recipe", "micro", "--synthetic", "16", "--shape-twins"]
-    argv += ["--batch-size", "8", "--steps", "2", "--workers", "0", "--eval-scenes", "0"]
-    assert main([*argv, "--out", str(run)]) == 0
-    meta = json.loads((run / "model" / "config.json").read_text())["metadata"]
+    argv += ["--batch-size", "8", "--steps", "3", "--workers", "0", "--eval-scenes", "0"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert main([*argv, "--out", str(straight)]) == 0
+    meta = json.loads((straight / "model" / "config.json").read_text())["metadata"]
     assert "shape twin" in meta["data"] and meta["samples"] == 32
+    assert main([*argv, "--out", str(stopped), "--max-minutes", "0"]) == 3  # after one step
+    assert main([*argv, "--out", str(stopped)]) == 0
+    a = lotlip.load(straight / "model", device="cpu", precision="fp32").state_dict()
+    b = lotlip.load(stopped / "model", device="cpu", precision="fp32").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
     real_data = ["pretrain", "--recipe", "micro", "--data", str(tmp_path), "--shape-twins"]
     assert main([*real_data, "--out", str(tmp_path / "x")]) == 2
+
+
+def test_training_batches_hold_whole_twin_pairs() -> None:
+    data = ShapeTwinDataset(0, 20, lambda image: torch.zeros(1), image_size=32)
+    batches = _batches(TrainConfig(out="unused", batch_size=8), data, DistInfo(), start_step=3)
+    for _ in range(6):  # crosses an epoch boundary (5 batches per epoch)
+        _, shorts, longs = next(batches)
+        texts = [_blind(" ".join([s, *ls])) for s, ls in zip(shorts, longs, strict=True)]
+        assert all(texts[k] == texts[k + 1] for k in range(0, 8, 2))
+        assert len(set(texts)) == 4
