@@ -138,6 +138,13 @@ def build_parser(prog: str = "python -m training") -> argparse.ArgumentParser:
         "micro is a 32-wide, 32 px model for tests and smoke runs only)",
     )
     pre.add_argument("--corners", type=int, default=2, help="corner tokens (0 disables them)")
+    pre.add_argument(
+        "--shape-twins",
+        action="store_true",
+        help="synthetic only: each scene comes with a twin that differs by one object's shape "
+        "(pixels and captions), both in the same batch, so the loss needs shapes "
+        "(--synthetic N gives 2N samples; --batch-size must be even)",
+    )
     pre.add_argument("--name", default=None, help="name stored in the saved model")
 
     fine = sub.add_parser(
@@ -256,7 +263,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain and save ``<out>/model``."""
     from torch.utils.data import IterableDataset
 
-    from .data import open_dataset
+    from .data import ShapeTwinDataset, open_dataset
     from .recipes import new_tiny_model
     from .train import load_initial_model, train
 
@@ -271,15 +278,22 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         )
     size = model.config.vision.image_size
     count = args.synthetic or 100_000
-    dataset = open_dataset(
-        args.data or f"synthetic:{count}",
-        model.preprocess,
-        num_long=args.num_long,
-        sentences_per_caption=args.sentences or None,
-        seed=args.seed,
-        synthetic_size=size,
-    )
+    sampling = {
+        "num_long": args.num_long,
+        "sentences_per_caption": args.sentences or None,
+        "seed": args.seed,
+    }
+    if args.shape_twins:
+        if args.data:
+            raise ValueError("--shape-twins works on synthetic scenes only, not --data")
+        dataset = ShapeTwinDataset(0, count, model.preprocess, image_size=size, **sampling)
+    else:
+        dataset = open_dataset(
+            args.data or f"synthetic:{count}", model.preprocess, synthetic_size=size, **sampling
+        )
     data_desc = {"data": str(args.data) if args.data else f"synthetic scenes, seeds 0..{count - 1}"}
+    if args.shape_twins:
+        data_desc["data"] += ", each with a shape twin (--shape-twins)"
     if not isinstance(dataset, IterableDataset):  # tar shards stream: no length
         data_desc["samples"] = len(dataset)
     result = train(

@@ -549,6 +549,54 @@ class SyntheticDataset(CaptionSampling, Dataset):
         return scene.short_caption, self.long_captions(scene.long_captions, self.epoch, index)
 
 
+class ShapeTwinDataset(SyntheticDataset):
+    """Synthetic scenes in pairs that differ only by one object's shape (hard negatives).
+
+    Items ``2k`` and ``2k + 1`` are scene ``start_seed + k`` and its *twin*: the same scene with
+    one object drawn as another shape, and the same sub-captions with that object's shape word
+    changed (:func:`training.synthetic.swap_shape`). The object is drawn at random among those
+    the sample's captions name (the short caption always names the large one), so in a batch
+    that keeps pairs together (``group_size``) the only way to tell the two apart, image to
+    text and text to image, is the shape. Without such pairs, colour, place and pattern already
+    separate almost every in-batch negative, and the loss never asks for shapes.
+    """
+
+    #: consecutive indices the training sampler must keep in one batch
+    group_size = 2
+
+    def __len__(self) -> int:
+        return 2 * self.count
+
+    def scene(self, index: int) -> synthetic.Scene:
+        """The scene behind item ``index``: a base scene or its shape twin (nothing rendered)."""
+        return self._twin(index)[0]
+
+    def captions(self, index: int) -> tuple[str, list[str]]:
+        """The captions item ``index`` has this epoch; a twin's name its swapped shape."""
+        return self._twin(index)[1:]
+
+    def _twin(self, index: int) -> tuple[synthetic.Scene, str, list[str]]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        pair, is_twin = divmod(index, 2)
+        scene = synthetic.make_scene(self.start_seed + pair)
+        longs = self.long_captions(scene.long_captions, self.epoch, pair)
+        if not is_twin:
+            return scene, scene.short_caption, longs
+        rng = sample_rng(self.seed, self.epoch, pair, 1)
+        texts = [scene.short_caption, *longs]
+        named = [
+            i
+            for i, obj in enumerate(scene.objects)
+            if any(synthetic.names_label(text, obj.label) for text in texts)
+        ]
+        index_swapped = named[_randbelow(rng, len(named))]
+        shapes = synthetic.free_shapes(scene, index_swapped)
+        twin = synthetic.swap_shape(scene, index_swapped, shapes[_randbelow(rng, len(shapes))])
+        old, new = scene.objects[index_swapped].label, twin.objects[index_swapped].label
+        return twin, twin.short_caption, [synthetic.rename_label(t, old, new) for t in longs]
+
+
 # -- Batching and dispatch -------------------------------------------------------------------------
 class CaptionBatch(NamedTuple):
     """A collated batch: pixels ``[B, 3, H, W]``, B short captions, B lists of long captions."""

@@ -20,6 +20,7 @@ gives the same objects, captions and pixels. Training seeds live below
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -385,6 +386,52 @@ def _long_caption(scene: Scene, rng: random.Random, variant: int) -> str:
             )
         )
     return ". ".join(sentences) + "."
+
+
+# -- Shape twins ----------------------------------------------------------------------------------
+def _label_pattern(label: str) -> re.Pattern[str]:
+    return re.compile(rf"\b{re.escape(label)}\b", re.IGNORECASE)
+
+
+def names_label(text: str, label: str) -> bool:
+    """Whether ``text`` names the object label (``"red circle"``) as whole words."""
+    return _label_pattern(label).search(text) is not None
+
+
+def rename_label(text: str, old: str, new: str) -> str:
+    """``text`` with every whole-word ``old`` label ("red circle") replaced by ``new``."""
+    return _label_pattern(old).sub(new, text)
+
+
+def swap_shape(scene: Scene, index: int, shape: str) -> Scene:
+    """The same scene with object ``index`` drawn as ``shape``; its captions say so.
+
+    Everything else (place, size, colour, pattern, rotation, the wording of every sentence)
+    stays, so the scene and its twin differ only by one shape in pixels and in words. The new
+    label must not be another object's: a scene's labels are unique, which keeps the captions
+    unambiguous.
+    """
+    obj = scene.objects[index]
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}")
+    new = dataclasses.replace(obj, shape=shape)
+    if shape == obj.shape or any(o.label == new.label for o in scene.objects):
+        raise ValueError(f"the scene already has a {new.label}")
+    objects = tuple(new if i == index else o for i, o in enumerate(scene.objects))
+    return Scene(
+        seed=scene.seed,
+        background=scene.background,
+        objects=objects,
+        long_captions=[rename_label(c, obj.label, new.label) for c in scene.long_captions],
+        short_caption=rename_label(scene.short_caption, obj.label, new.label),
+    )
+
+
+def free_shapes(scene: Scene, index: int) -> list[str]:
+    """Shapes object ``index`` could take without repeating a label of the scene."""
+    colour = scene.objects[index].colour
+    taken = {o.shape for o in scene.objects if o.colour == colour}
+    return [shape for shape in SHAPES if shape not in taken]
 
 
 # -- Zero-shot labels ------------------------------------------------------------------------------

@@ -227,16 +227,31 @@ class StepSampler(Sampler[list[int]]):
 
     Each epoch is a permutation seeded by ``(seed, epoch)``; each global batch of
     ``batch_size * world_size`` indices is split by rank. Yields this rank's index lists.
+    With ``group`` > 1 the permutation moves blocks of ``group`` consecutive indices (pairs of
+    shape twins), so a block always lands whole in one rank's batch; ``group`` 1 is the plain
+    permutation.
     """
 
     def __init__(
-        self, length: int, batch_size: int, info: DistInfo, seed: int, start_batch: int = 0
+        self,
+        length: int,
+        batch_size: int,
+        info: DistInfo,
+        seed: int,
+        start_batch: int = 0,
+        group: int = 1,
     ) -> None:
+        if group < 1 or batch_size % group or length % group:
+            raise ValueError(
+                f"--batch-size ({batch_size}) and the dataset ({length}) must be multiples of "
+                f"its group size ({group})"
+            )
         self.length = length
         self.batch_size = batch_size
         self.info = info
         self.seed = seed
         self.start_batch = start_batch
+        self.group = group
         self.global_batch = batch_size * info.world_size
         self.per_epoch = length // self.global_batch
         if self.per_epoch == 0:
@@ -249,7 +264,9 @@ class StepSampler(Sampler[list[int]]):
         """(epoch, this rank's indices) of global batch number ``batch``."""
         epoch, offset = divmod(batch, self.per_epoch)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        perm = torch.randperm(self.length, generator=generator)
+        perm = torch.randperm(self.length // self.group, generator=generator)
+        if self.group > 1:
+            perm = (perm[:, None] * self.group + torch.arange(self.group)).flatten()
         start = offset * self.global_batch + self.info.rank * self.batch_size
         return epoch, perm[start : start + self.batch_size].tolist()
 
@@ -537,7 +554,8 @@ def _batches(
                     f"rank {info.rank}'s shards hold fewer than --batch-size "
                     f"({cfg.batch_size}) usable samples"
                 )
-    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed)
+    group = getattr(dataset, "group_size", 1)
+    sampler = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, group=group)
     batch = start_step * cfg.accum
     while True:
         epoch, _ = sampler.batch_indices(batch)
@@ -545,7 +563,7 @@ def _batches(
             dataset.set_epoch(epoch)
         # One loader per epoch, so workers see the epoch's caption sampling.
         remaining = sampler.per_epoch - batch % sampler.per_epoch
-        epoch_batches = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch)
+        epoch_batches = StepSampler(len(dataset), cfg.batch_size, info, cfg.seed, batch, group)
         loader = DataLoader(
             dataset,
             batch_sampler=itertools.islice(epoch_batches, remaining),
