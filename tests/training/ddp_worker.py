@@ -51,6 +51,12 @@ def run_configs(out: Path) -> dict[str, TrainConfig]:
     """Per-rank configs; the single-process reference doubles ``batch_size``."""
     common = dict(steps=2, lr=1e-3, warmup=0, weight_decay=0.1, device="cpu", seed=3)
     common |= dict(log_every=1, save_every=100, num_long=2, workers=0)
+    # Adam's first step moves a weight by about lr * g / (|g| + eps): with the default eps
+    # (1e-6), a gradient that cancels to ~1e-6 turns a summation-order difference of 1e-8
+    # between the two-rank and the one-process run into a 1e-5 weight difference (seen as a
+    # rare failure on the pooler). eps 1e-3 keeps that below the tolerance; the gradients
+    # themselves are still compared at 1e-5.
+    common |= dict(eps=1e-3)
     return {
         "plain": TrainConfig(out=str(out / "plain"), batch_size=4, grad_clip=0.0, **common),
         "accum": TrainConfig(
