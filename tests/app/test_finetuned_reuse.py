@@ -57,26 +57,34 @@ def test_other_image_weights_are_reindexed(library, micro_model, models_dir, tmp
     assert report.embedded == 6
 
 
-def test_text_last_n_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
-    """A fine-tune made by the real trainer in ``text-last-n`` mode has its base's image tower,
-    bit for bit, so it reuses the base's vectors like a ``text`` fine-tune."""
+def finetune_for_real(library, micro_model, models_dir, folder, count, mode, name):
+    """Index ``count`` photos with the base, then fine-tune it on them with the real trainer
+    (2 steps, ``mode`` training the last block); the saved model's folder."""
     from training.data import CaptionedImage
     from training.finetune import finetune
     from training.train import TrainConfig
 
-    paths = draw_folder(tmp_path / "photos", 6)
-    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
+    paths = draw_folder(folder, count)
+    Indexer(library, micro_model, batch_size=4, workers=1).run([folder])
     records = [
         CaptionedImage(p, f"shape {i}", [f"a picture of shape number {i}."], key=str(i))
         for i, p in enumerate(paths)
     ]
     cfg = TrainConfig(
-        out=str(tmp_path / "tuned"), steps=2, batch_size=4, lr=1e-2, warmup=0, num_long=1,
-        trainable="text-last-n", last_n=1, device="cpu", workers=0,
+        out=str(folder.parent / "tuned"), steps=2, batch_size=4, lr=1e-2, warmup=0, num_long=1,
+        trainable=mode, last_n=1, device="cpu", workers=0,
     )  # fmt: skip
-    result = finetune(models_dir / RANDOM_MODEL, records, cfg, name="micro-textlast",
-                      heldout_fraction=0.0)  # fmt: skip
-    tuned = lotlip.load(result.model_dir, device="cpu")
+    result = finetune(models_dir / RANDOM_MODEL, records, cfg, name=name, heldout_fraction=0.0)
+    return result.model_dir
+
+
+def test_text_last_n_finetune_takes_over_base_vectors(library, micro_model, models_dir, tmp_path):
+    """A fine-tune made by the real trainer in ``text-last-n`` mode has its base's image tower,
+    bit for bit, so it reuses the base's vectors like a ``text`` fine-tune."""
+    tuned_dir = finetune_for_real(
+        library, micro_model, models_dir, tmp_path / "photos", 6, "text-last-n", "micro-textlast"
+    )
+    tuned = lotlip.load(tuned_dir, device="cpu")
     assert tuned.metadata["mode"] == "text-last-n"
     base_text = micro_model.state_dict()["text.proj.weight"]
     assert not torch.equal(tuned.state_dict()["text.proj.weight"], base_text)  # it did train
@@ -91,23 +99,10 @@ def test_text_last_n_finetune_takes_over_base_vectors(library, micro_model, mode
 
 def test_last_n_finetune_is_reindexed(library, micro_model, models_dir, tmp_path):
     """``last-n`` trains image blocks too: its image tower differs, so nothing is reused."""
-    from training.data import CaptionedImage
-    from training.finetune import finetune
-    from training.train import TrainConfig
+    tuned_dir = finetune_for_real(
+        library, micro_model, models_dir, tmp_path / "photos", 4, "last-n", "micro-lastn"
+    )
 
-    paths = draw_folder(tmp_path / "photos", 4)
-    Indexer(library, micro_model, batch_size=4, workers=1).run([tmp_path / "photos"])
-    records = [
-        CaptionedImage(p, f"shape {i}", [f"a picture of shape {i}."], key=str(i))
-        for i, p in enumerate(paths)
-    ]
-    cfg = TrainConfig(
-        out=str(tmp_path / "tuned"), steps=2, batch_size=4, lr=1e-2, warmup=0, num_long=1,
-        trainable="last-n", last_n=1, device="cpu", workers=0,
-    )  # fmt: skip
-    result = finetune(models_dir / RANDOM_MODEL, records, cfg, name="micro-lastn",
-                      heldout_fraction=0.0)  # fmt: skip
-
-    report = Indexer(library, lotlip.load(result.model_dir, device="cpu"), batch_size=4).run()
+    report = Indexer(library, lotlip.load(tuned_dir, device="cpu"), batch_size=4).run()
 
     assert report.reused == 0 and report.embedded == 4
