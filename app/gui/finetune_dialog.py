@@ -346,13 +346,13 @@ class FinetuneDialog(QDialog):
             mode_layout.addWidget(note)
         self.mode_buttons["text"].setChecked(True)
         self.modes.buttonToggled.connect(self._mode_changed)
-        self.reindex_warning = QLabel(
+        self.reindex_warning = ui.label(
             "⚠ This mode changes how photos are seen: after switching to the new model, all "
             "photos are indexed again.",
             self,
+            wrap=True,
         )
         self.reindex_warning.setStyleSheet(f"color: {WARNING};")
-        self.reindex_warning.setWordWrap(True)
         self.reindex_warning.hide()
         mode_layout.addWidget(self.reindex_warning)
 
@@ -608,14 +608,11 @@ class FinetuneDialog(QDialog):
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
         tunable = enabled and not self.using_recommended()  # the recommendation decides these
-        for widget in (self.base, self.name, self.source_edit, self.use_recommended):
+        choices = (self.base, self.name, self.source_edit, self.use_recommended, self.use_library)
+        for widget in (*choices, self.use_file):
             widget.setEnabled(enabled)
-        for widget in (self.epochs, self.batch, self.lr):
+        for widget in (self.epochs, self.batch, self.lr, *self.mode_buttons.values()):
             widget.setEnabled(tunable)
-        for button in self.mode_buttons.values():
-            button.setEnabled(tunable)
-        for button in (self.use_library, self.use_file):
-            button.setEnabled(enabled)
 
     def _progress(self, reports: list[Any]) -> None:
         points = []

@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self._welcome_dismissed = False
         self.dialogs: dict[str, QWidget] = {}
         self.viewer: PhotoViewer | None = None
+        self.demo_examples: QWidget | None = None  # the demo's example queries (app.gui.demo)
         self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
         self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
@@ -124,7 +125,7 @@ class MainWindow(QMainWindow):
         self.results.set_items([], self.browse_order())
         self._build_widgets()
         self.paragraph = sentences.attach(self)  # sentence strips/states, badges, saved searches
-        build_menus(self)
+        self.menus = build_menus(self)
         QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()
         self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
