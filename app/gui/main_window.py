@@ -28,7 +28,6 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
     QKeySequence,
     QResizeEvent,
     QShortcut,
@@ -94,9 +93,10 @@ class ExampleChip(QFrame):
         ui.hbox(self.label, clear, parent=self, margins=(8, 2, 2, 2))
         self.hide()
 
-    def show_for(self, text: str) -> None:
-        """Show ``text`` (e.g. "Photos like x.jpg")."""
-        self.label.setText(text)
+    def show_for(self, name: str, path: str) -> None:
+        """Show "Photos like ``name``", with ``path`` as the tooltip."""
+        self.label.setText(f"Photos like {name}")
+        self.setToolTip(path)
         self.show()
 
 
@@ -394,14 +394,12 @@ class MainWindow(QMainWindow):
     def search_like(self, path: Path | str) -> None:
         """Search for photos that look like the image at ``path``."""
         path = Path(path)
-        self.example.show_for(f"Photos like {path.name}")
-        self.example.setToolTip(str(path))
+        self.example.show_for(path.name, str(path))
         self.run_request(self._request(like=path))
 
     def search_similar(self, item: ResultItem) -> None:
         """Photos similar to a library photo."""
-        self.example.show_for(f"Photos like {item.name}")
-        self.example.setToolTip(item.path)
+        self.example.show_for(item.name, item.path)
         self.run_request(self._request(similar_to=item.id, similar_name=item.name))
 
     def browse(self) -> None:
@@ -789,11 +787,7 @@ class MainWindow(QMainWindow):
 
     def _default_size(self) -> QSize:
         """The first-start size, within the screen's free area (a 1024×640 screen fits)."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            return DEFAULT_SIZE
-        free = screen.availableGeometry().size()
-        return DEFAULT_SIZE.boundedTo(free - QSize(40, 60)).expandedTo(QSize(640, 400))
+        return ui.fit_screen(self, DEFAULT_SIZE).expandedTo(QSize(640, 400))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Remember sizes the user chose (spontaneous resizes come from the window manager)."""

@@ -45,7 +45,9 @@ class ModelsDialog(QDialog):
         self.panel.reload(current=self._current(), indexed=session.info.embeddings)
         keep_disabled(session, self.use_button, what="choosing the library's model")
         self.panel.changed.connect(self._update_buttons)
-        session.libraryInfo.connect(self._info_changed)
+        session.libraryInfo.connect(
+            bound(self, lambda info: self.panel.set_indexed(info.embeddings))
+        )
         session.modelReady.connect(self._model_changed)
         session.refresh_info()
         self._update_buttons()
@@ -53,9 +55,6 @@ class ModelsDialog(QDialog):
     def _current(self) -> str | None:
         choice = self.session.choice
         return choice.name if choice is not None else self.session.setting("model")
-
-    def _info_changed(self, info: Any) -> None:
-        self.panel.set_indexed(info.embeddings)
 
     def _model_changed(self, _choice: Any = None) -> None:
         self.panel.current = self._current()
