@@ -200,7 +200,6 @@ class MainWindow(QMainWindow):
 
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
-        self.view.currentItemChanged.connect(self._current_changed)
         self.view.openRequested.connect(lambda _item: self.with_current(self.view_item))
         self.view.previewRequested.connect(self._preview_item)
         self.view.escapePressed.connect(self.focus_query)
@@ -223,6 +222,7 @@ class MainWindow(QMainWindow):
         self.preview.copyRequested.connect(lambda item: self.photos.copy_paths([item]))
         self.preview.similarRequested.connect(self.search_similar)
         self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
+        self.view.currentItemChanged.connect(self.preview.set_item)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.addWidget(results_panel)
@@ -540,9 +540,6 @@ class MainWindow(QMainWindow):
         self.query.style().polish(self.query)
 
     # -- results --------------------------------------------------------------------------------
-    def _current_changed(self, item: ResultItem | None) -> None:
-        self.preview.set_item(item)
-
     def _preview_item(self, item: ResultItem) -> None:
         if not self.preview.isVisible():
             self.toggle_preview(True)
