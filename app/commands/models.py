@@ -176,7 +176,12 @@ def run_download(args: argparse.Namespace, ctx: Context) -> int:
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
     """Install a checkpoint from a file."""
-    from app.library.models import MissingVocabError, ModelImportError, import_model
+    from app.library.models import (
+        MissingVocabError,
+        ModelImportError,
+        import_model,
+        use_refusal,
+    )
     from lotlip.folders import checkpoint_name
 
     checkpoint = Path(args.file).expanduser()
@@ -184,6 +189,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
         raise CommandError(f"no such file: {checkpoint}")
     vocab = Path(args.vocab).expanduser() if args.vocab else None
     name = args.name or checkpoint_name(checkpoint)
+    lib = ctx.existing_lib  # before the import: a --library that is a file stops it here
     try:
         target = import_model(checkpoint, name, vocab, replace=args.replace)
     except FileExistsError:
@@ -200,7 +206,8 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
     except ModelImportError as exc:
         raise CommandError(str(exc)) from None
     say(f"installed {name} in {target}")
-    say(f"use it with: lotlip-search model use {name}")
+    refusal = use_refusal(lib, name)
+    say(refusal if refusal else f"use it with: lotlip-search model use {name}")
     return EXIT_OK
 
 

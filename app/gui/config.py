@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import platformdirs
 from PySide6.QtCore import QByteArray, QSettings
@@ -61,11 +60,6 @@ class GuiSettings:
         self.path = path or config_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.qsettings = QSettings(str(self.path), QSettings.Format.IniFormat)
-
-    # -- raw ------------------------------------------------------------------------------------
-    def value(self, key: str, default: Any = None) -> Any:
-        """A stored value or ``default``."""
-        return self.qsettings.value(key, default)
 
     def sync(self) -> None:
         """Write pending changes to disk."""

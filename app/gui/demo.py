@@ -8,7 +8,7 @@ paragraphs (held-out scenes' own long captions); a click searches for one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -23,6 +23,9 @@ from PySide6.QtWidgets import (
 from app.gui import widgets as ui
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
+
+if TYPE_CHECKING:
+    from app.gui.main_window import MainWindow
 
 DEMO_SCENES = 200
 DEMO_SIZE = 320
@@ -75,16 +78,13 @@ class ExampleQueries(QFrame):
             self.buttons.append(button)
 
 
-def show_examples(window: Any, texts: list[str]) -> ExampleQueries:
+def show_examples(window: MainWindow, texts: list[str]) -> ExampleQueries:
     """Put the example strip above the results of ``window``; a click searches."""
-    old = getattr(window, "demo_examples", None)
-    if old is not None:
-        old.deleteLater()
+    if window.demo_examples is not None:
+        window.demo_examples.deleteLater()
     strip = ExampleQueries(texts, window)
     layout = window.centralWidget().layout()
-    splitter = getattr(window, "splitter", None)
-    index = layout.indexOf(splitter) if splitter is not None else -1
-    layout.insertWidget(index if index >= 0 else layout.count(), strip)
+    layout.insertWidget(layout.indexOf(window.splitter), strip)
     strip.show()  # now: a layout shows a new child only at the next turn of the event loop
 
     strip.chosen.connect(window.search_for)
@@ -92,14 +92,12 @@ def show_examples(window: Any, texts: list[str]) -> ExampleQueries:
     return strip
 
 
-def start_demo(session: Session, parent: QWidget | None = None, count: int | None = None) -> Task:
+def start_demo(session: Session, window: MainWindow, count: int | None = None) -> Task:
     """Draw the scenes in a worker thread, then add the folder and index it; progress shows at
-    once in ``parent``'s status bar, and the examples appear when the indexing is done."""
-    status = getattr(parent, "indexing_status", None)
-    total = count or DEMO_SCENES
-    if status is not None:
-        status.show_starting(f"Drawing demo scenes 0 / {total}…")
-        status.stop.setEnabled(False)
+    once in ``window``'s status bar, and the examples appear when the indexing is done."""
+    status = window.indexing_status
+    status.show_starting(f"Drawing demo scenes 0 / {count or DEMO_SCENES}…")
+    status.stop.setEnabled(False)
     task = Task(
         lambda report, cancelled: write_demo_scenes(session, count, report, cancelled),
         name="demo-scenes",
@@ -108,20 +106,18 @@ def start_demo(session: Session, parent: QWidget | None = None, count: int | Non
 
     def drawing(reports: list[Any]) -> None:
         done, of = reports[-1]
-        if status is not None:
-            status.label.setText(f"Drawing demo scenes {done} / {of}…")
-            status.bar.setRange(0, of)
-            status.bar.setValue(done)
+        status.label.setText(f"Drawing demo scenes {done} / {of}…")
+        status.bar.setRange(0, of)
+        status.bar.setValue(done)
 
     def drawn(result: Any) -> None:
         folder, seeds = result
         session.add_folders([folder], session.excludes)
+        texts = example_queries(seeds)
         run = session.start_indexing([folder])
-        if parent is not None and hasattr(parent, "centralWidget"):
-            texts = example_queries(seeds)
-            run.done.connect(bound(parent, lambda _report: show_examples(parent, texts)))
+        run.done.connect(bound(window, lambda _report: show_examples(window, texts)))
 
     task.progressed.connect(drawing)
     task.succeeded.connect(drawn)
-    task.failed.connect(lambda message: QMessageBox.warning(parent, "Demo", message))
+    task.failed.connect(lambda message: QMessageBox.warning(window, "Demo", message))
     return session.tasks.start(task)

@@ -76,6 +76,7 @@ MODES = (
 # training.finetune_defaults.GENERIC.trainable (not imported here: that module pulls in torch)
 GENERIC_MODE = "text"
 RECOMMENDED_MARK = " (recommended)"
+STEPS_FORMAT = "%v / %m steps"
 LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3", "2e-3")
 # Modes that keep the image tower frozen: the new model reuses every indexed photo.
 IMAGE_FROZEN = ("text", "text-last-n")
@@ -259,6 +260,7 @@ class FinetuneDialog(QDialog):
         self.confirm_close = True
         ui.frame_dialog(self, "finetuneDialog", "Fine-tune on your captions", 760, 720)
         self._build()
+        self._update_plan_text()
         self._load_choices()
 
     # -- layout ---------------------------------------------------------------------------------
@@ -274,6 +276,7 @@ class FinetuneDialog(QDialog):
         self.use_library = QRadioButton("Captions in the library", self)
         self.use_library.setObjectName("useLibraryCaptions")
         self.use_library.setChecked(True)
+        self.use_library.toggled.connect(self._update_plan_text)
         self.use_file = QRadioButton("A caption file or folder:", self)
         self.source_edit = QLineEdit(self)
         self.source_edit.setPlaceholderText("manifest.jsonl, captions.csv or a folder of sidecars")
@@ -343,20 +346,18 @@ class FinetuneDialog(QDialog):
             mode_layout.addWidget(note)
         self.mode_buttons["text"].setChecked(True)
         self.modes.buttonToggled.connect(self._mode_changed)
-        self.reindex_warning = QLabel(
+        self.reindex_warning = ui.label(
             "⚠ This mode changes how photos are seen: after switching to the new model, all "
             "photos are indexed again.",
             self,
+            wrap=True,
         )
         self.reindex_warning.setStyleSheet(f"color: {WARNING};")
-        self.reindex_warning.setWordWrap(True)
         self.reindex_warning.hide()
         mode_layout.addWidget(self.reindex_warning)
 
         self.progress = QProgressBar(self)
         self.progress.setObjectName("finetuneProgress")
-        self.progress.setFormat("%v / %m steps")
-        self.progress.setValue(0)
         self.status = ui.label("", self, name="finetuneStatus", wrap=True)
         self.curve = LossCurve(self)
 
@@ -515,16 +516,28 @@ class FinetuneDialog(QDialog):
         """The chosen training mode (``text``, ``last-n`` or ``full``)."""
         return next(k for k, b in self.mode_buttons.items() if b.isChecked())
 
+    def _library_train_pairs(self) -> int:
+        """Training pairs of the library's captions (0 when a file is chosen)."""
+        pairs = self.library_pairs if self.use_library.isChecked() else 0
+        return pairs - (int(pairs * 0.2) if pairs >= 25 else 0)
+
+    def planned_steps(self) -> int | None:
+        """The length of the run the dialog describes, or None while it is not known (the
+        data is a file that is only read when the run starts)."""
+        if self.using_recommended():
+            return self.recommended().steps
+        train = self._library_train_pairs()
+        return steps_for(train, self.epochs.value(), self.batch.value()) if train else None
+
     def _update_plan_text(self) -> None:
-        pairs = self.library_pairs
-        if self.use_library.isChecked() and pairs:
-            train = pairs - (int(pairs * 0.2) if pairs >= 25 else 0)
-            steps = steps_for(train, self.epochs.value(), self.batch.value())
-            if self.using_recommended():
-                steps = self.recommended().steps
-            self.plan_text.setText(f"≈ {steps} steps over {count_text(train, 'photo')}")
-        else:
-            self.plan_text.setText("")
+        steps, train = self.planned_steps(), self._library_train_pairs()
+        self.plan_text.setText(
+            f"≈ {steps} steps over {count_text(train, 'photo')}" if train else ""
+        )
+        if self.task is None:  # before a run, the bar shows the run planned
+            self.progress.setFormat(STEPS_FORMAT if steps else "Not started")
+            self.progress.setRange(0, steps or 1)
+            self.progress.setValue(0)
 
     def current_plan(self, steps: int | None = None) -> FinetunePlan:
         """The run the dialog describes."""
@@ -581,6 +594,7 @@ class FinetuneDialog(QDialog):
         task.cancelled_.connect(self._stopped)
         self.task = task
         self.curve.clear()
+        self.progress.setFormat(STEPS_FORMAT)
         self.progress.setRange(0, 0)
         self.status.setText("Preparing: loading the model and measuring it before training…")
         self.results.hide()
@@ -594,14 +608,11 @@ class FinetuneDialog(QDialog):
 
     def _set_inputs_enabled(self, enabled: bool) -> None:
         tunable = enabled and not self.using_recommended()  # the recommendation decides these
-        for widget in (self.base, self.name, self.source_edit, self.use_recommended):
+        choices = (self.base, self.name, self.source_edit, self.use_recommended, self.use_library)
+        for widget in (*choices, self.use_file):
             widget.setEnabled(enabled)
-        for widget in (self.epochs, self.batch, self.lr):
+        for widget in (self.epochs, self.batch, self.lr, *self.mode_buttons.values()):
             widget.setEnabled(tunable)
-        for button in self.mode_buttons.values():
-            button.setEnabled(tunable)
-        for button in (self.use_library, self.use_file):
-            button.setEnabled(enabled)
 
     def _progress(self, reports: list[Any]) -> None:
         points = []
@@ -674,8 +685,7 @@ class FinetuneDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         self._reset_after_run()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        self._update_plan_text()
         self.status.setText(f"Fine-tuning failed: {message}")
 
     def _stopped(self, _result: Any) -> None:

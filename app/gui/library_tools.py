@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QMenu
 
 from app.gui.actions import make_action
 from app.gui.resume import ResumeBar, ResumeTracker
@@ -36,11 +35,10 @@ class LibraryTools(QObject):
         self.errors_action = make_action(
             window, "Photos that could not be &read…", lambda: self.open_errors(None)
         )
-        menu = self._library_menu()
-        if menu is not None:
-            first = menu.actions()[1] if len(menu.actions()) > 1 else None
-            menu.insertAction(first, self.folders_action)
-            menu.insertAction(first, self.errors_action)
+        menu = window.menus["&Library"]
+        first = menu.actions()[1]  # after "Add photo folders…"
+        menu.insertAction(first, self.folders_action)
+        menu.insertAction(first, self.errors_action)
 
         self.resume_bar = ResumeBar(window)
         window.statusBar().addPermanentWidget(self.resume_bar)
@@ -48,25 +46,15 @@ class LibraryTools(QObject):
         self._counted_once = False
         self.session.libraryInfo.connect(self._library_info)
 
-        counts = getattr(window, "counts_label", None)
-        if counts is not None:
-            self.counts_label = counts
-            counts.installEventFilter(self)
-
-    def _library_menu(self) -> QMenu | None:
-        for action in self.window.menuBar().actions():
-            if action.text().replace("&", "") == "Library" and action.menu() is not None:
-                return action.menu()  # type: ignore[return-value]
-        return None
+        window.counts_label.installEventFilter(self)
 
     def _library_info(self, info: Any) -> None:
-        counts = getattr(self, "counts_label", None)
-        if counts is not None:
-            clickable = bool(info.failures)
-            counts.setCursor(
-                Qt.CursorShape.PointingHandCursor if clickable else Qt.CursorShape.ArrowCursor
-            )
-            counts.setToolTip("Click to see which photos could not be read" if clickable else "")
+        clickable = bool(info.failures)
+        counts = self.window.counts_label
+        counts.setCursor(
+            Qt.CursorShape.PointingHandCursor if clickable else Qt.CursorShape.ArrowCursor
+        )
+        counts.setToolTip("Click to see which photos could not be read" if clickable else "")
         if not self._counted_once and info.folders:
             self._counted_once = True
             self.resume.count()
@@ -74,7 +62,7 @@ class LibraryTools(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """A click on "N could not be read" in the status bar opens the errors view."""
         if (
-            watched is getattr(self, "counts_label", None)
+            watched is self.window.counts_label
             and event.type() == QEvent.Type.MouseButtonRelease
             and self.session.info.failures
         ):
@@ -108,7 +96,6 @@ class LibraryTools(QObject):
 def install_library_tools(window: MainWindow) -> LibraryTools:
     """Add the library-management parts to ``window`` and turn on watch folders if wanted."""
     tools = LibraryTools(window)
-    settings = getattr(window, "settings", None)
-    if settings is None or settings.watch_folders:
+    if window.settings.watch_folders:
         window.session.set_watching(True)
     return tools

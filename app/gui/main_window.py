@@ -28,7 +28,6 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
-    QGuiApplication,
     QKeySequence,
     QResizeEvent,
     QShortcut,
@@ -94,9 +93,10 @@ class ExampleChip(QFrame):
         ui.hbox(self.label, clear, parent=self, margins=(8, 2, 2, 2))
         self.hide()
 
-    def show_for(self, text: str) -> None:
-        """Show ``text`` (e.g. "Photos like x.jpg")."""
-        self.label.setText(text)
+    def show_for(self, name: str, path: str) -> None:
+        """Show "Photos like ``name``", with ``path`` as the tooltip."""
+        self.label.setText(f"Photos like {name}")
+        self.setToolTip(path)
         self.show()
 
 
@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         self._welcome_dismissed = False
         self.dialogs: dict[str, QWidget] = {}
         self.viewer: PhotoViewer | None = None
+        self.demo_examples: QWidget | None = None  # the demo's example queries (app.gui.demo)
         self._user_size: QSize | None = None  # the last size the user (or a restore) chose
 
         self.thumbnails = ThumbnailCache(session.thumbnails_dir, parent=self)
@@ -124,7 +125,7 @@ class MainWindow(QMainWindow):
         self.results.set_items([], self.browse_order())
         self._build_widgets()
         self.paragraph = sentences.attach(self)  # sentence strips/states, badges, saved searches
-        build_menus(self)
+        self.menus = build_menus(self)
         QShortcut(QKeySequence("Ctrl+F"), self, self.focus_query)
         self._connect_session()
         self.library_tools = install_library_tools(self)  # Folders, errors, Resume, watching
@@ -199,7 +200,6 @@ class MainWindow(QMainWindow):
 
         self.view = ResultsView(self.thumbnails, self.settings.thumb_size, self)
         self.view.setModel(self.results)
-        self.view.currentItemChanged.connect(self._current_changed)
         self.view.openRequested.connect(lambda _item: self.with_current(self.view_item))
         self.view.previewRequested.connect(self._preview_item)
         self.view.escapePressed.connect(self.focus_query)
@@ -222,6 +222,7 @@ class MainWindow(QMainWindow):
         self.preview.copyRequested.connect(lambda item: self.photos.copy_paths([item]))
         self.preview.similarRequested.connect(self.search_similar)
         self.preview.captionsRequested.connect(lambda item: self.open_captions([item]))
+        self.view.currentItemChanged.connect(self.preview.set_item)
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.addWidget(results_panel)
@@ -393,14 +394,12 @@ class MainWindow(QMainWindow):
     def search_like(self, path: Path | str) -> None:
         """Search for photos that look like the image at ``path``."""
         path = Path(path)
-        self.example.show_for(f"Photos like {path.name}")
-        self.example.setToolTip(str(path))
+        self.example.show_for(path.name, str(path))
         self.run_request(self._request(like=path))
 
     def search_similar(self, item: ResultItem) -> None:
         """Photos similar to a library photo."""
-        self.example.show_for(f"Photos like {item.name}")
-        self.example.setToolTip(item.path)
+        self.example.show_for(item.name, item.path)
         self.run_request(self._request(similar_to=item.id, similar_name=item.name))
 
     def browse(self) -> None:
@@ -541,9 +540,6 @@ class MainWindow(QMainWindow):
         self.query.style().polish(self.query)
 
     # -- results --------------------------------------------------------------------------------
-    def _current_changed(self, item: ResultItem | None) -> None:
-        self.preview.set_item(item)
-
     def _preview_item(self, item: ResultItem) -> None:
         if not self.preview.isVisible():
             self.toggle_preview(True)
@@ -788,11 +784,7 @@ class MainWindow(QMainWindow):
 
     def _default_size(self) -> QSize:
         """The first-start size, within the screen's free area (a 1024×640 screen fits)."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None:
-            return DEFAULT_SIZE
-        free = screen.availableGeometry().size()
-        return DEFAULT_SIZE.boundedTo(free - QSize(40, 60)).expandedTo(QSize(640, 400))
+        return ui.fit_screen(self, DEFAULT_SIZE).expandedTo(QSize(640, 400))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Remember sizes the user chose (spontaneous resizes come from the window manager)."""

@@ -16,7 +16,7 @@ from app.gui.models_panel import ModelPanel
 from app.gui.read_only import keep_disabled
 from app.gui.session import Session
 from app.gui.tasks import Task, bound
-from app.library.models import remove_model
+from app.library.models import remove_model, use_refusal
 
 
 class ModelsDialog(QDialog):
@@ -35,6 +35,7 @@ class ModelsDialog(QDialog):
         self.panel = ModelPanel(session.tasks, self, show_indexed=True)
         self.panel.selectionChanged.connect(lambda _name: self._update_buttons())
         self.panel.busyChanged.connect(lambda _busy: self._update_buttons())
+        self.panel.installed.connect(self._installed)
         self.use_button = ui.button(
             "Use for this library", self, self.use_selected, name="useModel"
         )
@@ -44,7 +45,9 @@ class ModelsDialog(QDialog):
         self.panel.reload(current=self._current(), indexed=session.info.embeddings)
         keep_disabled(session, self.use_button, what="choosing the library's model")
         self.panel.changed.connect(self._update_buttons)
-        session.libraryInfo.connect(self._info_changed)
+        session.libraryInfo.connect(
+            bound(self, lambda info: self.panel.set_indexed(info.embeddings))
+        )
         session.modelReady.connect(self._model_changed)
         session.refresh_info()
         self._update_buttons()
@@ -52,9 +55,6 @@ class ModelsDialog(QDialog):
     def _current(self) -> str | None:
         choice = self.session.choice
         return choice.name if choice is not None else self.session.setting("model")
-
-    def _info_changed(self, info: Any) -> None:
-        self.panel.set_indexed(info.embeddings)
 
     def _model_changed(self, _choice: Any = None) -> None:
         self.panel.current = self._current()
@@ -72,7 +72,10 @@ class ModelsDialog(QDialog):
         entry = self.panel.selected()
         busy = self.panel.busy()
         self.use_button.setEnabled(
-            not busy and entry is not None and entry.installed and entry.name != self._current()
+            not busy
+            and entry is not None
+            and entry.installed
+            and use_refusal(self.session.library, entry.name, self._current()) is None
         )
         self.remove_button.setEnabled(
             not busy
@@ -81,6 +84,14 @@ class ModelsDialog(QDialog):
             and entry.path is not None
             and "models" in entry.path
         )
+
+    def _installed(self, name: str) -> None:
+        """Say whether the new model can become this library's (one rule with the CLI's)."""
+        refusal = use_refusal(self.session.library, name, self._current())
+        said = (
+            f"{refusal[0].upper()}{refusal[1:]}" if refusal else "Press <b>Use for this library</b>"
+        )
+        self.panel.status.setText(f"{self.panel.status.text()} {said}.")
 
     def use_selected(self) -> None:
         """Make the selected model the library's model (indexing photos it has not seen)."""

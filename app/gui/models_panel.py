@@ -148,12 +148,14 @@ class ModelPanel(QWidget):
     """Model table with Download / Import buttons and an inline download progress row.
 
     Signals: ``changed()`` (the list was reloaded), ``selectionChanged(name or None)``,
-    ``busyChanged(bool)`` (a download or import started or ended).
+    ``busyChanged(bool)`` (a download or import started or ended), ``installed(name)`` (a
+    downloaded or imported model is listed, selected and announced in ``status``).
     """
 
     changed = Signal()
     selectionChanged = Signal(object)
     busyChanged = Signal(bool)
+    installed = Signal(str)
 
     def __init__(
         self, tasks: TaskSet, parent: QWidget | None = None, *, show_indexed: bool = False
@@ -165,6 +167,7 @@ class ModelPanel(QWidget):
         self.indexed: dict[str, int] = {}
         self.download: ModelDownload | None = None
         self._import: Task | None = None
+        self._new: tuple[str, str] | None = None  # (model just installed, what to say about it)
         self.loaded = False
 
         self.table = ModelTable(self, show_indexed=show_indexed)
@@ -230,7 +233,12 @@ class ModelPanel(QWidget):
                 installed[0] if installed else entries[0]
             )
             self.table.select(preferred.name)
-        if not self.download or not self.download.running:
+        if self._new is not None:  # selected once listed, and said after the selection's help
+            (name, text), self._new = self._new, None
+            self.table.select(name)
+            self.status.setText(text)
+            self.installed.emit(name)
+        elif not self.download or not self.download.running:
             self._show_offline_help()
         self._update_buttons()
         self.changed.emit()
@@ -307,8 +315,8 @@ class ModelPanel(QWidget):
         self._update_buttons()
         self.busyChanged.emit(False)
         if ok:
+            self._new = (name, text)
             self.reload()
-            self.table.select(name)
 
     def _download_progress(self, name: str, done: int, total: int) -> None:
         if total:

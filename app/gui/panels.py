@@ -62,10 +62,6 @@ class ElidedLabel(QLabel):
         """The text as it is painted at the current width."""
         return self.fontMetrics().elidedText(self.text(), self.mode, self.contentsRect().width())
 
-    def is_elided(self) -> bool:
-        """True when part of the text is hidden."""
-        return self.elided() != self.text()
-
     def paintEvent(self, _event: QPaintEvent) -> None:
         """Paint the elided text."""
         painter = QPainter(self)

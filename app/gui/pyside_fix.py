@@ -46,11 +46,6 @@ def leaks_singletons() -> bool:
     return sys.getrefcount(True) < before
 
 
-def is_affected(pyside: str, python: tuple[int, int]) -> bool:
-    """Whether this PySide6 release on this Python is known to over-release."""
-    return pyside in AFFECTED and python < IMMORTAL_FROM
-
-
 def _add_references(obj: object, count: int) -> None:
     ctypes.c_ssize_t.from_address(id(obj)).value += count  # ob_refcnt is the first field
 

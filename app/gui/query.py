@@ -120,10 +120,6 @@ class QueryEdit(QPlainTextEdit):
         selection.format = style  # type: ignore[attr-defined]
         self.setExtraSelections([selection])
 
-    def cut_text(self) -> str:
-        """The part of the text shown as cut ("" when none)."""
-        return self.text()[self.cut_at :] if self.cut_at is not None else ""
-
     def set_text(self, text: str) -> None:
         """Replace the query (cursor at the end); the caller searches, not the pause."""
         self.setPlainText(text)

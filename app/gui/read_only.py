@@ -40,18 +40,16 @@ class _StayDisabled(QObject):
         return False
 
 
-def keep_disabled(session: Any, *controls: QWidget | QAction | None, what: str) -> bool:
+def keep_disabled(session: Any, *controls: QWidget | QAction, what: str) -> bool:
     """In a read-only library, turn ``controls`` off for good, with the reason as their tooltip.
 
     ``what`` names what they do ("indexing", "removing photos"). Returns whether the library
-    is read-only (nothing happens otherwise). ``None`` controls are skipped.
+    is read-only (nothing happens otherwise).
     """
     if not session.read_only:
         return False
     tip = reason(session, what)
     for control in controls:
-        if control is None:
-            continue
         control.setToolTip(tip)
         control.setStatusTip(tip)
         control.setEnabled(False)
@@ -82,7 +80,7 @@ def show_read_only(window: Any) -> None:
         window.update_action,
         window.welcome.start_button,
         window.welcome.demo_button,
-        getattr(window.library_tools.resume_bar, "button", None),
+        window.library_tools.resume_bar.button,
         what="indexing",
     )
     keep_disabled(session, window.remove_action, what="removing photos from the library")
@@ -93,10 +91,5 @@ def show_read_only(window: Any) -> None:
         window.preview.captions_button,
         what="editing captions",
     )
-    saved = getattr(getattr(window, "paragraph", None), "saved", None)
-    keep_disabled(
-        session,
-        getattr(saved, "save_button", None),
-        getattr(saved, "delete_button", None),
-        what="saving searches",
-    )
+    saved = window.paragraph.saved
+    keep_disabled(session, saved.save_button, saved.delete_button, what="saving searches")

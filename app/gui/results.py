@@ -171,11 +171,6 @@ class ResultsModel(QAbstractListModel):
         )
         self.layoutChanged.emit()
 
-    @property
-    def order(self) -> str:
-        """The current sort order."""
-        return self._order
-
     def items(self) -> list[ResultItem]:
         """All rows, in display order."""
         return list(self._items)

@@ -63,7 +63,7 @@ class ResumeTracker(QObject):
         self.waiting: int | None = None
         self._counting = False
         bar.resumeRequested.connect(self.resume)
-        session.indexingStarted.connect(bound(self, self._started))
+        session.indexingStarted.connect(bound(self, lambda _run: self.bar.hide()))
         session.indexingDone.connect(bound(self, self._done))
 
     def count(self) -> None:
@@ -88,9 +88,6 @@ class ResumeTracker(QObject):
         self.waiting = n
         self.bar.show_waiting(n, resuming=self.session.pending_resume() is not None)
         self.counted.emit(n)
-
-    def _started(self, _run: Any) -> None:
-        self.bar.hide()
 
     def _done(self, run: Any) -> None:
         report = run.report

@@ -212,15 +212,11 @@ def run_task(
     name: str,
     on_success: Callable[[Any], None] | None = None,
     on_failure: Callable[[str], None] | None = None,
-    on_progress: Callable[[list[Any]], None] | None = None,
-    rate: float = DEFAULT_RATE,
 ) -> Task:
     """Create, wire and start a task in one call (for the many small jobs)."""
-    task = Task(fn, name=name, rate=rate)
+    task = Task(fn, name=name)
     if on_success is not None:
         task.succeeded.connect(on_success)
     if on_failure is not None:
         task.failed.connect(on_failure)
-    if on_progress is not None:
-        task.progressed.connect(on_progress)
     return owner.start(task)

@@ -256,11 +256,6 @@ class ThumbnailCache(QObject):
                 self._queued.discard(path)
             self._pending.clear()
 
-    def pending_count(self) -> int:
-        """Requests waiting or in progress."""
-        with self._lock:
-            return len(self._queued)
-
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Drop the queue and wait for running decodes (at exit)."""
         with self._lock:

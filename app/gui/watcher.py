@@ -240,7 +240,6 @@ class AutoIndexer(QObject):
         )
         self.watcher.changed.connect(self._changed)
         session.libraryInfo.connect(self._library_info)
-        self.runs = 0
         self.watcher.watch(session.info.folders or [f.path for f in library.folders()])
 
     def _library_info(self, info: Any) -> None:
@@ -248,7 +247,6 @@ class AutoIndexer(QObject):
             self.watcher.watch(info.folders)
 
     def _changed(self, roots: list[str]) -> None:
-        self.runs += 1
         self.session.index_soon(roots)
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QBoxLayout,
@@ -161,11 +162,15 @@ def frame_dialog(window: QWidget, name: str, title: str, width: int, height: int
     """Object name, title and first size of a dialog (within the screen's free area)."""
     window.setObjectName(name)
     window.setWindowTitle(title)
-    size = QSize(width, height)
-    screen = window.screen()
-    if screen is not None:
-        size = size.boundedTo(screen.availableGeometry().size() - QSize(40, 60))
-    window.resize(size)
+    window.resize(fit_screen(window, QSize(width, height)))
+
+
+def fit_screen(window: QWidget, size: QSize) -> QSize:
+    """``size`` within the free area of ``window``'s screen (room left for the frame)."""
+    screen = window.screen() or QGuiApplication.primaryScreen()
+    if screen is None:
+        return size
+    return size.boundedTo(screen.availableGeometry().size() - QSize(40, 60))
 
 
 def path_list(

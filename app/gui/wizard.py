@@ -550,7 +550,7 @@ class IndexWizard(QWizard):
             cancel.setText("Cancel")
 
     def start_run(self) -> IndexingRun:
-        """Store the ui.choices in the library and start indexing the chosen folders."""
+        """Store the choices in the library and start indexing the chosen folders."""
         folders = self.folders_page.folders()
         excludes = self.folders_page.exclude_patterns()
         model = self.model_page.model_name()

@@ -92,6 +92,21 @@ def resolve_model_spec(lib: Library | None, requested: str | None = None) -> tup
     return registry.BUNDLED_MODEL, "bundled"
 
 
+def use_refusal(lib: Library | None, name: str, current: str | None = None) -> str | None:
+    """Why making model ``name`` ``lib``'s model is not worth offering, or None to offer it.
+
+    Not offered without a library, for a read-only one, or for the model it uses already
+    (``current``: the one in use; default: the one :func:`resolve_model_spec` picks for it).
+    """
+    if lib is None:
+        return "there is no library here yet to use it"
+    if lib.store.read_only:
+        return "this library is read-only, so it keeps its model"
+    if name == (current or resolve_model_spec(lib)[0]):
+        return f"this library uses {name} already"
+    return None
+
+
 class LibrarySettingError(ValueError):
     """A device or precision stored in the library that this computer cannot run."""
 

@@ -151,6 +151,37 @@ def test_model_list_import_use_remove(cli, official_checkpoint, tmp_path: Path) 
     assert status == EXIT_ERROR and "evil.pt" in err
 
 
+def test_import_offers_model_use_only_when_the_library_can_take_it(
+    cli, official_checkpoint, tmp_path: Path
+) -> None:
+    """The `model use` hint after an import: not without a library, not for the model the
+    library uses already, not for a read-only library; otherwise it is given."""
+    from tests.app.test_cli_faults import read_only
+
+    checkpoint, vocab = official_checkpoint
+    hint = "lotlip-search model use"
+
+    def install(name: str, *extra: str, library: Path | None = None) -> str:
+        argv = ("model", "import", str(checkpoint), "--vocab", str(vocab), "--name", name)
+        status, out, err = cli(*argv, *extra, library=library)
+        assert status == EXIT_OK, err
+        assert f"installed {name}" in out
+        return out
+
+    out = install("first")  # no library yet: nothing can use it
+    assert hint not in out and "no library" in out
+    assert cli("init")[0] == EXIT_OK
+    assert f"{hint} second" in install("second")
+    assert cli("model", "use", "second", model=None)[0] == EXIT_OK
+    out = install("second", "--replace")
+    assert hint not in out and "uses second already" in out
+    with read_only(tmp_path / "library") as ro:
+        out = install("third", library=ro)
+    assert hint not in out and "read-only" in out
+    for name in ("first", "second", "third"):
+        assert cli("model", "remove", name, model=None)[0] == EXIT_OK
+
+
 def test_import_refuses_a_checkpoint_whose_heads_cannot_be_told(
     cli, official_checkpoint, tmp_path: Path
 ) -> None:

@@ -68,6 +68,56 @@ def test_models_dialog_lists_uses_and_removes_models(
     qtbot.waitUntil(lambda: session.setting("model") is None, timeout=30_000)
 
 
+def test_models_dialog_offers_an_imported_model_only_when_the_library_can_use_it(
+    qtbot: Any,
+    make_window: Any,
+    make_session: Any,
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After Import… the new model is selected; "Use for this library" is offered (button and
+    words) for a library that can take it, and not for a read-only one."""
+    import shutil
+
+    from lotlip import registry
+    from tests.app.test_cli_faults import read_only
+    from tests.gui.conftest import make_model
+
+    source = isolated / "source"
+    make_model("gui-imported", seed=7).save(source)
+
+    def import_into(window: Any, name: str) -> Any:
+        dialog = window.open_models()
+        qtbot.waitUntil(lambda: dialog.panel.loaded, timeout=30_000)
+        dialog.panel.start_import(source, name, None)
+        qtbot.waitUntil(lambda: dialog.panel.selected() is not None, timeout=30_000)
+        qtbot.waitUntil(
+            lambda: not dialog.panel.busy() and dialog.panel.selected().name == name,
+            timeout=30_000,
+        )
+        return dialog
+
+    try:
+        window = make_window()
+        dialog = import_into(window, "gui-imported")
+        assert dialog.use_button.isEnabled()
+        assert "Use for this library" in dialog.panel.status.text()
+        window.session.shutdown()
+
+        with read_only(isolated / "library") as ro:
+            monkeypatch.setenv("LOTLIP_SEARCH_LIBRARY", str(ro))
+            session = make_session(None)
+            assert session.read_only
+            dialog = import_into(make_window(session), "gui-imported-2")
+            assert not dialog.use_button.isEnabled()
+            status = dialog.panel.status.text()
+            assert "Use for this library" not in status and "read-only" in status
+            session.shutdown()
+    finally:
+        for name in ("gui-imported", "gui-imported-2"):
+            shutil.rmtree(registry.models_home() / name, ignore_errors=True)
+
+
 def test_settings_dialog_writes_library_settings(
     qtbot: Any, make_window: Any, say_yes: None, tmp_path: Path
 ) -> None:

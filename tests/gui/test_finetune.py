@@ -65,6 +65,12 @@ def test_finetune_dialog_completes_on_a_tiny_set_and_switches_model(
     assert dialog.reindex_warning.isVisibleTo(dialog)
     dialog.mode_buttons["text"].setChecked(True)
     assert f"{SCENE_COUNT} captioned photos" in dialog.use_library.text()
+    assert dialog.progress.text() == "0 / 10 steps"  # 10 epochs of one batch of 8 photos
+    dialog.epochs.setValue(3)
+    assert dialog.progress.text() == "0 / 3 steps"
+    dialog.use_file.setChecked(True)  # a file is only read when the run starts
+    assert dialog.progress.text() == "Not started"
+    dialog.use_library.setChecked(True)
     dialog.name.setText("gui-tiny-mine")
 
     run = dialog.start(steps=4)
@@ -287,3 +293,24 @@ def test_finetune_dialog_shows_the_values_the_recommended_recipe_uses(
         return [w.text() for w in wrapped if w.heightForWidth(w.width()) > w.height()]
 
     qtbot.waitUntil(lambda: clipped() == [], timeout=2_000)  # once the layout has settled
+
+
+def test_finetune_progress_shows_the_planned_steps_before_a_run(
+    qtbot: Any, make_session: Any, make_window: Any
+) -> None:
+    """Before a run the bar counts towards the plan's steps (the recommended recipe's length),
+    or says it has not started when the length is not known yet; it follows the settings."""
+    from lotlip import registry
+    from training.finetune_defaults import RECOMMENDED
+
+    bundled = registry.BUNDLED_MODEL
+    steps = RECOMMENDED[bundled].steps
+    dialog = make_window(make_session(bundled, load=True)).open_finetune()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    assert dialog.progress.text() == f"0 / {steps} steps"
+    dialog.use_recommended.setChecked(False)  # no captions in the library: length unknown
+    assert dialog.progress.text() == "Not started"
+    dialog.use_recommended.setChecked(True)
+    assert dialog.progress.text() == f"0 / {steps} steps"
+    dialog.base.setCurrentIndex(dialog.base.findData(TINY))  # generic settings, no captions
+    assert dialog.progress.text() == "Not started"
