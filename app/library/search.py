@@ -227,15 +227,7 @@ class Searcher:
         gated = refined is not None and refined.explainer.gates
         fetch = max(4 * top, 200) if gated or group_duplicates else top
         response = self._run(
-            query,
-            fetch,
-            threshold,
-            folders,
-            date_from,
-            date_to,
-            warnings,
-            exclude=None,
-            file_dates=file_dates,
+            query, fetch, threshold, folders, date_from, date_to, warnings, file_dates=file_dates
         )
         if refined is not None or group_duplicates:
             self._finish(response, refined, top, explain, group_duplicates)
@@ -349,7 +341,7 @@ class Searcher:
         date_from: str | None,
         date_to: str | None,
         warnings: list[str],
-        exclude: int | None,
+        exclude: int | None = None,
         file_dates: bool = False,
     ) -> SearchResponse:
         name = self.model.name

@@ -326,11 +326,9 @@ class EmbeddingChanges:
 class StoreCounts:
     """Row counts for a status display; ``embeddings`` maps model name to vector count."""
 
-    folders: int
     images: int
     failures: int
     captions: int
-    models: int
     embeddings: dict[str, int]
 
 
@@ -1453,18 +1451,11 @@ class Store(CaptionStore):
 
     def counts(self) -> StoreCounts:
         """Row counts for a status line, from one snapshot."""
+        per_model = "SELECT model, count(*) FROM embeddings GROUP BY model ORDER BY model"
         with self.snapshot():
-            per_model = {
-                r["model"]: r["n"]
-                for r in self._all(
-                    "SELECT model, count(*) AS n FROM embeddings GROUP BY model ORDER BY model"
-                )
-            }
             return StoreCounts(
-                folders=self.db["folders"].count,
                 images=self.db["images"].count,
                 failures=self.db["failures"].count,
                 captions=self.db["captions"].count,
-                models=self.db["models"].count,
-                embeddings=per_model,
+                embeddings=dict(self.conn.execute(per_model).fetchall()),
             )
