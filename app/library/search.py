@@ -304,16 +304,6 @@ class Searcher:
             signatures[i] = signature
         return duplicates.Differences(signatures).confirm()
 
-    def similar(self, image_id: int, top: int = 20) -> SearchResponse:
-        """Images most like the indexed image ``image_id`` (itself left out)."""
-        vector = self._stored_vector(image_id)
-        if vector is None:
-            raise KeyError(f"image {image_id} has no {self.model.name} vector")
-        response = self.search_vector(vector, top, exclude=image_id)
-        rows = self.lib.store.rows_for([image_id])
-        response.like = rows[0].path if rows else None
-        return response
-
     def search_vector(
         self,
         vector: np.ndarray,
@@ -322,13 +312,11 @@ class Searcher:
         folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
         date_from: str | None = None,
         date_to: str | None = None,
-        exclude: int | None = None,
     ) -> SearchResponse:
-        """Like :meth:`search` for a query embedding made elsewhere (normalised here);
-        ``exclude``: an image id left out of the results."""
+        """Like :meth:`search` for a query embedding made elsewhere (normalised here)."""
         started = time.perf_counter()
         query = sentence_scores.unit(np.asarray(vector, dtype=np.float32).reshape(-1))
-        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude)
+        response = self._run(query, top, threshold, folders, date_from, date_to, [])
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
@@ -341,7 +329,6 @@ class Searcher:
         date_from: str | None,
         date_to: str | None,
         warnings: list[str],
-        exclude: int | None = None,
         file_dates: bool = False,
     ) -> SearchResponse:
         name = self.model.name
@@ -362,13 +349,12 @@ class Searcher:
                 taken_to=normalize_date(date_to, upper=True) if date_to else None,
                 file_dates=file_dates,
             )
-        k = max(0, int(top)) + (1 if exclude is not None else 0)
-        ids, scores = index.search(query, k, filter=allowed)
+        ids, scores = index.search(query, max(0, int(top)), filter=allowed)
         keep = [
             (int(i), float(s))
             for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
-            if i != exclude and (threshold is None or s >= threshold)
-        ][: max(0, int(top))]
+            if threshold is None or s >= threshold
+        ]
         rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
         # only the folders of these hits are checked (they hold photos): no store query
         folders = {r.folder for r in rows.values() if r.folder}
