@@ -253,33 +253,27 @@ class BulkIndexer(Indexer):
             ):
                 logger.info("dropping shard %s of another model", meta_path.name)
             else:
-                keep = [
-                    i for i, r in enumerate(body["records"])
-                    if _current(wanted, r["path"], r["size"], r["mtime_ns"])
-                ]  # fmt: skip
+                keep = [i for i, r in enumerate(body["records"]) if _current(wanted, r)]
                 if keep:
                     records = [ImageRecord(**body["records"][i]) for i in keep]
                     self._store(records, vectors[keep], run)
                     done.update(r.path for r in records)
-                for failure in body["failures"]:
-                    if _current(wanted, failure["path"], failure["size"], failure["mtime_ns"]):
+                for f in body["failures"]:
+                    if (info := _current(wanted, f)) is not None:
                         self._record_failure(
-                            DecodeFailure(
-                                FileInfo(failure["path"], failure["size"], failure["mtime_ns"],
-                                         failure["root"]),
-                                failure["reason"], failure["size"], failure["mtime_ns"],
-                            ),
-                            run,
-                        )  # fmt: skip
-                        done.add(failure["path"])
+                            DecodeFailure(info, f["reason"], f["size"], f["mtime_ns"]), run
+                        )
+                        done.add(info.path)
             meta_path.unlink()
             meta_path.with_suffix(".npy").unlink(missing_ok=True)
         return done
 
 
-def _current(wanted: dict[str, FileInfo], path: str, size: int, mtime_ns: int) -> bool:
-    info = wanted.get(path)
-    return info is not None and (info.size, info.mtime_ns) == (size, mtime_ns)
+def _current(wanted: dict[str, FileInfo], entry: dict[str, Any]) -> FileInfo | None:
+    """The wanted file a shard's record or failure describes, if it is still as it was then."""
+    info = wanted.get(entry["path"])
+    same = info is not None and (info.size, info.mtime_ns) == (entry["size"], entry["mtime_ns"])
+    return info if same else None
 
 
 def serve(model: LoTLIP, info: DistInfo, shard_dir: Path, batch_size: int, workers: int,
