@@ -317,14 +317,10 @@ def _reason(what: str, exc: OSError) -> str:
 
 
 def _as_root(root: ScanRoot | _RootLike | str | os.PathLike[str]) -> ScanRoot:
-    if isinstance(root, ScanRoot):
-        path, excludes = root.path, root.excludes
-    elif isinstance(root, (str, os.PathLike)):
-        path, excludes = os.fspath(root), ()
-    else:
-        path, excludes = root.path, tuple(root.excludes)
+    if isinstance(root, (str, os.PathLike)):
+        return ScanRoot(os.path.abspath(root))
     start = root.start.strip("/") if isinstance(root, ScanRoot) else ""
-    return ScanRoot(os.path.abspath(path), tuple(excludes), start)
+    return ScanRoot(os.path.abspath(root.path), tuple(root.excludes), start)
 
 
 @dataclass(slots=True)
