@@ -307,10 +307,6 @@ def _excluded(patterns: Iterable[str], rel: str, is_dir: bool) -> bool:
     return any(exclude_matches(p, rel, is_dir) for p in patterns)
 
 
-def _junk(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in JUNK_PATTERNS)
-
-
 def _reason(what: str, exc: OSError) -> str:
     """A failure reason a person reads: ``"cannot read the file: Permission denied"``."""
     return f"{what}: {exc.strerror or exc}"
@@ -507,7 +503,8 @@ class Scanner:
         return True
 
     def _skip_name(self, name: str, rel: str, is_dir: bool, root: ScanRoot) -> bool:
-        return _junk(name) or name.startswith(".") or _excluded(root.excludes, rel, is_dir)
+        junk = any(fnmatch.fnmatch(name, pattern) for pattern in JUNK_PATTERNS)
+        return junk or name.startswith(".") or _excluded(root.excludes, rel, is_dir)
 
     def _follow(self, link: _Pending) -> Iterator[FileInfo]:
         """Handle a symlink after all direct routes were walked."""

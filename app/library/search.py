@@ -149,17 +149,13 @@ class Searcher:
             return self.model.embed_images([like])[0]
         path = os.path.abspath(os.fspath(like))
         image_id = self.lib.store.image_id(path)
-        stored = None if image_id is None else self._stored_vector(image_id)
-        if stored is not None:
-            return stored
+        if image_id is not None:  # the vector the library holds for it with these weights
+            stored = self.lib.vector_set(self.model).name or ""
+            found, vectors = self.lib.store.vectors_for([image_id], stored)
+            if len(found):
+                return sentence_scores.unit(vectors[0])
         image = load_image(path, self.model.config.vision.image_size)
         return self.model.embed_images([image])[0]
-
-    def _stored_vector(self, image_id: int) -> np.ndarray | None:
-        """The normalised vector the library holds for ``image_id`` with these weights."""
-        stored = self.lib.vector_set(self.model).name
-        found, vectors = self.lib.store.vectors_for([image_id], stored or "")
-        return sentence_scores.unit(vectors[0]) if len(found) else None
 
     # -- searching -----------------------------------------------------------------------
 
