@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NOT_WEIGHT = 0.5
-
 
 def truncation_warning(tokens: TokenCount, what: str = "description") -> str:
     """The message shown when a description (or another text) is longer than the model reads."""
@@ -128,12 +126,12 @@ class SearchResponse:
 class Searcher:
     """Answers queries against one library with one model (thread-safe for reads)."""
 
-    def __init__(
-        self, lib: Library, model: LoTLIP, *, not_weight: float = DEFAULT_NOT_WEIGHT
-    ) -> None:
+    not_weight = 0.5
+    """How strongly a ``not`` phrase steers the query away (the ``w`` of app.library.explain)."""
+
+    def __init__(self, lib: Library, model: LoTLIP) -> None:
         self.lib = lib
         self.model = model
-        self.not_weight = not_weight
         self._standing_sample = sentence_scores.StandingSample()
         self._signatures = duplicates.SignatureCache()
 
