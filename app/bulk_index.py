@@ -253,33 +253,27 @@ class BulkIndexer(Indexer):
             ):
                 logger.info("dropping shard %s of another model", meta_path.name)
             else:
-                keep = [
-                    i for i, r in enumerate(body["records"])
-                    if _current(wanted, r["path"], r["size"], r["mtime_ns"])
-                ]  # fmt: skip
+                keep = [i for i, r in enumerate(body["records"]) if _current(wanted, r)]
                 if keep:
                     records = [ImageRecord(**body["records"][i]) for i in keep]
                     self._store(records, vectors[keep], run)
                     done.update(r.path for r in records)
-                for failure in body["failures"]:
-                    if _current(wanted, failure["path"], failure["size"], failure["mtime_ns"]):
+                for f in body["failures"]:
+                    if (info := _current(wanted, f)) is not None:
                         self._record_failure(
-                            DecodeFailure(
-                                FileInfo(failure["path"], failure["size"], failure["mtime_ns"],
-                                         failure["root"]),
-                                failure["reason"], failure["size"], failure["mtime_ns"],
-                            ),
-                            run,
-                        )  # fmt: skip
-                        done.add(failure["path"])
+                            DecodeFailure(info, f["reason"], f["size"], f["mtime_ns"]), run
+                        )
+                        done.add(info.path)
             meta_path.unlink()
             meta_path.with_suffix(".npy").unlink(missing_ok=True)
         return done
 
 
-def _current(wanted: dict[str, FileInfo], path: str, size: int, mtime_ns: int) -> bool:
-    info = wanted.get(path)
-    return info is not None and (info.size, info.mtime_ns) == (size, mtime_ns)
+def _current(wanted: dict[str, FileInfo], entry: dict[str, Any]) -> FileInfo | None:
+    """The wanted file a shard's record or failure describes, if it is still as it was then."""
+    info = wanted.get(entry["path"])
+    same = info is not None and (info.size, info.mtime_ns) == (entry["size"], entry["mtime_ns"])
+    return info if same else None
 
 
 def serve(model: LoTLIP, info: DistInfo, shard_dir: Path, batch_size: int, workers: int,
@@ -305,8 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("folders", nargs="+", metavar="FOLDER", help="folders to index")
     parser.add_argument("--library", metavar="DIR", help="library folder (as lotlip-search)")
     parser.add_argument("--model", metavar="NAME", help="model name or folder")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (one GPU per rank)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 or int8")
+    parser.add_argument(
+        "--device", help="auto, cpu or cuda (one GPU per rank; default: the library's setting)"
+    )
+    parser.add_argument(
+        "--precision", help="auto, fp32, bf16, fp16 or int8 (default: the library's setting)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     parser.add_argument("--workers", type=int, default=None, help="decode threads per rank")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -322,8 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    info = init_distributed(resolve_device(args.device))
-    device = local_device(resolve_device(args.device), info)
+    device_name, precision = _runtime_settings(args)
+    info = init_distributed(resolve_device(device_name))
+    device = local_device(resolve_device(device_name), info)
     workers = args.workers or default_workers()
     lib = Library.open(args.library) if info.is_main else None
     try:
@@ -332,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # one id per job, so shards of a killed run never collide with this run's names
             job = (resolve_model_spec(lib, args.model)[0], f"{os.getpid():x}", str(lib.dir))
         spec, run_id, library_dir = _broadcast(job, info)
-        model = load_model(spec, str(device), args.precision)
+        model = load_model(spec, str(device), precision)
         if lib is None:
             serve(model, info, Path(library_dir) / SHARD_DIR, args.batch_size, workers, run_id)
             return 0
@@ -341,6 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lib is not None:
             lib.close()
         cleanup()
+
+
+def _runtime_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """``(device, precision)`` by the rule of ``lotlip-search`` (the flags, else the library's
+    settings: :func:`~app.library.models.runtime_settings`). Every rank reads them before the
+    job starts, since the device decides how the ranks talk (NCCL or gloo)."""
+    from app.library.library import Library
+    from app.library.models import runtime_settings
+    from app.library.store import DatabaseNotFoundError
+
+    try:
+        lib = Library.open(args.library, create=False)
+    except DatabaseNotFoundError:  # a new library: no settings yet
+        return runtime_settings(None, args.device, args.precision)
+    with lib:
+        return runtime_settings(lib, args.device, args.precision)
 
 
 def _run_main(

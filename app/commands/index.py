@@ -142,6 +142,8 @@ def summary(report: IndexReport) -> str:
         if value:
             parts.append(f"{value} {name}")
     parts.append(f"{report.unchanged} unchanged")
+    if report.reused:  # counted as unchanged too: no vector was computed for them
+        parts.append(f"{report.reused} reused from its base model")
     text = f"{report.model}: " + ", ".join(parts)
     if report.failed:
         text += f"; {report.failed} could not be read (see `lotlip-search errors`)"

@@ -97,6 +97,8 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
             failed = f", {f['failures']} failed" if f["failures"] else ""
             pending = f", {f['pending']} not indexed yet" if f["pending"] else ""
             say(f"  {f['path']}  {f['images']} photos{failed}{pending}{offline}")
+            if f["excludes"]:  # --exclude patterns and paths inside it that were forgotten
+                say(f"    excluded: {', '.join(f['excludes'])}")
     say(f"Photos:   {data['images']}")
     embeddings = data["embeddings"]
     assert isinstance(embeddings, dict)

@@ -63,11 +63,6 @@ class DemoResult:
         return sum(1 for q in self.queries if q.rank == 1)
 
 
-def gallery_seeds(count: int) -> list[int]:
-    """The held-out scene seeds of a gallery of ``count`` scenes."""
-    return list(synthetic.heldout_seeds(count))
-
-
 def query_seeds(seeds: list[int], n: int) -> list[int]:
     """``n`` seeds spread evenly over the gallery."""
     n = max(1, min(n, len(seeds)))
@@ -84,7 +79,7 @@ def write_gallery(
     """Render ``count`` held-out scenes as PNGs (with caption sidecars) into ``folder``,
     :data:`CHUNK` at a time: ``report`` gets ``(done, count)`` after each chunk, and the
     writing stops early once ``cancelled()``. Returns the gallery's seeds."""
-    seeds = gallery_seeds(count)
+    seeds = list(synthetic.heldout_seeds(count))
     for start in range(0, count, CHUNK):
         if cancelled is not None and cancelled():
             break

@@ -296,8 +296,7 @@ class Indexer:
         run.replaced = {info.path: old.id for info, old in changes.changed}
         run.tick(IndexProgress("updating", 0, 0), force=True)
         report.links_outside = plan.stats.links_outside
-        self._record_scan_errors(plan, online, report)
-        self._record_rejections(plan, run)
+        self._record_plan_failures(plan, online, run)
         embed_moves = self._apply(changes, run)
         report.unchanged = changes.unchanged
         report.failed += len(changes.failed)
@@ -337,47 +336,35 @@ class Indexer:
         logger.info("plan: %s", plan.changes.summary())
         return plan
 
-    def _record_scan_errors(
-        self, plan: FolderPlan, targets: list[_Target], report: IndexReport
-    ) -> None:
-        """Failure records for what the scan could not read (no size: retried every run);
-        a root folder that is not there is no failure."""
-        store = self.lib.store
+    def _record_plan_failures(self, plan: FolderPlan, targets: list[_Target], run: _Run) -> None:
+        """Failure records for what the scan could not read (no size: retried every run; a
+        root folder that is not there is no failure) and for files named like pictures that
+        are not, each written only when it changed; records of paths now fine are cleared."""
         missing = set(plan.stats.missing_roots)
-        scan_errors = [(p, r) for p, r in plan.stats.errors if p not in missing]
-        for path, reason in scan_errors:
+        roots = [t.folder for t in targets]
+        failing = [
+            (path, reason, getattr(innermost(path, roots), "id", None), None, None)
+            for path, reason in plan.stats.errors
+            if path not in missing
+        ] + [
+            (info.path, reason, run.folder_ids.get(info.root), info.size, info.mtime_ns)
+            for info, reason in plan.rejected
+        ]
+        store, report = self.lib.store, run.report
+        for path, reason, folder_id, size, mtime_ns in failing:
             old = plan.failures.get(path)
-            if old is None or old.reason != reason or old.size is not None:
-                folder = innermost(path, [t.folder for t in targets])
-                store.record_failure(path, reason, folder_id=folder.id if folder else None)
+            if old is None or (old.reason, old.size, old.mtime_ns) != (reason, size, mtime_ns):
+                store.record_failure(
+                    path, reason, folder_id=folder_id, size=size, mtime_ns=mtime_ns
+                )
             report.failures.append((path, reason))
-        report.failed += len(scan_errors)
-        # earlier scan errors that did not come back: the path could be read this time
-        failing = {p for p, _ in scan_errors}
-        fixed = [f.path for f in plan.failures.values() if f.size is None and f.path not in failing]
+        report.failed += len(failing)
+        now = {path for path, *_ in failing}
+        # earlier scan errors that did not come back (readable this time), and files gone
+        fixed = [f.path for f in plan.failures.values() if f.size is None and f.path not in now]
+        fixed += [path for path in plan.changes.stale_failures if path not in now]
         if fixed:
             store.clear_failures(fixed)
-
-    def _record_rejections(self, plan: FolderPlan, run: _Run) -> None:
-        """Failure records for files named like pictures that are not (kept up to date)."""
-        store, report = self.lib.store, run.report
-        rejected_paths = {info.path for info, _ in plan.rejected}
-        stale = [p for p in plan.changes.stale_failures if p not in rejected_paths]
-        if stale:
-            store.clear_failures(stale)
-        for info, reason in plan.rejected:
-            old = plan.failures.get(info.path)
-            now = (info.size, info.mtime_ns, reason)
-            if old is None or (old.size, old.mtime_ns, old.reason) != now:
-                store.record_failure(
-                    info.path,
-                    reason,
-                    folder_id=run.folder_ids.get(info.root),
-                    size=info.size,
-                    mtime_ns=info.mtime_ns,
-                )
-            report.failures.append((info.path, reason))
-        report.failed += len(plan.rejected)
 
     def _apply(self, changes: ChangeSet, run: _Run) -> list[FileInfo]:
         """Touches, moves and removals (no model needed); returns moves that need a vector."""

@@ -16,6 +16,7 @@ readers never block.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -55,7 +56,6 @@ LOCK_FILE = "write.lock"
 FINGERPRINT_KEY = "fingerprint"
 PRECISION_KEY = "precision"
 """Model metadata key: the precision the latest index run embedded at."""
-_fingerprints: dict[tuple[str, int, int], str] = {}  # (file, size, mtime) -> content hash
 
 
 class LibraryBusyError(RuntimeError):
@@ -121,11 +121,13 @@ def root_is_online(path: str, has_photos: bool) -> bool:
     return not (empty and has_photos)
 
 
-def _sampled_file_hash(path: Path, size: int, block: int = 64 * 1024) -> str:
+@functools.lru_cache(maxsize=64)
+def _sampled_file_hash(path: str, size: int, mtime_ns: int, block: int = 64 * 1024) -> str:
     """BLAKE2b-128 of a weights file's size and three 64 KiB blocks (start, middle, end).
 
     Enough to tell two weights files apart cheaply (hundreds of MB, read at every start), and
     the same value libraries already store; photos use the whole-file ``content_hash``.
+    Remembered per path, size and ``mtime_ns`` (which only keys the cache).
     """
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
@@ -163,16 +165,9 @@ def model_fingerprint(model: LoTLIP) -> str | None:
     for candidate in candidates:
         try:
             st = candidate.stat()
+            return _sampled_file_hash(str(candidate), st.st_size, st.st_mtime_ns)
         except OSError:
             continue
-        key = (str(candidate), st.st_size, st.st_mtime_ns)
-        cached = _fingerprints.get(key)
-        if cached is None:
-            try:
-                cached = _fingerprints[key] = _sampled_file_hash(candidate, st.st_size)
-            except OSError:
-                continue
-        return cached
     return None
 
 

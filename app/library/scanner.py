@@ -307,24 +307,16 @@ def _excluded(patterns: Iterable[str], rel: str, is_dir: bool) -> bool:
     return any(exclude_matches(p, rel, is_dir) for p in patterns)
 
 
-def _junk(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, p) for p in JUNK_PATTERNS)
-
-
 def _reason(what: str, exc: OSError) -> str:
     """A failure reason a person reads: ``"cannot read the file: Permission denied"``."""
     return f"{what}: {exc.strerror or exc}"
 
 
 def _as_root(root: ScanRoot | _RootLike | str | os.PathLike[str]) -> ScanRoot:
-    if isinstance(root, ScanRoot):
-        path, excludes = root.path, root.excludes
-    elif isinstance(root, (str, os.PathLike)):
-        path, excludes = os.fspath(root), ()
-    else:
-        path, excludes = root.path, tuple(root.excludes)
+    if isinstance(root, (str, os.PathLike)):
+        return ScanRoot(os.path.abspath(root))
     start = root.start.strip("/") if isinstance(root, ScanRoot) else ""
-    return ScanRoot(os.path.abspath(path), tuple(excludes), start)
+    return ScanRoot(os.path.abspath(root.path), tuple(root.excludes), start)
 
 
 @dataclass(slots=True)
@@ -511,7 +503,8 @@ class Scanner:
         return True
 
     def _skip_name(self, name: str, rel: str, is_dir: bool, root: ScanRoot) -> bool:
-        return _junk(name) or name.startswith(".") or _excluded(root.excludes, rel, is_dir)
+        junk = any(fnmatch.fnmatch(name, pattern) for pattern in JUNK_PATTERNS)
+        return junk or name.startswith(".") or _excluded(root.excludes, rel, is_dir)
 
     def _follow(self, link: _Pending) -> Iterator[FileInfo]:
         """Handle a symlink after all direct routes were walked."""

@@ -43,8 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_NOT_WEIGHT = 0.5
-
 
 def truncation_warning(tokens: TokenCount, what: str = "description") -> str:
     """The message shown when a description (or another text) is longer than the model reads."""
@@ -128,12 +126,12 @@ class SearchResponse:
 class Searcher:
     """Answers queries against one library with one model (thread-safe for reads)."""
 
-    def __init__(
-        self, lib: Library, model: LoTLIP, *, not_weight: float = DEFAULT_NOT_WEIGHT
-    ) -> None:
+    not_weight = 0.5
+    """How strongly a ``not`` phrase steers the query away (the ``w`` of app.library.explain)."""
+
+    def __init__(self, lib: Library, model: LoTLIP) -> None:
         self.lib = lib
         self.model = model
-        self.not_weight = not_weight
         self._standing_sample = sentence_scores.StandingSample()
         self._signatures = duplicates.SignatureCache()
 
@@ -149,17 +147,13 @@ class Searcher:
             return self.model.embed_images([like])[0]
         path = os.path.abspath(os.fspath(like))
         image_id = self.lib.store.image_id(path)
-        stored = None if image_id is None else self._stored_vector(image_id)
-        if stored is not None:
-            return stored
+        if image_id is not None:  # the vector the library holds for it with these weights
+            stored = self.lib.vector_set(self.model).name or ""
+            found, vectors = self.lib.store.vectors_for([image_id], stored)
+            if len(found):
+                return sentence_scores.unit(vectors[0])
         image = load_image(path, self.model.config.vision.image_size)
         return self.model.embed_images([image])[0]
-
-    def _stored_vector(self, image_id: int) -> np.ndarray | None:
-        """The normalised vector the library holds for ``image_id`` with these weights."""
-        stored = self.lib.vector_set(self.model).name
-        found, vectors = self.lib.store.vectors_for([image_id], stored or "")
-        return sentence_scores.unit(vectors[0]) if len(found) else None
 
     # -- searching -----------------------------------------------------------------------
 
@@ -227,15 +221,7 @@ class Searcher:
         gated = refined is not None and refined.explainer.gates
         fetch = max(4 * top, 200) if gated or group_duplicates else top
         response = self._run(
-            query,
-            fetch,
-            threshold,
-            folders,
-            date_from,
-            date_to,
-            warnings,
-            exclude=None,
-            file_dates=file_dates,
+            query, fetch, threshold, folders, date_from, date_to, warnings, file_dates=file_dates
         )
         if refined is not None or group_duplicates:
             self._finish(response, refined, top, explain, group_duplicates)
@@ -312,16 +298,6 @@ class Searcher:
             signatures[i] = signature
         return duplicates.Differences(signatures).confirm()
 
-    def similar(self, image_id: int, top: int = 20) -> SearchResponse:
-        """Images most like the indexed image ``image_id`` (itself left out)."""
-        vector = self._stored_vector(image_id)
-        if vector is None:
-            raise KeyError(f"image {image_id} has no {self.model.name} vector")
-        response = self.search_vector(vector, top, exclude=image_id)
-        rows = self.lib.store.rows_for([image_id])
-        response.like = rows[0].path if rows else None
-        return response
-
     def search_vector(
         self,
         vector: np.ndarray,
@@ -330,13 +306,11 @@ class Searcher:
         folders: Sequence[str | os.PathLike[str] | Folder] | None = None,
         date_from: str | None = None,
         date_to: str | None = None,
-        exclude: int | None = None,
     ) -> SearchResponse:
-        """Like :meth:`search` for a query embedding made elsewhere (normalised here);
-        ``exclude``: an image id left out of the results."""
+        """Like :meth:`search` for a query embedding made elsewhere (normalised here)."""
         started = time.perf_counter()
         query = sentence_scores.unit(np.asarray(vector, dtype=np.float32).reshape(-1))
-        response = self._run(query, top, threshold, folders, date_from, date_to, [], exclude)
+        response = self._run(query, top, threshold, folders, date_from, date_to, [])
         response.elapsed_ms = (time.perf_counter() - started) * 1000.0
         return response
 
@@ -349,7 +323,6 @@ class Searcher:
         date_from: str | None,
         date_to: str | None,
         warnings: list[str],
-        exclude: int | None,
         file_dates: bool = False,
     ) -> SearchResponse:
         name = self.model.name
@@ -370,13 +343,12 @@ class Searcher:
                 taken_to=normalize_date(date_to, upper=True) if date_to else None,
                 file_dates=file_dates,
             )
-        k = max(0, int(top)) + (1 if exclude is not None else 0)
-        ids, scores = index.search(query, k, filter=allowed)
+        ids, scores = index.search(query, max(0, int(top)), filter=allowed)
         keep = [
             (int(i), float(s))
             for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
-            if i != exclude and (threshold is None or s >= threshold)
-        ][: max(0, int(top))]
+            if threshold is None or s >= threshold
+        ]
         rows = {r.id: r for r in store.rows_for([i for i, _ in keep])}
         # only the folders of these hits are checked (they hold photos): no store query
         folders = {r.folder for r in rows.values() if r.folder}

@@ -326,11 +326,9 @@ class EmbeddingChanges:
 class StoreCounts:
     """Row counts for a status display; ``embeddings`` maps model name to vector count."""
 
-    folders: int
     images: int
     failures: int
     captions: int
-    models: int
     embeddings: dict[str, int]
 
 
@@ -384,6 +382,22 @@ def _execute_in(
         conn.execute(sql.format(ids=marks(len(chunk))), (*params, *chunk)).rowcount
         for chunk in _chunks(items)
     )
+
+
+def _select_in(
+    conn: sqlite3.Connection,
+    sql: str,
+    items: Sequence[Any],
+    *params: Any,
+    marks: Callable[[int], str] = _marks,
+) -> list[Any]:
+    """The rows of ``sql`` for the distinct ``items``, read a chunk at a time (their ``IN``
+    list, made by ``marks``, goes where ``{ids}`` is; ``params`` come before them)."""
+    return [
+        row
+        for chunk in _chunks(sorted(set(items)))
+        for row in conn.execute(sql.format(ids=marks(len(chunk))), (*params, *chunk))
+    ]
 
 
 def _gen_key(model: str) -> str:
@@ -800,12 +814,6 @@ class Store(CaptionStore):
         """All root folders, by path."""
         return [self._folder(r) for r in self._all("SELECT * FROM folders ORDER BY path")]
 
-    def _folder_id(self, folder: FolderRef) -> int:
-        found = self.get_folder(folder)
-        if found is None:
-            raise KeyError(f"unknown folder: {folder!r}")
-        return found.id
-
     def forget_path(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Forget everything at or below ``path``, in one transaction; return the image ids.
 
@@ -1013,15 +1021,9 @@ class Store(CaptionStore):
     ) -> dict[bytes, tuple[Any, ...]]:
         """Encoded path -> ``columns`` of the images at these paths (absent ones are left out),
         in one query per chunk rather than one per path."""
-        found: dict[bytes, tuple[Any, ...]] = {}
-        for chunk in _chunks(sorted(set(paths))):
-            rows = conn.execute(
-                f"SELECT CAST(path AS BLOB), {columns} FROM images "
-                f"WHERE path IN ({_text_marks(len(chunk))})",
-                chunk,
-            )
-            found.update((bytes(row[0]), tuple(row[1:])) for row in rows)
-        return found
+        sql = f"SELECT CAST(path AS BLOB), {columns} FROM images WHERE path IN ({{ids}})"
+        rows = _select_in(conn, sql, paths, marks=_text_marks)
+        return {bytes(row[0]): tuple(row[1:]) for row in rows}
 
     def _drop_other_models(self, conn: sqlite3.Connection, ids: Sequence[int], model: str) -> None:
         sql = "SELECT DISTINCT model FROM embeddings WHERE model != ? AND image_id IN ({ids})"
@@ -1094,7 +1096,6 @@ class Store(CaptionStore):
 
     def image_ids(
         self,
-        folders: FolderRef | Sequence[FolderRef] | None = None,
         *,
         model: str | None = None,
         taken_from: str | None = None,
@@ -1104,13 +1105,13 @@ class Store(CaptionStore):
     ) -> np.ndarray:
         """Sorted int64 ids of images matching all the given filters (e.g. for search).
 
-        ``folders``: one folder or several; ``model``: only images with a vector of that
-        model; ``taken_from``/``taken_to``: inclusive bounds compared as ISO text against
-        ``taken_at`` (``"2020"`` .. ``"2020-12-31T23:59:59"``); images without a date are left
-        out when a date bound is given; ``under``: one path or several (made absolute): only
-        images at or below one of them (any folder, not only a root; an index range scan);
-        ``file_dates``: an image without an EXIF date is dated by its file's modification time
-        (local time) instead of being left out.
+        ``model``: only images with a vector of that model; ``taken_from``/``taken_to``:
+        inclusive bounds compared as ISO text against ``taken_at`` (``"2020"`` ..
+        ``"2020-12-31T23:59:59"``); images without a date are left out when a date bound is
+        given; ``under``: one path or several (made absolute): only images at or below one of
+        them (any folder, not only a root; an index range scan); ``file_dates``: an image
+        without an EXIF date is dated by its file's modification time (local time) instead of
+        being left out.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -1119,11 +1120,6 @@ class Store(CaptionStore):
             parts = [_under_sql("i.path", prefix) for prefix in prefixes]
             where.append("(" + " OR ".join(sql for sql, _ in parts) + ")" if parts else "0")
             params += [arg for _, args in parts for arg in args]
-        if folders is not None:
-            refs = list(folders) if isinstance(folders, (list, tuple)) else [folders]
-            folder_ids = [self._folder_id(f) for f in refs]
-            where.append(f"i.folder_id IN ({_marks(len(folder_ids))})")
-            params += folder_ids
         if model is not None:
             where.append(
                 "EXISTS (SELECT 1 FROM embeddings e WHERE e.image_id = i.id AND e.model = ?)"
@@ -1161,12 +1157,8 @@ class Store(CaptionStore):
     def _rows_in(self, sql: str, ids: Sequence[int], *params: Any) -> list[Any]:
         """The rows of ``sql`` for ``ids`` (their ``IN`` list goes where ``{ids}`` is), read in
         chunks that SQLite's variable limit allows; ``params`` come before the ids."""
-        rows: list[Any] = []
         with self._lock:
-            for chunk in _chunks(sorted(set(ids))):
-                query = sql.format(ids=_marks(len(chunk)))
-                rows += self.conn.execute(query, (*params, *chunk)).fetchall()
-        return rows
+            return _select_in(self.conn, sql, ids, *params)
 
     # -- failures --------------------------------------------------------------------
 
@@ -1270,8 +1262,7 @@ class Store(CaptionStore):
     def remove_model(self, name: str) -> int:
         """Unregister a model and delete its vectors; returns how many vectors went."""
         with self._write() as conn:
-            count = conn.execute("SELECT count(*) FROM embeddings WHERE model = ?", (name,))
-            n = int(count.fetchone()[0])
+            n = self.embedding_count(name)
             # the trigger model_removed bumps its generation and resets its change record
             conn.execute("DELETE FROM models WHERE name = ?", (name,))
         return n
@@ -1399,22 +1390,6 @@ class Store(CaptionStore):
             .astype(np.float32, copy=False)
         )
 
-    def iter_embeddings(
-        self, model: str, chunk_size: int = 4096
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(ids int64 [n], vectors float32 [n, dim])`` chunks in id order.
-
-        Each chunk is read separately; wrap the loop in :meth:`snapshot` for a consistent view
-        (and read :meth:`generation` inside the same block).
-        """
-        last = -(2**63)
-        while True:
-            ids, vectors = self.embeddings_after(model, last, chunk_size)
-            if not len(ids):
-                return
-            yield ids, vectors
-            last = int(ids[-1])
-
     def embeddings_after(self, model: str, after: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``limit`` ``model`` vectors with ids above ``after``, in id order."""
         dim = self.model_dim(model) or 0
@@ -1433,10 +1408,9 @@ class Store(CaptionStore):
         Read in chunks inside one snapshot. ``dim`` is 0 for an unknown model.
         """
         with self.snapshot():
-            dim = self.model_dim(model) or 0
-            parts = list(self.iter_embeddings(model, chunk_size))
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+            parts = [self.embeddings_after(model, -(2**63), chunk_size)]
+            while len(parts[-1][0]) == chunk_size:
+                parts.append(self.embeddings_after(model, int(parts[-1][0][-1]), chunk_size))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def vectors_for(
@@ -1477,18 +1451,11 @@ class Store(CaptionStore):
 
     def counts(self) -> StoreCounts:
         """Row counts for a status line, from one snapshot."""
+        per_model = "SELECT model, count(*) FROM embeddings GROUP BY model ORDER BY model"
         with self.snapshot():
-            per_model = {
-                r["model"]: r["n"]
-                for r in self._all(
-                    "SELECT model, count(*) AS n FROM embeddings GROUP BY model ORDER BY model"
-                )
-            }
             return StoreCounts(
-                folders=self.db["folders"].count,
                 images=self.db["images"].count,
                 failures=self.db["failures"].count,
                 captions=self.db["captions"].count,
-                models=self.db["models"].count,
-                embeddings=per_model,
+                embeddings=dict(self.conn.execute(per_model).fetchall()),
             )

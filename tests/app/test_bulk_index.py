@@ -187,3 +187,24 @@ def test_leftover_shard_of_unchanged_files_is_not_embedded_again(
     want = reference(folder, tmp_path)
     for path in map(str, paths[1:]):
         np.testing.assert_allclose(got[path], want[path], atol=1e-5)
+
+
+def test_the_library_settings_choose_device_and_precision(tmp_path: Path, models_dir: Path) -> None:
+    """Without --device/--precision the bulk indexer runs as the library's settings say (the
+    rule of `lotlip-search`), and a stored setting this computer cannot run is an error."""
+    from app.bulk_index import main
+    from app.library.library import PRECISION_KEY
+    from app.library.models import DEVICE_SETTING, PRECISION_SETTING, LibrarySettingError
+
+    folder = tmp_path / "photos"
+    draw_folder(folder, 2)
+    with Library.open(tmp_path / "lib") as lib:
+        lib.store.set_setting(PRECISION_SETTING, "int8")  # never what "auto" picks
+
+    assert main([str(folder), "--library", str(tmp_path / "lib"), "--model", RANDOM_MODEL]) == 0
+
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.store.get_model(RANDOM_MODEL).metadata[PRECISION_KEY] == "int8"
+        lib.store.set_setting(DEVICE_SETTING, "no-such-device")
+    with pytest.raises(LibrarySettingError, match="device setting"):
+        main([str(folder), "--library", str(tmp_path / "lib"), "--model", RANDOM_MODEL])

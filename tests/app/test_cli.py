@@ -106,6 +106,22 @@ def test_index_search_status_errors_forget(cli, tmp_path: Path) -> None:
     assert json.loads(out)["images"] == 0 and json.loads(out)["folders"] == []
 
 
+def test_status_lists_the_excluded_folders(cli, tmp_path: Path) -> None:
+    """What `forget` and `--exclude` keep out of a folder is shown by `status`, text and JSON."""
+    photos = tmp_path / "photos"
+    draw_folder(photos, 2)
+    draw_folder(photos / "drafts", 1, start=2)
+    assert cli("index", str(photos), "--exclude", "*.png")[0] == EXIT_OK
+    assert cli("forget", str(photos / "drafts"))[0] == EXIT_OK
+
+    status, out, _ = cli("status")
+
+    assert status == EXIT_OK
+    assert "excluded: *.png, /drafts" in out
+    folder = json.loads(cli("status", "--json")[1])["folders"][0]
+    assert folder["excludes"] == ["*.png", "/drafts"]
+
+
 @pytest.fixture(scope="module")
 def official_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small random model saved in the official open_clip layout (.pt) plus its vocab.txt."""

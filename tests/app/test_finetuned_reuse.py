@@ -106,3 +106,15 @@ def test_last_n_finetune_is_reindexed(library, micro_model, models_dir, tmp_path
     report = Indexer(library, lotlip.load(tuned_dir, device="cpu"), batch_size=4).run()
 
     assert report.reused == 0 and report.embedded == 4
+
+
+def test_index_command_says_the_vectors_were_reused(cli, micro_model, models_dir, tmp_path):
+    """The text report of `index` names the vectors taken over, as its --json does."""
+    draw_folder(tmp_path / "photos", 5)
+    assert cli("index", str(tmp_path / "photos"))[0] == 0
+    _derived_model(micro_model, models_dir, "micro-cli-tuned", change_image_tower=False)
+
+    status, out, _ = cli("index", model="micro-cli-tuned")
+
+    assert status == 0
+    assert "5 reused from its base model" in out
