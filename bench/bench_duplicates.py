@@ -21,20 +21,16 @@ scored with it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
+from PIL import Image, ImageFilter
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
-
-import lotlip  # noqa: E402
-from app.library import duplicates  # noqa: E402
+import lotlip
+from app.library import duplicates
 
 Set = tuple[np.ndarray, list[int], list[np.ndarray]]
 

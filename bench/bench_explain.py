@@ -18,23 +18,19 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-import lotlip  # noqa: E402
-from app.library.indexer import Indexer  # noqa: E402
-from app.library.library import Library  # noqa: E402
-from app.library.search import Searcher  # noqa: E402
-from lotlip.tokenizer import split_sentences  # noqa: E402
-from training import synthetic  # noqa: E402
+import lotlip
+from app.library.indexer import Indexer
+from app.library.library import Library
+from app.library.search import Searcher
+from lotlip.tokenizer import split_sentences
+from training import synthetic
 
 GALLERY_START = 7_000_000  # held-out seeds used by no test and no other bench
 
