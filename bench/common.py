@@ -88,10 +88,10 @@ def write_photos(folder: Path, count: int, size: tuple[int, int], quality: int =
     return paths
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds ``fn()`` took."""
+def timed(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
+    """Seconds ``fn(*args, **kwargs)`` took."""
     start = time.perf_counter()
-    fn()
+    fn(*args, **kwargs)
     return time.perf_counter() - start
 
 
