@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import official_random_model, timed
+from common import clocked, official_random_model, timed
 
 import lotlip
 from lotlip.model import LoTLIP
@@ -60,9 +60,7 @@ def step_parts(folder: Path, arch: str, batch: int) -> tuple[float, float, float
     model = new_model(arch)
     records = folder_records(folder)[:batch]
     dataset = CaptionDataset(records, model.preprocess, sentences_per_caption=3)
-    started = time.perf_counter()
-    items = [dataset[i] for i in range(len(records))]
-    decode = time.perf_counter() - started
+    items, decode = clocked(lambda: [dataset[i] for i in range(len(records))])
     pixels = torch.stack([item[0] for item in items])
     texts = [text for item in items for text in (item[1], item[2][0])]
     ids = model.tokenizer(texts).input_ids
