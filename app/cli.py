@@ -196,7 +196,7 @@ def _main(argv: list[str]) -> int:
         if args.command != "finetune" and rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)}", args.usage_of())
     except UsageError as exc:
-        return _fail(exc, EXIT_USAGE, str(exc), exc.usage, wants_json)
+        return _fail(EXIT_USAGE, str(exc), exc.usage, wants_json)
     except SystemExit as exc:  # --help or --version
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command == "finetune":
@@ -218,7 +218,7 @@ def _main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         message = "interrupted: run the same command again to continue"
         print(file=sys.stderr)
-        return _fail(None, EXIT_CANCELLED, message, None, wants_json)
+        return _fail(EXIT_CANCELLED, message, None, wants_json)
     except BrokenPipeError:
         raise
     except Exception as exc:
@@ -228,14 +228,12 @@ def _main(argv: list[str]) -> int:
         usage = None
         if exit_status == EXIT_USAGE:
             usage = getattr(exc, "usage", None) or args.usage_of()
-        return _fail(exc, exit_status, message, usage, wants_json)
+        return _fail(exit_status, message, usage, wants_json)
     finally:
         ctx.close()
 
 
-def _fail(
-    exc: BaseException | None, status: int, message: str, usage: str | None, wants_json: bool
-) -> int:
+def _fail(status: int, message: str, usage: str | None, wants_json: bool) -> int:
     """Report a failure: usage (for usage errors) and ``error: ...`` on stderr, JSON on stdout."""
     if usage:
         print(usage.rstrip(), file=sys.stderr)

@@ -21,20 +21,15 @@ scored with it.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+from common import timed
+from PIL import Image, ImageFilter
 
-import numpy as np  # noqa: E402
-from PIL import Image, ImageFilter  # noqa: E402
-
-import lotlip  # noqa: E402
-from app.library import duplicates  # noqa: E402
+import lotlip
+from app.library import duplicates
 
 Set = tuple[np.ndarray, list[int], list[np.ndarray]]
 
@@ -58,13 +53,11 @@ def photo_like(path: Path, width: int = 4000, height: int = 3000) -> None:
     Image.blend(base.filter(ImageFilter.GaussianBlur(3)), noise, 0.2).save(path, quality=90)
 
 
-def load_cost(paths: list[Path]) -> float:
-    """Seconds to load the signatures of ``paths`` one after another (no cache)."""
-    started = time.perf_counter()
+def load_signatures(paths: list[Path]) -> None:
+    """Load the signatures of ``paths`` one after another (no cache)."""
     for path in paths:
         if duplicates.load_signature(path) is None:
             raise RuntimeError(f"cannot read {path}")
-    return time.perf_counter() - started
 
 
 def cost(sets: list[Set], threshold: float, limit: float) -> None:
@@ -76,20 +69,16 @@ def cost(sets: list[Set], threshold: float, limit: float) -> None:
         for i, image in enumerate(duplicates.calibration_set(originals=20, copies=4).images):
             small.append(Path(tmp) / f"{i}.png")
             image.save(small[-1])
-        per_big = load_cost([big] * 20) / 20
-        per_small = load_cost(small[:100]) / 100
+        per_big = timed(load_signatures, [big] * 20) / 20
+        per_small = timed(load_signatures, small[:100]) / 100
     print(f"loading signatures per 100 photos: {per_big * 100:.2f} s from 12 MP JPEGs (draft), ")
     print(f"  {per_small * 100 * 1000:.0f} ms from 160 px PNGs (one thread; grouping uses several)")
     alone = confirmed = 0.0
     pairs = 0
     for vectors, groups, signatures in sets:
-        started = time.perf_counter()
-        duplicates.evaluate(vectors, groups, threshold)
-        alone += time.perf_counter() - started
+        alone += timed(duplicates.evaluate, vectors, groups, threshold)
         differences = duplicates.Differences(signatures)
-        started = time.perf_counter()
-        duplicates.evaluate(vectors, groups, threshold, differences, limit)
-        confirmed += time.perf_counter() - started
+        confirmed += timed(duplicates.evaluate, vectors, groups, threshold, differences, limit)
         pairs += len(differences)
     rows = sum(len(g) for _, g, _ in sets)
     print(

@@ -18,23 +18,18 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import numpy as np
+from common import clocked
 
-import numpy as np  # noqa: E402
-
-import lotlip  # noqa: E402
-from app.library.indexer import Indexer  # noqa: E402
-from app.library.library import Library  # noqa: E402
-from app.library.search import Searcher  # noqa: E402
-from lotlip.tokenizer import split_sentences  # noqa: E402
-from training import synthetic  # noqa: E402
+import lotlip
+from app.library.indexer import Indexer
+from app.library.library import Library
+from app.library.search import Searcher
+from lotlip.tokenizer import split_sentences
+from training import synthetic
 
 GALLERY_START = 7_000_000  # held-out seeds used by no test and no other bench
 
@@ -89,30 +84,29 @@ def main() -> None:
         searcher = Searcher(lib, model)
         hits, chance, before, after = {"colour": [], "shape": []}, [], [], []
         timings: dict[str, list[float]] = {
-            "plain": [],
-            "explain (new text)": [],
-            "refine (cached)": [],
+            name: [] for name in ("plain", "explain (new text)", "refine (cached)")
         }
         for scene in scenes[: args.queries]:
             path = str(photos / f"{synthetic.scene_file_stem(scene.seed)}.png")
             sentences, false_at, kind = falsify(scene, rng)
             paragraph = ". ".join(sentences) + "."
-            t0 = time.perf_counter()
-            response = searcher.search(paragraph, top=args.gallery, explain=True)
-            timings["explain (new text)"].append(time.perf_counter() - t0)
+            response, seconds = clocked(searcher.search, paragraph, top=args.gallery, explain=True)
+            timings["explain (new text)"].append(seconds)
             own = next(r for r in response.results if r.path == path)
             standing = np.array([s.standing for s in own.sentences])
             cosine = np.array([s.score for s in own.sentences])
             lowest = int(np.lexsort((cosine, standing))[0])
             hits[kind].append(lowest == false_at)
             chance.append(1.0 / len(sentences))
-            t0 = time.perf_counter()
-            before.append(rank_of(searcher, paragraph, path, args.gallery))
-            timings["plain"].append(time.perf_counter() - t0)
+            rank, seconds = clocked(rank_of, searcher, paragraph, path, args.gallery)
+            before.append(rank)
+            timings["plain"].append(seconds)
             ignored = {sentences[false_at]: "ignore"}
-            t0 = time.perf_counter()
-            after.append(rank_of(searcher, paragraph, path, args.gallery, sentences=ignored))
-            timings["refine (cached)"].append(time.perf_counter() - t0)
+            rank, seconds = clocked(
+                rank_of, searcher, paragraph, path, args.gallery, sentences=ignored
+            )
+            after.append(rank)
+            timings["refine (cached)"].append(seconds)
         lib.close()
     n = args.queries
     print(f"lotlip-tiny, gallery {args.gallery} held-out scenes, {n} falsified paragraphs")

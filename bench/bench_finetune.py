@@ -15,40 +15,25 @@ the two runs end with the same text tower (the cache changes the cost, not the r
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere
-    sys.path.insert(0, str(ROOT))
+import torch
+from common import clocked, official_random_model, timed
 
-import torch  # noqa: E402
-
-import lotlip  # noqa: E402
-from lotlip.model import LoTLIP  # noqa: E402
-from training.data import CaptionDataset, folder_records  # noqa: E402
-from training.study import write_pictures  # noqa: E402
-from training.train import TrainConfig, train  # noqa: E402
+import lotlip
+from lotlip.model import LoTLIP
+from training.data import CaptionDataset, folder_records
+from training.study import write_pictures
+from training.train import TrainConfig, train
 
 
 def new_model(arch: str) -> LoTLIP:
     """``lotlip-tiny``, or a seeded random model of the official ViT-B/16 + BERT-base shape."""
     if arch == "tiny":
         return lotlip.load("lotlip-tiny", device="cpu").float()
-    from lotlip.config import official_config
-    from lotlip.tokenizer import LoTLIPTokenizer
-    from tests.builders import bert_like_vocab
-
-    config = official_config(16)
-    tokenizer = LoTLIPTokenizer(
-        bert_like_vocab(),
-        num_corner_tokens=config.text.num_corner_tokens,
-        context_length=config.text.context_length,
-    )
-    torch.manual_seed(0)
-    return LoTLIP(config, tokenizer).float()
+    return official_random_model(16).train()
 
 
 def run(
@@ -75,22 +60,15 @@ def step_parts(folder: Path, arch: str, batch: int) -> tuple[float, float, float
     model = new_model(arch)
     records = folder_records(folder)[:batch]
     dataset = CaptionDataset(records, model.preprocess, sentences_per_caption=3)
-    started = time.perf_counter()
-    items = [dataset[i] for i in range(len(records))]
-    decode = time.perf_counter() - started
+    items, decode = clocked(lambda: [dataset[i] for i in range(len(records))])
     pixels = torch.stack([item[0] for item in items])
     texts = [text for item in items for text in (item[1], item[2][0])]
     ids = model.tokenizer(texts).input_ids
-    best_image = best_text = float("inf")
-    for _ in range(3 if arch == "tiny" else 1):  # the large model's parts take seconds each
-        started = time.perf_counter()
-        with torch.no_grad():
-            model.encode_image(pixels)
-        best_image = min(best_image, time.perf_counter() - started)
-        started = time.perf_counter()
-        model.encode_text_slots(ids).sum().backward()
-        best_text = min(best_text, time.perf_counter() - started)
-    return decode, best_image, best_text
+    repeats = 3 if arch == "tiny" else 1  # the large model's parts take seconds each
+    with torch.no_grad():
+        image = min(timed(lambda: model.encode_image(pixels)) for _ in range(repeats))
+    text = min(timed(lambda: model.encode_text_slots(ids).sum().backward()) for _ in range(repeats))
+    return decode, image, text
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import header, official_random_model, percentiles, small_random_model
+from common import header, official_random_model, percentiles, small_random_model, timed
 
 from app.library.ann import AnnIndex, AnnParams, SaveCadence
 from app.library.library import Library
@@ -143,6 +143,26 @@ def fill_library(lib: Library, model_name: str, gen: Generator, total: int) -> n
     return ids
 
 
+def work_folder(args: argparse.Namespace) -> tempfile.TemporaryDirectory:
+    """A temporary folder for the library, under ``--work`` when given."""
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=args.work)
+
+
+def build_library(folder: str, model_name: str, gen: Generator, total: int) -> np.ndarray:
+    """A library of ``total`` vectors in ``folder`` with its HNSW index built and saved;
+    returns image ids by row number."""
+    with Library.open(folder) as lib, lib.writing():
+        ids = fill_library(lib, model_name, gen, total)
+        started = time.perf_counter()
+        lib.ann(model_name, gen.dim)
+        threads = len(os.sched_getaffinity(0))
+        print(f"   HNSW: built and saved in {time.perf_counter() - started:.1f} s "
+              f"({threads} threads, saving as it went)")  # fmt: skip
+    return ids
+
+
 # -- queries ---------------------------------------------------------------------------------
 
 
@@ -165,12 +185,7 @@ def text_of_length(model: LoTLIP, tokens: int, seed: int) -> str:
 def latency(fn: Callable[[str], object], texts: list[str]) -> list[float]:
     """Milliseconds of ``fn(text)`` for each text (after one warm-up call)."""
     fn(texts[0])
-    samples = []
-    for text in texts:
-        started = time.perf_counter()
-        fn(text)
-        samples.append((time.perf_counter() - started) * 1000.0)
-    return samples
+    return [1000.0 * timed(fn, text) for text in texts]
 
 
 def show(label: str, samples: list[float]) -> float:
@@ -215,9 +230,7 @@ def paired(first: Callable[[str], object], second: Callable[[str], object], text
     for n, text in enumerate(texts):
         order = ((0, first), (1, second)) if n % 2 == 0 else ((1, second), (0, first))
         for slot, fn in order:
-            started = time.perf_counter()
-            fn(text)
-            times[slot].append((time.perf_counter() - started) * 1000.0)
+            times[slot].append(1000.0 * timed(fn, text))
     return times
 
 
@@ -251,15 +264,8 @@ def search_process(lib_dir: str, args: argparse.Namespace, recall: tuple, out) -
         report["recall"] = {}
         for ef in (64, 128, 256):
             index.params = AnnParams(ef_search=ef)
-            found, times = [], []
-            for q in queries:
-                started = time.perf_counter()
-                found.append(index.search(q, 10)[0])
-                times.append((time.perf_counter() - started) * 1000.0)
-            hits = sum(
-                len(set(g.tolist()) & set(t.tolist())) for g, t in zip(found, truth, strict=True)
-            )
-            report["recall"][ef] = (hits / (10 * len(queries)), percentiles(times))
+            times = [1000.0 * timed(index.search, q, 10) for q in queries]
+            report["recall"][ef] = (recall_at_10(index, queries, truth), percentiles(times))
         report["end"] = memory()
     out.put(report)
 
@@ -329,17 +335,8 @@ def run_size(args: argparse.Namespace, gen: Generator, total: int) -> None:
     name = "bench-small" if args.quick else "bench-b16"
     header(f"search at {total:,} photos ({gen.dim}-d vectors, model {name})")
     raw_gb = total * gen.dim * 4 / 1e9
-    if args.work:
-        Path(args.work).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        with Library.open(tmp) as lib, lib.writing():
-            ids = fill_library(lib, name, gen, total)
-            started = time.perf_counter()
-            lib.ann(name, gen.dim)
-            threads = len(os.sched_getaffinity(0))
-            print(f"   HNSW: built and saved in {time.perf_counter() - started:.1f} s "
-                  f"({threads} threads, saving as it went)")  # fmt: skip
-            lib.drop_ann(name)
+    with work_folder(args) as tmp:
+        ids = build_library(tmp, name, gen, total)
         queries = gen.chunk(0, args.recall_queries, salt=1)
         truth = ids[exact_top(gen, total, queries, 10)]
         del ids
@@ -486,13 +483,9 @@ def timed_searches(
     deadline = time.monotonic() + seconds
     n = 0
     while time.monotonic() < deadline or n < 5:
-        started = time.perf_counter()
-        searcher.search(texts[n % len(texts)], top=20)
-        full.append((time.perf_counter() - started) * 1000.0)
+        full.append(1000.0 * timed(searcher.search, texts[n % len(texts)], top=20))
         for q in vectors[(4 * n) % len(vectors) :][:4]:
-            started = time.perf_counter()
-            searcher.search_vector(q, top=20)
-            retrieval.append((time.perf_counter() - started) * 1000.0)
+            retrieval.append(1000.0 * timed(searcher.search_vector, q, top=20))
         n += 1
     return full, retrieval
 
@@ -500,14 +493,8 @@ def timed_searches(
 def run_concurrent(args: argparse.Namespace, model: LoTLIP, gen: Generator, total: int) -> None:
     """Search a library of ``total`` vectors while another process indexes into it."""
     header(f"search while another process indexes: {total:,} photos ({gen.dim}-d, {model.name})")
-    if args.work:
-        Path(args.work).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
-        with Library.open(tmp) as lib, lib.writing():
-            ids = fill_library(lib, model.name, gen, total)
-            started = time.perf_counter()
-            lib.ann(model.name, gen.dim)
-            print(f"   HNSW: built and saved in {time.perf_counter() - started:.1f} s")
+    with work_folder(args) as tmp:
+        ids = build_library(tmp, model.name, gen, total)
         texts = [text_of_length(model, 16, seed) for seed in range(20)]
         vectors = gen.chunk(0, 200, salt=3)
         queries = gen.chunk(0, args.recall_queries, salt=1)

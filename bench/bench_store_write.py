@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: F401  (puts the repository on sys.path)
 import numpy as np
+from common import timed
 
 from app.library.store import ImageRecord, Store, _enc, _id_at, _now, _vectors
 
@@ -114,10 +114,7 @@ Batch = tuple[list[ImageRecord], np.ndarray]
 
 def write(store: Store, upsert: Upsert, batches: list[Batch]) -> float:
     """Seconds spent writing ``batches``, one transaction each."""
-    started = time.perf_counter()
-    for rows, vectors in batches:
-        upsert(store, rows, MODEL, vectors)
-    return time.perf_counter() - started
+    return timed(lambda: [upsert(store, rows, MODEL, vectors) for rows, vectors in batches])
 
 
 def one_repeat(name: str, total: int, batch: int, small: int, vectors: np.ndarray) -> dict:

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python bench/...` from anywhere
@@ -88,11 +89,16 @@ def write_photos(folder: Path, count: int, size: tuple[int, int], quality: int =
     return paths
 
 
-def timed(fn: Callable[[], object]) -> float:
-    """Seconds ``fn()`` took."""
+def clocked(fn: Callable[..., Any], *args: object, **kwargs: object) -> tuple[Any, float]:
+    """What ``fn(*args, **kwargs)`` returned, and the seconds it took."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def timed(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
+    """Seconds ``fn(*args, **kwargs)`` took."""
+    return clocked(fn, *args, **kwargs)[1]
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:

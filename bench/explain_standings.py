@@ -25,22 +25,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import random
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
+import torch
+from bench_explain import GALLERY_START, falsify
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from bench_explain import GALLERY_START, falsify  # noqa: E402
-
-import lotlip  # noqa: E402
-from app.library.explain import standings  # noqa: E402
-from lotlip.tokenizer import split_sentences  # noqa: E402
-from training import synthetic  # noqa: E402
+import lotlip
+from app.library.explain import standings
+from lotlip.tokenizer import split_sentences
+from training import synthetic
 
 # A standing: (sentence vectors S [k, D], own photo v [D], library G [n, D]) -> [k], higher better.
 Standing = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]

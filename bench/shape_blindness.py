@@ -22,24 +22,19 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import common  # noqa: F401  (puts the repository on sys.path)
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-import lotlip  # noqa: E402
-from training import synthetic  # noqa: E402
-from training.data import SyntheticDataset  # noqa: E402
-from training.distributed import DistInfo  # noqa: E402
-from training.recipes import new_tiny_model  # noqa: E402
-from training.train import StepSampler  # noqa: E402
+import lotlip
+from training import synthetic
+from training.data import SyntheticDataset
+from training.distributed import DistInfo
+from training.recipes import new_tiny_model
+from training.train import StepSampler
 
 SHAPES, COLOURS = synthetic.SHAPES, list(synthetic.COLOURS)
 PROBE_TRAIN, PROBE_TEST = 1800, 600

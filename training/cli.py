@@ -88,15 +88,14 @@ _COMMON_OPTIONS: dict[str, dict[str, Any]] = {
 # unset flag parses as None and is filled in once the base is known.
 _BASE_DEFAULT_HELP = "default: the base model's, see above"
 _FINETUNE_COMMON = {
-    "--steps": {"type": int, "default": None, "help": f"optimizer steps ({_BASE_DEFAULT_HELP})"},
-    "--batch-size": {
-        "type": int,
-        "default": None,
-        "help": f"samples per step ({_BASE_DEFAULT_HELP})",
-    },
-    "--lr": {"type": float, "default": None, "help": f"peak learning rate ({_BASE_DEFAULT_HELP})"},
-    "--weight-decay": {"type": float, "default": None, "help": _BASE_DEFAULT_HELP},
-    "--warmup": {"type": int, "default": None, "help": f"warmup steps ({_BASE_DEFAULT_HELP})"},
+    flag: {"type": _COMMON_OPTIONS[flag]["type"], "default": None, "help": help_text}
+    for flag, help_text in {
+        "--steps": f"optimizer steps ({_BASE_DEFAULT_HELP})",
+        "--batch-size": f"samples per step ({_BASE_DEFAULT_HELP})",
+        "--lr": f"peak learning rate ({_BASE_DEFAULT_HELP})",
+        "--weight-decay": _BASE_DEFAULT_HELP,
+        "--warmup": f"warmup steps ({_BASE_DEFAULT_HELP})",
+    }.items()
 }
 
 
