@@ -136,17 +136,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def summary(report: IndexReport) -> str:
     """One friendly line about an index run."""
-    parts = [f"{report.added} added"]
-    for name in ("updated", "moved", "removed", "touched"):
-        value = getattr(report, name)
-        if value:
-            parts.append(f"{value} {name}")
-    parts.append(f"{report.unchanged} unchanged")
-    if report.reused:  # counted as unchanged too: no vector was computed for them
-        parts.append(f"{report.reused} reused from its base model")
-    text = f"{report.model}: " + ", ".join(parts)
+    text = f"{report.model}: {report.counts_text()}"
     if report.failed:
-        text += f"; {report.failed} could not be read (see `lotlip-search errors`)"
+        text += " (see `lotlip-search errors`)"
     if report.links_outside:
         text += f"; {report.links_outside} link(s) to outside the folder skipped"
     if report.offline:

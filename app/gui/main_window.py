@@ -350,13 +350,8 @@ class MainWindow(QMainWindow):
         if run.error:
             self.statusBar().showMessage(f"Indexing failed: {run.error}", 15000)
         elif report is not None:
-            added = getattr(report, "added", 0) + getattr(report, "updated", 0)
-            failed = getattr(report, "failed", 0)
-            verb = "Stopped" if getattr(report, "cancelled", False) else "Indexed"
-            text = f"{verb}: {count_text(added, 'new photo')}"
-            if failed:
-                text += f", {failed} could not be read"
-            self.statusBar().showMessage(text, 15000)
+            verb = "Stopped" if report.cancelled else "Indexed"
+            self.statusBar().showMessage(f"{verb}: {report.counts_text()}", 15000)
         if self._closing:  # quitting: nothing more to show
             return
         if self.request is None or self.request.mode == "browse":

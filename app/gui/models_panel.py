@@ -330,8 +330,7 @@ class ModelPanel(QWidget):
         name = self.download.name if self.download else ""
         self.download = None
         self.cancel_button.hide()
-        if ok:
-            self.current = self.current or name
+        if ok:  # "(in use)" stays with the library's model: downloading does not switch to it
             self._ended(name, ok, f"{name} is ready.")
             return
         first = html.escape(message.splitlines()[0] if message else "The download failed.")

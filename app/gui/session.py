@@ -29,6 +29,7 @@ from app.gui.requests import SearchOutcome, SearchRequest, run_search
 from app.gui.tasks import DEFAULT_RATE, Task, TaskSet
 
 if TYPE_CHECKING:
+    from app.library.indexer import IndexReport
     from app.library.library import Library
     from app.library.models import ModelChoice
 
@@ -144,7 +145,7 @@ class IndexingRun(QObject):
         self.session = session
         self.request = request
         self.last_progress: Any = None
-        self.report: Any = None
+        self.report: IndexReport | None = None
         self.error: str | None = None
         self.user_cancelled = False
         self.ended = False

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -42,6 +42,9 @@ from app.gui.status import progress_line, show_percent
 from app.gui.tasks import Task, bound
 from app.gui.theme import WARNING
 
+if TYPE_CHECKING:
+    from app.library.indexer import IndexReport
+
 PAGE_FOLDERS, PAGE_MODEL, PAGE_SUMMARY, PAGE_RUN = range(4)
 DEVICE_LABELS = {
     "auto": "Automatic (GPU when there is one)",
@@ -49,13 +52,6 @@ DEVICE_LABELS = {
     "cuda": "NVIDIA GPU (CUDA)",
     "mps": "Apple GPU (Metal)",
 }
-REPORT_PARTS = (
-    ("updated", "updated"),
-    ("unchanged", "already indexed"),
-    ("removed", "removed (no longer on disk)"),
-    ("failed", "could not be read"),
-)
-"""What the end of a run lists after the new photos (when not zero)."""
 PRECISION_LABELS = {
     "auto": "Automatic (bf16 on CPUs that compute it natively, fp16 on GPUs)",
     "fp32": "Full precision (fp32)",
@@ -492,12 +488,8 @@ class RunPage(SessionPage):
         self.completeChanged.emit()
 
     @staticmethod
-    def _report_text(report: Any, cancelled: bool) -> str:
-        parts = [f"{count_text(getattr(report, 'added', 0), 'new photo')} indexed"]
-        for name, what in REPORT_PARTS:
-            if getattr(report, name, 0):
-                parts.append(f"{getattr(report, name):,} {what}")
-        text = ", ".join(parts)
+    def _report_text(report: IndexReport, cancelled: bool) -> str:
+        text = report.counts_text()
         elapsed = getattr(report, "elapsed_s", None)
         if elapsed:
             text += f" in {human_duration(elapsed)}"

@@ -123,6 +123,21 @@ class IndexReport:
         data["failures"] = [{"path": p, "reason": r} for p, r in self.failures]
         return data
 
+    def counts_text(self) -> str:
+        """The counts in words, as the CLI, the status line and the wizard say them, e.g.
+        "0 added, 8 unchanged, 8 reused from its base model, 1 could not be read" (added and
+        unchanged always, the others when not zero)."""
+        parts = [f"{self.added:,} added"]
+        for name in ("updated", "moved", "removed", "touched"):
+            if getattr(self, name):
+                parts.append(f"{getattr(self, name):,} {name}")
+        parts.append(f"{self.unchanged:,} unchanged")
+        if self.reused:  # counted as unchanged too: no vector was computed for them
+            parts.append(f"{self.reused:,} reused from its base model")
+        if self.failed:
+            parts.append(f"{self.failed:,} could not be read")
+        return ", ".join(parts)
+
 
 @dataclass
 class _Run:

@@ -215,3 +215,27 @@ def test_filters_and_recent_descriptions(
     fill_recent(window)
     labels = [a.text() for a in window.recent_menu.actions()]
     assert labels == ["a red circle"]
+
+
+def test_status_line_after_indexing_names_the_vectors_reused_from_the_base(
+    qtbot: Any, make_session: Any, make_window: Any, scenes_dir: Path, index_now: Any,
+    models_home: Path,
+) -> None:  # fmt: skip
+    """A text fine-tune takes its base's vectors: the status line says so, not "0 new"."""
+    import json
+    import shutil
+
+    window = make_window(make_session(TINY, load=True))
+    index_now(window.session, [scenes_dir])
+    tuned = models_home / "gui-tiny-text"
+    shutil.copytree(models_home / TINY, tuned)
+    config = json.loads((tuned / "config.json").read_text())
+    config["metadata"].update(kind="fine-tuned", mode="text", base_model=TINY)
+    (tuned / "config.json").write_text(json.dumps(config))
+    try:
+        run = window.session.start_indexing(model="gui-tiny-text")
+        qtbot.waitUntil(lambda: not run.running, timeout=120_000)
+        assert run.report.reused == SCENE_COUNT
+        assert f"{SCENE_COUNT} reused" in window.statusBar().currentMessage()
+    finally:
+        shutil.rmtree(tuned, ignore_errors=True)

@@ -53,7 +53,7 @@ def test_wizard_indexes_a_generated_folder_end_to_end(
     report = run.report
     assert report.added == SCENE_COUNT and not report.cancelled and report.failed == 0
     assert wizard.run_page.bar.value() == 100
-    assert f"{SCENE_COUNT} new photos indexed" in wizard.run_page.result.text()
+    assert f"{SCENE_COUNT} added" in wizard.run_page.result.text()
     assert not wizard.run_page.failures.isVisible()
     assert wizard.button(QWizard.WizardButton.FinishButton).isEnabled()
     wizard.accept()
