@@ -76,15 +76,20 @@ def write_gallery(folder: Path, count: int, damaged: bool = True) -> list[int]:
     return seeds
 
 
-def scratch_library(count: int, damaged: bool) -> tuple[Path, list[int]]:
-    """Point the app at a new temporary library and settings file; return its gallery folder
-    (not added to the library yet) and the gallery's scene seeds."""
-    work = Path(tempfile.mkdtemp(prefix="lotlip-shots-"))
+def scratch_library(
+    count: int, damaged: bool = True, prefix: str = "lotlip-shots-"
+) -> tuple[Path, Path, list[int]]:
+    """Point the app at a new temporary library and settings file (in ``os.environ``) and write
+    a gallery of scenes (see :func:`write_gallery`), not added to the library yet.
+
+    Returns the temporary folder, the gallery folder in it and the gallery's scene seeds.
+    """
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["LOTLIP_SEARCH_LIBRARY"] = str(work / "library")
     os.environ["LOTLIP_SEARCH_GUI_CONFIG"] = str(work / "gui.ini")
     os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))  # only the bundled model
     gallery = work / "Pictures" / "Scenes"
-    return gallery, write_gallery(gallery, count, damaged)
+    return work, gallery, write_gallery(gallery, count, damaged)
 
 
 @dataclass
@@ -158,7 +163,7 @@ def shoot_app(camera: Camera, scenes: int, steps: int) -> None:
     from app.gui.captions import start_caption_import
     from training.synthetic import make_scene
 
-    gallery, seeds = scratch_library(scenes, damaged=True)
+    _, gallery, seeds = scratch_library(scenes)
     model, wait, shot = camera.model, camera.wait, camera.shot
     window = camera.open_window()
     session = window.session
@@ -217,7 +222,7 @@ def shoot_sentences(camera: Camera, scenes: int) -> None:
     from bench.bench_explain import falsify
     from training.synthetic import make_scene, scene_file_stem
 
-    gallery, seeds = scratch_library(scenes, damaged=False)
+    _, gallery, seeds = scratch_library(scenes, damaged=False)
     with Library.open(os.environ["LOTLIP_SEARCH_LIBRARY"]) as lib:
         lib.add_folder(gallery)
         Indexer(lib, lotlip.load(camera.model, device="cpu")).run()
