@@ -38,22 +38,6 @@ SIZE = (1280, 820)
 SETS = ("app", "sentences")
 
 
-def process_until(app: Any, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
-    """Run Qt's event loop until ``condition()`` holds, then ``settle`` seconds more."""
-    from PySide6.QtCore import QEventLoop
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {condition}")
-    end = time.monotonic() + settle
-    while time.monotonic() < end:
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
-
-
 def ensure_display(argv: list[str]) -> None:
     """Re-run under ``xvfb-run`` when there is no X display."""
     if os.environ.get("DISPLAY") or os.environ.get("LOTLIP_SCREENSHOTS_CHILD"):
@@ -66,30 +50,26 @@ def ensure_display(argv: list[str]) -> None:
     sys.exit(subprocess.call(command, env=env))
 
 
-def write_gallery(folder: Path, count: int, damaged: bool = True) -> list[int]:
-    """Held-out scenes (320 px PNG + caption sidecars), plus one damaged file if ``damaged``."""
-    from app.library.demo_gallery import write_gallery as write
-
-    seeds = write(folder, count, 320)
-    if damaged:
-        (folder / "IMG_2041.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64)
-    return seeds
-
-
 def scratch_library(
     count: int, damaged: bool = True, prefix: str = "lotlip-shots-"
 ) -> tuple[Path, Path, list[int]]:
     """Point the app at a new temporary library and settings file (in ``os.environ``) and write
-    a gallery of scenes (see :func:`write_gallery`), not added to the library yet.
+    a gallery of held-out scenes (320 px PNG + caption sidecars) and, if ``damaged``, one
+    damaged file, not added to the library yet.
 
     Returns the temporary folder, the gallery folder in it and the gallery's scene seeds.
     """
+    from app.library.demo_gallery import write_gallery
+
     work = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["LOTLIP_SEARCH_LIBRARY"] = str(work / "library")
     os.environ["LOTLIP_SEARCH_GUI_CONFIG"] = str(work / "gui.ini")
     os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))  # only the bundled model
     gallery = work / "Pictures" / "Scenes"
-    return work, gallery, write_gallery(gallery, count, damaged)
+    seeds = write_gallery(gallery, count, 320)
+    if damaged:
+        (gallery / "IMG_2041.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64)
+    return work, gallery, seeds
 
 
 @dataclass
@@ -101,8 +81,19 @@ class Camera:
     model: str
 
     def wait(self, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
-        """:func:`process_until` on this application."""
-        process_until(self.app, condition, timeout, settle)
+        """Run Qt's event loop until ``condition()`` holds, then ``settle`` seconds more."""
+        from PySide6.QtCore import QEventLoop
+
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {condition}")
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
 
     def shot(self, widget: Any, name: str) -> None:
         """Let the widget settle, then save its picture."""
@@ -249,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="lotlip-tiny", help="model name (default: bundled)")
     parser.add_argument("--scenes", type=int, default=60)
     parser.add_argument("--steps", type=int, default=40, help="fine-tune steps")
-    parser.add_argument("--only", choices=SETS, action="append", help="one set (repeatable)")
+    parser.add_argument(
+        "--only", choices=SETS, action="append", help="only this set of shots (repeatable)"
+    )
     args = parser.parse_args(argv)
     ensure_display([__file__, *(argv if argv is not None else sys.argv[1:])])
 
