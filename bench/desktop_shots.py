@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,22 +60,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="lotlip-desktop-"))
-    gallery = work / "Pictures" / "Scenes"
-    display = free_display()
-    env = dict(
-        os.environ,
-        DISPLAY=display,
-        QT_QPA_PLATFORM="xcb",
-        LOTLIP_SEARCH_LIBRARY=str(work / "library"),
-        LOTLIP_SEARCH_GUI_CONFIG=str(work / "gui.ini"),
-    )
     sys.path.insert(0, str(ROOT))
-    from app.library.demo_gallery import write_gallery
+    from bench.screenshots import scratch_library
     from training.synthetic import write_scenes
 
-    write_gallery(gallery, args.scenes, 320)
-    (gallery / "IMG_0042.jpg").write_bytes(b"not a JPEG")  # the Folders panel shows a failure
+    display = free_display()
+    # the gallery has one damaged file: the Folders panel shows a failure
+    work, gallery, _ = scratch_library(args.scenes, prefix="lotlip-desktop-")
+    env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb")
     phone = work / "Pictures" / "Phone"  # a second folder for the Folders panel
     write_scenes(phone, 900_000, 12, size=320)
     folders = [str(gallery), str(phone)]

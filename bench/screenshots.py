@@ -1,10 +1,16 @@
 """Screenshots of the real app for the README: main window, wizard, fine-tune dialog, ...
 
 Runs the actual widgets on an X display: under ``xvfb-run`` when no ``$DISPLAY`` is set
-(``apt-get install xvfb``). A temporary library is filled with generated scenes, indexed
-through the wizard, searched with a paragraph, and a fine-tune runs on the scenes' captions.
+(``apt-get install xvfb``). Each set of shots gets its own temporary library filled with
+generated scenes:
+
+- ``app``: the library is indexed through the wizard, searched with a paragraph, and a
+  fine-tune runs on the scenes' captions (welcome, wizard-*, finetune, models);
+- ``sentences``: indexed directly, then a paragraph with one false sentence is searched: the
+  sentence strips under the thumbnails, the ✓/✗ list in the preview, a saved search.
 
     python bench/screenshots.py                   # writes docs/screenshots/*.png
+    python bench/screenshots.py --only sentences  # writes docs/screenshots/sentences.png
     python bench/screenshots.py --out /tmp/shots --scenes 60 --steps 40
 
 The model is ``--model``, else the bundled ``lotlip-tiny``.
@@ -13,13 +19,14 @@ The model is ``--model``, else the bundled ``lotlip-tiny``.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +35,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SIZE = (1280, 820)
-
-
-def process_until(app: Any, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
-    """Run Qt's event loop until ``condition()`` holds, then ``settle`` seconds more."""
-    from PySide6.QtCore import QEventLoop
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {condition}")
-    end = time.monotonic() + settle
-    while time.monotonic() < end:
-        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
-        time.sleep(0.005)
+SETS = ("app", "sentences")
 
 
 def ensure_display(argv: list[str]) -> None:
@@ -58,65 +50,114 @@ def ensure_display(argv: list[str]) -> None:
     sys.exit(subprocess.call(command, env=env))
 
 
-def write_gallery(folder: Path, count: int) -> list[int]:
-    """Held-out scenes (320 px PNG + caption sidecars), plus one damaged file."""
-    from app.library.demo_gallery import write_gallery as write
+def scratch_library(
+    count: int, damaged: bool = True, prefix: str = "lotlip-shots-"
+) -> tuple[Path, Path, list[int]]:
+    """Point the app at a new temporary library and settings file (in ``os.environ``) and write
+    a gallery of held-out scenes (320 px PNG + caption sidecars) and, if ``damaged``, one
+    damaged file, not added to the library yet.
 
-    seeds = write(folder, count, 320)
-    (folder / "IMG_2041.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64)
-    return seeds
+    Returns the temporary folder, the gallery folder in it and the gallery's scene seeds.
+    """
+    from app.library.demo_gallery import write_gallery
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--model", default="lotlip-tiny", help="model name (default: bundled)")
-    parser.add_argument("--scenes", type=int, default=60)
-    parser.add_argument("--steps", type=int, default=40, help="fine-tune steps")
-    args = parser.parse_args(argv)
-    ensure_display([__file__, *(argv if argv is not None else sys.argv[1:])])
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="lotlip-shots-"))
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     os.environ["LOTLIP_SEARCH_LIBRARY"] = str(work / "library")
     os.environ["LOTLIP_SEARCH_GUI_CONFIG"] = str(work / "gui.ini")
     os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))  # only the bundled model
     gallery = work / "Pictures" / "Scenes"
-    seeds = write_gallery(gallery, args.scenes)
-    model = args.model
+    seeds = write_gallery(gallery, count, 320)
+    if damaged:
+        (gallery / "IMG_2041.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 64)
+    return work, gallery, seeds
 
-    from PySide6.QtWidgets import QApplication, QWidget
 
-    from app.gui.captions import start_caption_import
-    from app.gui.config import GuiSettings
-    from app.gui.icons import app_icon
-    from app.gui.main import tune_interpreter
-    from app.gui.main_window import MainWindow
-    from app.gui.session import Session
-    from app.gui.theme import apply_theme
-    from training.synthetic import make_scene
+@dataclass
+class Camera:
+    """Runs the Qt event loop and saves widgets as ``<out>/<name>.png``."""
 
-    tune_interpreter()
-    app = QApplication([sys.argv[0]])
-    app.setApplicationName("LoTLIP Search")
-    app.setWindowIcon(app_icon())
-    apply_theme(app)
+    app: Any
+    out: Path
+    model: str
 
-    wait = functools.partial(process_until, app)
+    def wait(self, condition: Any, timeout: float = 600.0, settle: float = 0.0) -> None:
+        """Run Qt's event loop until ``condition()`` holds, then ``settle`` seconds more."""
+        from PySide6.QtCore import QEventLoop
 
-    def shot(widget: QWidget, name: str) -> None:
-        wait(lambda: True, settle=0.4)
-        path = out / f"{name}.png"
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {condition}")
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+            time.sleep(0.005)
+
+    def shot(self, widget: Any, name: str) -> None:
+        """Let the widget settle, then save its picture."""
+        self.wait(lambda: True, settle=0.4)
+        path = self.out / f"{name}.png"
         widget.grab().save(str(path))
         print(f"wrote {path}")
 
-    session = Session()
-    session.set_setting("model", model)
-    session.set_setting("device", "cpu")
-    window = MainWindow(session, GuiSettings())
-    window.resize(*SIZE)
-    window.show()
+    def open_window(self, width: int = SIZE[0]) -> Any:
+        """A main window on the current library, with the model on the CPU."""
+        from app.gui.config import GuiSettings
+        from app.gui.main_window import MainWindow
+        from app.gui.session import Session
+
+        session = Session()
+        session.set_setting("model", self.model)
+        session.set_setting("device", "cpu")
+        window = MainWindow(session, GuiSettings())
+        window.resize(width, SIZE[1])
+        window.show()
+        return window
+
+    def close(self, window: Any) -> None:
+        """Close the window (its session shuts down) and wait until it is gone."""
+        window.close()
+        self.wait(lambda: not window.isVisible(), timeout=120)
+
+    def search(self, window: Any, paragraph: str) -> None:
+        """Search ``paragraph`` as if typed into the query box; wait for the results."""
+        window.query.set_text(paragraph)
+        window.counter.update_count()
+        window.search_text(paragraph)
+        self.wait(lambda: window.outcome is not None and window.outcome.request.mode == "text")
+
+    def show_results(self, window: Any, select: str | None = None) -> None:
+        """Select the result ``select`` (a path) when given; wait for thumbnails and preview."""
+        if select is not None:
+            row = window.results.row_of(select)
+            if row >= 0:
+                window.view.setCurrentIndex(window.results.index(row))
+        window.view.setFocus()
+
+        def drawn() -> bool:
+            """The preview and every thumbnail in view are painted (or marked unreadable)."""
+            view, thumbnails = window.view, window.thumbnails
+            for row, item in enumerate(window.results.items()):
+                rect = view.visualRect(window.results.index(row))
+                done = thumbnails.image(item.path) is not None or thumbnails.failure(item.path)
+                if rect.intersects(view.viewport().rect()) and not done:
+                    return False
+            return window.preview.image.has_image()
+
+        self.wait(drawn, settle=0.5)
+
+
+def shoot_app(camera: Camera, scenes: int, steps: int) -> None:
+    """Welcome, the wizard's pages, a fine-tune and the models panel, on a new library."""
+    from app.gui.captions import start_caption_import
+    from training.synthetic import make_scene
+
+    _, gallery, seeds = scratch_library(scenes)
+    model, wait, shot = camera.model, camera.wait, camera.shot
+    window = camera.open_window()
+    session = window.session
     wait(lambda: session.choice is not None or session.model_error is not None, settle=0.5)
     shot(window, "welcome")
 
@@ -137,16 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     wizard.accept()
 
     # a paragraph query
-    seed = seeds[len(seeds) // 3]
-    paragraph = make_scene(seed).long_captions[1]
     wait(lambda: session.choice is not None and session.choice.name == model)
-    window.query.set_text(paragraph)
-    window.counter.update_count()
-    window.search_text(paragraph)
-    wait(lambda: window.outcome is not None and window.outcome.request.mode == "text")
-    window.view.setFocus()
-    wait(lambda: window.thumbnails.pending_count() == 0 and window.preview.image.has_image(),
-         settle=0.5)  # fmt: skip
+    camera.search(window, make_scene(seeds[len(seeds) // 3]).long_captions[1])
+    camera.show_results(window)
     # (main-window.png is a real screenshot of the whole screen: bench/desktop_shots.py)
 
     # fine-tune on the scenes' own captions (as if the user had described them)
@@ -156,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     dialog = window.open_finetune()
     dialog.resize(780, 1040)  # room for every choice and the results, no scrolling
     wait(dialog.start_button.isEnabled)
-    dialog.start(steps=args.steps)
+    dialog.start(steps=steps)
     wait(lambda: dialog.task is None, timeout=1800, settle=0.3)
     shot(dialog, "finetune")
     dialog.close()
@@ -166,9 +200,72 @@ def main(argv: list[str] | None = None) -> int:
     wait(lambda: models.panel.loaded, settle=0.3)
     shot(models, "models")
     models.close()
+    camera.close(window)
 
-    window.close()
-    wait(lambda: not window.isVisible(), timeout=120)
+
+def shoot_sentences(camera: Camera, scenes: int) -> None:
+    """Paragraph-aware search on a new, directly indexed library: a paragraph with one false
+    sentence, its described scene selected, and a saved search."""
+    import lotlip
+    from app.gui.sentences import saved_from_request
+    from app.library.indexer import Indexer
+    from app.library.library import Library
+    from bench.bench_explain import falsify
+    from training.synthetic import make_scene, scene_file_stem
+
+    _, gallery, seeds = scratch_library(scenes, damaged=False)
+    with Library.open(os.environ["LOTLIP_SEARCH_LIBRARY"]) as lib:
+        lib.add_folder(gallery)
+        Indexer(lib, lotlip.load(camera.model, device="cpu")).run()
+    window = camera.open_window(SIZE[0] + 200)
+    camera.wait(lambda: window.session.choice is not None)
+    rng = random.Random(3)
+    for seed in seeds[5:]:  # a scene whose false sentence changes a colour (clear to see)
+        sentences, _, kind = falsify(make_scene(seed), rng)
+        if kind == "colour" and len(sentences) <= 6:
+            break
+    paragraph = ". ".join(sentences) + "."
+    camera.search(window, paragraph)
+    window.paragraph.saved.save(saved_from_request("scene with a wrong colour", window.request))
+    # show the described scene itself: its false sentence is the one marked ✗
+    camera.show_results(window, select=str(gallery / f"{scene_file_stem(seed)}.png"))
+    camera.shot(window, "sentences")
+    camera.close(window)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Take the chosen sets of shots (all by default) into ``--out``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--model", default="lotlip-tiny", help="model name (default: bundled)")
+    parser.add_argument("--scenes", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40, help="fine-tune steps")
+    parser.add_argument(
+        "--only", choices=SETS, action="append", help="only this set of shots (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    ensure_display([__file__, *(argv if argv is not None else sys.argv[1:])])
+
+    from PySide6.QtWidgets import QApplication
+
+    from app.gui.icons import app_icon
+    from app.gui.main import tune_interpreter
+    from app.gui.theme import apply_theme
+
+    tune_interpreter()
+    app = QApplication([sys.argv[0]])
+    app.setApplicationName("LoTLIP Search")
+    app.setWindowIcon(app_icon())
+    apply_theme(app)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    camera = Camera(app, out, args.model)
+    chosen = args.only or SETS
+    if "app" in chosen:
+        shoot_app(camera, args.scenes, args.steps)
+    if "sentences" in chosen:
+        shoot_sentences(camera, args.scenes)
     return 0
 
 

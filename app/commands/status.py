@@ -37,11 +37,11 @@ def status_data(ctx: Context) -> dict[str, object]:
     from app.commands.models import is_available
     from app.library.models import resolve_model_spec
 
+    lib = ctx.lib  # a mistyped --library is named before a missing --model
     if ctx.model and not is_available(ctx.model):
         raise CommandError(
             f"model {ctx.model} is not installed (see `lotlip-search model list`)", EXIT_NO_MODEL
         )
-    lib = ctx.lib
     store = lib.store
     counts = store.counts()
     spec, source = resolve_model_spec(lib, ctx.model)

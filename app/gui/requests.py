@@ -143,10 +143,9 @@ class SearchOutcome:
 
 
 def can_group(searcher: Any) -> bool:
-    """True when near copies can be grouped for the searcher's model (a calibrated threshold)."""
-    from app.library.duplicates import threshold_for
-
-    return threshold_for(searcher.lib.store, searcher.model.name) is not None
+    """True when near copies can be grouped for the searcher's model (a calibrated threshold,
+    its own or, for a text fine-tune, its base's)."""
+    return searcher.duplicate_threshold() is not None
 
 
 def run_search(searcher: Any, library: Any, request: SearchRequest) -> SearchOutcome:

@@ -25,7 +25,9 @@ the region of best worst-set F1. :data:`DEFAULT_THRESHOLD` and :data:`SIGNATURE_
 values for the bundled ``lotlip-tiny`` (``bench/bench_duplicates.py`` prints them with
 precision and recall per set). A library may hold its own threshold per model in the setting
 ``duplicate_threshold:<model>`` (``bench/bench_duplicates.py --model NAME --library DIR``
-calibrates and stores one); a model with neither is not grouped.
+calibrates and stores one). A fine-tune with neither whose image tower is bit-identical to its
+base's (a text fine-tune) makes its base's image vectors, so it takes its base's threshold; any
+other model with neither is not grouped.
 
 Signatures are read when grouping, only for results with a look-alike above the threshold,
 in parallel and cached (:class:`SignatureCache`); a photo that cannot be read (moved, offline,
@@ -70,12 +72,19 @@ Confirm = Callable[[int, int], bool]
 """``confirm(i, j)``: do rows ``i`` and ``j`` look like copies (beyond their vectors)?"""
 
 
-def threshold_for(store: Store, model: str) -> float | None:
-    """The duplicate threshold for ``model``: the library's setting, else a calibrated value,
-    else ``None`` (not calibrated: grouping with a guessed value could fold distinct photos;
-    an untrained model, for one, gives every photo nearly the same vector)."""
-    value = store.get_setting(SETTING.format(model=model))
-    return float(value) if value is not None else CALIBRATED.get(model)
+def threshold_for(store: Store, model: str, image_base: str | None = None) -> float | None:
+    """The duplicate threshold for ``model``: the library's setting, else a calibrated value;
+    else, when ``model``'s image vectors are those of ``image_base`` (a fine-tune with its
+    base's image tower, :func:`app.library.library.image_tower_base`), the base's threshold
+    the same way; else ``None`` (not calibrated: grouping with a guessed value could fold
+    distinct photos; an untrained model, for one, gives every photo nearly the same vector)."""
+    for name in (model, image_base):
+        value = store.get_setting(SETTING.format(model=name)) if name else None
+        if value is not None:
+            return float(value)
+        if name in CALIBRATED:
+            return CALIBRATED[name]
+    return None
 
 
 def group_indices(

@@ -206,6 +206,17 @@ def _same_image_tower(metadata: dict[str, Any]) -> bool:
     return metadata.get("mode") == "text"
 
 
+def image_tower_base(model: LoTLIP) -> str | None:
+    """The base model whose image tower ``model`` (a fine-tune) has bit for bit, so whose image
+    vectors it makes (see :func:`_same_image_tower`); ``None`` for any other model. Reads
+    weights files: call once per model."""
+    meta = model.metadata or {}
+    base = meta.get("base_model")
+    if not base or base == model.name or not _same_image_tower(meta):
+        return None
+    return str(base)
+
+
 class _CallersStore:
     """Stands in for ``library.store`` in objects that outlive a thread (cached ANN indexes):
     every attribute is looked up on the calling thread's connection at the time of the call."""

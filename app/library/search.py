@@ -19,6 +19,7 @@ returns the rows. Options:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from PIL import Image
 from app.library import duplicates
 from app.library import explain as sentence_scores
 from app.library.dates import normalize_date
-from app.library.library import root_is_online
+from app.library.library import image_tower_base, root_is_online
 from lotlip.transforms import load_image
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ class Searcher:
                 scored = refined.explainer.explain(vectors)
                 results = [replace(r, sentences=s) for r, s in zip(results, scored, strict=True)]
             response.sentences = list(refined.sentences)
-        threshold = duplicates.threshold_for(self.lib.store, self.model.name) if group else None
+        threshold = self.duplicate_threshold() if group else None
         if group and threshold is None:
             response.warnings.append(
                 f"near copies are not grouped: no duplicate threshold is calibrated for "
@@ -285,6 +286,16 @@ class Searcher:
                 replace(results[g[0]], duplicates=tuple(results[i] for i in g[1:])) for g in groups
             ]
         response.results = results[: max(0, int(top))]
+
+    def duplicate_threshold(self) -> float | None:
+        """The cosine threshold that groups near copies for this model, ``None``: not grouped
+        (see :func:`duplicates.threshold_for`; a text fine-tune takes its base's)."""
+        return duplicates.threshold_for(self.lib.store, self.model.name, self._image_base)
+
+    @functools.cached_property
+    def _image_base(self) -> str | None:
+        """The base whose image vectors the model makes (read from weights files once)."""
+        return image_tower_base(self.model)
 
     def _signature_check(
         self, results: Sequence[SearchResult], vectors: np.ndarray, threshold: float

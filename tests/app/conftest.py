@@ -62,22 +62,27 @@ GALLERY_SCENES = 10  # held-out scenes the ranking tests search
 
 
 @pytest.fixture(scope="session")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A models folder with the random micro models, set as ``LOTLIP_MODELS_DIR``."""
+def models_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide models folder with the random micro models (built once)."""
     folder = tmp_path_factory.mktemp("models")
     vocab = caption_vocab()
     new_micro_model(RANDOM_MODEL, vocab, seed=0).save(folder / RANDOM_MODEL)
     new_micro_model(OTHER_MODEL, vocab, seed=1).save(folder / OTHER_MODEL)
-    old = os.environ.get("LOTLIP_MODELS_DIR")
-    os.environ["LOTLIP_MODELS_DIR"] = str(folder)
-    yield folder
-    if old is None:
-        os.environ.pop("LOTLIP_MODELS_DIR", None)
-    else:
-        os.environ["LOTLIP_MODELS_DIR"] = old
+    return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
+def models_dir(models_folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """:func:`models_folder`, set as ``LOTLIP_MODELS_DIR`` for this test only.
+
+    Per test, not per session: the GUI tests point the variable at their own session folder,
+    and a session-wide setting here would lose to theirs whenever both run in one session.
+    """
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(models_folder))
+    return models_folder
+
+
+@pytest.fixture
 def micro_model(models_dir: Path):
     """The random micro model, loaded (the same object the app's model cache hands out)."""
     from app.library.models import load_model
@@ -85,7 +90,7 @@ def micro_model(models_dir: Path):
     return load_model(RANDOM_MODEL, "cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def ranking_model(models_dir: Path) -> str:
     """A model that really ranks scenes: the bundled ``lotlip-tiny`` (trained on other scenes
     than the held-out ones the tests search)."""

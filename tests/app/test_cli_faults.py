@@ -73,6 +73,18 @@ def test_read_commands_never_create_a_library(cli, tmp_path: Path, command: list
     assert sorted(p.name for p in ordinary.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("command", NEEDS_A_LIBRARY, ids=lambda c: " ".join(c))
+def test_a_missing_library_is_named_before_a_missing_model(
+    cli, tmp_path: Path, command: list[str]
+) -> None:
+    """A mistyped ``--library`` is the first thing to fix, whatever ``--model`` says."""
+    missing = tmp_path / "mistyped"
+    status, _, err = cli(*command, library=missing, model="no-such-model")
+    assert status == EXIT_ERROR, err
+    assert f"no library at {missing}" in err and "no-such-model" not in err
+    assert not missing.exists()
+
+
 def test_json_error_for_a_missing_library(cli, tmp_path: Path) -> None:
     status, out, _ = cli("status", "--json", library=tmp_path / "nope")
     assert status == EXIT_ERROR

@@ -158,27 +158,29 @@ def test_lotlip_guard_refuses_large_claims(tmp_path: Path, limit: int) -> None:
         load_image(path, 32, max_pixels=limit)
 
 
-def _cli_json(argv: list[str], models: str) -> tuple[int, str]:
+def _cli_json(argv: list[str]) -> tuple[int, str]:
     """Run the CLI in this process with stdout captured (for :func:`run_unprivileged`)."""
     import contextlib
     import io
 
     from app.cli import main
 
-    os.environ["LOTLIP_MODELS_DIR"] = models
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         status = main(argv)
     return status, out.getvalue()
 
 
-def test_unreadable_files_and_folders_are_failures(open_tmp: Path, models_dir: Path) -> None:
+def test_unreadable_files_and_folders_are_failures(
+    open_tmp: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import shutil
 
     from tests.app.conftest import RANDOM_MODEL, run_unprivileged
 
     models = open_tmp / "models"
     shutil.copytree(models_dir, models)
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(models))  # open to `nobody`; the child inherits it
     photos = open_tmp / "photos"
     draw_image(photos / "ok.jpg", seed=1)
     draw_image(photos / "private" / "inside.jpg", seed=2)
@@ -188,10 +190,10 @@ def test_unreadable_files_and_folders_are_failures(open_tmp: Path, models_dir: P
     base = ["--library", str(open_tmp / "library"), "--model", RANDOM_MODEL]
 
     def index_and_list() -> tuple[dict, list]:
-        status, out = _cli_json([*base, "index", str(photos), "--json"], str(models))
+        status, out = _cli_json([*base, "index", str(photos), "--json"])
         assert status == 0
         report = json.loads(out)
-        status, out = _cli_json([*base, "errors", "--json"], str(models))
+        status, out = _cli_json([*base, "errors", "--json"])
         assert status == 0
         return report, json.loads(out)
 

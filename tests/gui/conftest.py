@@ -107,13 +107,12 @@ def _train_micro(home: Path, work: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def models_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A session-wide models folder holding ``gui-tiny``."""
+def models_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session-wide models folder holding ``gui-tiny`` (each test points
+    ``$LOTLIP_MODELS_DIR`` at it: see :func:`isolated`)."""
     home = tmp_path_factory.mktemp("models")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LOTLIP_MODELS_DIR", str(home))
-        make_model(TINY).save(home / TINY)
-        yield home
+    make_model(TINY).save(home / TINY)
+    return home
 
 
 @pytest.fixture
@@ -168,7 +167,12 @@ def many_scenes(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models_home: Path) -> Path:
-    """Own library folder and GUI settings file for every test."""
+    """Own library folder and GUI settings file for every test, and the session's models.
+
+    ``$LOTLIP_MODELS_DIR`` is set per test, not per session, so that it is undone after each
+    test: the app tests have a models folder of their own and may run in the same session.
+    """
+    monkeypatch.setenv("LOTLIP_MODELS_DIR", str(models_home))
     monkeypatch.setenv("LOTLIP_SEARCH_LIBRARY", str(tmp_path / "library"))
     monkeypatch.setenv("LOTLIP_SEARCH_GUI_CONFIG", str(tmp_path / "gui.ini"))
     return tmp_path
