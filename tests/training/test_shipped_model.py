@@ -21,6 +21,16 @@ def test_bundled_model_is_installed_small_and_documented() -> None:
     assert "76.4" in card and "held-out" in card
 
 
+def test_model_card_states_the_shipped_vocabulary_and_size() -> None:
+    folder = registry.bundled_model_dir()
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    pieces = len((folder / "vocab.txt").read_text(encoding="utf-8").splitlines())
+    assert f"{pieces:,}-piece" in card, pieces
+    model = lotlip.load(registry.BUNDLED_MODEL, device="cpu", precision="fp32")
+    millions = sum(p.numel() for p in model.parameters()) / 1e6
+    assert f"{millions:.2f} M" in card, millions
+
+
 def test_bundled_model_long_text_recall_far_above_chance() -> None:
     model = lotlip.load(registry.BUNDLED_MODEL, device="cpu", precision="fp32")
     assert model.name == "lotlip-tiny" and model.config.text.num_corner_tokens == 2
