@@ -30,6 +30,7 @@ from PIL import Image, ImageFilter
 
 import lotlip
 from app.library import duplicates
+from app.library.library import Library, image_tower_base
 
 Set = tuple[np.ndarray, list[int], list[np.ndarray]]
 
@@ -111,20 +112,21 @@ def main() -> None:
     calib = sets[: args.calibrate]
     alone_threshold, _ = duplicates.calibrate([(v, g, None) for v, g, _ in calib])
     threshold, limit = duplicates.calibrate(calib, limits=duplicates.LIMIT_GRID)
-    default = duplicates.CALIBRATED.get(model.name)
+    image_base = image_tower_base(model)  # a text fine-tune takes its base's, as in the app
+    default = duplicates.threshold_for(None, model.name, image_base)
+    own = duplicates.threshold_for(None, model.name)
+    inherited = "" if default == own else f" of {image_base}"
     print(f"{model.name}: vectors alone: calibrated threshold {alone_threshold:.3f}")
     print(
         f"with signatures: calibrated threshold {threshold:.3f}, signature limit {limit:.4f} "
-        f"(in code: {default}, {duplicates.SIGNATURE_LIMIT})"
+        f"(in code: {default}{inherited}, {duplicates.SIGNATURE_LIMIT})"
     )
     if args.library:
-        from app.library.library import Library
-
         stored, _ = duplicates.calibrate(calib)
         with Library.open(args.library) as lib:
             lib.store.set_setting(duplicates.SETTING.format(model=model.name), stored)
+            default = duplicates.threshold_for(lib.store, model.name, image_base)
         print(f"stored {stored:.3f} in {args.library}")
-        default = stored
     if default is None:
         default = threshold
     limit = duplicates.SIGNATURE_LIMIT

@@ -51,17 +51,18 @@ def ensure_display(argv: list[str]) -> None:
 
 
 def scratch_library(
-    count: int, damaged: bool = True, prefix: str = "lotlip-shots-"
+    count: int, damaged: bool = True, prefix: str = "lotlip-shots-", parent: Path | None = None
 ) -> tuple[Path, Path, list[int]]:
     """Point the app at a new temporary library and settings file (in ``os.environ``) and write
     a gallery of held-out scenes (320 px PNG + caption sidecars) and, if ``damaged``, one
     damaged file, not added to the library yet.
 
-    Returns the temporary folder, the gallery folder in it and the gallery's scene seeds.
+    Returns the temporary folder (in ``parent``, else the system's), the gallery folder in it
+    and the gallery's scene seeds.
     """
     from app.library.demo_gallery import write_gallery
 
-    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     os.environ["LOTLIP_SEARCH_LIBRARY"] = str(work / "library")
     os.environ["LOTLIP_SEARCH_GUI_CONFIG"] = str(work / "gui.ini")
     os.environ.setdefault("LOTLIP_MODELS_DIR", str(work / "models"))  # only the bundled model
@@ -149,12 +150,12 @@ class Camera:
         self.wait(drawn, settle=0.5)
 
 
-def shoot_app(camera: Camera, scenes: int, steps: int) -> None:
+def shoot_app(camera: Camera, scenes: int, steps: int, scratch: Path) -> None:
     """Welcome, the wizard's pages, a fine-tune and the models panel, on a new library."""
     from app.gui.captions import start_caption_import
     from training.synthetic import make_scene
 
-    _, gallery, seeds = scratch_library(scenes)
+    _, gallery, seeds = scratch_library(scenes, parent=scratch)
     model, wait, shot = camera.model, camera.wait, camera.shot
     window = camera.open_window()
     session = window.session
@@ -203,7 +204,7 @@ def shoot_app(camera: Camera, scenes: int, steps: int) -> None:
     camera.close(window)
 
 
-def shoot_sentences(camera: Camera, scenes: int) -> None:
+def shoot_sentences(camera: Camera, scenes: int, scratch: Path) -> None:
     """Paragraph-aware search on a new, directly indexed library: a paragraph with one false
     sentence, its described scene selected, and a saved search."""
     import lotlip
@@ -213,7 +214,7 @@ def shoot_sentences(camera: Camera, scenes: int) -> None:
     from bench.bench_explain import falsify
     from training.synthetic import make_scene, scene_file_stem
 
-    _, gallery, seeds = scratch_library(scenes, damaged=False)
+    _, gallery, seeds = scratch_library(scenes, damaged=False, parent=scratch)
     with Library.open(os.environ["LOTLIP_SEARCH_LIBRARY"]) as lib:
         lib.add_folder(gallery)
         Indexer(lib, lotlip.load(camera.model, device="cpu")).run()
@@ -262,10 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     camera = Camera(app, out, args.model)
     chosen = args.only or SETS
-    if "app" in chosen:
-        shoot_app(camera, args.scenes, args.steps)
-    if "sentences" in chosen:
-        shoot_sentences(camera, args.scenes)
+    # every set's library, gallery and settings go in one folder, removed at the end
+    with tempfile.TemporaryDirectory(prefix="lotlip-shots-", ignore_cleanup_errors=True) as tmp:
+        if "app" in chosen:
+            shoot_app(camera, args.scenes, args.steps, Path(tmp))
+        if "sentences" in chosen:
+            shoot_sentences(camera, args.scenes, Path(tmp))
     return 0
 
 

@@ -72,14 +72,17 @@ Confirm = Callable[[int, int], bool]
 """``confirm(i, j)``: do rows ``i`` and ``j`` look like copies (beyond their vectors)?"""
 
 
-def threshold_for(store: Store, model: str, image_base: str | None = None) -> float | None:
-    """The duplicate threshold for ``model``: the library's setting, else a calibrated value;
-    else, when ``model``'s image vectors are those of ``image_base`` (a fine-tune with its
-    base's image tower, :func:`app.library.library.image_tower_base`), the base's threshold
-    the same way; else ``None`` (not calibrated: grouping with a guessed value could fold
-    distinct photos; an untrained model, for one, gives every photo nearly the same vector)."""
+def threshold_for(store: Store | None, model: str, image_base: str | None = None) -> float | None:
+    """The duplicate threshold for ``model``: the library's setting (none without ``store``:
+    the code's rule alone, as the benchmark's reference), else a calibrated value; else, when
+    ``model``'s image vectors are those of ``image_base`` (a fine-tune with its base's image
+    tower, :func:`app.library.library.image_tower_base`), the base's threshold the same way;
+    else ``None`` (not calibrated: grouping with a guessed value could fold distinct photos; an
+    untrained model, for one, gives every photo nearly the same vector)."""
     for name in (model, image_base):
-        value = store.get_setting(SETTING.format(model=name)) if name else None
+        if not name:
+            continue
+        value = store.get_setting(SETTING.format(model=name)) if store is not None else None
         if value is not None:
             return float(value)
         if name in CALIBRATED:

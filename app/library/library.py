@@ -528,13 +528,15 @@ class Library:
     def adopt_frozen_image_vectors(self, model: LoTLIP, sample: int = 3) -> int:
         """Reuse the base model's vectors for a fine-tune whose image tower is its base's.
 
-        Whatever the fine-tune mode was called (``text``, ``text-last-n``), what decides is the
-        image tower: its weights must be bit-identical to the base's (see
-        :func:`_same_image_tower`). The library's base vectors are then checked, not assumed:
-        a few stored images are embedded again with ``model`` and must match them (cosine >
-        0.999), which also catches a library indexed with other weights under the base's name.
-        Returns how many vectors were copied. Call inside :meth:`writing`, after
-        :meth:`register_model`.
+        Every photo with a base vector and none of the fine-tune's gets a copy of the base's
+        (the fine-tune's own vectors are kept): on its first index run, and after photos were
+        indexed with the base alone. Whatever the fine-tune mode was called (``text``,
+        ``text-last-n``), what decides is the image tower: its weights must be bit-identical to
+        the base's (see :func:`_same_image_tower`). The library's base vectors are then checked,
+        not assumed: a few of the photos to copy are embedded again with ``model`` and must
+        match them (cosine > 0.999), which also catches a library indexed with other weights
+        under the base's name. Returns how many vectors were copied. Call inside
+        :meth:`writing`, after :meth:`register_model`.
         """
         meta = model.metadata or {}
         base = meta.get("base_model")
@@ -543,22 +545,23 @@ class Library:
         record = self.store.get_model(base)
         if record is None or record.dim != model.embed_dim:
             return 0
-        if self.store.embedding_count(model.name) or not self.store.embedding_count(base):
+        missing = self.store.embedding_ids_missing(base, model.name)
+        if not len(missing):
             return 0
         if not _same_image_tower(meta):
             logger.info("%s: its image tower differs from %s's; indexing", model.name, base)
             return 0
-        if not self._same_image_vectors(model, base, sample):
-            logger.info("%s: image vectors differ from %s; indexing from scratch", model.name, base)
+        if not self._same_image_vectors(model, base, missing[:sample]):
+            logger.info("%s: image vectors differ from %s; indexing", model.name, base)
             return 0
         copied = self.store.copy_embeddings(base, model.name)
         logger.info("%s: reused %d image vectors of its base model %s", model.name, copied, base)
         return copied
 
-    def _same_image_vectors(self, model: LoTLIP, base: str, sample: int) -> bool:
+    def _same_image_vectors(self, model: LoTLIP, base: str, ids: np.ndarray) -> bool:
+        """Whether ``model`` embeds the photos ``ids`` as their stored ``base`` vectors."""
         from lotlip.transforms import ImageLoadError, load_image
 
-        ids = self.store.embedding_ids(base)[:sample]
         found, stored = self.store.vectors_for(ids, base)
         rows = {row.id: row.path for row in self.store.rows_for(found)}
         size = model.config.vision.image_size

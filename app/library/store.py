@@ -1372,6 +1372,18 @@ class Store(CaptionStore):
                 self._bump(conn, [target])
             return copied
 
+    def embedding_ids_missing(self, source: str, target: str) -> np.ndarray:
+        """Sorted int64 ids of the images with a ``source`` vector and no ``target`` vector
+        (what :meth:`copy_embeddings` would copy)."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT s.image_id FROM embeddings s WHERE s.model = ? AND NOT EXISTS "
+                "(SELECT 1 FROM embeddings t WHERE t.model = ? AND t.image_id = s.image_id) "
+                "ORDER BY s.image_id",
+                (source, target),
+            )
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
     def embedding_ids(self, model: str) -> np.ndarray:
         """Sorted int64 ids of the images with a ``model`` vector."""
         with self._lock:

@@ -98,3 +98,16 @@ def test_finetune_with_another_image_tower_is_not_grouped(library, tiny, models_
     assert len(response.results) == 4 and all(not r.duplicates for r in response.results)
     assert any("not grouped" in w for w in response.warnings)
     assert not can_group(searcher)
+
+
+def test_code_threshold_of_a_text_finetune_is_its_base(models_dir):
+    """Without a library (the benchmark's reference), the rule gives the calibrated values:
+    a text fine-tune's is its base's, a model with neither has none."""
+    from app.library.library import image_tower_base
+
+    mine = _finetune(models_dir, "lotlip-tiny-mine", change_image_tower=False)
+    base = image_tower_base(mine)
+
+    assert base == registry.BUNDLED_MODEL
+    assert duplicates.threshold_for(None, mine.name, base) == duplicates.CALIBRATED[base]
+    assert duplicates.threshold_for(None, mine.name) is None

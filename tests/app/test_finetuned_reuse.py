@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import lotlip
@@ -118,3 +119,50 @@ def test_index_command_says_the_vectors_were_reused(cli, micro_model, models_dir
 
     assert status == 0
     assert "5 reused from its base model" in out
+
+
+def test_finetune_with_some_vectors_takes_over_the_rest(library, micro_model, models_dir, tmp_path):
+    """A fine-tune that already holds vectors for some photos (indexed with it, then more
+    photos indexed with the base) takes over the base's vectors for the others, and keeps its
+    own."""
+    from app.library.search import Searcher
+
+    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+    draw_folder(tmp_path / "first", 4)
+    assert Indexer(library, tuned, batch_size=4, workers=2).run([tmp_path / "first"]).embedded == 4
+    draw_folder(tmp_path / "more", 5, start=4)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([tmp_path / "more"])
+    assert Indexer(library, micro_model, batch_size=4, workers=2).run().embedded == 4
+    own_ids, own_vectors = library.store.embedding_matrix("micro-tuned")
+    generation = library.store.generation("micro-tuned")
+
+    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+    assert report.reused == 5 and report.embedded == 0 and report.added == 0
+    changed = library.store.embedding_changes("micro-tuned", generation)
+    assert changed.complete and set(changed.ids.tolist()).isdisjoint(own_ids.tolist())
+    assert len(changed.ids) == 5  # only the copies were written: its own 4 were left alone
+    found, vectors = library.store.vectors_for(own_ids, "micro-tuned")
+    assert np.array_equal(found, own_ids) and np.array_equal(vectors, own_vectors)
+    ids, base_vectors = library.store.embedding_matrix(RANDOM_MODEL)
+    tuned_ids, tuned_vectors = library.store.embedding_matrix("micro-tuned")
+    assert np.array_equal(ids, tuned_ids) and len(ids) == 9
+    copied = ~np.isin(tuned_ids, own_ids)
+    assert np.array_equal(tuned_vectors[copied], base_vectors[copied])
+    results = Searcher(library, tuned).search("a picture", top=20).results
+    assert sorted(r.id for r in results) == ids.tolist()
+    assert set(library.ann("micro-tuned", tuned.embed_dim).labels()) == set(ids.tolist())
+
+
+def test_finetune_with_every_vector_skips_the_check(
+    library, micro_model, models_dir, tmp_path, monkeypatch
+):
+    """Nothing to take over: no image is embedded again to compare with the base's vectors."""
+    tuned, _ = _index_then_derive(library, micro_model, models_dir, tmp_path, 3, False)
+    monkeypatch.setattr(
+        tuned, "embed_images", lambda images: pytest.fail("embedded images for nothing")
+    )
+
+    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+    assert report.reused == 0 and report.embedded == 0 and report.unchanged == 3
