@@ -114,7 +114,7 @@ def test_finetune_dialog_uses_the_recommended_recipe_for_lotlip_tiny(
     recommended = RECOMMENDED[bundled]
     session = make_session(bundled, load=True)
     dialog = make_window(session).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
     assert dialog.base.currentData() == bundled
     assert dialog.use_recommended.isVisibleTo(dialog) and dialog.use_recommended.isChecked()
     assert dialog.use_recommended.text() == "Use the recommended settings for lotlip-tiny"
@@ -264,7 +264,7 @@ def test_finetune_dialog_shows_the_values_the_recommended_recipe_uses(
     bundled = registry.BUNDLED_MODEL
     recommended = RECOMMENDED[bundled]
     dialog = make_window(make_session(bundled, load=True)).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
 
     def marked() -> list[str]:
         return [k for k, b in dialog.mode_buttons.items() if b.text().endswith("(recommended)")]
@@ -306,7 +306,7 @@ def test_finetune_progress_shows_the_planned_steps_before_a_run(
     bundled = registry.BUNDLED_MODEL
     steps = RECOMMENDED[bundled].steps
     dialog = make_window(make_session(bundled, load=True)).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
     assert dialog.progress.text() == f"0 / {steps} steps"
     dialog.use_recommended.setChecked(False)  # no captions in the library: length unknown
     assert dialog.progress.text() == "Not started"
@@ -328,7 +328,7 @@ def test_finetune_start_waits_for_enough_captions_and_says_why(
     hint = dialog.data_hint
     assert dialog.use_library.isChecked() and "(0 captioned photos)" in dialog.use_library.text()
     assert not dialog.start_button.isEnabled()
-    assert hint.isVisibleTo(dialog) and "at least 2 photos" in hint.text()
+    assert hint.isVisibleTo(dialog) and "at least 2 described photos" in hint.text()
 
     dialog.use_file.setChecked(True)  # a file still to be named: not usable yet
     assert not dialog.start_button.isEnabled() and hint.isVisibleTo(dialog)
