@@ -83,8 +83,8 @@ IMAGE_FROZEN = ("text", "text-last-n")
 # A contrastive batch needs two pairs: each caption is told apart from another photo's.
 MIN_CAPTIONED = 2
 TOO_FEW_CAPTIONS = (
-    f"Fine-tuning needs at least {MIN_CAPTIONED} described photos: describe them "
-    "(Photo ▸ Edit captions) or import a caption file (Library ▸ Import captions)."
+    f"Fine-tuning needs at least {MIN_CAPTIONED} described photos: describe some "
+    "(Photo ▸ Edit captions) or import a caption file."
 )
 NO_SOURCE = "Choose a caption file or folder."
 METRIC_ROWS = (
