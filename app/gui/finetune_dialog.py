@@ -80,6 +80,13 @@ STEPS_FORMAT = "%v / %m steps"
 LEARNING_RATES = ("1e-5", "3e-5", "5e-5", "1e-4", "3e-4", "1e-3", "2e-3")
 # Modes that keep the image tower frozen: the new model reuses every indexed photo.
 IMAGE_FROZEN = ("text", "text-last-n")
+# A contrastive batch needs two pairs: each caption is told apart from another photo's.
+MIN_CAPTIONED = 2
+TOO_FEW_CAPTIONS = (
+    f"Fine-tuning needs at least {MIN_CAPTIONED} described photos: describe some "
+    "(Photo ▸ Edit captions) or import a caption file."
+)
+NO_SOURCE = "Choose a caption file or folder."
 METRIC_ROWS = (
     ("Long caption → photo, top 1", "long_t2i_r1"),
     ("Long caption → photo, top 5", "long_t2i_r5"),
@@ -130,6 +137,11 @@ def default_name(base: str, taken: set[str]) -> str:
     return name
 
 
+def enough_captions(count: int) -> bool:
+    """Whether ``count`` captioned photos are enough to fine-tune on."""
+    return count >= MIN_CAPTIONED
+
+
 def run_finetune(
     plan: FinetunePlan, store: Any, report: Callable[[Any], None], cancelled: Callable[[], bool]
 ) -> Any:
@@ -144,11 +156,8 @@ def run_finetune(
         records = caption_records(store)
     else:
         records = read_caption_records(plan.source, SkipStats("fine-tune data"))
-    if len(records) < 2:
-        raise ValueError(
-            f"Fine-tuning needs at least 2 captioned photos; found {len(records)}. Write captions "
-            "for your photos (Photo ▸ Edit captions) or import a caption file."
-        )
+    if not enough_captions(len(records)):
+        raise ValueError(f"Found {count_text(len(records), 'captioned photo')}. {TOO_FEW_CAPTIONS}")
     seed = 0
     train_records, heldout = split_heldout(records, 0.2, seed)
     recommended = plan.recommended
@@ -257,11 +266,14 @@ class FinetuneDialog(QDialog):
         self.base_defaults: dict[str, Any] = {}  # model name -> its recommended settings
         self._manual: tuple[str, str, int] | None = None  # (mode, lr, batch) while recommended
         self.library_pairs = 0
+        self.loaded = False  # the models and the captioned photos are counted
+        self._caption_rows = session.info.captions  # recount when the library's count changes
         self.confirm_close = True
         ui.frame_dialog(self, "finetuneDialog", "Fine-tune on your captions", 760, 720)
         self._build()
         self._update_plan_text()
         self._load_choices()
+        session.libraryInfo.connect(bound(self, self._library_changed))
 
     # -- layout ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -277,14 +289,20 @@ class FinetuneDialog(QDialog):
         self.use_library.setObjectName("useLibraryCaptions")
         self.use_library.setChecked(True)
         self.use_library.toggled.connect(self._update_plan_text)
+        self.use_library.toggled.connect(self._update_data_state)
         self.use_file = QRadioButton("A caption file or folder:", self)
         self.source_edit = QLineEdit(self)
         self.source_edit.setPlaceholderText("manifest.jsonl, captions.csv or a folder of sidecars")
         self.source_edit.textChanged.connect(lambda _t: self.use_file.setChecked(True))
+        self.source_edit.textChanged.connect(self._update_data_state)
         browse = ui.button("Browse…", self, self._browse_source)
         source_row = ui.hbox(self.use_file, (self.source_edit, 1), browse)
+        # why Start is off: the chosen data cannot be trained on yet
+        self.data_hint = ui.label("", self, name="finetuneDataHint", wrap=True)
+        self.data_hint.setStyleSheet(f"color: {WARNING};")
+        self.data_hint.hide()
         data_box = QGroupBox("Data", self)
-        ui.vbox(self.use_library, source_row, parent=data_box)
+        ui.vbox(self.use_library, source_row, self.data_hint, parent=data_box)
 
         self.base = QComboBox(self)
         self.base.setObjectName("baseModel")
@@ -438,11 +456,44 @@ class FinetuneDialog(QDialog):
             self.base.addItem(f"{entry.name}  ({entry.kind})", entry.name)
         index = self.base.findData(current)
         self.base.setCurrentIndex(max(0, index))
+        self.loaded = True
+        self._show_library_count(self.library_pairs)
+
+    def _show_library_count(self, pairs: int) -> None:
+        self.library_pairs = pairs
         self.use_library.setText(
-            f"Captions in the library ({count_text(self.library_pairs, 'captioned photo')})"
+            f"Captions in the library ({count_text(pairs, 'captioned photo')})"
         )
-        self.start_button.setEnabled(bool(entries))
+        self._update_data_state()
         self._update_plan_text()
+
+    def _library_changed(self, info: Any) -> None:
+        """Recount the captioned photos once the library's captions changed (edited or
+        imported while the dialog is open)."""
+        if not self.loaded or info.captions == self._caption_rows:
+            return
+        self._caption_rows = info.captions
+        library = self.session.library
+        task = self.session.worker_task(
+            lambda _r, _c: captioned_count(library.store), name="finetune-captions"
+        )
+        task.succeeded.connect(bound(self, self._show_library_count))
+        self.session.tasks.start(task)
+
+    def data_problem(self) -> str | None:
+        """Why the chosen data cannot be fine-tuned on yet, or None when it can (a file's
+        content is only read when the run starts)."""
+        if self.use_file.isChecked():
+            return None if self.source_edit.text().strip() else NO_SOURCE
+        return None if enough_captions(self.library_pairs) else TOO_FEW_CAPTIONS
+
+    def _update_data_state(self, *_args: object) -> None:
+        """Start is on when the models are listed and the data is usable; else the hint says
+        what is missing."""
+        problem = self.data_problem() if self.loaded else None
+        self.data_hint.setText(problem or "")
+        self.data_hint.setVisible(problem is not None)
+        self.start_button.setEnabled(self.loaded and bool(self.installed) and problem is None)
 
     # -- choices --------------------------------------------------------------------------------
     def _browse_source(self) -> None:
@@ -564,11 +615,9 @@ class FinetuneDialog(QDialog):
             return "Name the new model with letters, digits, '.', '-' or '_'."
         if plan.name in self.installed:
             return f"A model named {plan.name} already exists."
-        if plan.source is None and self.library_pairs < 2:
-            return (
-                "There are not enough captioned photos in the library yet. Describe some photos "
-                "(Photo ▸ Edit captions) or import a caption file."
-            )
+        problem = self.data_problem()
+        if problem is not None:  # Start is off then; this guards other callers of start()
+            return problem
         if plan.source is not None and not plan.source.exists():
             return f"{plan.source} does not exist."
         return None

@@ -32,7 +32,7 @@ class ModelsDialog(QDialog):
             self,
             wrap=True,
         )
-        self.panel = ModelPanel(session.tasks, self, show_indexed=True)
+        self.panel = ModelPanel(session.tasks, self, show_indexed=True, library_default=True)
         self.panel.selectionChanged.connect(lambda _name: self._update_buttons())
         self.panel.busyChanged.connect(lambda _busy: self._update_buttons())
         self.panel.installed.connect(self._installed)

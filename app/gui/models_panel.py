@@ -26,7 +26,13 @@ from app.gui import widgets as ui
 from app.gui.download import ModelDownload
 from app.gui.formatting import human_size
 from app.gui.tasks import Task, TaskSet, bound, run_task
-from app.library.models import MODEL_NAME_RE, ModelEntry, import_model, list_models
+from app.library.models import (
+    MODEL_NAME_RE,
+    ModelEntry,
+    default_model,
+    import_model,
+    list_models,
+)
 from lotlip.folders import checkpoint_name
 
 KIND_LABELS = {
@@ -158,12 +164,19 @@ class ModelPanel(QWidget):
     installed = Signal(str)
 
     def __init__(
-        self, tasks: TaskSet, parent: QWidget | None = None, *, show_indexed: bool = False
+        self,
+        tasks: TaskSet,
+        parent: QWidget | None = None,
+        *,
+        show_indexed: bool = False,
+        library_default: bool = False,
     ) -> None:
         super().__init__(parent)
         self.tasks = tasks
         self.devices = DeviceInfo()
         self.current: str | None = None
+        # for a library: with no ``current`` known, the model it loads by default is in use
+        self.library_default = library_default
         self.indexed: dict[str, int] = {}
         self.download: ModelDownload | None = None
         self._import: Task | None = None
@@ -221,12 +234,20 @@ class ModelPanel(QWidget):
         """Update the "indexed photos" counts (keeps the selection)."""
         self.indexed = dict(indexed)
         if self.loaded:
-            self.table.set_entries(self.table.entries, current=self.current, indexed=self.indexed)
+            entries = self.table.entries
+            self.table.set_entries(entries, current=self._in_use(entries), indexed=self.indexed)
+
+    def _in_use(self, entries: list[ModelEntry]) -> str | None:
+        """The model to mark "(in use)": ``current``, else (``library_default``) the one a
+        library without a model setting loads, given the installed ``entries``."""
+        if self.current is None and self.library_default:
+            return default_model(e.name for e in entries if e.installed)[0]
+        return self.current
 
     def _listed(self, result: tuple[list[ModelEntry], DeviceInfo]) -> None:
         entries, self.devices = result
         self.loaded = True
-        self.table.set_entries(entries, current=self.current, indexed=self.indexed)
+        self.table.set_entries(entries, current=self._in_use(entries), indexed=self.indexed)
         if self.table.currentItem() is None and self.table.topLevelItemCount():
             installed = [e for e in entries if e.installed]
             preferred = next((e for e in installed if e.kind == "official"), None) or (

@@ -211,7 +211,7 @@ class ModelPage(SessionPage):
             "The official LoTLIP models understand real photos; the bundled demo model only "
             "knows simple generated scenes. Searches use the model that indexed the photos.",
         )
-        self.panel = ModelPanel(session.tasks, self)
+        self.panel = ModelPanel(session.tasks, self, library_default=True)
         self.panel.changed.connect(self.completeChanged)
         self.panel.selectionChanged.connect(lambda _name: self.completeChanged.emit())
         self.panel.busyChanged.connect(lambda _busy: self.completeChanged.emit())

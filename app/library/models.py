@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,9 +86,15 @@ def resolve_model_spec(lib: Library | None, requested: str | None = None) -> tup
     setting = lib.store.get_setting(MODEL_SETTING) if lib is not None else None
     if setting:
         return str(setting), "library setting"
-    installed = {m.name for m in registry.installed_models()}
+    return default_model(m.name for m in registry.installed_models())
+
+
+def default_model(installed: Iterable[str]) -> tuple[str, str]:
+    """``(name, source)`` of the model a library without a model setting loads, given the
+    ``installed`` model names: the best official one, else the bundled one."""
+    names = set(installed)
     for name in OFFICIAL_PREFERENCE:
-        if name in installed:
+        if name in names:
             return name, "best installed"
     return registry.BUNDLED_MODEL, "bundled"
 

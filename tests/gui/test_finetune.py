@@ -114,7 +114,7 @@ def test_finetune_dialog_uses_the_recommended_recipe_for_lotlip_tiny(
     recommended = RECOMMENDED[bundled]
     session = make_session(bundled, load=True)
     dialog = make_window(session).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
     assert dialog.base.currentData() == bundled
     assert dialog.use_recommended.isVisibleTo(dialog) and dialog.use_recommended.isChecked()
     assert dialog.use_recommended.text() == "Use the recommended settings for lotlip-tiny"
@@ -264,7 +264,7 @@ def test_finetune_dialog_shows_the_values_the_recommended_recipe_uses(
     bundled = registry.BUNDLED_MODEL
     recommended = RECOMMENDED[bundled]
     dialog = make_window(make_session(bundled, load=True)).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
 
     def marked() -> list[str]:
         return [k for k, b in dialog.mode_buttons.items() if b.text().endswith("(recommended)")]
@@ -306,7 +306,7 @@ def test_finetune_progress_shows_the_planned_steps_before_a_run(
     bundled = registry.BUNDLED_MODEL
     steps = RECOMMENDED[bundled].steps
     dialog = make_window(make_session(bundled, load=True)).open_finetune()
-    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
     assert dialog.progress.text() == f"0 / {steps} steps"
     dialog.use_recommended.setChecked(False)  # no captions in the library: length unknown
     assert dialog.progress.text() == "Not started"
@@ -314,3 +314,40 @@ def test_finetune_progress_shows_the_planned_steps_before_a_run(
     assert dialog.progress.text() == f"0 / {steps} steps"
     dialog.base.setCurrentIndex(dialog.base.findData(TINY))  # generic settings, no captions
     assert dialog.progress.text() == "Not started"
+
+
+def test_finetune_start_waits_for_enough_captions_and_says_why(
+    qtbot: Any, make_session: Any, make_window: Any, scenes_dir: Path, index_now: Any
+) -> None:
+    """With too few captioned photos in the library, Start is off and the dialog says what to
+    do; a caption file, or captions added while it is open, make the data usable."""
+    session = make_session(TINY, load=True)
+    index_now(session, [scenes_dir])
+    dialog = make_window(session).open_finetune()
+    qtbot.waitUntil(lambda: dialog.loaded, timeout=30_000)
+    hint = dialog.data_hint
+    assert dialog.use_library.isChecked() and "(0 captioned photos)" in dialog.use_library.text()
+    assert not dialog.start_button.isEnabled()
+    assert hint.isVisibleTo(dialog) and "at least 2 described photos" in hint.text()
+
+    dialog.use_file.setChecked(True)  # a file still to be named: not usable yet
+    assert not dialog.start_button.isEnabled() and hint.isVisibleTo(dialog)
+    dialog.source_edit.setText(str(scenes_dir / "manifest.jsonl"))
+    assert dialog.start_button.isEnabled() and not hint.isVisibleTo(dialog)
+    dialog.use_library.setChecked(True)
+    assert not dialog.start_button.isEnabled() and hint.isVisibleTo(dialog)
+
+    # one photo described (what Photo ▸ Edit captions does): still one short
+    store = session.library.store
+    first_id = store.image_id(str(sorted(scenes_dir.glob("*.png"))[0]))
+    assert first_id is not None
+    store.add_caption(first_id, "A red square on a blue background.", "user")
+    session.refresh_info()
+    qtbot.waitUntil(lambda: "(1 captioned photo)" in dialog.use_library.text(), timeout=10_000)
+    assert not dialog.start_button.isEnabled() and hint.isVisibleTo(dialog)
+
+    task = start_caption_import(session, scenes_dir, show_result=False)
+    qtbot.waitUntil(task.isFinished, timeout=30_000)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=10_000)
+    assert f"({SCENE_COUNT} captioned photos)" in dialog.use_library.text()
+    assert not hint.isVisibleTo(dialog)

@@ -191,3 +191,30 @@ def test_welcome_demo_draws_and_indexes_scenes(
     )
     assert session.indexing.report.added == 6
     qtbot.waitUntil(lambda: window.results.rowCount() == 6, timeout=20_000)
+
+
+def test_wizard_marks_the_model_the_library_would_load_when_none_is_chosen(
+    qtbot: Any, make_session: Any, scenes_dir: Path
+) -> None:
+    """No model setting and none loaded yet: the wizard still marks (and selects) the model the
+    library loads by default, the one a model load then picks."""
+    from app.gui.wizard import IndexWizard
+
+    session = make_session(None)
+    assert session.setting("model") is None and session.choice is None
+    wizard = IndexWizard(session)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.folders_page.add_folder(scenes_dir)
+    wizard.next()
+    panel = wizard.model_page.panel
+    qtbot.waitUntil(lambda: panel.loaded, timeout=30_000)
+    rows = [panel.table.topLevelItem(i) for i in range(panel.table.topLevelItemCount())]
+    marked = [row.text(0) for row in rows if row.text(0).endswith("(in use)")]
+
+    with qtbot.waitSignal(session.modelReady, timeout=60_000) as blocker:
+        session.load_model()
+    loaded = blocker.args[0].name
+    assert marked == [f"{loaded}  (in use)"]
+    assert panel.table.selected_name() == loaded
+    wizard.reject()
