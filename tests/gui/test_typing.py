@@ -105,7 +105,7 @@ def test_an_older_query_is_never_shown(
     first = "a blue circle in the middle of the picture, first attempt"
     type_text(qtbot, window, first)
     # the pause started it (on a loaded machine it may even be over before the first poll)
-    qtbot.waitUntil(lambda: window.session.searching or encodes, timeout=5_000)
+    qtbot.waitUntil(lambda: window.session.searching or bool(encodes), timeout=5_000)
     second = ", or rather a red square"
     type_text(qtbot, window, second)
     qtbot.keyClick(window.query, Qt.Key.Key_Return)
