@@ -533,10 +533,14 @@ class Library:
         indexed with the base alone. Whatever the fine-tune mode was called (``text``,
         ``text-last-n``), what decides is the image tower: its weights must be bit-identical to
         the base's (see :func:`_same_image_tower`). The library's base vectors are then checked,
-        not assumed: a few of the photos to copy are embedded again with ``model`` and must
-        match them (cosine > 0.999), which also catches a library indexed with other weights
-        under the base's name. Returns how many vectors were copied. Call inside
-        :meth:`writing`, after :meth:`register_model`.
+        not assumed: ``sample`` of the photos to copy that can be read are embedded again with
+        ``model`` and must match them (cosine > 0.999), which also catches a library indexed
+        with other weights under the base's name; one readable photo is enough to decide. When
+        none of the photos tried can be read (their drive is unplugged, the files moved), the
+        tower's bit-identity alone decides and the vectors are copied: copying needs no files,
+        and those photos can then be found with the fine-tune while their drive is away.
+        Returns how many vectors were copied. Call inside :meth:`writing`, after
+        :meth:`register_model`.
         """
         meta = model.metadata or {}
         base = meta.get("base_model")
@@ -551,28 +555,49 @@ class Library:
         if not _same_image_tower(meta):
             logger.info("%s: its image tower differs from %s's; indexing", model.name, base)
             return 0
-        if not self._same_image_vectors(model, base, missing[:sample]):
+        same = self._same_image_vectors(model, base, missing, sample)
+        if same is None:
+            logger.info(
+                "%s: no photo to copy could be read to check %s's vectors; its image tower is "
+                "the same, copying them",
+                model.name,
+                base,
+            )
+        elif not same:
             logger.info("%s: image vectors differ from %s; indexing", model.name, base)
             return 0
         copied = self.store.copy_embeddings(base, model.name)
         logger.info("%s: reused %d image vectors of its base model %s", model.name, copied, base)
         return copied
 
-    def _same_image_vectors(self, model: LoTLIP, base: str, ids: np.ndarray) -> bool:
-        """Whether ``model`` embeds the photos ``ids`` as their stored ``base`` vectors."""
+    def _same_image_vectors(
+        self, model: LoTLIP, base: str, ids: np.ndarray, sample: int, tries: int = 32
+    ) -> bool | None:
+        """Whether ``model`` embeds photos of ``ids`` as their stored ``base`` vectors, checked
+        on the first ``sample`` of them that can be read among ``tries`` spread over ``ids``
+        (photos of one folder have neighbouring ids, so an offline folder rarely hides every
+        photo tried); ``None`` when none of those can be read."""
         from lotlip.transforms import ImageLoadError, load_image
 
-        found, stored = self.store.vectors_for(ids, base)
+        picks = np.unique(np.linspace(0, len(ids) - 1, num=min(tries, len(ids))).astype(int))
+        # the first ids before the spread: the photos the check always used while readable
+        order = list(dict.fromkeys([*range(min(sample, len(ids))), *picks.tolist()]))
+        found, stored = self.store.vectors_for(ids[order], base)
         rows = {row.id: row.path for row in self.store.rows_for(found)}
         size = model.config.vision.image_size
-        try:
-            images = [load_image(rows[int(i)], size) for i in found]
-        except (ImageLoadError, KeyError, OSError):
-            return False
+        images, kept = [], []
+        for row, image_id in enumerate(found.tolist()):
+            if len(images) == sample:
+                break
+            try:
+                images.append(load_image(rows[image_id], size))
+            except (ImageLoadError, KeyError, OSError):
+                continue  # offline, moved or damaged: another photo checks the vectors
+            kept.append(row)
         if not images:
-            return False
+            return None
         fresh = model.embed_images(images)
-        return bool(np.all(np.sum(fresh * stored, axis=1) > 0.999))
+        return bool(np.all(np.sum(fresh * stored[kept], axis=1) > 0.999))
 
     def vector_set(self, model: LoTLIP) -> VectorSet:
         """Which stored vectors answer ``model``'s queries, and what to say about them.

@@ -166,3 +166,72 @@ def test_finetune_with_every_vector_skips_the_check(
     report = Indexer(library, tuned, batch_size=4, workers=2).run()
 
     assert report.reused == 0 and report.embedded == 0 and report.unchanged == 3
+
+
+def test_finetune_takes_over_vectors_of_an_unplugged_drive(
+    library, micro_model, models_dir, tmp_path
+):
+    """Copying vectors needs no files: photos on a drive that is offline (its folder gone)
+    get the fine-tune's vectors all the same, and its search finds them, flagged offline."""
+    from app.library.search import Searcher
+
+    folder = tmp_path / "drive" / "photos"
+    draw_folder(folder, 5)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([folder])
+    folder.parent.rename(tmp_path / "unplugged")  # no photo can be read to check the vectors
+    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+
+    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+    assert report.reused == 5 and report.embedded == 0 and report.failed == 0
+    assert report.offline == [str(folder)]
+    ids, base_vectors = library.store.embedding_matrix(RANDOM_MODEL)
+    tuned_ids, tuned_vectors = library.store.embedding_matrix("micro-tuned")
+    assert np.array_equal(ids, tuned_ids) and np.array_equal(base_vectors, tuned_vectors)
+    results = Searcher(library, tuned).search("a picture", top=20).results
+    assert sorted(r.id for r in results) == ids.tolist()
+    assert all(r.offline for r in results)
+
+
+def test_check_skips_photos_that_cannot_be_read(library, micro_model, models_dir, tmp_path):
+    """The first photos to copy are gone (files moved): the check embeds others instead."""
+    paths = draw_folder(tmp_path / "photos", 8)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([tmp_path / "photos"])
+    for path in paths[:6]:
+        path.unlink()
+    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+    embedded = []
+    embed = tuned.embed_images
+    tuned.embed_images = lambda images: embedded.append(len(images)) or embed(images)
+
+    with library.writing():
+        library.register_model(tuned)
+        assert library.adopt_frozen_image_vectors(tuned) == 8
+
+    assert embedded == [2]  # the two photos still there were checked
+
+
+def test_one_readable_photo_still_guards_the_copy(library, micro_model, models_dir, tmp_path):
+    """Most photos are offline, and the one that can be read has a stored base vector that
+    these weights do not make (a library indexed with other weights under the base's name):
+    nothing is copied, and the readable photo is embedded with the fine-tune."""
+    away, here = tmp_path / "drive" / "away", tmp_path / "here"
+    draw_folder(away, 5)
+    draw_folder(here, 1, start=5)
+    Indexer(library, micro_model, batch_size=4, workers=2).run([away, here])
+    (tmp_path / "drive").rename(tmp_path / "unplugged")
+    ids, vectors = library.store.embedding_matrix(RANDOM_MODEL)
+    (last,) = [r.id for r in library.store.rows_for(ids) if r.folder == str(here)]
+    other = np.roll(vectors[ids.tolist().index(last)], 1).astype("<f4")
+    with library.writing():
+        library.store.conn.execute(
+            "UPDATE embeddings SET vector = ? WHERE model = ? AND image_id = ?",
+            (other.tobytes(), RANDOM_MODEL, last),
+        )
+        library.store.conn.commit()
+    tuned = _derived_model(micro_model, models_dir, "micro-tuned", change_image_tower=False)
+
+    report = Indexer(library, tuned, batch_size=4, workers=2).run()
+
+    assert report.reused == 0 and report.embedded == 1
+    assert library.store.embedding_ids("micro-tuned").tolist() == [last]
