@@ -332,8 +332,8 @@ def test_watching_a_tree_walks_it_off_the_calling_thread(
         if not isinstance(path, int) and os.fsdecode(os.fspath(path)).startswith(str(root)):
             walkers.append(threading.current_thread())
             walking.set()
-            if threading.current_thread() is not caller:
-                release.wait(timeout=60)
+            if threading.current_thread() is not caller and not release.wait(timeout=20):
+                release.set()  # held long enough: watch() must have been waiting for it
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", noting_scandir)
@@ -342,7 +342,7 @@ def test_watching_a_tree_walks_it_off_the_calling_thread(
         watcher.watch([str(root)])
         assert caller not in walkers, "watch() walked the tree on the calling thread"
         assert walking.wait(timeout=30), "nobody walked the tree"
-        assert watcher.roots == ()  # the walk is held: watch() did not wait for it
+        assert watcher.roots == (), "watch() waited for the walk"  # the walk is still held
         release.set()
         qtbot.waitUntil(lambda: watcher.roots == (str(root),), timeout=30_000)
         assert walkers and caller not in walkers
