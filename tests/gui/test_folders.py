@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 
 from app.gui.errors_view import ErrorsDialog
@@ -308,24 +311,47 @@ def test_settings_switch_turns_watching_off_and_is_remembered(qtbot: Any, make_w
     assert GuiSettings().watch_folders is False
 
 
-def test_watching_a_big_tree_does_not_block_the_window(qtbot: Any, tmp_path: Path) -> None:
-    root = tmp_path / "big"
-    for i in range(3000):  # one inotify watch per folder
-        (root / f"y{i // 100}" / f"d{i}").mkdir(parents=True)
+def test_watching_a_tree_walks_it_off_the_calling_thread(
+    qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Structural, not timed: every folder listing under the tree (os.walk lists through
+    # os.scandir) notes its thread; off the calling thread it waits until the test lets go,
+    # so watch() provably returns before the walk is done, however loaded the machine is.
+    root = tmp_path / "tree"
+    deep = root / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)
+    for i in range(20):
+        (root / "a" / f"side{i}").mkdir()
+    caller = threading.current_thread()
+    walkers: list[threading.Thread] = []
+    walking = threading.Event()
+    release = threading.Event()
+    real_scandir = os.scandir
+
+    def noting_scandir(path: Any = ".") -> Any:
+        if not isinstance(path, int) and os.fsdecode(os.fspath(path)).startswith(str(root)):
+            walkers.append(threading.current_thread())
+            walking.set()
+            if threading.current_thread() is not caller and not release.wait(timeout=20):
+                release.set()  # held long enough: watch() must have been waiting for it
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", noting_scandir)
     watcher = FolderWatcher()
     try:
-        started = time.perf_counter()
         watcher.watch([str(root)])
-        returned = time.perf_counter() - started
-        qtbot.waitUntil(lambda: watcher.roots == (str(root),), timeout=60_000)
-        ready = time.perf_counter() - started
-        assert returned < 0.05, f"watch() blocked for {returned * 1000:.0f} ms"
-        assert ready > returned  # the walk happened elsewhere
+        assert caller not in walkers, "watch() walked the tree on the calling thread"
+        assert walking.wait(timeout=30), "nobody walked the tree"
+        assert watcher.roots == (), "watch() waited for the walk"  # the walk is still held
+        release.set()
+        qtbot.waitUntil(lambda: watcher.roots == (str(root),), timeout=30_000)
+        assert walkers and caller not in walkers
         seen: list[list[str]] = []
         watcher.changed.connect(seen.append)
-        (root / "y29" / "d2999" / "new.jpg").write_bytes(b"\xff\xd8\xff" + bytes(64))
+        (deep / "new.jpg").write_bytes(b"\xff\xd8\xff" + bytes(64))
         qtbot.waitUntil(lambda: seen == [[str(root)]], timeout=10_000)  # deep folders count
     finally:
+        release.set()
         watcher.stop()
 
 
