@@ -132,7 +132,7 @@ class IndexReport:
             if getattr(self, name):
                 parts.append(f"{getattr(self, name):,} {name}")
         parts.append(f"{self.unchanged:,} unchanged")
-        if self.reused:  # counted as unchanged too: no vector was computed for them
+        if self.reused:  # copied from the base model: no vector was computed for them
             parts.append(f"{self.reused:,} reused from its base model")
         if self.failed:
             parts.append(f"{self.failed:,} could not be read")
